@@ -1,0 +1,1 @@
+//! echo-svc library (placeholder until issue 2 lands).
