@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Check the Taskfile and the CI workflow that calls it, without touching anything:
+#  1. `task --list` works and lists every task the course and CI rely on;
+#  2. `task --dry NAME` succeeds for every task, with kubectl, helm, docker,
+#     istioctl, argocd and cargo replaced by stubs that record any call: a dry
+#     run that executes one of them fails the check;
+#  3. every `run:` step of .github/workflows/*.yml is `task <name>` for a task
+#     that exists, so CI does exactly what a person runs.
+# Exit status: 0 all good, 1 any problem.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+
+fail=0
+problem() { echo "  FAIL $*"; fail=1; }
+
+command -v task >/dev/null || { echo "  FAIL go-task not installed (pip install go-task-bin)"; exit 1; }
+
+required=(k:ver istio:install:all istio:gw:all argocd:install:all chaos:install:all obs:install:all
+          rollouts:install rollouts:deploy rollouts:status rollouts:promote rollouts:abort
+          build test lint validate image image:push image:check deploy load load:sharded load:merge demo bench)
+
+if ! listing=$(task --list 2>&1); then
+  problem "task --list failed: $listing"
+else
+  echo "  ok   task --list"
+fi
+for name in "${required[@]}"; do
+  grep -q "^\* $name:" <<<"$listing" || problem "task $name is missing from task --list"
+done
+
+stubs=$(mktemp -d)
+trap 'rm -rf "$stubs"' EXIT
+for tool in kubectl helm docker istioctl argocd cargo; do
+  printf '#!/bin/sh\necho "%s $*" >> "%s/calls"\nexit 97\n' "$tool" "$stubs" > "$stubs/$tool"
+  chmod +x "$stubs/$tool"
+done
+
+names=$(task --list-all --json | python3 -c 'import json,sys; print("\n".join(t["name"] for t in json.load(sys.stdin)["tasks"]))')
+count=0
+for name in $names; do
+  if ! out=$(PATH="$stubs:$PATH" task --dry "$name" 2>&1); then
+    problem "task --dry $name failed: $(tail -3 <<<"$out")"
+  fi
+  count=$((count + 1))
+done
+if [ -s "$stubs/calls" ]; then
+  problem "dry runs executed commands: $(sort -u "$stubs/calls" | head -5 | tr '\n' ';')"
+else
+  echo "  ok   task --dry for all $count tasks; none ran kubectl/helm/docker/istioctl/argocd/cargo"
+fi
+
+# CI steps call tasks and nothing else.
+wf_out=$(python3 - "$listing" <<'PY'
+import glob, re, sys, yaml
+listed = set(re.findall(r"^\* ([^:\s][^\s]*?):\s", sys.argv[1], re.M))
+bad = 0
+files = sorted(glob.glob(".github/workflows/*.y*ml"))
+if not files:
+    print("FAIL no workflow in .github/workflows"); sys.exit(1)
+for f in files:
+    wf = yaml.safe_load(open(f))
+    for job_name, job in (wf.get("jobs") or {}).items():
+        for step in job.get("steps", []):
+            run = step.get("run")
+            if run is None:
+                continue
+            for line in [l.strip() for l in run.strip().splitlines() if l.strip()]:
+                m = re.fullmatch(r"task ([\w:.-]+)(\s+[A-Z_]+=\S+)*", line)
+                if not m:
+                    print(f"FAIL {f}: job {job_name}: step {step.get('name')!r} runs {line!r}, not a task")
+                    bad = 1
+                elif m.group(1) not in listed:
+                    print(f"FAIL {f}: job {job_name}: task {m.group(1)} does not exist")
+                    bad = 1
+print(f"checked {len(files)} workflow file(s)")
+sys.exit(bad)
+PY
+) || fail=1
+sed 's/^/  /' <<<"$wf_out"
+
+exit $fail

@@ -1,0 +1,357 @@
+#!/usr/bin/env python3
+"""Render every kustomization under deploy/ and validate every document, offline.
+
+* Each directory holding a kustomization.yaml is rendered with `kubectl kustomize`
+  (Kustomize Components are skipped: they only render inside an overlay).
+* Each rendered document is validated against a schema:
+  - kinds whose API group has a directory in deploy/schemas/ (CRDs: Istio, Argo,
+    Chaos Mesh, Prometheus Operator) with jsonschema's Draft 4 validator;
+  - all other kinds with kubernetes-validate in strict mode (unknown fields are
+    errors), against the Kubernetes version in K8S_VERSION (default 1.32).
+  A kind with no schema anywhere is an error, never a skip.
+* Cross-document checks that no schema can express (see `consistency_checks`).
+
+Rendered files are written to --out (one file per kustomization, named after its
+path) so later steps (checkov, the binaries check) scan exactly what was checked.
+
+`--files F...` validates given YAML files instead of rendering; the self-test uses
+it to prove that broken documents are rejected.
+
+Exit status: 0 when everything passed, 1 when any check failed, 2 on usage errors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+try:
+    import jsonschema
+    import kubernetes_validate
+    import yaml
+except ImportError as err:  # pragma: no cover - environment problem
+    sys.exit(f"validate_manifests: missing Python package ({err}); "
+             "install with: pip install kubernetes-validate jsonschema pyyaml")
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+SCHEMAS = DEPLOY / "schemas"
+K8S_VERSION = os.environ.get("K8S_VERSION", "1.32.0")
+IMAGE_REPO = "ghcr.io/training-mesh"
+
+
+class Report:
+    """Collects results so a run shows every problem, not only the first."""
+
+    def __init__(self) -> None:
+        self.passed = 0
+        self.errors: list[str] = []
+
+    def ok(self) -> None:
+        self.passed += 1
+
+    def fail(self, msg: str) -> None:
+        self.errors.append(msg)
+        print(f"  FAIL {msg}", flush=True)
+
+
+def kustomization_dirs() -> list[Path]:
+    dirs = []
+    for path in sorted(DEPLOY.rglob("kustomization.y*ml")):
+        if SCHEMAS in path.parents:
+            continue
+        doc = yaml.safe_load(path.read_text()) or {}
+        if doc.get("kind") == "Component":
+            continue
+        dirs.append(path.parent)
+    return dirs
+
+
+def render(directory: Path, out: Path, report: Report) -> list[dict] | None:
+    rel = directory.relative_to(ROOT)
+    proc = subprocess.run(["kubectl", "kustomize", str(directory)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        report.fail(f"{rel}: kubectl kustomize failed: {proc.stderr.strip()}")
+        return None
+    report.ok()
+    target = out / (str(rel).replace("/", "__") + ".yaml")
+    target.write_text(proc.stdout)
+    docs = [d for d in yaml.safe_load_all(proc.stdout) if d is not None]
+    print(f"  ok   {rel}: rendered {len(docs)} documents -> {target.name}")
+    return docs
+
+
+def crd_schema(api_version: str, kind: str) -> Path | None:
+    """The deploy/schemas file for a CRD kind, or None for non-CRD groups.
+
+    A group with a schema directory but no file for this kind/version still
+    returns the (missing) path, so the caller reports it as an error.
+    """
+    if "/" not in api_version:
+        return None
+    group, version = api_version.split("/", 1)
+    if not (SCHEMAS / group).is_dir():
+        return None
+    return SCHEMAS / group / f"{kind.lower()}_{version}.json"
+
+
+_SCHEMA_CACHE: dict[Path, dict] = {}
+
+
+def validate_doc(doc: dict, where: str, report: Report) -> None:
+    if not isinstance(doc, dict) or "apiVersion" not in doc or "kind" not in doc:
+        report.fail(f"{where}: not a Kubernetes object (no apiVersion/kind)")
+        return
+    api_version, kind = doc["apiVersion"], doc["kind"]
+    name = (doc.get("metadata") or {}).get("name", "<unnamed>")
+    label = f"{where}: {kind}/{name} ({api_version})"
+    schema_path = crd_schema(api_version, kind)
+    if schema_path is not None:
+        if not schema_path.is_file():
+            report.fail(f"{label}: no schema for this kind "
+                        f"(expected {schema_path.relative_to(ROOT)})")
+            return
+        schema = _SCHEMA_CACHE.get(schema_path)
+        if schema is None:
+            schema = json.loads(schema_path.read_text())
+            _SCHEMA_CACHE[schema_path] = schema
+        errors = sorted(jsonschema.Draft4Validator(schema).iter_errors(doc),
+                        key=lambda e: list(e.absolute_path))
+        if errors:
+            for err in errors[:5]:
+                path = ".".join(str(p) for p in err.absolute_path) or "<root>"
+                report.fail(f"{label}: {path}: {err.message}")
+            return
+        report.ok()
+        return
+    try:
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+    except kubernetes_validate.SchemaNotFoundError:
+        report.fail(f"{label}: no schema for this kind (not a Kubernetes {K8S_VERSION} "
+                    f"kind, and no CRD schema under deploy/schemas/)")
+        return
+    except kubernetes_validate.ValidationError as err:
+        path = ".".join(str(p) for p in err.path) or "<root>"
+        report.fail(f"{label}: {path}: {err.message}")
+        return
+    report.ok()
+
+
+# --- cross-document checks -------------------------------------------------------
+
+def workspace_version() -> str:
+    text = (ROOT / "Cargo.toml").read_text()
+    match = re.search(r"^\[workspace\.package\][^\[]*?^version\s*=\s*\"([^\"]+)\"",
+                      text, re.M | re.S)
+    if not match:
+        raise SystemExit("validate_manifests: no [workspace.package] version in Cargo.toml")
+    return match.group(1)
+
+
+def pod_specs(doc: dict):
+    """(container list, pod spec) for the workload kinds we ship."""
+    kind = doc.get("kind")
+    spec = doc.get("spec") or {}
+    if kind in ("Deployment", "Rollout", "Job", "StatefulSet", "DaemonSet"):
+        pod = ((spec.get("template") or {}).get("spec")) or {}
+        return pod
+    return None
+
+
+def duration_seconds(text: str) -> float:
+    total = 0.0
+    units = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    for num, unit in re.findall(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h)", text):
+        total += float(num) * units[unit]
+    return total
+
+
+def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
+    version = workspace_version()
+    deployable = {k: v for k, v in renders.items()
+                  if not re.search(r"(^|/)(base|workload|v1|v2|istio|observability)$", k)
+                  or k in ("deploy/istio",)}
+
+    # 1. Images: our registry, and the tag CI pushes (the workspace version).
+    for where, docs in deployable.items():
+        for doc in docs:
+            pod = pod_specs(doc)
+            if pod is None:
+                continue
+            for c in pod.get("containers", []) + pod.get("initContainers", []):
+                image = c.get("image", "")
+                want = {f"{IMAGE_REPO}/echo-svc:{version}", f"{IMAGE_REPO}/loadgen:{version}"}
+                if image not in want:
+                    report.fail(f"{where}: {doc['kind']}/{doc['metadata']['name']}: image "
+                                f"{image!r} is not one of {sorted(want)} (tag must equal the "
+                                f"workspace version that CI pushes)")
+                else:
+                    report.ok()
+
+    for where, docs in renders.items():
+        by_kind: dict[str, list[dict]] = {}
+        for doc in docs:
+            by_kind.setdefault(doc["kind"], []).append(doc)
+        # 2. Grace period outlasts the drain (echo's DRAIN_DELAY + SHUTDOWN_TIMEOUT).
+        for doc in by_kind.get("Deployment", []) + by_kind.get("Rollout", []):
+            pod = pod_specs(doc) or {}
+            for c in pod.get("containers", []):
+                env = {e["name"]: e.get("value") for e in c.get("env", [])}
+                if "DRAIN_DELAY" in env or "SHUTDOWN_TIMEOUT" in env:
+                    need = duration_seconds(env.get("DRAIN_DELAY") or "5s") + \
+                        duration_seconds(env.get("SHUTDOWN_TIMEOUT") or "10s")
+                    grace = pod.get("terminationGracePeriodSeconds", 30)
+                    if grace <= need:
+                        report.fail(f"{where}: {doc['kind']}/{doc['metadata']['name']}: "
+                                    f"terminationGracePeriodSeconds {grace} <= drain+shutdown {need}s")
+                    else:
+                        report.ok()
+        # 3. Services' named targetPorts exist on the pods they select.
+        for svc in by_kind.get("Service", []):
+            selector = (svc.get("spec") or {}).get("selector") or {}
+            pods = []
+            for doc in docs:
+                pod = pod_specs(doc)
+                labels = (((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+                if pod is not None and all(labels.get(k) == v for k, v in selector.items()):
+                    pods.append(pod)
+            if not pods:
+                continue
+            for port in svc["spec"].get("ports", []):
+                tp = port.get("targetPort")
+                if isinstance(tp, str):
+                    names = {p.get("name") for pod in pods for c in pod["containers"] for p in c.get("ports", [])}
+                    if tp not in names:
+                        report.fail(f"{where}: Service/{svc['metadata']['name']}: targetPort {tp!r} "
+                                    f"is not a container port name of the selected pods {sorted(names)}")
+                    else:
+                        report.ok()
+        # 4. Indexed Job: the N in --shard $(...)/N equals spec.completions.
+        for job in by_kind.get("Job", []):
+            spec = job["spec"]
+            args = " ".join(spec["template"]["spec"]["containers"][0].get("args", []))
+            match = re.search(r"--shard[ =]\S*/(\d+)", args)
+            if spec.get("completionMode") == "Indexed":
+                if not match or int(match.group(1)) != spec.get("completions"):
+                    report.fail(f"{where}: Job/{job['metadata']['name']}: --shard total "
+                                f"{match.group(1) if match else 'missing'} != completions {spec.get('completions')}")
+                else:
+                    report.ok()
+            rules = ((spec.get("podFailurePolicy") or {}).get("rules")) or []
+            fails_on_99 = any(r.get("action") == "FailJob" and 99 in r.get("onExitCodes", {}).get("values", [])
+                              for r in rules)
+            if spec.get("backoffLimit") != 0 or not fails_on_99:
+                report.fail(f"{where}: Job/{job['metadata']['name']}: needs backoffLimit 0 and a "
+                            f"podFailurePolicy failing the Job on exit code 99")
+            else:
+                report.ok()
+
+    # 5. Argo CD: the ApplicationSet's paths exist, its repo is allowed by the
+    #    AppProject, and the project admits every kind the overlays render.
+    argocd = renders.get("deploy/argocd", [])
+    appsets = [d for d in argocd if d["kind"] == "ApplicationSet"]
+    projects = {d["metadata"]["name"]: d for d in argocd if d["kind"] == "AppProject"}
+    for appset in appsets:
+        tmpl = appset["spec"]["template"]["spec"]
+        regions = []
+        for gen in appset["spec"]["generators"]:
+            for expr in gen.get("clusters", {}).get("selector", {}).get("matchExpressions", []):
+                if expr["key"] == "region":
+                    regions += expr["values"]
+        project = projects.get(tmpl["project"])
+        if project is None:
+            report.fail(f"deploy/argocd: ApplicationSet uses unknown project {tmpl['project']!r}")
+            continue
+        if tmpl["source"]["repoURL"] not in project["spec"]["sourceRepos"]:
+            report.fail("deploy/argocd: ApplicationSet repoURL not in the AppProject's sourceRepos")
+        allowed = {(w["group"], w["kind"]) for w in project["spec"].get("namespaceResourceWhitelist", [])}
+        allowed |= {(w["group"], w["kind"]) for w in project["spec"].get("clusterResourceWhitelist", [])}
+        for region in regions:
+            path = re.sub(r"\{\{\s*\.metadata\.labels\.region\s*\}\}", region, tmpl["source"]["path"])
+            if path not in renders:
+                report.fail(f"deploy/argocd: ApplicationSet path {path!r} for region {region} "
+                            f"is not a kustomization")
+                continue
+            report.ok()
+            for doc in renders[path]:
+                group = doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else ""
+                if (group, doc["kind"]) not in allowed:
+                    report.fail(f"{path}: {doc['kind']} ({group or 'core'}) is not admitted by "
+                                f"AppProject/{project['metadata']['name']}")
+                else:
+                    report.ok()
+
+    # 6. Istio values: one mesh, one trust domain, each cluster's network
+    #    matching its east-west gateway.
+    values = DEPLOY / "istio" / "values"
+    common = yaml.safe_load((values / "istiod-common.yaml").read_text())
+    if common.get("global", {}).get("meshID") != "training-mesh" or \
+            common.get("meshConfig", {}).get("trustDomain") != "corp.local":
+        report.fail("deploy/istio/values/istiod-common.yaml: meshID must be training-mesh and "
+                    "trustDomain corp.local")
+    else:
+        report.ok()
+    for region in ("us", "eu"):
+        istiod = yaml.safe_load((values / f"istiod-{region}.yaml").read_text())
+        eastwest = yaml.safe_load((values / f"eastwest-{region}.yaml").read_text())
+        net = istiod["global"]["network"]
+        if net != f"{region}-net" or eastwest.get("networkGateway") != net or \
+                eastwest["labels"].get("topology.istio.io/network") != net:
+            report.fail(f"deploy/istio/values: {region}: network names disagree "
+                        f"(istiod {net}, gateway {eastwest.get('networkGateway')})")
+        else:
+            report.ok()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, help="directory for the rendered manifests")
+    parser.add_argument("--files", nargs="+", type=Path,
+                        help="validate these YAML files instead of rendering deploy/")
+    args = parser.parse_args()
+    report = Report()
+
+    if args.files:
+        for file in args.files:
+            try:
+                docs = [d for d in yaml.safe_load_all(file.read_text()) if d is not None]
+            except (OSError, yaml.YAMLError) as err:
+                report.fail(f"{file}: cannot read YAML: {err}")
+                continue
+            for doc in docs:
+                validate_doc(doc, str(file), report)
+    else:
+        if args.out is None:
+            parser.error("--out is required when rendering deploy/")
+        args.out.mkdir(parents=True, exist_ok=True)
+        renders: dict[str, list[dict]] = {}
+        print("render: kubectl kustomize")
+        for directory in kustomization_dirs():
+            docs = render(directory, args.out, report)
+            if docs is not None:
+                renders[str(directory.relative_to(ROOT))] = docs
+        print(f"schemas: kubernetes-validate --strict (Kubernetes {K8S_VERSION}) "
+              f"and Draft 4 CRD schemas from deploy/schemas/")
+        before = report.passed
+        for where, docs in renders.items():
+            for doc in docs:
+                validate_doc(doc, where, report)
+        print(f"  {report.passed - before} documents valid")
+        print("consistency: images, grace periods, ports, Jobs, Argo CD, Istio values")
+        before = report.passed
+        consistency_checks(renders, report)
+        print(f"  {report.passed - before} checks passed")
+        (args.out / "kustomizations.txt").write_text("\n".join(renders) + "\n")
+
+    print(f"validate_manifests: {report.passed} ok, {len(report.errors)} problems")
+    return 1 if report.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
