@@ -1,0 +1,592 @@
+//! Fault injection: parsing, validating and sampling fault specifications.
+//!
+//! A fault specification uses query-string syntax, both in request query parameters and in the
+//! server-wide default (`--faults`):
+//!
+//! | parameter | example | effect |
+//! |---|---|---|
+//! | `delay` | `delay=10ms:90,200ms:10` | wait before answering |
+//! | `status` | `status=503:5,429:1` | answer with this status instead of the route's |
+//! | `size` | `size=1024` | replace the response body with this many bytes |
+//! | `close` | `close=true` | close the (HTTP/1) connection after the response |
+//! | `header` | `header=X-Foo:bar` (repeatable) | add a response header |
+//!
+//! `delay`, `status`, `size` and `close` take a *weighted choice*: comma-separated
+//! `value:weight` entries, where weights are percentages of requests. The weights may add up to
+//! less than 100; the remainder of requests is unaffected. A single value without a weight
+//! applies to every request. Each parameter is rolled independently per request.
+//!
+//! Parsing never panics; every error names the parameter at fault so the HTTP layer can answer
+//! 400 with a useful message. Caps (`--max-delay`, `--max-size`) are checked separately by
+//! [`FaultSpec::check_caps`] because they depend on configuration.
+
+use std::fmt::{self, Write as _};
+use std::str::FromStr;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use rand::Rng;
+
+/// Most entries accepted in one weighted choice; keeps hostile queries cheap to process.
+pub const MAX_CHOICES: usize = 16;
+/// Most `header=` parameters accepted in one specification.
+pub const MAX_HEADERS: usize = 16;
+
+/// Response headers a `header=` fault may not set: framing headers would corrupt the
+/// connection, and the identity headers must always tell the truth.
+const FORBIDDEN_HEADERS: &[&str] = &[
+    "connection",
+    "content-length",
+    "transfer-encoding",
+    "keep-alive",
+    "upgrade",
+    "te",
+    "trailer",
+    "proxy-connection",
+    "x-echo-region",
+    "x-echo-version",
+    "x-echo-pod",
+];
+
+/// A malformed or out-of-range fault parameter.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("bad fault parameter `{param}`: {reason}")]
+pub struct FaultError {
+    /// The parameter at fault (`delay`, `status`, ...).
+    pub param: &'static str,
+    /// What is wrong with it, quoting the offending value.
+    pub reason: String,
+}
+
+impl FaultError {
+    fn new(param: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            param,
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Upper bounds applied to fault values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Longest accepted `delay` (and `POST /stall?for=`).
+    pub max_delay: Duration,
+    /// Largest accepted `size` in bytes.
+    pub max_size: u64,
+}
+
+/// A weighted choice among values: each entry is `(value, percent)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Weighted<T> {
+    choices: Vec<(T, f64)>,
+}
+
+impl<T> Weighted<T> {
+    /// A choice that always picks `value`.
+    pub fn always(value: T) -> Self {
+        Self {
+            choices: vec![(value, 100.0)],
+        }
+    }
+
+    /// Build from `(value, percent)` entries, validating the weights.
+    pub fn new(choices: Vec<(T, f64)>) -> Result<Self, String> {
+        if choices.is_empty() {
+            return Err("no values given".into());
+        }
+        if choices.len() > MAX_CHOICES {
+            return Err(format!("more than {MAX_CHOICES} values"));
+        }
+        let mut total = 0.0;
+        for (_, w) in &choices {
+            if !w.is_finite() || *w < 0.0 || *w > 100.0 {
+                return Err(format!("weight {w} is not a percentage between 0 and 100"));
+            }
+            total += w;
+        }
+        if total > 100.0 + 1e-9 {
+            return Err(format!("weights add up to {total}, more than 100"));
+        }
+        Ok(Self { choices })
+    }
+
+    /// The `(value, percent)` entries.
+    pub fn choices(&self) -> &[(T, f64)] {
+        &self.choices
+    }
+
+    /// Pick a value for a roll in `[0, 100)`; `None` means "unaffected".
+    pub fn pick(&self, roll: f64) -> Option<&T> {
+        let mut cumulative = 0.0;
+        for (value, weight) in &self.choices {
+            cumulative += weight;
+            if roll < cumulative {
+                return Some(value);
+            }
+        }
+        None
+    }
+
+    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<&T> {
+        // The common single-value-at-100% case needs no random number.
+        if let [(value, w)] = self.choices.as_slice() {
+            if *w >= 100.0 {
+                return Some(value);
+            }
+        }
+        self.pick(rng.random_range(0.0..100.0))
+    }
+
+    fn parse(
+        param: &'static str,
+        raw: &str,
+        parse_value: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<Self, FaultError> {
+        let entries: Vec<&str> = raw.split(',').collect();
+        if entries.len() > MAX_CHOICES {
+            return Err(FaultError::new(
+                param,
+                format!("{:?} has more than {MAX_CHOICES} values", truncate(raw)),
+            ));
+        }
+        let single = entries.len() == 1;
+        let mut choices = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let entry = entry.trim();
+            let (value, weight) = match entry.rsplit_once(':') {
+                Some((value, weight)) => {
+                    let w = weight.trim().parse::<f64>().map_err(|_| {
+                        FaultError::new(
+                            param,
+                            format!(
+                                "weight {:?} in {:?} is not a number",
+                                truncate(weight),
+                                truncate(entry)
+                            ),
+                        )
+                    })?;
+                    (value.trim(), w)
+                }
+                None if single => (entry, 100.0),
+                None => {
+                    return Err(FaultError::new(
+                        param,
+                        format!(
+                            "{:?} needs a weight (`value:percent`) when several values are given",
+                            truncate(entry)
+                        ),
+                    ))
+                }
+            };
+            let value = parse_value(value).map_err(|e| FaultError::new(param, e))?;
+            choices.push((value, weight));
+        }
+        Self::new(choices).map_err(|e| FaultError::new(param, e))
+    }
+
+    fn write(&self, out: &mut String, fmt_value: impl Fn(&T, &mut String)) {
+        for (i, (value, weight)) in self.choices.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            fmt_value(value, out);
+            if !(self.choices.len() == 1 && *weight == 100.0) {
+                let _ = write!(out, ":{weight}");
+            }
+        }
+    }
+}
+
+/// A set of faults to inject; see the module documentation for the syntax.
+///
+/// Build one with `"delay=40ms".parse::<FaultSpec>()` (strict: unknown parameters are errors)
+/// or [`FaultSpec::from_query`] (lenient: other query parameters are ignored).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FaultSpec {
+    /// Delay before answering.
+    pub delay: Option<Weighted<Duration>>,
+    /// Status code replacing the route's answer (200..=599).
+    pub status: Option<Weighted<u16>>,
+    /// Response body size in bytes, replacing the route's body.
+    pub size: Option<Weighted<u64>>,
+    /// Close the connection after the response.
+    pub close: Option<Weighted<bool>>,
+    /// Extra response headers.
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+/// The faults chosen for one request.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Wait this long before answering.
+    pub delay: Option<Duration>,
+    /// Answer with this status instead.
+    pub status: Option<u16>,
+    /// Replace the body with this many bytes.
+    pub size: Option<u64>,
+    /// Close the connection afterwards.
+    pub close: bool,
+}
+
+impl FaultSpec {
+    /// True when nothing would be injected.
+    pub fn is_empty(&self) -> bool {
+        self.delay.is_none()
+            && self.status.is_none()
+            && self.size.is_none()
+            && self.close.is_none()
+            && self.headers.is_empty()
+    }
+
+    /// Parse the fault parameters out of a request query string, ignoring other parameters.
+    pub fn from_query(query: &str) -> Result<Self, FaultError> {
+        Self::parse_pairs(query, false)
+    }
+
+    fn parse_pairs(query: &str, strict: bool) -> Result<Self, FaultError> {
+        let mut spec = FaultSpec::default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            match key.as_ref() {
+                "delay" => {
+                    once(&spec.delay, "delay")?;
+                    spec.delay = Some(Weighted::parse("delay", &value, parse_delay)?);
+                }
+                "status" => {
+                    once(&spec.status, "status")?;
+                    spec.status = Some(Weighted::parse("status", &value, parse_status)?);
+                }
+                "size" => {
+                    once(&spec.size, "size")?;
+                    spec.size = Some(Weighted::parse("size", &value, parse_size)?);
+                }
+                "close" => {
+                    once(&spec.close, "close")?;
+                    spec.close = Some(Weighted::parse("close", &value, parse_close)?);
+                }
+                "header" => {
+                    if spec.headers.len() >= MAX_HEADERS {
+                        return Err(FaultError::new(
+                            "header",
+                            format!("more than {MAX_HEADERS} headers"),
+                        ));
+                    }
+                    spec.headers.push(parse_header(&value)?);
+                }
+                "" if strict && value.is_empty() => {}
+                other if strict => {
+                    return Err(FaultError::new(
+                        "faults",
+                        format!(
+                            "unknown fault parameter {:?} (expected delay, status, size, close or header)",
+                            truncate(other)
+                        ),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(spec)
+    }
+
+    /// Check every value against the configured caps.
+    pub fn check_caps(&self, limits: &Limits) -> Result<(), FaultError> {
+        if let Some(delay) = &self.delay {
+            for (d, _) in delay.choices() {
+                if *d > limits.max_delay {
+                    return Err(FaultError::new(
+                        "delay",
+                        format!(
+                            "{} exceeds the cap of {}",
+                            DisplayDuration(*d),
+                            humantime::format_duration(limits.max_delay)
+                        ),
+                    ));
+                }
+            }
+        }
+        if let Some(size) = &self.size {
+            for (s, _) in size.choices() {
+                if *s > limits.max_size {
+                    return Err(FaultError::new(
+                        "size",
+                        format!("{s} bytes exceeds the cap of {} bytes", limits.max_size),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// This specification with every parameter given in `over` replaced by `over`'s value;
+    /// headers from both are kept.
+    pub fn overlay(&self, over: &FaultSpec) -> FaultSpec {
+        let mut headers = self.headers.clone();
+        headers.extend(over.headers.iter().cloned());
+        FaultSpec {
+            delay: over.delay.clone().or_else(|| self.delay.clone()),
+            status: over.status.clone().or_else(|| self.status.clone()),
+            size: over.size.clone().or_else(|| self.size.clone()),
+            close: over.close.clone().or_else(|| self.close.clone()),
+            headers,
+        }
+    }
+
+    /// Roll the dice for one request.
+    pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Plan {
+        Plan {
+            delay: self.delay.as_ref().and_then(|w| w.sample(rng)).copied(),
+            status: self.status.as_ref().and_then(|w| w.sample(rng)).copied(),
+            size: self.size.as_ref().and_then(|w| w.sample(rng)).copied(),
+            close: self
+                .close
+                .as_ref()
+                .and_then(|w| w.sample(rng))
+                .copied()
+                .unwrap_or(false),
+        }
+    }
+}
+
+impl FromStr for FaultSpec {
+    type Err = FaultError;
+
+    /// Strict parse for configuration: unknown parameters are errors. An empty string is the
+    /// empty specification.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::parse_pairs(s.trim(), true)
+    }
+}
+
+impl fmt::Display for FaultSpec {
+    /// Query-string form that [`FromStr`] parses back to an equal value.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut out = String::new();
+        let sep = |out: &mut String, key: &str| {
+            if !out.is_empty() {
+                out.push('&');
+            }
+            out.push_str(key);
+            out.push('=');
+        };
+        if let Some(w) = &self.delay {
+            sep(&mut out, "delay");
+            w.write(&mut out, |d, o| {
+                let _ = write!(o, "{}", DisplayDuration(*d));
+            });
+        }
+        if let Some(w) = &self.status {
+            sep(&mut out, "status");
+            w.write(&mut out, |v, o| {
+                let _ = write!(o, "{v}");
+            });
+        }
+        if let Some(w) = &self.size {
+            sep(&mut out, "size");
+            w.write(&mut out, |v, o| {
+                let _ = write!(o, "{v}");
+            });
+        }
+        if let Some(w) = &self.close {
+            sep(&mut out, "close");
+            w.write(&mut out, |v, o| {
+                let _ = write!(o, "{v}");
+            });
+        }
+        for (name, value) in &self.headers {
+            sep(&mut out, "header");
+            escape_into(&mut out, name.as_str().as_bytes());
+            out.push(':');
+            escape_into(&mut out, value.as_bytes());
+        }
+        f.write_str(&out)
+    }
+}
+
+/// Formats a duration compactly and exactly (`40ms`, `1500us`, `7ns`), without the spaces
+/// `humantime` puts between units, so it can sit in a query string.
+#[derive(Debug, Clone, Copy)]
+pub struct DisplayDuration(pub Duration);
+
+impl fmt::Display for DisplayDuration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nanos = self.0.as_nanos();
+        if nanos == 0 {
+            f.write_str("0s")
+        } else if nanos % 1_000_000_000 == 0 {
+            write!(f, "{}s", nanos / 1_000_000_000)
+        } else if nanos % 1_000_000 == 0 {
+            write!(f, "{}ms", nanos / 1_000_000)
+        } else if nanos % 1_000 == 0 {
+            write!(f, "{}us", nanos / 1_000)
+        } else {
+            write!(f, "{nanos}ns")
+        }
+    }
+}
+
+fn once<T>(slot: &Option<T>, param: &'static str) -> Result<(), FaultError> {
+    match slot {
+        Some(_) => Err(FaultError::new(param, "given more than once")),
+        None => Ok(()),
+    }
+}
+
+/// Parse a humantime duration (`10ms`, `1s`), as used for `delay` and `POST /stall?for=`.
+pub fn parse_delay(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{:?} is not a duration like 10ms or 1s: {e}", truncate(s)))
+}
+
+fn parse_status(s: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(code) if (200..=599).contains(&code) => Ok(code),
+        _ => Err(format!(
+            "{:?} is not a status code between 200 and 599",
+            truncate(s)
+        )),
+    }
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.parse::<u64>()
+        .map_err(|_| format!("{:?} is not a byte count", truncate(s)))
+}
+
+fn parse_close(s: &str) -> Result<bool, String> {
+    match s {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(format!("{:?} is not true or false", truncate(s))),
+    }
+}
+
+fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), FaultError> {
+    let Some((name, value)) = raw.split_once(':') else {
+        return Err(FaultError::new(
+            "header",
+            format!("{:?} is not `Name:Value`", truncate(raw)),
+        ));
+    };
+    let name = HeaderName::from_bytes(name.trim().as_bytes()).map_err(|_| {
+        FaultError::new(
+            "header",
+            format!("{:?} is not a valid header name", truncate(name)),
+        )
+    })?;
+    if FORBIDDEN_HEADERS.contains(&name.as_str()) {
+        return Err(FaultError::new(
+            "header",
+            format!("header {:?} may not be injected", name.as_str()),
+        ));
+    }
+    let value = HeaderValue::from_str(value.trim_start()).map_err(|_| {
+        FaultError::new(
+            "header",
+            format!("{:?} is not a valid header value", truncate(value)),
+        )
+    })?;
+    Ok((name, value))
+}
+
+/// Percent-encode the few bytes that would change the meaning of a query string.
+fn escape_into(out: &mut String, bytes: &[u8]) {
+    for &b in bytes {
+        match b {
+            b'&' | b'=' | b'%' | b'+' | b'#' | b' ' | b',' => {
+                let _ = write!(out, "%{b:02X}");
+            }
+            0x21..=0x7e => out.push(char::from(b)),
+            _ => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+}
+
+/// Keep quoted user input in error messages short.
+fn truncate(s: &str) -> &str {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return s;
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_examples() {
+        let spec: FaultSpec =
+            "delay=10ms:90,200ms:10&status=503:5,429:1&size=1024&close=true&header=X-A:b"
+                .parse()
+                .unwrap();
+        assert_eq!(
+            spec.delay.unwrap().choices(),
+            &[
+                (Duration::from_millis(10), 90.0),
+                (Duration::from_millis(200), 10.0)
+            ]
+        );
+        assert_eq!(spec.status.unwrap().choices(), &[(503, 5.0), (429, 1.0)]);
+        assert_eq!(spec.size.unwrap().choices(), &[(1024, 100.0)]);
+        assert_eq!(spec.close.unwrap().choices(), &[(true, 100.0)]);
+        assert_eq!(spec.headers[0].0.as_str(), "x-a");
+    }
+
+    #[test]
+    fn errors_name_the_parameter() {
+        for (query, param) in [
+            ("delay=abc", "delay"),
+            ("status=700", "status"),
+            ("status=503:60,500:50", "status"),
+            ("size=-1", "size"),
+            ("close=maybe", "close"),
+            ("header=nocolon", "header"),
+            ("header=content-length:5", "header"),
+            ("delay=1ms,2ms", "delay"),
+            ("delay=1ms&delay=2ms", "delay"),
+        ] {
+            let err = FaultSpec::from_query(query).unwrap_err();
+            assert_eq!(err.param, param, "{query}: {err}");
+        }
+    }
+
+    #[test]
+    fn caps_are_enforced() {
+        let limits = Limits {
+            max_delay: Duration::from_secs(1),
+            max_size: 10,
+        };
+        let spec = FaultSpec::from_query("delay=2s").unwrap();
+        assert_eq!(spec.check_caps(&limits).unwrap_err().param, "delay");
+        let spec = FaultSpec::from_query("size=11").unwrap();
+        assert_eq!(spec.check_caps(&limits).unwrap_err().param, "size");
+        let spec = FaultSpec::from_query("size=10&delay=1s").unwrap();
+        spec.check_caps(&limits).unwrap();
+    }
+
+    #[test]
+    fn lenient_query_ignores_other_keys_but_config_does_not() {
+        assert!(FaultSpec::from_query("for=1s&x=y").unwrap().is_empty());
+        assert_eq!("x=y".parse::<FaultSpec>().unwrap_err().param, "faults");
+        assert!("".parse::<FaultSpec>().unwrap().is_empty());
+    }
+
+    #[test]
+    fn pick_walks_cumulative_weights() {
+        let w = Weighted::new(vec![(1, 90.0), (2, 10.0)]).unwrap();
+        assert_eq!(w.pick(0.0), Some(&1));
+        assert_eq!(w.pick(89.99), Some(&1));
+        assert_eq!(w.pick(90.0), Some(&2));
+        let partial = Weighted::new(vec![(1, 5.0)]).unwrap();
+        assert_eq!(partial.pick(5.0), None);
+    }
+}

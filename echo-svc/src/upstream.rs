@@ -1,0 +1,254 @@
+//! Allow-listed upstream calls: `/call/{name}[/path]`.
+//!
+//! Only upstreams named in the configuration can be called (no open proxy; redirects are not
+//! followed and system proxies are ignored). The rest of the path after the name is appended to
+//! the upstream's base URL, so `/call/eu/call/us` asks eu to call us and the hop chain shows
+//! every instance that answered. Tracing headers (`x-request-id`, W3C trace context, b3) are
+//! propagated; a missing `x-request-id` is generated so every hop logs the same id.
+
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::{json, Value};
+
+use crate::config::Upstream;
+use crate::identity::{Identity, X_ECHO_POD, X_ECHO_REGION, X_ECHO_VERSION};
+
+/// Headers copied from the incoming request to the upstream call.
+const PROPAGATED: &[&str] = &[
+    "x-request-id",
+    "traceparent",
+    "tracestate",
+    "b3",
+    "x-b3-traceid",
+    "x-b3-spanid",
+    "x-b3-parentspanid",
+    "x-b3-sampled",
+    "x-b3-flags",
+    "x-ot-span-context",
+];
+
+/// Largest upstream response body we buffer to read its hop chain.
+const MAX_UPSTREAM_BODY: usize = 1024 * 1024;
+
+/// Request id header.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The outcome of a `/call`: status and JSON document to send back.
+#[derive(Debug)]
+pub(crate) struct CallOutcome {
+    pub status: StatusCode,
+    pub body: Value,
+    pub request_id: HeaderValue,
+}
+
+/// Calls configured upstreams.
+#[derive(Debug)]
+pub(crate) struct Forwarder {
+    client: reqwest::Client,
+    upstreams: Vec<Upstream>,
+    timeout: Duration,
+}
+
+impl Forwarder {
+    pub fn new(upstreams: Vec<Upstream>, timeout: Duration) -> anyhow::Result<Self> {
+        use anyhow::Context as _;
+        let client = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build()
+            .context("building the upstream HTTP client")?;
+        Ok(Forwarder {
+            client,
+            upstreams,
+            timeout,
+        })
+    }
+
+    /// Call upstream `name` with `rest` (path after the name, may be empty).
+    pub async fn call(
+        &self,
+        name: &str,
+        rest: &str,
+        incoming: &HeaderMap,
+        me: &Identity,
+    ) -> CallOutcome {
+        let request_id = incoming
+            .get(X_REQUEST_ID)
+            .cloned()
+            .unwrap_or_else(new_request_id);
+        let request_id_text = request_id.to_str().unwrap_or("").to_owned();
+        let Some(upstream) = self.upstreams.iter().find(|u| u.name == name) else {
+            let known: Vec<&str> = self.upstreams.iter().map(|u| u.name.as_str()).collect();
+            return CallOutcome {
+                status: StatusCode::NOT_FOUND,
+                body: json!({
+                    "error": format!("upstream {name:?} is not in the allow-list"),
+                    "allowed": known,
+                    "hops": [me.hop()],
+                }),
+                request_id,
+            };
+        };
+        let mut url = upstream.url.clone();
+        let base = url.path().trim_end_matches('/').to_owned();
+        let path = if rest.is_empty() && base.is_empty() {
+            "/".to_owned()
+        } else {
+            format!("{base}{rest}")
+        };
+        url.set_path(&path);
+        let url_text = url.to_string();
+
+        let mut req = self
+            .client
+            .get(url)
+            .header(http::header::ACCEPT, "application/json")
+            .header(X_REQUEST_ID, request_id.clone());
+        for name in PROPAGATED.iter().skip(1) {
+            for value in incoming.get_all(*name) {
+                req = req.header(*name, value.clone());
+            }
+        }
+
+        let failure = |status: StatusCode, error: String| CallOutcome {
+            status,
+            body: json!({
+                "error": error,
+                "upstream": name,
+                "url": url_text,
+                "request_id": request_id_text,
+                "hops": [me.hop()],
+            }),
+            request_id: request_id.clone(),
+        };
+
+        let mut resp = match req.send().await {
+            Ok(resp) => resp,
+            Err(e) if e.is_timeout() => {
+                return failure(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "upstream {name:?} did not answer within {}",
+                        humantime::format_duration(self.timeout)
+                    ),
+                )
+            }
+            Err(e) => {
+                return failure(
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream {name:?} failed: {}", error_chain(&e)),
+                )
+            }
+        };
+
+        let upstream_status = resp.status();
+        let header = |h: &HeaderName| {
+            resp.headers()
+                .get(h)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let upstream_hop = json!({
+            "region": header(&X_ECHO_REGION),
+            "version": header(&X_ECHO_VERSION),
+            "pod": header(&X_ECHO_POD),
+            "status": upstream_status.as_u16(),
+        });
+
+        let mut body = Vec::new();
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                        return failure(
+                            StatusCode::BAD_GATEWAY,
+                            format!(
+                                "upstream {name:?} sent a body larger than {MAX_UPSTREAM_BODY} bytes"
+                            ),
+                        );
+                    }
+                    body.extend_from_slice(&chunk);
+                }
+                Ok(None) => break,
+                Err(e) if e.is_timeout() => {
+                    return failure(
+                        StatusCode::GATEWAY_TIMEOUT,
+                        format!("upstream {name:?} timed out while sending its body"),
+                    )
+                }
+                Err(e) => {
+                    return failure(
+                        StatusCode::BAD_GATEWAY,
+                        format!(
+                            "upstream {name:?} failed while sending its body: {}",
+                            error_chain(&e)
+                        ),
+                    )
+                }
+            }
+        }
+
+        // A nested /call answers with its own chain; splice it in so the whole path shows.
+        let mut hops = vec![me.hop()];
+        match serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("hops").and_then(Value::as_array).cloned())
+        {
+            Some(nested) if !nested.is_empty() => {
+                let mut nested = nested;
+                if let Some(first) = nested.first_mut().and_then(Value::as_object_mut) {
+                    first.insert("status".into(), json!(upstream_status.as_u16()));
+                }
+                hops.extend(nested);
+            }
+            _ => hops.push(upstream_hop),
+        }
+
+        let status = if upstream_status.is_server_error() {
+            StatusCode::BAD_GATEWAY
+        } else {
+            upstream_status
+        };
+        let mut doc = json!({
+            "upstream": name,
+            "url": url_text,
+            "request_id": request_id_text,
+            "upstream_status": upstream_status.as_u16(),
+            "hops": hops,
+        });
+        if upstream_status.is_server_error() {
+            doc["error"] = json!(format!(
+                "upstream {name:?} answered {}",
+                upstream_status.as_u16()
+            ));
+        }
+        CallOutcome {
+            status,
+            body: doc,
+            request_id,
+        }
+    }
+}
+
+/// A random 128-bit hex request id.
+fn new_request_id() -> HeaderValue {
+    let id: u128 = rand::random();
+    let text = format!("{id:032x}");
+    HeaderValue::from_str(&text).unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+}
+
+/// `error: cause: cause` for a reqwest error, whose Display hides the cause.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
