@@ -1,0 +1,189 @@
+//! Command-line surface: flags (each with an environment fallback where the course's Job
+//! manifests set one) and the `lab` subcommand.
+//!
+//! Parsing only; turning flags into a validated [`crate::config::RunConfig`] happens in
+//! [`crate::config`], so the same checks apply to the lab and to direct runs.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit-code section shown at the end of `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0   the run finished and every SLO passed (or none was given)
+  1   runtime failure (cannot resolve a target, cannot write the JSON report, ...)
+  2   usage error (bad flag, bad SLO, bad target, bad stage)
+  99  at least one SLO failed, or matched no data
+
+Ctrl-C / SIGTERM stop the run early: the partial report is printed and written,
+and the exit code is decided by the SLOs on the partial data (0 or 99).";
+
+/// Open-loop HTTP load generator with coordinated-omission-corrected HDR latency per
+/// target, served region and version, and SLO gates.
+#[derive(Debug, Parser)]
+#[command(name = "loadgen", version, about, after_help = EXIT_CODES, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Subcommands; without one, loadgen runs a load test against `--target`.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start an embedded two-region fleet (us and eu, each v1 90% / v2 10%, eu slower),
+    /// run load against it with default SLOs and print the report.
+    #[command(after_help = EXIT_CODES)]
+    Lab(LabArgs),
+}
+
+/// Request arrival process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum Arrival {
+    /// Evenly spaced requests (wrk2 style).
+    #[default]
+    Fixed,
+    /// Exponentially distributed gaps with the same mean rate.
+    Poisson,
+}
+
+/// Flags of a load run.
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Targets: `name`, `name=URL`, or a URL; comma-separated or repeated.
+    /// A trailing `@WEIGHT` sets the share of the rate (default: even split).
+    /// Bare names resolve from the targets file, then LOADGEN_TARGET_<NAME>,
+    /// then http://echo.<name>.mesh.local/.
+    #[arg(long = "target", env = "LOADGEN_TARGETS", value_delimiter = ',')]
+    pub targets: Vec<String>,
+
+    /// Targets file (TOML or YAML): `targets: { us: URL, eu: { url: URL, weight: 2 } }`.
+    #[arg(long, env = "LOADGEN_TARGETS_FILE")]
+    pub targets_file: Option<PathBuf>,
+
+    /// Total request rate across all targets (requests per second).
+    #[arg(long, env = "LOADGEN_RPS", conflicts_with = "stages")]
+    pub rps: Option<f64>,
+
+    /// Measured run length (after warm-up) at `--rps`.
+    #[arg(long, env = "LOADGEN_DURATION", value_parser = humantime::parse_duration, conflicts_with = "stages")]
+    pub duration: Option<Duration>,
+
+    /// Ramps as `DURATION:RPS,...`; each stage moves linearly from the previous rate
+    /// (0 at the start) to its own, e.g. `30s:1000,2m:5000,30s:0`.
+    #[arg(long, env = "LOADGEN_STAGES")]
+    pub stages: Option<String>,
+
+    /// Warm-up before measuring, at the first stage's rate (or `--rps`); its requests
+    /// are accounted separately and left out of the results.
+    #[arg(long, env = "LOADGEN_WARMUP", value_parser = humantime::parse_duration, default_value = "0s")]
+    pub warmup: Duration,
+
+    /// Arrival process.
+    #[arg(long, env = "LOADGEN_ARRIVAL", value_enum, default_value_t = Arrival::Fixed)]
+    pub arrival: Arrival,
+
+    /// Per-request timeout, from the moment it is written to a connection.
+    #[arg(long, env = "LOADGEN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub timeout: Duration,
+
+    /// Connections per target (opened on demand, split across threads).
+    #[arg(long, env = "LOADGEN_CONNECTIONS", default_value_t = 64)]
+    pub connections: usize,
+
+    /// Cap on queued + active requests per target; requests over it are dropped.
+    #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value_t = 1000)]
+    pub max_in_flight: usize,
+
+    /// A request the generator could not send within this long of its scheduled time
+    /// (the generator itself fell behind) is dropped rather than sent late.
+    #[arg(long, env = "LOADGEN_MAX_LAG", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub max_lag: Duration,
+
+    /// Worker threads; each is a single-threaded event loop with its own share of
+    /// the schedule and its own connections.
+    #[arg(long, env = "LOADGEN_THREADS", default_value_t = 1)]
+    pub threads: usize,
+
+    /// SLO, repeatable: `p99<300ms`, `error_rate<1%`, `dropped==0`, `rps>=4900`,
+    /// scoped `p95{target:eu,version:v2}<200ms`, or k6 syntax
+    /// `http_req_duration{target:eu}: p(95)<200`.
+    #[arg(long = "slo", env = "LOADGEN_SLOS", value_delimiter = ';')]
+    pub slos: Vec<String>,
+
+    /// File with one SLO per line; `#` starts a comment.
+    #[arg(long, env = "LOADGEN_SLO_FILE")]
+    pub slo_file: Option<PathBuf>,
+
+    /// Write the report as JSON (with HdrHistogram V2 base64 histograms) to this file.
+    #[arg(long, env = "LOADGEN_JSON")]
+    pub json: Option<PathBuf>,
+
+    /// Request path (default: the target URL's path, else `/`).
+    #[arg(long, env = "LOADGEN_PATH")]
+    pub path: Option<String>,
+
+    /// Extra request header `Name: value`, repeatable.
+    #[arg(long = "header")]
+    pub headers: Vec<String>,
+
+    /// Response header naming the region that served the request.
+    #[arg(long, env = "LOADGEN_REGION_HEADER", default_value = "x-echo-region")]
+    pub region_header: String,
+
+    /// Response header naming the version that served the request.
+    #[arg(long, env = "LOADGEN_VERSION_HEADER", default_value = "x-echo-version")]
+    pub version_header: String,
+
+    /// Never draw live progress (it is drawn on stderr only when stderr is a terminal).
+    #[arg(long, env = "LOADGEN_NO_PROGRESS")]
+    pub no_progress: bool,
+
+    /// Seed for Poisson arrivals (default: random).
+    #[arg(long, env = "LOADGEN_SEED")]
+    pub seed: Option<u64>,
+}
+
+/// Flags of `loadgen lab`.
+#[derive(Debug, Clone, Args)]
+pub struct LabArgs {
+    /// Total request rate across us and eu.
+    #[arg(long, default_value_t = 1000.0)]
+    pub rps: f64,
+
+    /// Measured run length.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
+    pub duration: Duration,
+
+    /// Warm-up, left out of the results.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
+    pub warmup: Duration,
+
+    /// Extra latency of the eu region, standing for the cross-region hop.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30ms")]
+    pub eu_delay: Duration,
+
+    /// Share of traffic that each region's router sends to v2, in percent.
+    #[arg(long, default_value_t = 10)]
+    pub v2_percent: u8,
+
+    /// Arrival process.
+    #[arg(long, value_enum, default_value_t = Arrival::Fixed)]
+    pub arrival: Arrival,
+
+    /// SLOs replacing the lab defaults (same syntax as a run's `--slo`).
+    #[arg(long = "slo")]
+    pub slos: Vec<String>,
+
+    /// Write the JSON report to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    /// Never draw live progress.
+    #[arg(long)]
+    pub no_progress: bool,
+}

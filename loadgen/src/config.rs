@@ -1,0 +1,147 @@
+//! Validated run configuration, built from the command line (or by the lab).
+//!
+//! Every problem with the user's input becomes a [`UsageError`] (exit code 2) with a
+//! message that names the offending value.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::cli::{Arrival, RunArgs};
+use crate::schedule::{parse_stages, Stage};
+use crate::slo::Slo;
+use crate::target::{self, Target};
+
+/// Rate used when neither `--rps` nor `--stages` is given.
+pub const DEFAULT_RPS: f64 = 100.0;
+/// Duration used when neither `--duration` nor `--stages` is given.
+pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+
+/// Bad input from the user; the process exits with code 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct UsageError(String);
+
+impl UsageError {
+    pub fn new(msg: impl Into<String>) -> UsageError {
+        UsageError(msg.into())
+    }
+}
+
+/// Everything a run needs, checked.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    pub targets: Vec<Target>,
+    pub stages: Vec<Stage>,
+    pub warmup: Duration,
+    pub arrival: Arrival,
+    pub timeout: Duration,
+    pub connections: usize,
+    pub max_in_flight: usize,
+    pub max_lag: Duration,
+    pub threads: usize,
+    pub slos: Vec<Slo>,
+    pub json: Option<PathBuf>,
+    pub headers: HeaderMap,
+    pub region_header: HeaderName,
+    pub version_header: HeaderName,
+    pub progress: bool,
+    pub seed: u64,
+}
+
+impl RunConfig {
+    /// Checks the flags and resolves targets (reading the process environment for
+    /// `LOADGEN_TARGET_<NAME>`).
+    pub fn from_args(args: &RunArgs) -> Result<RunConfig, UsageError> {
+        let file = match &args.targets_file {
+            Some(p) => Some(target::load_file(p)?),
+            None => None,
+        };
+        let targets = target::resolve(&args.targets, file.as_ref(), args.path.as_deref(), &|k| {
+            std::env::var(k).ok()
+        })?;
+        let stages = match &args.stages {
+            Some(s) => parse_stages(s)?,
+            None => {
+                let rps = args.rps.unwrap_or(DEFAULT_RPS);
+                if !(rps.is_finite() && rps > 0.0) {
+                    return Err(UsageError::new(format!(
+                        "--rps {rps}: must be a number > 0"
+                    )));
+                }
+                let duration = args.duration.unwrap_or(DEFAULT_DURATION);
+                if duration.is_zero() {
+                    return Err(UsageError::new("--duration must be > 0"));
+                }
+                vec![Stage {
+                    duration,
+                    from: rps,
+                    to: rps,
+                }]
+            }
+        };
+        let mut slos = Vec::new();
+        for s in &args.slos {
+            slos.extend(crate::slo::parse(s)?);
+        }
+        if let Some(p) = &args.slo_file {
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                UsageError::new(format!("cannot read SLO file {}: {e}", p.display()))
+            })?;
+            slos.extend(crate::slo::parse_file(&text)?);
+        }
+        let mut headers = HeaderMap::new();
+        for h in &args.headers {
+            let (name, value) = h.split_once(':').ok_or_else(|| {
+                UsageError::new(format!("--header {h:?}: expected `Name: value`"))
+            })?;
+            let name: HeaderName = name
+                .trim()
+                .parse()
+                .map_err(|_| UsageError::new(format!("--header {h:?}: bad header name")))?;
+            let value: HeaderValue = value
+                .trim()
+                .parse()
+                .map_err(|_| UsageError::new(format!("--header {h:?}: bad header value")))?;
+            headers.append(name, value);
+        }
+        let header_name = |flag: &str, v: &str| {
+            v.parse::<HeaderName>()
+                .map_err(|_| UsageError::new(format!("{flag} {v:?}: not a valid header name")))
+        };
+        let positive = |flag: &str, v: usize| {
+            if v == 0 {
+                Err(UsageError::new(format!("{flag} must be at least 1")))
+            } else {
+                Ok(v)
+            }
+        };
+        if args.timeout.is_zero() {
+            return Err(UsageError::new("--timeout must be > 0"));
+        }
+        Ok(RunConfig {
+            targets,
+            stages,
+            warmup: args.warmup,
+            arrival: args.arrival,
+            timeout: args.timeout,
+            connections: positive("--connections", args.connections)?,
+            max_in_flight: positive("--max-in-flight", args.max_in_flight)?,
+            max_lag: args.max_lag,
+            threads: positive("--threads", args.threads)?.min(256),
+            slos,
+            json: args.json.clone(),
+            headers,
+            region_header: header_name("--region-header", &args.region_header)?,
+            version_header: header_name("--version-header", &args.version_header)?,
+            progress: !args.no_progress,
+            seed: args.seed.unwrap_or_else(rand::random),
+        })
+    }
+
+    /// Total measured duration (stages, without warm-up).
+    pub fn measured_duration(&self) -> Duration {
+        self.stages.iter().map(|s| s.duration).sum()
+    }
+}

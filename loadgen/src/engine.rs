@@ -1,0 +1,539 @@
+//! The engine: open-loop dispatch over pooled HTTP/1.1 connections.
+//!
+//! Each worker thread runs a single-threaded tokio runtime (no cross-thread hops on the
+//! hot path) with its own share of every target's schedule, its own connections and its
+//! own [`Recorder`]. One dispatcher task per worker sleeps on a [`PreciseTimer`] until the
+//! next request is due, then hands over *every* request that is due:
+//!
+//! - if the target already has `--max-in-flight` requests queued or active (this worker's
+//!   share of the cap), the request is dropped (counted);
+//! - if the dispatcher fell more than `--max-lag` behind the request's due time (the
+//!   generator itself is the bottleneck), it is dropped (counted) rather than sent late;
+//! - otherwise it goes to an idle connection, opens a new one (up to this worker's share of
+//!   `--connections`), or waits in the target's queue for the next free connection.
+//!
+//! A connection task serves requests back to back while the queue holds work, then parks
+//! its connection in the idle list. Each request's timeout covers connecting and the whole
+//! exchange; a timed-out or failed connection is closed and replaced on demand.
+//!
+//! When the schedule ends, in-flight requests get `--timeout` plus a second to finish; on
+//! Ctrl-C/SIGTERM, queued requests are cancelled at once and active ones get a short grace.
+//! Whatever is left is counted as cancelled, so every scheduled request lands in exactly one
+//! accounting bucket.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue, HOST};
+use http::{Request, Uri};
+use http_body_util::{BodyExt as _, Empty};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use crate::clock::{now_ns, tighten_timer_slack, PreciseTimer};
+use crate::config::RunConfig;
+use crate::record::{Failure, Recorder};
+use crate::schedule::{Arrivals, Due, RatePlan};
+
+/// Grace for active requests after Ctrl-C/SIGTERM.
+pub const STOP_GRACE: Duration = Duration::from_millis(500);
+/// Extra time after `--timeout` for the last requests once the schedule has ended.
+const DRAIN_SLACK: Duration = Duration::from_secs(1);
+/// Requests handed over before the dispatcher yields to the connection tasks.
+const DISPATCH_BATCH: usize = 64;
+/// How often workers publish counters for live progress.
+const PUBLISH_EVERY_NS: u64 = 250_000_000;
+
+/// Counters that workers publish for live progress (only read by the progress bar).
+#[derive(Debug, Default)]
+pub struct Live {
+    pub sent: AtomicU64,
+    pub completed: AtomicU64,
+    pub errors: AtomicU64,
+    pub dropped: AtomicU64,
+    /// Corrected latency of measured responses so far, merged from workers.
+    pub latency: Mutex<Option<hdrhistogram::Histogram<u64>>>,
+}
+
+/// What the engine hands back.
+#[derive(Debug)]
+pub struct EngineOutput {
+    pub recorders: Vec<Recorder>,
+    /// When the run started and stopped (monotonic ns).
+    pub start_ns: u64,
+    pub stop_ns: u64,
+    pub interrupted: bool,
+}
+
+/// Runs the schedule against the targets. `addrs[i]` is where `cfg.targets[i]` lives,
+/// `plans[i]` its rate plan. Setting `stop` to true ends the run early.
+pub fn run(
+    cfg: &Arc<RunConfig>,
+    addrs: &[SocketAddr],
+    plans: &[Arc<RatePlan>],
+    stop: watch::Receiver<bool>,
+    live: Option<Arc<Live>>,
+) -> anyhow::Result<EngineOutput> {
+    let threads = cfg.threads;
+    // A common start a little ahead lets every worker set up before the first request.
+    let start_ns = now_ns() + 20_000_000;
+    let stopped_at = Arc::new(AtomicU64::new(0));
+    let mut handles = Vec::with_capacity(threads);
+    for w in 0..threads {
+        let cfg = cfg.clone();
+        let addrs = addrs.to_vec();
+        let plans = plans.to_vec();
+        let stop = stop.clone();
+        let live = live.clone();
+        let stopped_at = stopped_at.clone();
+        let h = std::thread::Builder::new()
+            .name(format!("loadgen-worker-{w}"))
+            .spawn(move || -> anyhow::Result<Recorder> {
+                tighten_timer_slack();
+                let rt = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .context("cannot start a worker runtime")?;
+                let local = tokio::task::LocalSet::new();
+                let rec = local.block_on(&rt, async move {
+                    worker(&cfg, w, &addrs, &plans, start_ns, stop, live, &stopped_at).await
+                })?;
+                Ok(rec)
+            })
+            .context("cannot start a worker thread")?;
+        handles.push(h);
+    }
+    let mut recorders = Vec::with_capacity(threads);
+    for h in handles {
+        match h.join() {
+            Ok(r) => recorders.push(r?),
+            Err(_) => anyhow::bail!("a worker thread panicked"),
+        }
+    }
+    let stopped = stopped_at.load(Ordering::Relaxed);
+    let interrupted = stopped != 0;
+    let stop_ns = if interrupted { stopped } else { now_ns() };
+    Ok(EngineOutput {
+        recorders,
+        start_ns,
+        stop_ns,
+        interrupted,
+    })
+}
+
+/// An open HTTP/1.1 connection; dropping it closes the socket.
+struct Conn {
+    sender: http1::SendRequest<Empty<Bytes>>,
+    driver: JoinHandle<()>,
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+#[derive(Clone, Copy)]
+struct Job {
+    due_ns: u64,
+    warmup: bool,
+}
+
+#[derive(Default)]
+struct TargetState {
+    in_flight: usize,
+    conns: usize,
+    idle: Vec<Conn>,
+    queue: VecDeque<Job>,
+}
+
+struct TargetCtx {
+    addr: SocketAddr,
+    uri: Uri,
+    headers: HeaderMap,
+    max_conns: usize,
+    max_in_flight: usize,
+    state: RefCell<TargetState>,
+}
+
+struct Worker {
+    targets: Vec<TargetCtx>,
+    rec: RefCell<Recorder>,
+    timeout: Duration,
+    region_header: HeaderName,
+    version_header: HeaderName,
+    /// Total queued + active across targets, and a wake-up when it reaches zero.
+    outstanding: Cell<usize>,
+    idle: Notify,
+}
+
+/// Share `total` among `n` workers: worker `w` gets its part, at least 1.
+fn share(total: usize, n: usize, w: usize) -> usize {
+    (total / n + usize::from(w < total % n)).max(1)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn worker(
+    cfg: &RunConfig,
+    w: usize,
+    addrs: &[SocketAddr],
+    plans: &[Arc<RatePlan>],
+    start_ns: u64,
+    mut stop: watch::Receiver<bool>,
+    live: Option<Arc<Live>>,
+    stopped_at: &AtomicU64,
+) -> anyhow::Result<Recorder> {
+    let n = cfg.threads;
+    let targets = cfg
+        .targets
+        .iter()
+        .zip(addrs)
+        .map(|(t, addr)| {
+            let mut headers = cfg.headers.clone();
+            if !headers.contains_key(HOST) {
+                if let Ok(v) = HeaderValue::from_str(t.authority.as_str()) {
+                    headers.insert(HOST, v);
+                }
+            }
+            let uri = Uri::from(t.path.clone());
+            TargetCtx {
+                addr: *addr,
+                uri,
+                headers,
+                max_conns: share(cfg.connections, n, w),
+                max_in_flight: share(cfg.max_in_flight, n, w),
+                state: RefCell::new(TargetState::default()),
+            }
+        })
+        .collect();
+    let wk = Rc::new(Worker {
+        targets,
+        rec: RefCell::new(Recorder::new(cfg.targets.len())),
+        timeout: cfg.timeout,
+        region_header: cfg.region_header.clone(),
+        version_header: cfg.version_header.clone(),
+        outstanding: Cell::new(0),
+        idle: Notify::new(),
+    });
+    let timer = PreciseTimer::new().context("cannot create a timerfd")?;
+    let mut streams: Vec<(usize, std::iter::Peekable<Arrivals>)> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let seed = cfg.seed.wrapping_add(i as u64 * 7919);
+            (
+                i,
+                Arrivals::new(p.clone(), cfg.arrival, w, n, seed).peekable(),
+            )
+        })
+        .collect();
+    let max_lag_ns = cfg.max_lag.as_nanos() as u64;
+    let mut batch = 0usize;
+    let mut next_publish = start_ns + PUBLISH_EVERY_NS;
+    let mut interrupted = *stop.borrow();
+
+    while !interrupted {
+        // The earliest next request across this worker's targets.
+        let Some((si, due)) = streams
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(si, (_, s))| s.peek().map(|d| (si, *d)))
+            .min_by_key(|(_, d)| d.at_ns)
+        else {
+            break;
+        };
+        let due_abs = start_ns + due.at_ns;
+        let now = now_ns();
+        if due_abs > now {
+            batch = 0;
+            if let Some(l) = &live {
+                if now >= next_publish {
+                    next_publish = now + PUBLISH_EVERY_NS;
+                    publish(&wk, l);
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = stop.changed() => { interrupted = true; break; }
+                r = timer.sleep_until(due_abs) => r.context("timer wait failed")?,
+            }
+            continue;
+        }
+        let (ti, stream) = &mut streams[si];
+        stream.next();
+        dispatch(&wk, *ti, due, due_abs, now, max_lag_ns);
+        batch += 1;
+        if batch >= DISPATCH_BATCH {
+            batch = 0;
+            // Behind schedule: let responses be read, and notice a stop request.
+            tokio::task::yield_now().await;
+            if *stop.borrow() {
+                interrupted = true;
+            }
+        }
+    }
+
+    let stop_now = now_ns();
+    if interrupted {
+        stopped_at.fetch_max(stop_now, Ordering::Relaxed);
+        // Queued requests never reached a connection: cancel them now.
+        for (ti, t) in wk.targets.iter().enumerate() {
+            let queued: Vec<Job> = t.state.borrow_mut().queue.drain(..).collect();
+            let mut rec = wk.rec.borrow_mut();
+            for j in &queued {
+                rec.cancelled(ti, j.warmup, 1);
+            }
+            t.state.borrow_mut().in_flight -= queued.len();
+            wk.outstanding.set(wk.outstanding.get() - queued.len());
+        }
+    }
+    let grace = if interrupted {
+        STOP_GRACE
+    } else {
+        cfg.timeout + DRAIN_SLACK
+    };
+    let drained = async {
+        while wk.outstanding.get() > 0 {
+            wk.idle.notified().await;
+        }
+    };
+    let _ = tokio::time::timeout(grace, drained).await;
+
+    // Whatever is still queued or active now is cancelled. Nothing else runs between this
+    // count and taking the recorder, so no late response can be counted twice.
+    let mut rec = wk.rec.replace(Recorder::new(0));
+    for (ti, t) in wk.targets.iter().enumerate() {
+        let mut st = t.state.borrow_mut();
+        let queued: Vec<Job> = st.queue.drain(..).collect();
+        let active = st.in_flight - queued.len();
+        for j in &queued {
+            rec.cancelled(ti, j.warmup, 1);
+        }
+        // Active requests are nearly always measured ones (warm-up ends long before).
+        rec.cancelled(ti, false, active as u64);
+        st.in_flight = 0;
+        st.idle.clear();
+    }
+    if let Some(l) = &live {
+        publish_from(&rec, l);
+    }
+    Ok(rec)
+}
+
+fn publish(wk: &Worker, live: &Live) {
+    publish_from(&wk.rec.borrow(), live);
+}
+
+fn publish_from(rec: &Recorder, live: &Live) {
+    // Workers publish absolute counts per worker; with one worker that is exact, with
+    // several the bar shows the sum of the latest snapshots it received.
+    let (mut sent, mut done, mut errs, mut dropped) = (0, 0, 0, 0);
+    for t in &rec.targets {
+        let a = &t.measured;
+        sent += a.scheduled - a.dropped();
+        done += a.completed();
+        errs += a.failed();
+        dropped += a.dropped();
+    }
+    live.sent.store(sent, Ordering::Relaxed);
+    live.completed.store(done, Ordering::Relaxed);
+    live.errors.store(errs, Ordering::Relaxed);
+    live.dropped.store(dropped, Ordering::Relaxed);
+    if let Ok(mut slot) = live.latency.lock() {
+        *slot = Some(rec.groups_total());
+    }
+}
+
+#[inline]
+fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_lag_ns: u64) {
+    let lag = now - due_abs;
+    {
+        let mut rec = wk.rec.borrow_mut();
+        rec.scheduled(ti, due.warmup);
+        if lag > max_lag_ns {
+            rec.failure(ti, due.warmup, Failure::DroppedBehind);
+            return;
+        }
+        if !due.warmup {
+            rec.pacing_lag(lag);
+        }
+    }
+    let t = &wk.targets[ti];
+    let job = Job {
+        due_ns: due_abs,
+        warmup: due.warmup,
+    };
+    let mut st = t.state.borrow_mut();
+    if st.in_flight >= t.max_in_flight {
+        drop(st);
+        wk.rec
+            .borrow_mut()
+            .failure(ti, due.warmup, Failure::DroppedCap);
+        return;
+    }
+    st.in_flight += 1;
+    wk.outstanding.set(wk.outstanding.get() + 1);
+    if let Some(conn) = st.idle.pop() {
+        tokio::task::spawn_local(serve(wk.clone(), ti, Some(conn), job));
+    } else if st.conns < t.max_conns {
+        st.conns += 1;
+        tokio::task::spawn_local(serve(wk.clone(), ti, None, job));
+    } else {
+        st.queue.push_back(job);
+    }
+}
+
+/// Serves `job`, then queued jobs of the same target, on one connection slot.
+async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
+    let t = &wk.targets[ti];
+    loop {
+        let sent = Cell::new(0u64);
+        let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, t, &mut conn, &sent)).await;
+        let done = now_ns();
+        {
+            let mut rec = wk.rec.borrow_mut();
+            match attempt {
+                Ok(Ok(resp)) => rec.response(
+                    ti,
+                    job.warmup,
+                    resp.status,
+                    resp.region.as_ref().map(|v| v.as_bytes()),
+                    resp.version.as_ref().map(|v| v.as_bytes()),
+                    job.due_ns,
+                    sent.get(),
+                    done,
+                ),
+                Ok(Err(f)) => {
+                    conn = None;
+                    rec.failure(ti, job.warmup, f);
+                }
+                Err(_) => {
+                    conn = None;
+                    rec.failure(ti, job.warmup, Failure::Timeout);
+                }
+            }
+        }
+        let mut st = t.state.borrow_mut();
+        st.in_flight -= 1;
+        let left = wk.outstanding.get() - 1;
+        wk.outstanding.set(left);
+        if left == 0 {
+            wk.idle.notify_one();
+        }
+        match st.queue.pop_front() {
+            Some(next) => job = next,
+            None => {
+                match conn {
+                    Some(c) => st.idle.push(c),
+                    None => st.conns -= 1,
+                }
+                return;
+            }
+        }
+    }
+}
+
+struct Answer {
+    status: u16,
+    region: Option<HeaderValue>,
+    version: Option<HeaderValue>,
+}
+
+async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
+    let stream = TcpStream::connect(addr).await.map_err(|e| io_failure(&e))?;
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = http1::Builder::new()
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| hyper_failure(&e))?;
+    let driver = tokio::task::spawn_local(async move {
+        // Errors surface to the request that is waiting on this connection.
+        let _ = connection.await;
+    });
+    Ok(Conn { sender, driver })
+}
+
+async fn exchange(
+    wk: &Worker,
+    t: &TargetCtx,
+    conn: &mut Option<Conn>,
+    sent: &Cell<u64>,
+) -> Result<Answer, Failure> {
+    // An idle connection the server has closed meanwhile is replaced, not blamed.
+    if conn.as_ref().is_some_and(|c| c.sender.is_closed()) {
+        *conn = None;
+    }
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(connect(t.addr).await?),
+    };
+    if c.sender.ready().await.is_err() {
+        *c = connect(t.addr).await?;
+        c.sender.ready().await.map_err(|e| hyper_failure(&e))?;
+    }
+    let mut req = Request::new(Empty::<Bytes>::new());
+    *req.uri_mut() = t.uri.clone();
+    *req.headers_mut() = t.headers.clone();
+    sent.set(now_ns());
+    let resp = c
+        .sender
+        .send_request(req)
+        .await
+        .map_err(|e| hyper_failure(&e))?;
+    let status = resp.status().as_u16();
+    let region = resp.headers().get(&wk.region_header).cloned();
+    let version = resp.headers().get(&wk.version_header).cloned();
+    let mut body = resp.into_body();
+    while let Some(frame) = body.frame().await {
+        frame.map_err(|e| hyper_failure(&e))?;
+    }
+    Ok(Answer {
+        status,
+        region,
+        version,
+    })
+}
+
+fn io_failure(e: &std::io::Error) -> Failure {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => Failure::Refused,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            Failure::Reset
+        }
+        K::InvalidData => Failure::Malformed,
+        K::TimedOut => Failure::Timeout,
+        _ => Failure::OtherTransport,
+    }
+}
+
+fn hyper_failure(e: &hyper::Error) -> Failure {
+    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
+        return Failure::Malformed;
+    }
+    if e.is_timeout() {
+        return Failure::Timeout;
+    }
+    // Find an underlying I/O error, if any.
+    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = src {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            return io_failure(io);
+        }
+        src = s.source();
+    }
+    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
+        return Failure::Reset;
+    }
+    Failure::OtherTransport
+}

@@ -1,0 +1,20 @@
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+fn main() -> ExitCode {
+    let cli = loadgen::cli::Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_from_env("LOADGEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match loadgen::run(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("loadgen: error: {e:#}");
+            ExitCode::from(loadgen::exit_code_for(&e))
+        }
+    }
+}

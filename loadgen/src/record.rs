@@ -1,0 +1,399 @@
+//! Recording: where every scheduled request ends up, and how long the answered ones took.
+//!
+//! Each worker owns a [`Recorder`] (no locks on the hot path) and the recorders are merged
+//! when the run ends. Latency goes into HDR histograms keyed by (target, served region,
+//! version, status class), two per group:
+//! - **corrected**: from the request's *scheduled* time to the end of its response, so time
+//!   spent waiting behind a slow server or a full connection pool counts (no coordinated
+//!   omission);
+//! - **service**: from the moment it was written to a connection (what a closed-loop tool
+//!   would report).
+//!
+//! A third histogram holds the pacing lag: how late the generator handed each request to
+//! the engine compared with its schedule. All values are microseconds, 1 µs to 1 hour at
+//! 3 significant digits (memory does not grow with the run length).
+
+use std::collections::BTreeMap;
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+/// Highest trackable value, in microseconds (one hour; larger values saturate).
+pub const HIGHEST_US: u64 = 3_600_000_000;
+/// Significant decimal digits kept by every histogram.
+pub const SIGFIG: u8 = 3;
+
+/// A new empty latency histogram in microseconds.
+pub fn new_histogram() -> Histogram<u64> {
+    match Histogram::new_with_bounds(1, HIGHEST_US, SIGFIG) {
+        Ok(h) => h,
+        // The bounds are constants that hdrhistogram accepts; this arm cannot run.
+        Err(e) => unreachable!("histogram bounds are valid constants: {e:?}"),
+    }
+}
+
+/// Label for a group whose response lacked the region or version header.
+pub const UNKNOWN: &str = "unknown";
+
+/// How a scheduled request ended when it got no HTTP response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No response within `--timeout`.
+    Timeout,
+    /// The connection was refused.
+    Refused,
+    /// The connection was reset or closed before a complete response.
+    Reset,
+    /// The response was not valid HTTP/1.1.
+    Malformed,
+    /// Any other transport error.
+    OtherTransport,
+    /// Not sent: the target's in-flight cap was reached.
+    DroppedCap,
+    /// Not sent: the generator fell more than `--max-lag` behind schedule.
+    DroppedBehind,
+    /// Still queued or in flight when the run stopped.
+    Cancelled,
+}
+
+/// Where every scheduled request of one target ended. The fields sum to `scheduled`.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct Accounting {
+    pub scheduled: u64,
+    /// Responses with status below 400.
+    pub ok: u64,
+    /// Responses with status 400 and above, by status.
+    pub http_errors: BTreeMap<u16, u64>,
+    pub timeout: u64,
+    pub refused: u64,
+    pub reset: u64,
+    pub malformed: u64,
+    pub other_transport: u64,
+    pub dropped_cap: u64,
+    pub dropped_behind: u64,
+    pub cancelled: u64,
+}
+
+impl Accounting {
+    pub fn http_error_total(&self) -> u64 {
+        self.http_errors.values().sum()
+    }
+    pub fn transport_total(&self) -> u64 {
+        self.refused + self.reset + self.malformed + self.other_transport
+    }
+    /// HTTP errors, timeouts and transport errors.
+    pub fn failed(&self) -> u64 {
+        self.http_error_total() + self.timeout + self.transport_total()
+    }
+    pub fn dropped(&self) -> u64 {
+        self.dropped_cap + self.dropped_behind
+    }
+    /// Requests that were sent and came to an end (answered or failed).
+    pub fn completed(&self) -> u64 {
+        self.ok + self.failed()
+    }
+    /// Sum of all end buckets; equals `scheduled` when nothing was lost.
+    pub fn bucket_sum(&self) -> u64 {
+        self.completed() + self.dropped() + self.cancelled
+    }
+
+    fn add_failure(&mut self, f: Failure) {
+        match f {
+            Failure::Timeout => self.timeout += 1,
+            Failure::Refused => self.refused += 1,
+            Failure::Reset => self.reset += 1,
+            Failure::Malformed => self.malformed += 1,
+            Failure::OtherTransport => self.other_transport += 1,
+            Failure::DroppedCap => self.dropped_cap += 1,
+            Failure::DroppedBehind => self.dropped_behind += 1,
+            Failure::Cancelled => self.cancelled += 1,
+        }
+    }
+
+    pub fn merge(&mut self, o: &Accounting) {
+        self.scheduled += o.scheduled;
+        self.ok += o.ok;
+        for (s, n) in &o.http_errors {
+            *self.http_errors.entry(*s).or_default() += n;
+        }
+        self.timeout += o.timeout;
+        self.refused += o.refused;
+        self.reset += o.reset;
+        self.malformed += o.malformed;
+        self.other_transport += o.other_transport;
+        self.dropped_cap += o.dropped_cap;
+        self.dropped_behind += o.dropped_behind;
+        self.cancelled += o.cancelled;
+    }
+}
+
+/// Status class label (`2xx`, ...).
+pub fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
+}
+
+/// Identity of a latency group.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
+pub struct GroupKey {
+    pub target: String,
+    pub region: String,
+    pub version: String,
+    pub class: String,
+}
+
+/// The two latency histograms of a group.
+#[derive(Debug, Clone)]
+pub struct GroupHist {
+    pub corrected: Histogram<u64>,
+    pub service: Histogram<u64>,
+}
+
+impl GroupHist {
+    pub fn new() -> GroupHist {
+        GroupHist {
+            corrected: new_histogram(),
+            service: new_histogram(),
+        }
+    }
+    pub fn merge(&mut self, o: &GroupHist) {
+        // Same bounds everywhere, so addition cannot fail; saturate defensively anyway.
+        let _ = self.corrected.add(&o.corrected);
+        let _ = self.service.add(&o.service);
+    }
+}
+
+impl Default for GroupHist {
+    fn default() -> Self {
+        GroupHist::new()
+    }
+}
+
+#[derive(Debug)]
+struct LiveGroup {
+    target: usize,
+    region: Box<[u8]>,
+    version: Box<[u8]>,
+    class: &'static str,
+    hist: GroupHist,
+}
+
+/// Per-target accounting: measured part and warm-up.
+#[derive(Debug, Clone, Default)]
+pub struct TargetAccounts {
+    pub measured: Accounting,
+    pub warmup: Accounting,
+}
+
+/// One worker's recording state.
+#[derive(Debug)]
+pub struct Recorder {
+    pub targets: Vec<TargetAccounts>,
+    groups: Vec<LiveGroup>,
+    /// Pacing lag of measured requests, microseconds.
+    pub pacing: Histogram<u64>,
+}
+
+fn label(v: Option<&[u8]>) -> &[u8] {
+    match v {
+        Some(b) if !b.is_empty() => b,
+        _ => UNKNOWN.as_bytes(),
+    }
+}
+
+impl Recorder {
+    pub fn new(targets: usize) -> Recorder {
+        Recorder {
+            targets: vec![TargetAccounts::default(); targets],
+            groups: Vec::new(),
+            pacing: new_histogram(),
+        }
+    }
+
+    fn acct(&mut self, target: usize, warmup: bool) -> &mut Accounting {
+        let t = &mut self.targets[target];
+        if warmup {
+            &mut t.warmup
+        } else {
+            &mut t.measured
+        }
+    }
+
+    /// A request was taken off the schedule.
+    #[inline]
+    pub fn scheduled(&mut self, target: usize, warmup: bool) {
+        self.acct(target, warmup).scheduled += 1;
+    }
+
+    /// The generator handed a measured request to the engine `lag_ns` after its due time.
+    #[inline]
+    pub fn pacing_lag(&mut self, lag_ns: u64) {
+        self.pacing.saturating_record(lag_ns / 1000);
+    }
+
+    /// A request ended without a response.
+    #[inline]
+    pub fn failure(&mut self, target: usize, warmup: bool, f: Failure) {
+        self.acct(target, warmup).add_failure(f);
+    }
+
+    /// `n` requests were cancelled at shutdown.
+    pub fn cancelled(&mut self, target: usize, warmup: bool, n: u64) {
+        self.acct(target, warmup).cancelled += n;
+    }
+
+    /// A response arrived. Times are nanoseconds on the same clock.
+    #[allow(clippy::too_many_arguments)]
+    #[inline]
+    pub fn response(
+        &mut self,
+        target: usize,
+        warmup: bool,
+        status: u16,
+        region: Option<&[u8]>,
+        version: Option<&[u8]>,
+        due_ns: u64,
+        sent_ns: u64,
+        done_ns: u64,
+    ) {
+        let acct = self.acct(target, warmup);
+        if status < 400 {
+            acct.ok += 1;
+        } else {
+            *acct.http_errors.entry(status).or_default() += 1;
+        }
+        if warmup {
+            return;
+        }
+        let (region, version, class) = (label(region), label(version), status_class(status));
+        let idx = match self.groups.iter().position(|g| {
+            g.target == target && g.class == class && *g.region == *region && *g.version == *version
+        }) {
+            Some(i) => i,
+            None => {
+                self.groups.push(LiveGroup {
+                    target,
+                    region: region.into(),
+                    version: version.into(),
+                    class,
+                    hist: GroupHist::new(),
+                });
+                self.groups.len() - 1
+            }
+        };
+        let h = &mut self.groups[idx].hist;
+        h.corrected
+            .saturating_record(done_ns.saturating_sub(due_ns) / 1000);
+        h.service
+            .saturating_record(done_ns.saturating_sub(sent_ns) / 1000);
+    }
+
+    /// Corrected latency recorded since the last call, for live progress; resets nothing.
+    pub fn groups_total(&self) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for g in &self.groups {
+            let _ = h.add(&g.hist.corrected);
+        }
+        h
+    }
+
+    /// Moves the histograms out under string keys (`names` are the target names).
+    pub fn into_groups(
+        self,
+        names: &[String],
+    ) -> (
+        Vec<TargetAccounts>,
+        BTreeMap<GroupKey, GroupHist>,
+        Histogram<u64>,
+    ) {
+        let mut out: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
+        for g in self.groups {
+            let key = GroupKey {
+                target: names.get(g.target).cloned().unwrap_or_default(),
+                region: String::from_utf8_lossy(&g.region).into_owned(),
+                version: String::from_utf8_lossy(&g.version).into_owned(),
+                class: g.class.to_string(),
+            };
+            out.entry(key).or_default().merge(&g.hist);
+        }
+        (self.targets, out, self.pacing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn buckets_sum_and_groups_split() {
+        let mut r = Recorder::new(2);
+        for i in 0..10u64 {
+            r.scheduled(0, false);
+            let status = if i < 8 { 200 } else { 503 };
+            let version: &[u8] = if i % 2 == 0 { b"v1" } else { b"v2" };
+            r.response(
+                0,
+                false,
+                status,
+                Some(b"us"),
+                Some(version),
+                0,
+                1_000_000,
+                2_000_000 + i * 1000,
+            );
+        }
+        r.scheduled(1, false);
+        r.failure(1, false, Failure::Refused);
+        r.scheduled(1, true);
+        r.response(1, true, 200, None, None, 0, 0, 1000);
+        let (targets, groups, _) = r.into_groups(&["us".into(), "eu".into()]);
+        assert_eq!(
+            targets[0].measured.bucket_sum(),
+            targets[0].measured.scheduled
+        );
+        assert_eq!(targets[0].measured.http_errors[&503], 2);
+        assert_eq!(targets[1].measured.bucket_sum(), 1);
+        assert_eq!(targets[1].warmup.ok, 1);
+        // 2xx v1, 2xx v2, 5xx v1, 5xx v2; warm-up is not in the histograms.
+        assert_eq!(groups.len(), 4);
+        let k = GroupKey {
+            target: "us".into(),
+            region: "us".into(),
+            version: "v1".into(),
+            class: "2xx".into(),
+        };
+        assert_eq!(groups[&k].corrected.len(), 4);
+        assert!(groups[&k].corrected.min() >= 2000);
+        assert!(groups[&k].service.max() < 1100);
+    }
+}
+
+/// One target's merged outcome.
+#[derive(Debug, Clone)]
+pub struct TargetResult {
+    pub name: String,
+    pub url: String,
+    /// Scheduled measured requests per second of measured time.
+    pub requested_rps: f64,
+    pub measured: Accounting,
+    pub warmup: Accounting,
+}
+
+/// Everything a finished (or interrupted) run measured, merged across workers.
+#[derive(Debug, Clone)]
+pub struct Results {
+    pub targets: Vec<TargetResult>,
+    pub groups: BTreeMap<GroupKey, GroupHist>,
+    pub pacing: Histogram<u64>,
+    /// Length of the measured window actually run, in seconds.
+    pub measured_secs: f64,
+    /// The run was stopped early by a signal.
+    pub interrupted: bool,
+}

@@ -1,0 +1,325 @@
+//! Targets: named clusters and how a bare name becomes a URL.
+//!
+//! Resolution order for a bare name: `--target name=URL`, the targets file, the
+//! environment variable `LOADGEN_TARGET_<NAME>`, then the mesh convention
+//! `http://echo.<name>.mesh.local/`. Only plain `http://` is spoken: the generator
+//! writes HTTP/1.1 straight onto TCP connections to keep the per-request cost low.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+
+use http::uri::{Authority, PathAndQuery, Uri};
+use serde::Deserialize;
+
+use crate::config::UsageError;
+
+/// A resolved target.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Name used in reports and SLO scopes.
+    pub name: String,
+    /// Full URL as given or resolved.
+    pub url: Uri,
+    /// `host[:port]` for the Host header.
+    pub authority: Authority,
+    /// Path and query sent in each request.
+    pub path: PathAndQuery,
+    /// Share of the total rate (relative).
+    pub weight: f64,
+}
+
+impl Target {
+    /// Host and port to connect to.
+    pub fn host_port(&self) -> (String, u16) {
+        let host = self
+            .authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        (host.to_string(), self.authority.port_u16().unwrap_or(80))
+    }
+
+    /// Resolves the host name to a socket address (first answer).
+    pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
+        use anyhow::Context as _;
+        let (host, port) = self.host_port();
+        let mut addrs = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .with_context(|| format!("cannot resolve target {} ({})", self.name, self.url))?;
+        addrs
+            .next()
+            .with_context(|| format!("target {} ({}) resolved to no address", self.name, self.url))
+    }
+}
+
+/// One entry of a targets file: a URL, or a table with a URL and a weight.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileEntry {
+    Url(String),
+    Full { url: String, weight: Option<f64> },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileShape {
+    Wrapped {
+        targets: BTreeMap<String, FileEntry>,
+    },
+    Flat(BTreeMap<String, FileEntry>),
+}
+
+/// Targets loaded from a file: name -> (URL, weight).
+pub type FileTargets = BTreeMap<String, (String, Option<f64>)>;
+
+/// Reads a TOML or YAML targets file (chosen by extension; otherwise TOML, then YAML).
+pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        UsageError::new(format!("cannot read targets file {}: {e}", path.display()))
+    })?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let shape: FileShape = match ext {
+        "yaml" | "yml" => serde_norway::from_str(&text).map_err(|e| e.to_string()),
+        "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
+        _ => toml::from_str(&text)
+            .or_else(|_| serde_norway::from_str(&text))
+            .map_err(|e: serde_norway::Error| e.to_string()),
+    }
+    .map_err(|e| UsageError::new(format!("targets file {}: {e}", path.display())))?;
+    let map = match shape {
+        FileShape::Wrapped { targets } => targets,
+        FileShape::Flat(m) => m,
+    };
+    Ok(map
+        .into_iter()
+        .map(|(k, v)| match v {
+            FileEntry::Url(u) => (k, (u, None)),
+            FileEntry::Full { url, weight } => (k, (url, weight)),
+        })
+        .collect())
+}
+
+/// Splits a trailing `@WEIGHT` off a target spec, if what follows `@` is a number.
+fn split_weight(spec: &str) -> Result<(&str, Option<f64>), UsageError> {
+    if let Some((head, tail)) = spec.rsplit_once('@') {
+        if let Ok(w) = tail.parse::<f64>() {
+            if !(w.is_finite() && w > 0.0) {
+                return Err(UsageError::new(format!(
+                    "target {spec:?}: weight must be > 0"
+                )));
+            }
+            return Ok((head, Some(w)));
+        }
+    }
+    Ok((spec, None))
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+}
+
+/// Resolves target specs into targets. `env` looks up environment variables (a
+/// parameter so tests need not touch the process environment).
+pub fn resolve(
+    specs: &[String],
+    file: Option<&FileTargets>,
+    path_override: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<Target>, UsageError> {
+    let mut wanted: Vec<(String, Option<String>, Option<f64>)> = Vec::new();
+    for raw in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let (spec, weight) = split_weight(raw)?;
+        if spec.starts_with("http://") || spec.starts_with("https://") {
+            wanted.push((String::new(), Some(spec.to_string()), weight));
+        } else if let Some((name, url)) = spec.split_once('=') {
+            wanted.push((
+                name.trim().to_string(),
+                Some(url.trim().to_string()),
+                weight,
+            ));
+        } else {
+            wanted.push((spec.to_string(), None, weight));
+        }
+    }
+    if wanted.is_empty() {
+        match file {
+            Some(f) if !f.is_empty() => {
+                wanted = f
+                    .iter()
+                    .map(|(k, (u, w))| (k.clone(), Some(u.clone()), *w))
+                    .collect();
+            }
+            _ => {
+                return Err(UsageError::new(
+                    "no targets: give --target NAME[=URL] (or LOADGEN_TARGETS) or a --targets-file",
+                ))
+            }
+        }
+    }
+    let mut out: Vec<Target> = Vec::with_capacity(wanted.len());
+    for (name, url, weight) in wanted {
+        let (url, file_weight) = match url {
+            Some(u) => (u, None),
+            None => {
+                if !valid_name(&name) {
+                    return Err(UsageError::new(format!(
+                        "target {name:?}: a name may hold letters, digits, '-', '_' and '.'"
+                    )));
+                }
+                if let Some((u, w)) = file.and_then(|f| f.get(&name)) {
+                    (u.clone(), *w)
+                } else {
+                    let key = format!(
+                        "LOADGEN_TARGET_{}",
+                        name.to_ascii_uppercase().replace(['-', '.'], "_")
+                    );
+                    match env(&key) {
+                        Some(u) if !u.trim().is_empty() => (u.trim().to_string(), None),
+                        _ => (format!("http://echo.{name}.mesh.local/"), None),
+                    }
+                }
+            }
+        };
+        let uri: Uri = url
+            .parse()
+            .map_err(|e| UsageError::new(format!("target {name:?}: bad URL {url:?}: {e}")))?;
+        match uri.scheme_str() {
+            Some("http") => {}
+            Some(other) => {
+                return Err(UsageError::new(format!(
+                    "target {name:?}: URL {url:?}: only http:// is supported, not {other}://"
+                )))
+            }
+            None => {
+                return Err(UsageError::new(format!(
+                    "target {name:?}: URL {url:?} needs a scheme, e.g. http://host:port/"
+                )))
+            }
+        }
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| UsageError::new(format!("target {name:?}: URL {url:?} has no host")))?;
+        let name = if name.is_empty() {
+            authority.to_string()
+        } else {
+            name
+        };
+        if !valid_name(&name) && !name.contains(':') {
+            return Err(UsageError::new(format!(
+                "target name {name:?} is not valid"
+            )));
+        }
+        if out.iter().any(|t| t.name == name) {
+            return Err(UsageError::new(format!("target {name:?} given twice")));
+        }
+        let path = match path_override {
+            Some(p) => p
+                .parse::<PathAndQuery>()
+                .ok()
+                .filter(|p| p.as_str().starts_with('/'))
+                .ok_or_else(|| UsageError::new(format!("--path {p:?} is not a valid path")))?,
+            None => uri
+                .path_and_query()
+                .cloned()
+                .filter(|p| !p.as_str().is_empty())
+                .unwrap_or_else(|| PathAndQuery::from_static("/")),
+        };
+        let weight = weight.or(file_weight).unwrap_or(1.0);
+        if !(weight.is_finite() && weight > 0.0) {
+            return Err(UsageError::new(format!(
+                "target {name:?}: weight must be > 0"
+            )));
+        }
+        out.push(Target {
+            name,
+            url: uri,
+            authority,
+            path,
+            weight,
+        });
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn resolution_order() {
+        let mut file = FileTargets::new();
+        file.insert("eu".into(), ("http://eu.file:81/x".into(), Some(3.0)));
+        file.insert("us".into(), ("http://us.file/".into(), None));
+        let env = |k: &str| (k == "LOADGEN_TARGET_AP").then(|| "http://ap.env:9/".to_string());
+        let specs: Vec<String> = ["us=http://us.flag:8080/", "eu", "ap", "sa@2"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let t = resolve(&specs, Some(&file), None, &env).unwrap();
+        assert_eq!(t[0].url.to_string(), "http://us.flag:8080/");
+        assert_eq!(t[1].authority.as_str(), "eu.file:81");
+        assert_eq!(t[1].path.as_str(), "/x");
+        assert_eq!(t[1].weight, 3.0);
+        assert_eq!(t[2].url.to_string(), "http://ap.env:9/");
+        assert_eq!(t[3].url.to_string(), "http://echo.sa.mesh.local/");
+        assert_eq!(t[3].weight, 2.0);
+        assert_eq!(t[3].host_port(), ("echo.sa.mesh.local".to_string(), 80));
+    }
+
+    #[test]
+    fn rejects_bad_specs() {
+        for bad in [
+            "https://x/",
+            "us=ftp://x",
+            "us=not a url",
+            "b@d name",
+            "us@0",
+            "x=/only/path",
+        ] {
+            assert!(
+                resolve(&[bad.to_string()], None, None, &no_env).is_err(),
+                "{bad}"
+            );
+        }
+        assert!(resolve(&[], None, None, &no_env).is_err());
+        let dup = vec!["us".to_string(), "us".to_string()];
+        assert!(resolve(&dup, None, None, &no_env).is_err());
+    }
+
+    #[test]
+    fn file_formats() {
+        let dir = std::env::temp_dir().join(format!("loadgen-tf-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let toml_path = dir.join("t.toml");
+        std::fs::write(
+            &toml_path,
+            "[targets]\nus = \"http://a/\"\neu = { url = \"http://b/\", weight = 2 }\n",
+        )
+        .unwrap();
+        let yaml_path = dir.join("t.yaml");
+        std::fs::write(
+            &yaml_path,
+            "us: http://a/\neu:\n  url: http://b/\n  weight: 2\n",
+        )
+        .unwrap();
+        for p in [toml_path, yaml_path] {
+            let f = load_file(&p).unwrap();
+            assert_eq!(f["us"], ("http://a/".to_string(), None));
+            assert_eq!(f["eu"], ("http://b/".to_string(), Some(2.0)));
+            let t = resolve(&[], Some(&f), Some("/echo?x=1"), &no_env).unwrap();
+            assert_eq!(t.len(), 2);
+            assert_eq!(t[0].path.as_str(), "/echo?x=1");
+        }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}
