@@ -229,6 +229,29 @@ pub struct Plan {
     pub close: bool,
 }
 
+impl fmt::Display for Plan {
+    /// The applied faults as `delay=200ms,status=503,size=10,close`; empty when none.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut sep = "";
+        if let Some(d) = self.delay {
+            write!(f, "delay={}", DisplayDuration(d))?;
+            sep = ",";
+        }
+        if let Some(s) = self.status {
+            write!(f, "{sep}status={s}")?;
+            sep = ",";
+        }
+        if let Some(n) = self.size {
+            write!(f, "{sep}size={n}")?;
+            sep = ",";
+        }
+        if self.close {
+            write!(f, "{sep}close")?;
+        }
+        Ok(())
+    }
+}
+
 impl FaultSpec {
     /// True when nothing would be injected.
     pub fn is_empty(&self) -> bool {

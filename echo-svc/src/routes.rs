@@ -39,6 +39,10 @@ const GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
 const POST: HeaderValue = HeaderValue::from_static("POST");
 const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
+/// Response header listing the faults applied to this response (`delay=200ms,status=503`),
+/// so clients can check what they measured.
+pub const X_ECHO_FAULTS: http::HeaderName = http::HeaderName::from_static("x-echo-faults");
+
 static EMPTY_FAULTS: FaultSpec = FaultSpec {
     delay: None,
     status: None,
@@ -277,8 +281,9 @@ impl App {
             return self.route(req, route).await;
         }
 
-        let plan: Plan = faults.sample(&mut rand::rng());
-        let http1 = req.version() < Version::HTTP_2;
+        let mut plan: Plan = faults.sample(&mut rand::rng());
+        // Connection-specific headers are not allowed in HTTP/2; close applies to HTTP/1 only.
+        plan.close &= req.version() < Version::HTTP_2;
         if let Some(delay) = plan.delay {
             self.metrics.fault(FaultKind::Delay);
             tokio::time::sleep(delay).await;
@@ -305,10 +310,15 @@ impl App {
                 resp.headers_mut().append(name.clone(), value.clone());
             }
         }
-        // Connection-specific headers are not allowed in HTTP/2; close applies to HTTP/1 only.
-        if plan.close && http1 {
+        if plan.close {
             self.metrics.fault(FaultKind::Close);
             resp.headers_mut().insert(CONNECTION, CLOSE);
+        }
+        let applied = plan.to_string();
+        if !applied.is_empty() {
+            if let Ok(value) = HeaderValue::from_str(&applied) {
+                resp.headers_mut().insert(X_ECHO_FAULTS, value);
+            }
         }
         resp
     }
