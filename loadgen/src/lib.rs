@@ -119,6 +119,18 @@ pub fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         })
         .collect();
 
+    let names: Vec<String> = cfg
+        .targets
+        .iter()
+        .map(|t| format!("{}={}", t.name, t.url))
+        .collect();
+    eprintln!(
+        "loadgen: running against {} for {:?} (+{:?} warm-up), {} arrivals",
+        names.join(", "),
+        cfg.measured_duration(),
+        cfg.warmup,
+        format!("{:?}", cfg.arrival).to_lowercase()
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let live = Arc::new(engine::Live::default());
     let progress =

@@ -1,0 +1,470 @@
+//! In-process runs over real loopback sockets against echo-svc (and a few deliberately
+//! broken raw TCP servers): attribution, accounting, dropped, failures, SLOs, accuracy.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read as _, Write as _};
+use std::time::Duration;
+
+use common::*;
+use loadgen::record::GroupKey;
+use loadgen::{execute, EXIT_OK, EXIT_SLO_FAILED};
+
+fn key(t: &str, r: &str, v: &str, c: &str) -> GroupKey {
+    GroupKey {
+        target: t.into(),
+        region: r.into(),
+        version: v.into(),
+        class: c.into(),
+    }
+}
+
+#[test]
+fn attribution_per_region_and_version_through_the_lab_fleet() {
+    let rt = server_runtime();
+    let fleet = rt
+        .block_on(loadgen::lab::Fleet::start(Duration::from_millis(20), 10))
+        .unwrap();
+    let us = format!("us=http://{}/", fleet.regions[0].router);
+    let eu = format!("eu=http://{}/", fleet.regions[1].router);
+    let cfg = config(&[
+        "--target",
+        &us,
+        "--target",
+        &eu,
+        "--rps",
+        "200",
+        "--duration",
+        "2s",
+        "--warmup",
+        "500ms",
+    ]);
+    let out = execute(cfg).unwrap();
+    rt.block_on(fleet.shutdown()).unwrap();
+    let r = &out.results;
+    assert_sums(r);
+    for t in &r.targets {
+        // 100 rps per target for 2 s measured, 50 in warm-up.
+        assert_eq!(t.measured.scheduled, 200, "{}", t.name);
+        assert_eq!(t.warmup.scheduled, 50, "{}", t.name);
+        assert_eq!(t.measured.ok, 200, "{}: {:?}", t.name, t.measured);
+    }
+    for t in ["us", "eu"] {
+        let v1 = r.groups[&key(t, t, "v1", "2xx")].corrected.len();
+        let v2 = r.groups[&key(t, t, "v2", "2xx")].corrected.len();
+        assert_eq!(v1 + v2, 200);
+        // The router sends exactly every tenth request to v2 (warm-up included).
+        assert!((18..=22).contains(&v2), "{t}: v2 got {v2}");
+    }
+    assert_eq!(
+        r.groups.len(),
+        4,
+        "{:?}",
+        r.groups.keys().collect::<Vec<_>>()
+    );
+    // eu carries a 20 ms delay, us does not.
+    let eu_min = r.groups[&key("eu", "eu", "v1", "2xx")].service.min();
+    assert!(eu_min >= 20_000, "eu min {eu_min}µs");
+    let us_p50 = r.groups[&key("us", "us", "v1", "2xx")]
+        .corrected
+        .value_at_quantile(0.5);
+    assert!(us_p50 < 20_000, "us p50 {us_p50}µs");
+    // Warm-up responses are not in the histograms.
+    let total: u64 = r.groups.values().map(|g| g.corrected.len()).sum();
+    assert_eq!(total, 400);
+}
+
+#[test]
+fn missing_identity_headers_form_an_unknown_group() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "");
+    let t = format!("us=http://{}/", e.addr());
+    let cfg = config(&[
+        "--target",
+        &t,
+        "--rps",
+        "50",
+        "--duration",
+        "1s",
+        "--region-header",
+        "x-nope",
+    ]);
+    let out = execute(cfg).unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    assert_sums(&out.results);
+    let g: Vec<_> = out.results.groups.keys().collect();
+    assert_eq!(g, vec![&key("us", "unknown", "v1", "2xx")]);
+    assert_eq!(
+        out.results.groups[&key("us", "unknown", "v1", "2xx")]
+            .corrected
+            .len(),
+        50
+    );
+}
+
+#[test]
+fn http_errors_by_status_and_slo_verdicts() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "status=503:20");
+    let t = format!("us=http://{}/", e.addr());
+    let slos = [
+        ("p99<10s", true),
+        ("p50<1us", false),
+        ("p95<=0.25s", true),
+        ("max<10s", true),
+        ("mean<10s", true),
+        ("rps>=50", true),
+        ("rps>=1000000", false),
+        ("requests==300", true),
+        ("dropped==0", true),
+        ("dropped_rate<1%", true),
+        ("error_rate<1%", false),
+        ("error_rate<60%", true),
+        ("errors>0", true),
+        ("p99{target:us,version:v1}<10s", true),
+        ("p99{region:eu}<10s", false),     // no data
+        ("p99{target:nope}<10s", false),   // no data
+        ("dropped{version:v1}==0", false), // dropped has no version: no data
+        ("http_req_duration{target:us,version:v1}: p(95)<10000", true),
+        ("http_req_duration: avg<10000, med<10000", true),
+        ("http_req_failed: rate<0.01", false),
+        ("http_req_failed{version:v1}: rate<0.9", true),
+        ("http_reqs: count>=300", true),
+        ("dropped_iterations: count==0", true),
+    ];
+    let mut words = vec!["--target", &t, "--rps", "100", "--duration", "3s"];
+    for (s, _) in &slos {
+        words.push("--slo");
+        words.push(s);
+    }
+    let out = execute(config(&words)).unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    let r = &out.results;
+    assert_sums(r);
+    let a = &r.targets[0].measured;
+    assert_eq!(a.scheduled, 300);
+    let e503 = a.http_errors.get(&503).copied().unwrap_or(0);
+    assert_eq!(a.ok + e503, 300);
+    assert!((20..=110).contains(&e503), "503s: {e503}");
+    assert!(r.groups.contains_key(&key("us", "us", "v1", "5xx")));
+    let verdicts: Vec<_> = out
+        .verdicts
+        .iter()
+        .map(|v| (v.slo.as_str(), v.pass))
+        .collect();
+    let want: Vec<_> = slos
+        .iter()
+        .flat_map(|(s, p)| {
+            if s.starts_with("http_req_duration: avg") {
+                vec![
+                    ("http_req_duration: avg<10000", *p),
+                    ("http_req_duration: med<10000", *p),
+                ]
+            } else {
+                vec![(*s, *p)]
+            }
+        })
+        .collect();
+    assert_eq!(verdicts, want);
+    let no_data = out
+        .verdicts
+        .iter()
+        .find(|v| v.slo == "p99{region:eu}<10s")
+        .unwrap();
+    assert!(no_data.detail.contains("no data"), "{}", no_data.detail);
+    assert_eq!(out.exit_code, EXIT_SLO_FAILED);
+}
+
+#[test]
+fn passing_slos_exit_zero_and_json_carries_histograms() {
+    let rt = server_runtime();
+    let e = echo(&rt, "eu", "v2", "");
+    let t = format!("eu=http://{}/", e.addr());
+    let json = std::env::temp_dir().join(format!("loadgen-json-{}.json", std::process::id()));
+    let j = json.to_str().unwrap().to_string();
+    let cfg = config(&[
+        "--target",
+        &t,
+        "--rps",
+        "100",
+        "--duration",
+        "1s",
+        "--arrival",
+        "poisson",
+        "--slo",
+        "p99<10s",
+        "--json",
+        &j,
+    ]);
+    let out = execute(cfg).unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    assert_eq!(out.exit_code, EXIT_OK);
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    std::fs::remove_file(&json).ok();
+    let g = &v["groups"][0];
+    assert_eq!(g["target"], "eu");
+    assert_eq!(g["region"], "eu");
+    assert_eq!(g["version"], "v2");
+    let h = loadgen::report::decode(g["corrected"]["hdr"].as_str().unwrap()).unwrap();
+    assert_eq!(h.len(), g["corrected"]["count"].as_u64().unwrap());
+    assert_eq!(h.len(), out.results.targets[0].measured.ok);
+    assert!(
+        !loadgen::report::decode(v["pacing"]["hdr"].as_str().unwrap())
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(v["slos"][0]["pass"], true);
+    assert_eq!(v["exit_code"], 0);
+    assert_eq!(
+        v["targets"][0]["accounting"]["scheduled"],
+        out.results.targets[0].measured.scheduled
+    );
+}
+
+#[test]
+fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "delay=300ms");
+    let t = format!("us=http://{}/", e.addr());
+    let cfg = config(&[
+        "--target",
+        &t,
+        "--rps",
+        "100",
+        "--duration",
+        "1s",
+        "--connections",
+        "2",
+        "--max-in-flight",
+        "4",
+        "--slo",
+        "dropped==0",
+    ]);
+    let out = execute(cfg).unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    let r = &out.results;
+    assert_sums(r);
+    let a = &r.targets[0].measured;
+    assert_eq!(a.scheduled, 100);
+    // At most 4 outstanding while each takes 300 ms: most requests cannot be admitted.
+    assert!(a.dropped_cap >= 50, "{a:?}");
+    assert!(a.ok >= 4, "{a:?}");
+    assert_eq!(out.exit_code, EXIT_SLO_FAILED);
+    let text = loadgen::report::render(r, &out.verdicts);
+    assert!(text.contains("target rate missed for us"), "{text}");
+    // Latency is measured from the schedule: queueing behind 2 connections shows.
+    let g = &r.groups[&key("us", "us", "v1", "2xx")];
+    assert!(g.corrected.max() >= g.service.max());
+}
+
+#[test]
+fn refused_connections_are_counted() {
+    let addr = closed_port();
+    let t = format!("gone=http://{addr}/");
+    let out = execute(config(&[
+        "--target",
+        &t,
+        "--rps",
+        "50",
+        "--duration",
+        "1s",
+        "--warmup",
+        "200ms",
+        "--slo",
+        "p99<1s",
+    ]))
+    .unwrap();
+    let r = &out.results;
+    assert_sums(r);
+    let a = &r.targets[0].measured;
+    assert_eq!(a.scheduled, 50);
+    assert_eq!(a.refused, 50, "{a:?}");
+    assert_eq!(r.targets[0].warmup.refused, 10);
+    assert!(r.groups.is_empty());
+    // No responses: the latency SLO has no data and fails.
+    assert!(!out.verdicts[0].pass);
+    assert_eq!(out.exit_code, EXIT_SLO_FAILED);
+}
+
+#[test]
+fn timeouts_are_counted() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "delay=3s");
+    let t = format!("us=http://{}/", e.addr());
+    let out = execute(config(&[
+        "--target",
+        &t,
+        "--rps",
+        "20",
+        "--duration",
+        "1s",
+        "--timeout",
+        "200ms",
+    ]))
+    .unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    let a = &out.results.targets[0].measured;
+    assert_sums(&out.results);
+    assert_eq!(a.scheduled, 20);
+    assert_eq!(a.timeout, 20, "{a:?}");
+}
+
+/// Accepts connections and answers every request with bytes that are not HTTP.
+fn garbage_server() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = s.read(&mut buf) {
+                    if n == 0
+                        || s.write_all(b"SPLAT \x00\x01 not http at all\r\n\r\n")
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn malformed_responses_are_counted() {
+    let addr = garbage_server();
+    let t = format!("bad=http://{addr}/");
+    let out = execute(config(&[
+        "--target",
+        &t,
+        "--rps",
+        "40",
+        "--duration",
+        "1s",
+        "--timeout",
+        "2s",
+    ]))
+    .unwrap();
+    let a = &out.results.targets[0].measured;
+    assert_sums(&out.results);
+    assert_eq!(a.scheduled, 40);
+    assert_eq!(a.malformed, 40, "{a:?}");
+}
+
+#[test]
+fn a_target_that_dies_mid_run() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "");
+    let addr = e.addr();
+    let t = format!("us=http://{addr}/");
+    let cfg = config(&[
+        "--target",
+        &t,
+        "--rps",
+        "100",
+        "--duration",
+        "3s",
+        "--timeout",
+        "1s",
+    ]);
+    let run = std::thread::spawn(move || execute(cfg).unwrap());
+    assert!(
+        wait_for(Duration::from_secs(20), || served(addr) >= 30.0),
+        "echo-svc never saw traffic"
+    );
+    rt.block_on(e.shutdown()).unwrap();
+    let out = run.join().unwrap();
+    let a = &out.results.targets[0].measured;
+    assert_sums(&out.results);
+    assert_eq!(a.scheduled, 300);
+    assert!(a.ok >= 25, "{a:?}");
+    assert!(a.refused + a.reset + a.timeout >= 100, "{a:?}");
+}
+
+#[test]
+fn a_stall_shows_in_corrected_latency_but_not_in_service_time() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "");
+    let t = format!("us=http://{}/", e.addr());
+    // Every request is held for the next second; few connections, as wrk2 would use.
+    assert!(http(e.addr(), "POST", "/stall?for=1s").starts_with("HTTP/1.1 200"));
+    let out = execute(config(&[
+        "--target",
+        &t,
+        "--rps",
+        "100",
+        "--duration",
+        "3s",
+        "--connections",
+        "2",
+    ]))
+    .unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    assert_sums(&out.results);
+    let g = &out.results.groups[&key("us", "us", "v1", "2xx")];
+    let corrected = g.corrected.value_at_quantile(0.99);
+    let service = g.service.value_at_quantile(0.99);
+    assert!(corrected >= 500_000, "corrected p99 {corrected}µs");
+    assert!(service < 500_000, "service p99 {service}µs");
+    assert!(
+        g.service.max() >= 500_000,
+        "the held requests themselves took long"
+    );
+}
+
+#[test]
+fn two_percent_slow_requests_sit_between_p95_and_p99() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "delay=20ms:2");
+    let t = format!("us=http://{}/", e.addr());
+    let out = execute(config(&[
+        "--target",
+        &t,
+        "--rps",
+        "500",
+        "--duration",
+        "5s",
+    ]))
+    .unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    assert_sums(&out.results);
+    let g = &out.results.groups[&key("us", "us", "v1", "2xx")];
+    let (p95, p99) = (
+        g.corrected.value_at_quantile(0.95),
+        g.corrected.value_at_quantile(0.99),
+    );
+    assert!(p95 < 20_000, "p95 {p95}µs");
+    assert!(p99 >= 20_000, "p99 {p99}µs");
+}
+
+#[test]
+fn stages_and_threads_split_the_schedule_exactly() {
+    let rt = server_runtime();
+    let e1 = echo(&rt, "us", "v1", "");
+    let e2 = echo(&rt, "eu", "v1", "");
+    let a = format!("us=http://{}/@3", e1.addr());
+    let b = format!("eu=http://{}/", e2.addr());
+    // 0 -> 200 rps over 1 s, 200 for 1 s: 300 requests in all, 3:1 between targets.
+    let cfg = config(&[
+        "--target",
+        &a,
+        "--target",
+        &b,
+        "--stages",
+        "1s:200,1s:200",
+        "--threads",
+        "2",
+    ]);
+    let out = execute(cfg).unwrap();
+    rt.block_on(e1.shutdown()).unwrap();
+    rt.block_on(e2.shutdown()).unwrap();
+    assert_sums(&out.results);
+    let t = &out.results.targets;
+    assert_eq!(t[0].measured.scheduled, 225);
+    assert_eq!(t[1].measured.scheduled, 75);
+    assert_eq!(t[0].measured.ok + t[1].measured.ok, 300);
+}
