@@ -18,7 +18,8 @@ Exit codes:
   99  at least one SLO failed, or matched no data
 
 Ctrl-C / SIGTERM stop the run early: the partial report is printed and written,
-and the exit code is decided by the SLOs on the partial data (0 or 99).";
+and the exit code is decided by the SLOs on the partial data (0 or 99).
+A second Ctrl-C aborts at once with exit code 130 and no report.";
 
 /// Open-loop HTTP load generator with coordinated-omission-corrected HDR latency per
 /// target, served region and version, and SLO gates.

@@ -54,15 +54,51 @@ const DISPATCH_BATCH: usize = 64;
 /// How often workers publish counters for live progress.
 const PUBLISH_EVERY_NS: u64 = 250_000_000;
 
-/// Counters that workers publish for live progress (only read by the progress bar).
+/// Snapshot one worker publishes for live progress every 250 ms (read only by the
+/// progress bar, so the hot path never touches shared memory).
 #[derive(Debug, Default)]
-pub struct Live {
+pub struct LiveWorker {
     pub sent: AtomicU64,
     pub completed: AtomicU64,
     pub errors: AtomicU64,
     pub dropped: AtomicU64,
-    /// Corrected latency of measured responses so far, merged from workers.
+    /// Corrected latency of this worker's measured responses so far.
     pub latency: Mutex<Option<hdrhistogram::Histogram<u64>>>,
+}
+
+/// Live progress snapshots, one slot per worker.
+#[derive(Debug, Default)]
+pub struct Live {
+    pub workers: Vec<LiveWorker>,
+}
+
+impl Live {
+    pub fn new(workers: usize) -> Live {
+        Live {
+            workers: (0..workers).map(|_| LiveWorker::default()).collect(),
+        }
+    }
+
+    /// Sum of one counter over workers.
+    pub fn total(&self, f: impl Fn(&LiveWorker) -> &AtomicU64) -> u64 {
+        self.workers
+            .iter()
+            .map(|w| f(w).load(Ordering::Relaxed))
+            .sum()
+    }
+
+    /// Merged latency so far.
+    pub fn latency(&self) -> hdrhistogram::Histogram<u64> {
+        let mut h = crate::record::new_histogram();
+        for w in &self.workers {
+            if let Ok(slot) = w.latency.lock() {
+                if let Some(x) = slot.as_ref() {
+                    let _ = h.add(x);
+                }
+            }
+        }
+        h
+    }
 }
 
 /// What the engine hands back.
@@ -147,6 +183,9 @@ impl Drop for Conn {
 struct Job {
     due_ns: u64,
     warmup: bool,
+    /// Waited in the queue for a busy connection (its wait is the server's doing, so it
+    /// shows in corrected latency, not in the generator's pacing lag).
+    queued: bool,
 }
 
 #[derive(Default)]
@@ -259,7 +298,7 @@ async fn worker(
             if let Some(l) = &live {
                 if now >= next_publish {
                     next_publish = now + PUBLISH_EVERY_NS;
-                    publish(&wk, l);
+                    publish_from(&wk.rec.borrow(), l, w);
                 }
             }
             tokio::select! {
@@ -325,18 +364,15 @@ async fn worker(
         st.idle.clear();
     }
     if let Some(l) = &live {
-        publish_from(&rec, l);
+        publish_from(&rec, l, w);
     }
     Ok(rec)
 }
 
-fn publish(wk: &Worker, live: &Live) {
-    publish_from(&wk.rec.borrow(), live);
-}
-
-fn publish_from(rec: &Recorder, live: &Live) {
-    // Workers publish absolute counts per worker; with one worker that is exact, with
-    // several the bar shows the sum of the latest snapshots it received.
+fn publish_from(rec: &Recorder, live: &Live, w: usize) {
+    let Some(live) = live.workers.get(w) else {
+        return;
+    };
     let (mut sent, mut done, mut errs, mut dropped) = (0, 0, 0, 0);
     for t in &rec.targets {
         let a = &t.measured;
@@ -364,14 +400,12 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_la
             rec.failure(ti, due.warmup, Failure::DroppedBehind);
             return;
         }
-        if !due.warmup {
-            rec.pacing_lag(lag);
-        }
     }
     let t = &wk.targets[ti];
     let job = Job {
         due_ns: due_abs,
         warmup: due.warmup,
+        queued: false,
     };
     let mut st = t.state.borrow_mut();
     if st.in_flight >= t.max_in_flight {
@@ -389,7 +423,10 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_la
         st.conns += 1;
         tokio::task::spawn_local(serve(wk.clone(), ti, None, job));
     } else {
-        st.queue.push_back(job);
+        st.queue.push_back(Job {
+            queued: true,
+            ..job
+        });
     }
 }
 
@@ -397,6 +434,12 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_la
 async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
     let t = &wk.targets[ti];
     loop {
+        if !job.queued && !job.warmup {
+            // Pacing lag: from the due time to the moment a connection task starts on the
+            // request (dispatcher delay plus task scheduling), before any connect.
+            let lag = now_ns().saturating_sub(job.due_ns);
+            wk.rec.borrow_mut().pacing_lag(lag);
+        }
         let sent = Cell::new(0u64);
         let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, t, &mut conn, &sent)).await;
         let done = now_ns();

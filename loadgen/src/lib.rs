@@ -132,7 +132,7 @@ pub fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
         format!("{:?}", cfg.arrival).to_lowercase()
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let live = Arc::new(engine::Live::default());
+    let live = Arc::new(engine::Live::new(cfg.threads));
     let progress =
         progress::Progress::start(cfg.progress, &live, cfg.warmup + cfg.measured_duration());
     let out = control.block_on(async {

@@ -41,26 +41,22 @@ impl Progress {
                 let (mut last_sent, mut last_t) = (0u64, Instant::now());
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::park_timeout(Duration::from_millis(250));
-                    let sent = live.sent.load(Ordering::Relaxed);
+                    let sent = live.total(|w| &w.sent);
                     let now = Instant::now();
                     let rate = (sent.saturating_sub(last_sent)) as f64
                         / now.duration_since(last_t).as_secs_f64().max(1e-3);
                     (last_sent, last_t) = (sent, now);
-                    let p99 = live
-                        .latency
-                        .lock()
-                        .ok()
-                        .and_then(|h| {
-                            h.as_ref()
-                                .filter(|h| !h.is_empty())
-                                .map(|h| fmt_us(h.value_at_quantile(0.99) as f64))
-                        })
-                        .unwrap_or_else(|| "-".into());
+                    let h = live.latency();
+                    let p99 = if h.is_empty() {
+                        "-".to_string()
+                    } else {
+                        fmt_us(h.value_at_quantile(0.99) as f64)
+                    };
                     bar.set_position(started.elapsed().as_millis() as u64);
                     bar.set_message(format!(
                         "{rate:.0} rps  p99 {p99}  errors {}  dropped {}",
-                        live.errors.load(Ordering::Relaxed),
-                        live.dropped.load(Ordering::Relaxed)
+                        live.total(|w| &w.errors),
+                        live.total(|w| &w.dropped)
                     ));
                 }
                 bar.finish_and_clear();
