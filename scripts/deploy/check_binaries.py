@@ -55,17 +55,19 @@ PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", 
 
 
 class Problems:
-    def __init__(self) -> None:
+    def __init__(self, quiet: bool = False) -> None:
         self.items: list[str] = []
         self.passed = 0
+        self.quiet = quiet
 
     def fail(self, msg: str) -> None:
         self.items.append(msg)
-        print(f"  FAIL {msg}", flush=True)
+        if not self.quiet:
+            print(f"  FAIL {msg}", flush=True)
 
     def ok(self, msg: str | None = None) -> None:
         self.passed += 1
-        if msg:
+        if msg and not self.quiet:
             print(f"  ok   {msg}", flush=True)
 
 
@@ -534,10 +536,22 @@ def self_test(renders, bins: dict[str, Binary]) -> int:
     for doc, pod, c in workloads(broken[lwhere]):
         c["args"].append("--rsp")
         break
-    p = Problems()
-    print("self-test: planting PROTT env, port 9999, probe on admin port, --rsp flag")
+    for doc in broken[where]:
+        if doc["kind"] == "PrometheusRule":
+            doc["spec"]["groups"][0]["rules"][0]["expr"] = \
+                'sum by (regoin) (rate(http_requets_total{job="echo"}[5m]))'
+            doc["spec"]["groups"][0]["rules"][1]["expr"] = \
+                'rate(http_requests_total{job="echo", stauts="500"}[5m])'
+    p = Problems(quiet=True)
+    print("self-test: planting PROTT env, port 9999, probe on admin port, --rsp flag, "
+          "metric http_requets_total, labels regoin and stauts")
     static_checks(broken, bins, p)
-    expect = ["env PROTT", "containerPort bogus=9999", "readinessProbe uses port 'admin'", "flag --rsp"]
+    # The metric names echo-svc's exposition uses, with their labels.
+    check_metrics(broken, 'http_requests_total{method="GET",route="/",status="200"} 1\n'
+                  'http_request_duration_seconds_bucket{method="GET",route="/",status="200",le="0.1"} 1\n',
+                  p)
+    expect = ["env PROTT", "containerPort bogus=9999", "readinessProbe uses port 'admin'", "flag --rsp",
+              "metric http_requets_total", "grouping label regoin", "label stauts"]
     missed = [e for e in expect if not any(e in msg for msg in p.items)]
     for e in expect:
         print(f"  {'MISSED' if e in missed else 'caught'} {e}")
