@@ -26,11 +26,6 @@ pub enum Body {
 }
 
 impl Body {
-    /// An empty body.
-    pub fn empty() -> Self {
-        Body::Full(None)
-    }
-
     /// A body holding `bytes`.
     pub fn full(bytes: impl Into<Bytes>) -> Self {
         let bytes = bytes.into();

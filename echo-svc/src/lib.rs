@@ -31,7 +31,7 @@
 //! # Ok(()) }
 //! ```
 
-pub mod body;
+mod body;
 pub mod config;
 pub mod faults;
 pub mod identity;
@@ -45,6 +45,6 @@ mod upstream;
 
 pub use config::{Config, LogFormat, Upstream};
 pub use faults::{FaultError, FaultSpec, Limits};
-pub use routes::{Route, X_ECHO_FAULTS};
+pub use routes::X_ECHO_FAULTS;
 pub use server::{spawn, Handle, MAX_HEADERS, MAX_HEADER_BYTES};
 pub use shutdown::run;

@@ -53,7 +53,7 @@ static EMPTY_FAULTS: FaultSpec = FaultSpec {
 
 /// A route template; also the `route` metric label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Route {
+pub(crate) enum Route {
     /// `/`
     Root,
     /// `/healthz`

@@ -276,6 +276,23 @@ async fn echo_reflects_the_request() {
 }
 
 #[tokio::test]
+async fn echo_accepts_a_body_at_the_default_cap() {
+    let h = spawn("us", "v1").await;
+    let c = client();
+    let body = vec![b'z'; 1_048_576];
+    let resp = c
+        .post(url(h.addr(), "/echo"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let doc: Value = resp.json().await.unwrap();
+    assert_eq!(doc["body_bytes"], 1_048_576);
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn echo_body_over_the_cap_is_413() {
     let mut cfg = echo_svc::Config::local("us", "v1");
     cfg.max_body_bytes = 1000;
