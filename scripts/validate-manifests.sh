@@ -41,6 +41,9 @@ wanted() {
   if [ ${#only[@]} -gt 0 ]; then [[ " ${only[*]} " == *" $1 "* ]]; else [[ " ${skip[*]} " != *" $1 "* ]]; fi
 }
 
+# The project's Python tools live in .venv (scripts/install-tools.sh).
+if [ -x .venv/bin/python ]; then PATH="$PWD/.venv/bin:$PATH"; fi
+
 if [ -n "$keep" ]; then out=$keep; rm -rf "$out"; mkdir -p "$out"; else out=$(mktemp -d); trap 'rm -rf "$out"' EXIT; fi
 rendered="$out/rendered"
 
@@ -102,14 +105,14 @@ checkov_scan() {
   [ -d "$rendered" ] || { echo "  FAIL nothing rendered (the render step must run first)"; return 1; }
   local scan="$out/checkov" f
   mkdir -p "$scan"
-  # Applied to clusters: overlays and the load/canary/chaos/argocd/gateway
-  # kustomizations. Bases are covered through the overlays that include them.
-  for f in "$rendered"/deploy__overlays__*.yaml "$rendered"/deploy__load__us.yaml "$rendered"/deploy__load__eu.yaml \
-           "$rendered"/deploy__rollouts.yaml "$rendered"/deploy__chaos.yaml "$rendered"/deploy__argocd.yaml \
-           "$rendered"/deploy__istio__gateway.yaml; do
-    [ -f "$f" ] || { echo "  FAIL expected rendered file $f is missing"; return 1; }
-    cp "$f" "$scan/"
-  done
+  # Applied to clusters: the kustomizations no other one includes (overlays,
+  # load, canary, chaos, argocd, gateway). Bases are scanned through them.
+  [ -s "$rendered/deployable.txt" ] || { echo "  FAIL no list of deployable kustomizations"; return 1; }
+  while read -r f; do
+    [ -f "$rendered/$f" ] || { echo "  FAIL expected rendered file $f is missing"; return 1; }
+    cp "$rendered/$f" "$scan/"
+  done < "$rendered/deployable.txt"
+  echo "  scanning: $(tr '\n' ' ' < "$rendered/deployable.txt")"
   local rc=0
   checkov -d "$scan" --framework kubernetes --config-file deploy/.checkov.yaml || rc=1
   checkov -f Dockerfile --framework dockerfile --config-file deploy/.checkov.yaml || rc=1

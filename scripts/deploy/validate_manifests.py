@@ -72,6 +72,22 @@ def kustomization_dirs() -> list[Path]:
     return dirs
 
 
+def deployable_kustomizations(dirs: list[str]) -> list[str]:
+    """The kustomizations applied to clusters: those no other one includes.
+
+    Bases (base/, base/v1, load/base, ...) are covered by the overlays that
+    include them, so image pins and the security scan look at these only.
+    """
+    included = set()
+    for d in dirs:
+        doc = yaml.safe_load((ROOT / d / "kustomization.yaml").read_text()) or {}
+        for entry in (doc.get("resources") or []) + (doc.get("components") or []):
+            target = (ROOT / d / entry).resolve()
+            if target.is_dir():
+                included.add(str(target.relative_to(ROOT)))
+    return [d for d in dirs if d not in included]
+
+
 def render(directory: Path, out: Path, report: Report) -> list[dict] | None:
     rel = directory.relative_to(ROOT)
     proc = subprocess.run(["kubectl", "kustomize", str(directory)],
@@ -174,9 +190,7 @@ def duration_seconds(text: str) -> float:
 
 def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
     version = workspace_version()
-    deployable = {k: v for k, v in renders.items()
-                  if not re.search(r"(^|/)(base|workload|v1|v2|istio|observability)$", k)
-                  or k in ("deploy/istio",)}
+    deployable = {k: renders[k] for k in deployable_kustomizations(list(renders))}
 
     # 1. Images: our registry, and the tag CI pushes (the workspace version).
     for where, docs in deployable.items():
@@ -252,7 +266,27 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
             else:
                 report.ok()
 
-    # 5. Argo CD: the ApplicationSet's paths exist, its repo is allowed by the
+    # 5. The canary lab's Rollout runs the same pod as the v1 Deployment
+    #    (rollouts/rollout.yaml was generated from it); only the pod-template
+    #    hash key of the spread constraints differs.
+    rollout = next((d for d in renders.get("deploy/rollouts", []) if d["kind"] == "Rollout"), None)
+    deployment = next((d for d in renders.get("deploy/base/v1", []) if d["kind"] == "Deployment"), None)
+    if rollout and deployment:
+        a = json.loads(json.dumps(rollout["spec"]["template"]["spec"]))
+        b = json.loads(json.dumps(deployment["spec"]["template"]["spec"]))
+        for spec in (a, b):
+            for t in spec.get("topologySpreadConstraints", []):
+                t.pop("matchLabelKeys", None)
+                t.pop("labelSelector", None)
+            for c in spec["containers"]:
+                c["image"] = c["image"].split(":")[0]
+        if a != b:
+            report.fail("deploy/rollouts: the Rollout's pod spec differs from deploy/base/workload's "
+                        "Deployment; regenerate rollouts/rollout.yaml")
+        else:
+            report.ok()
+
+    # 6. Argo CD: the ApplicationSet's paths exist, its repo is allowed by the
     #    AppProject, and the project admits every kind the overlays render.
     argocd = renders.get("deploy/argocd", [])
     appsets = [d for d in argocd if d["kind"] == "ApplicationSet"]
@@ -287,7 +321,7 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
                 else:
                     report.ok()
 
-    # 6. Istio values: one mesh, one trust domain, each cluster's network
+    # 7. Istio values: one mesh, one trust domain, each cluster's network
     #    matching its east-west gateway.
     values = DEPLOY / "istio" / "values"
     common = yaml.safe_load((values / "istiod-common.yaml").read_text())
@@ -347,7 +381,8 @@ def main() -> int:
         before = report.passed
         consistency_checks(renders, report)
         print(f"  {report.passed - before} checks passed")
-        (args.out / "kustomizations.txt").write_text("\n".join(renders) + "\n")
+        (args.out / "deployable.txt").write_text(
+            "".join(d.replace("/", "__") + ".yaml\n" for d in deployable_kustomizations(list(renders))))
 
     print(f"validate_manifests: {report.passed} ok, {len(report.errors)} problems")
     return 1 if report.errors else 0
