@@ -20,7 +20,8 @@ size=1024 close=true header=Name:Value.
 Exit codes:
   0  clean shutdown after SIGTERM or SIGINT (in-flight requests drained)
   1  runtime failure (e.g. the port could not be bound)
-  2  usage error (bad flag or environment value)";
+  2  usage error (bad flag or environment value)
+  130 a second SIGTERM or SIGINT arrived during the drain (forced exit)";
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
