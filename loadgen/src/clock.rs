@@ -95,22 +95,15 @@ impl PreciseTimer {
         if rc < 0 {
             return Err(io::Error::last_os_error());
         }
+        // Re-arming resets the expiry count, so the descriptor need not be read: each
+        // expiry raises a fresh edge. A readiness left over from an earlier arming is
+        // cleared and waited past.
         loop {
             let mut guard = self.fd.readable().await?;
-            let mut buf = [0u8; 8];
-            // SAFETY: reading 8 bytes into an 8-byte buffer from our timerfd.
-            let n = unsafe { libc::read(fd, buf.as_mut_ptr().cast(), 8) };
-            if n == 8 {
-                // Expiry consumed: the fd is not readable until the next arming fires.
-                guard.clear_ready();
+            guard.clear_ready();
+            if now_ns() >= deadline_ns {
                 return Ok(());
             }
-            let err = io::Error::last_os_error();
-            if err.kind() == io::ErrorKind::WouldBlock {
-                guard.clear_ready();
-                continue;
-            }
-            return Err(err);
         }
     }
 }

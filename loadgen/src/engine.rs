@@ -2,7 +2,10 @@
 //!
 //! Each worker thread runs a single-threaded tokio runtime (no cross-thread hops on the
 //! hot path) with its own share of every target's schedule, its own connections and its
-//! own [`Recorder`]. One dispatcher task per worker sleeps on a [`PreciseTimer`] until the
+//! own [`Recorder`]. Its state sits behind mutexes only so that tasks can be spawned
+//! on the runtime directly (a task woken by the reactor then goes straight to the run
+//! queue, without the extra eventfd write per wake-up that a `LocalSet` costs); the
+//! mutexes are never contended because one thread owns them. One dispatcher task per worker sleeps on a [`PreciseTimer`] until the
 //! next request is due, then hands over *every* request that is due:
 //!
 //! - if the target already has `--max-in-flight` requests queued or active (this worker's
@@ -21,12 +24,10 @@
 //! Whatever is left is counted as cancelled, so every scheduled request lands in exactly one
 //! accounting bucket.
 
-use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::rc::Rc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -126,12 +127,16 @@ pub fn run(
     let stopped_at = Arc::new(AtomicU64::new(0));
     let mut handles = Vec::with_capacity(threads);
     for w in 0..threads {
-        let cfg = cfg.clone();
-        let addrs = addrs.to_vec();
-        let plans = plans.to_vec();
-        let stop = stop.clone();
-        let live = live.clone();
-        let stopped_at = stopped_at.clone();
+        let setup = Setup {
+            cfg: cfg.clone(),
+            w,
+            addrs: addrs.to_vec(),
+            plans: plans.to_vec(),
+            start_ns,
+            stop: stop.clone(),
+            live: live.clone(),
+            stopped_at: stopped_at.clone(),
+        };
         let h = std::thread::Builder::new()
             .name(format!("loadgen-worker-{w}"))
             .spawn(move || -> anyhow::Result<Recorder> {
@@ -140,11 +145,10 @@ pub fn run(
                     .enable_all()
                     .build()
                     .context("cannot start a worker runtime")?;
-                let local = tokio::task::LocalSet::new();
-                let rec = local.block_on(&rt, async move {
-                    worker(&cfg, w, &addrs, &plans, start_ns, stop, live, &stopped_at).await
-                })?;
-                Ok(rec)
+                // Spawned rather than driven by block_on: wake-ups of a spawned task stay
+                // on the local run queue.
+                rt.block_on(async move { tokio::spawn(worker(setup)).await })
+                    .context("a worker task panicked")?
             })
             .context("cannot start a worker thread")?;
         handles.push(h);
@@ -165,6 +169,17 @@ pub fn run(
         stop_ns,
         interrupted,
     })
+}
+
+struct Setup {
+    cfg: Arc<RunConfig>,
+    w: usize,
+    addrs: Vec<SocketAddr>,
+    plans: Vec<Arc<RatePlan>>,
+    start_ns: u64,
+    stop: watch::Receiver<bool>,
+    live: Option<Arc<Live>>,
+    stopped_at: Arc<AtomicU64>,
 }
 
 /// An open HTTP/1.1 connection; dropping it closes the socket.
@@ -202,18 +217,24 @@ struct TargetCtx {
     headers: HeaderMap,
     max_conns: usize,
     max_in_flight: usize,
-    state: RefCell<TargetState>,
+    state: Mutex<TargetState>,
 }
 
 struct Worker {
     targets: Vec<TargetCtx>,
-    rec: RefCell<Recorder>,
+    rec: Mutex<Recorder>,
     timeout: Duration,
     region_header: HeaderName,
     version_header: HeaderName,
     /// Total queued + active across targets, and a wake-up when it reaches zero.
-    outstanding: Cell<usize>,
+    outstanding: AtomicUsize,
     idle: Notify,
+}
+
+/// Locks a mutex that only this worker's thread uses; a poisoned lock (a panic in a
+/// task) still holds consistent counters, so it is used as is.
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Share `total` among `n` workers: worker `w` gets its part, at least 1.
@@ -221,22 +242,22 @@ fn share(total: usize, n: usize, w: usize) -> usize {
     (total / n + usize::from(w < total % n)).max(1)
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn worker(
-    cfg: &RunConfig,
-    w: usize,
-    addrs: &[SocketAddr],
-    plans: &[Arc<RatePlan>],
-    start_ns: u64,
-    mut stop: watch::Receiver<bool>,
-    live: Option<Arc<Live>>,
-    stopped_at: &AtomicU64,
-) -> anyhow::Result<Recorder> {
+async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
+    let Setup {
+        cfg,
+        w,
+        addrs,
+        plans,
+        start_ns,
+        mut stop,
+        live,
+        stopped_at,
+    } = setup;
     let n = cfg.threads;
     let targets = cfg
         .targets
         .iter()
-        .zip(addrs)
+        .zip(&addrs)
         .map(|(t, addr)| {
             let mut headers = cfg.headers.clone();
             if !headers.contains_key(HOST) {
@@ -244,27 +265,37 @@ async fn worker(
                     headers.insert(HOST, v);
                 }
             }
-            let uri = Uri::from(t.path.clone());
             TargetCtx {
                 addr: *addr,
-                uri,
+                uri: Uri::from(t.path.clone()),
                 headers,
                 max_conns: share(cfg.connections, n, w),
                 max_in_flight: share(cfg.max_in_flight, n, w),
-                state: RefCell::new(TargetState::default()),
+                state: Mutex::new(TargetState::default()),
             }
         })
         .collect();
-    let wk = Rc::new(Worker {
+    let wk = Arc::new(Worker {
         targets,
-        rec: RefCell::new(Recorder::new(cfg.targets.len())),
+        rec: Mutex::new(Recorder::new(cfg.targets.len())),
         timeout: cfg.timeout,
         region_header: cfg.region_header.clone(),
         version_header: cfg.version_header.clone(),
-        outstanding: Cell::new(0),
+        outstanding: AtomicUsize::new(0),
         idle: Notify::new(),
     });
     let timer = PreciseTimer::new().context("cannot create a timerfd")?;
+    // Keeps tokio's timer wheel holding a deadline earlier than any request timeout:
+    // registering a timeout earlier than the wheel's next wake-up makes tokio wake its
+    // reactor through an eventfd write, which would otherwise cost a syscall per request.
+    let anchor_period =
+        (cfg.timeout / 2).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let anchor = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(anchor_period);
+        loop {
+            tick.tick().await;
+        }
+    });
     let mut streams: Vec<(usize, std::iter::Peekable<Arrivals>)> = plans
         .iter()
         .enumerate()
@@ -298,7 +329,7 @@ async fn worker(
             if let Some(l) = &live {
                 if now >= next_publish {
                     next_publish = now + PUBLISH_EVERY_NS;
-                    publish_from(&wk.rec.borrow(), l, w);
+                    publish_from(&lock(&wk.rec), l, w);
                 }
             }
             tokio::select! {
@@ -322,18 +353,18 @@ async fn worker(
         }
     }
 
-    let stop_now = now_ns();
     if interrupted {
-        stopped_at.fetch_max(stop_now, Ordering::Relaxed);
+        stopped_at.fetch_max(now_ns(), Ordering::Relaxed);
         // Queued requests never reached a connection: cancel them now.
         for (ti, t) in wk.targets.iter().enumerate() {
-            let queued: Vec<Job> = t.state.borrow_mut().queue.drain(..).collect();
-            let mut rec = wk.rec.borrow_mut();
+            let mut st = lock(&t.state);
+            let queued: Vec<Job> = st.queue.drain(..).collect();
+            st.in_flight -= queued.len();
+            wk.outstanding.fetch_sub(queued.len(), Ordering::Relaxed);
+            let mut rec = lock(&wk.rec);
             for j in &queued {
                 rec.cancelled(ti, j.warmup, 1);
             }
-            t.state.borrow_mut().in_flight -= queued.len();
-            wk.outstanding.set(wk.outstanding.get() - queued.len());
         }
     }
     let grace = if interrupted {
@@ -342,17 +373,18 @@ async fn worker(
         cfg.timeout + DRAIN_SLACK
     };
     let drained = async {
-        while wk.outstanding.get() > 0 {
+        while wk.outstanding.load(Ordering::Relaxed) > 0 {
             wk.idle.notified().await;
         }
     };
     let _ = tokio::time::timeout(grace, drained).await;
 
-    // Whatever is still queued or active now is cancelled. Nothing else runs between this
-    // count and taking the recorder, so no late response can be counted twice.
-    let mut rec = wk.rec.replace(Recorder::new(0));
+    // Whatever is still queued or active now is cancelled. Nothing else runs on this
+    // thread between this count and taking the recorder, so no late response can be
+    // counted twice; the remaining tasks are dropped with the runtime.
+    let mut rec = std::mem::replace(&mut *lock(&wk.rec), Recorder::new(0));
     for (ti, t) in wk.targets.iter().enumerate() {
-        let mut st = t.state.borrow_mut();
+        let mut st = lock(&t.state);
         let queued: Vec<Job> = st.queue.drain(..).collect();
         let active = st.in_flight - queued.len();
         for j in &queued {
@@ -363,6 +395,7 @@ async fn worker(
         st.in_flight = 0;
         st.idle.clear();
     }
+    anchor.abort();
     if let Some(l) = &live {
         publish_from(&rec, l, w);
     }
@@ -391,10 +424,10 @@ fn publish_from(rec: &Recorder, live: &Live, w: usize) {
 }
 
 #[inline]
-fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_lag_ns: u64) {
+fn dispatch(wk: &Arc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_lag_ns: u64) {
     let lag = now - due_abs;
     {
-        let mut rec = wk.rec.borrow_mut();
+        let mut rec = lock(&wk.rec);
         rec.scheduled(ti, due.warmup);
         if lag > max_lag_ns {
             rec.failure(ti, due.warmup, Failure::DroppedBehind);
@@ -407,21 +440,19 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_la
         warmup: due.warmup,
         queued: false,
     };
-    let mut st = t.state.borrow_mut();
+    let mut st = lock(&t.state);
     if st.in_flight >= t.max_in_flight {
         drop(st);
-        wk.rec
-            .borrow_mut()
-            .failure(ti, due.warmup, Failure::DroppedCap);
+        lock(&wk.rec).failure(ti, due.warmup, Failure::DroppedCap);
         return;
     }
     st.in_flight += 1;
-    wk.outstanding.set(wk.outstanding.get() + 1);
+    wk.outstanding.fetch_add(1, Ordering::Relaxed);
     if let Some(conn) = st.idle.pop() {
-        tokio::task::spawn_local(serve(wk.clone(), ti, Some(conn), job));
+        tokio::spawn(serve(wk.clone(), ti, Some(conn), job));
     } else if st.conns < t.max_conns {
         st.conns += 1;
-        tokio::task::spawn_local(serve(wk.clone(), ti, None, job));
+        tokio::spawn(serve(wk.clone(), ti, None, job));
     } else {
         st.queue.push_back(Job {
             queued: true,
@@ -431,20 +462,19 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_la
 }
 
 /// Serves `job`, then queued jobs of the same target, on one connection slot.
-async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
+async fn serve(wk: Arc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
     let t = &wk.targets[ti];
     loop {
         if !job.queued && !job.warmup {
             // Pacing lag: from the due time to the moment a connection task starts on the
             // request (dispatcher delay plus task scheduling), before any connect.
             let lag = now_ns().saturating_sub(job.due_ns);
-            wk.rec.borrow_mut().pacing_lag(lag);
+            lock(&wk.rec).pacing_lag(lag);
         }
-        let sent = Cell::new(0u64);
-        let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, t, &mut conn, &sent)).await;
+        let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, t, &mut conn)).await;
         let done = now_ns();
         {
-            let mut rec = wk.rec.borrow_mut();
+            let mut rec = lock(&wk.rec);
             match attempt {
                 Ok(Ok(resp)) => rec.response(
                     ti,
@@ -453,7 +483,7 @@ async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) 
                     resp.region.as_ref().map(|v| v.as_bytes()),
                     resp.version.as_ref().map(|v| v.as_bytes()),
                     job.due_ns,
-                    sent.get(),
+                    resp.sent_ns,
                     done,
                 ),
                 Ok(Err(f)) => {
@@ -466,11 +496,9 @@ async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) 
                 }
             }
         }
-        let mut st = t.state.borrow_mut();
+        let mut st = lock(&t.state);
         st.in_flight -= 1;
-        let left = wk.outstanding.get() - 1;
-        wk.outstanding.set(left);
-        if left == 0 {
+        if wk.outstanding.fetch_sub(1, Ordering::Relaxed) == 1 {
             wk.idle.notify_one();
         }
         match st.queue.pop_front() {
@@ -490,6 +518,7 @@ struct Answer {
     status: u16,
     region: Option<HeaderValue>,
     version: Option<HeaderValue>,
+    sent_ns: u64,
 }
 
 async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
@@ -499,19 +528,14 @@ async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| hyper_failure(&e))?;
-    let driver = tokio::task::spawn_local(async move {
+    let driver = tokio::spawn(async move {
         // Errors surface to the request that is waiting on this connection.
         let _ = connection.await;
     });
     Ok(Conn { sender, driver })
 }
 
-async fn exchange(
-    wk: &Worker,
-    t: &TargetCtx,
-    conn: &mut Option<Conn>,
-    sent: &Cell<u64>,
-) -> Result<Answer, Failure> {
+async fn exchange(wk: &Worker, t: &TargetCtx, conn: &mut Option<Conn>) -> Result<Answer, Failure> {
     // An idle connection the server has closed meanwhile is replaced, not blamed.
     if conn.as_ref().is_some_and(|c| c.sender.is_closed()) {
         *conn = None;
@@ -527,7 +551,7 @@ async fn exchange(
     let mut req = Request::new(Empty::<Bytes>::new());
     *req.uri_mut() = t.uri.clone();
     *req.headers_mut() = t.headers.clone();
-    sent.set(now_ns());
+    let sent_ns = now_ns();
     let resp = c
         .sender
         .send_request(req)
@@ -544,6 +568,7 @@ async fn exchange(
         status,
         region,
         version,
+        sent_ns,
     })
 }
 
