@@ -198,9 +198,6 @@ impl Drop for Conn {
 struct Job {
     due_ns: u64,
     warmup: bool,
-    /// Waited in the queue for a busy connection (its wait is the server's doing, so it
-    /// shows in corrected latency, not in the generator's pacing lag).
-    queued: bool,
 }
 
 #[derive(Default)]
@@ -433,12 +430,16 @@ fn dispatch(wk: &Arc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_l
             rec.failure(ti, due.warmup, Failure::DroppedBehind);
             return;
         }
+        if !due.warmup {
+            // Pacing lag: due time to hand-over (to a connection, a new connection, the
+            // queue for a busy one, or the drop counter): the generator's own delay.
+            rec.pacing_lag(lag);
+        }
     }
     let t = &wk.targets[ti];
     let job = Job {
         due_ns: due_abs,
         warmup: due.warmup,
-        queued: false,
     };
     let mut st = lock(&t.state);
     if st.in_flight >= t.max_in_flight {
@@ -454,10 +455,7 @@ fn dispatch(wk: &Arc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_l
         st.conns += 1;
         tokio::spawn(serve(wk.clone(), ti, None, job));
     } else {
-        st.queue.push_back(Job {
-            queued: true,
-            ..job
-        });
+        st.queue.push_back(job);
     }
 }
 
@@ -465,12 +463,6 @@ fn dispatch(wk: &Arc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_l
 async fn serve(wk: Arc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
     let t = &wk.targets[ti];
     loop {
-        if !job.queued && !job.warmup {
-            // Pacing lag: from the due time to the moment a connection task starts on the
-            // request (dispatcher delay plus task scheduling), before any connect.
-            let lag = now_ns().saturating_sub(job.due_ns);
-            lock(&wk.rec).pacing_lag(lag);
-        }
         let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, t, &mut conn)).await;
         let done = now_ns();
         {
