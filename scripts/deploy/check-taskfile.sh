@@ -37,6 +37,15 @@ done
 
 names=$(task --list-all --json | python3 -c 'import json,sys; print("\n".join(t["name"] for t in json.load(sys.stdin)["tasks"]))')
 count=0
+# The stubs must be able to catch a leaky dry run.
+PATH="$stubs:$PATH" task --taskfile scripts/deploy/fixtures/insecure/Taskfile.yml --dry leaky >/dev/null 2>&1 || true
+if [ -s "$stubs/calls" ]; then
+  echo "  ok   self-test: a dry run that calls kubectl is caught ($(head -1 "$stubs/calls"))"
+  : > "$stubs/calls"
+else
+  problem "self-test: the leaky fixture Taskfile's kubectl call went unnoticed"
+fi
+
 for name in $names; do
   if ! out=$(PATH="$stubs:$PATH" task --dry "$name" 2>&1); then
     problem "task --dry $name failed: $(tail -3 <<<"$out")"
