@@ -21,7 +21,7 @@
 #
 # Exit status: 0 when every step passed, 1 when any failed, 2 on usage errors.
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 
 all_steps=(render selftest checkov hadolint taskfile binaries)
 skip=() only=() keep=

@@ -8,7 +8,7 @@
 #     that exists, so CI does exactly what a person runs.
 # Exit status: 0 all good, 1 any problem.
 set -uo pipefail
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 
 fail=0
 problem() { echo "  FAIL $*"; fail=1; }
