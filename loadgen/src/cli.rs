@@ -88,7 +88,7 @@ pub struct RunArgs {
     #[arg(long, env = "LOADGEN_ARRIVAL", value_enum, default_value_t = Arrival::Fixed)]
     pub arrival: Arrival,
 
-    /// Per-request timeout, from the moment it is written to a connection.
+    /// Per-request timeout, from when a connection starts on the request (connecting included).
     #[arg(long, env = "LOADGEN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
     pub timeout: Duration,
 

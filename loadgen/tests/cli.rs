@@ -229,9 +229,21 @@ fn environment_fallbacks() {
 
 #[test]
 fn ctrl_c_prints_and_writes_the_partial_report() {
+    interrupted_run(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_prints_and_writes_the_partial_report() {
+    interrupted_run(libc::SIGTERM);
+}
+
+fn interrupted_run(signal: i32) {
     let rt = server_runtime();
     let e = echo(&rt, "us", "v1", "");
-    let json = std::env::temp_dir().join(format!("loadgen-partial-{}.json", std::process::id()));
+    let json = std::env::temp_dir().join(format!(
+        "loadgen-partial-{}-{signal}.json",
+        std::process::id()
+    ));
     let mut c = loadgen();
     c.args([
         "--target",
@@ -257,10 +269,10 @@ fn ctrl_c_prints_and_writes_the_partial_report() {
     let addr = e.addr();
     assert!(wait_for(Duration::from_secs(20), || served(addr) >= 50.0));
     // SAFETY: signalling our own child process.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let end = Instant::now() + Duration::from_secs(20);
     while child.try_wait().unwrap().is_none() {
-        assert!(Instant::now() < end, "loadgen ignored SIGINT");
+        assert!(Instant::now() < end, "loadgen ignored signal {signal}");
         std::thread::sleep(Duration::from_millis(20));
     }
     let out = child.wait_with_output().unwrap();
