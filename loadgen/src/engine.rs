@@ -406,7 +406,8 @@ fn publish_from(rec: &Recorder, live: &Live, w: usize) {
     let (mut sent, mut done, mut errs, mut dropped) = (0, 0, 0, 0);
     for t in &rec.targets {
         let a = &t.measured;
-        sent += a.scheduled - a.dropped();
+        // The rate shown includes warm-up, so the bar moves from the first request.
+        sent += a.scheduled - a.dropped() + t.warmup.scheduled - t.warmup.dropped();
         done += a.completed();
         errs += a.failed();
         dropped += a.dropped();
