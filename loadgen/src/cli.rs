@@ -57,8 +57,8 @@ pub enum Arrival {
 pub struct RunArgs {
     /// Targets: `name`, `name=URL`, or a URL; comma-separated or repeated.
     /// A trailing `@WEIGHT` sets the share of the rate (default: even split).
-    /// Bare names resolve from the targets file, then LOADGEN_TARGET_<NAME>,
-    /// then http://echo.<name>.mesh.local/.
+    /// Bare names resolve from the targets file, then `LOADGEN_TARGET_<NAME>`,
+    /// then `http://echo.<name>.mesh.local/`.
     #[arg(long = "target", env = "LOADGEN_TARGETS", value_delimiter = ',')]
     pub targets: Vec<String>,
 

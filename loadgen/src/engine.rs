@@ -5,8 +5,11 @@
 //! own [`Recorder`]. Its state sits behind mutexes only so that tasks can be spawned
 //! on the runtime directly (a task woken by the reactor then goes straight to the run
 //! queue, without the extra eventfd write per wake-up that a `LocalSet` costs); the
-//! mutexes are never contended because one thread owns them. One dispatcher task per worker sleeps on a [`PreciseTimer`] until the
-//! next request is due, then hands over *every* request that is due:
+//! mutexes are never contended because one thread owns them.
+//!
+//! One dispatcher task per worker sleeps on a [`PreciseTimer`] until the next request is
+//! due, then hands over *every* request that is due, recording the pacing lag (hand-over
+//! time minus due time) of each:
 //!
 //! - if the target already has `--max-in-flight` requests queued or active (this worker's
 //!   share of the cap), the request is dropped (counted);
@@ -17,7 +20,9 @@
 //!
 //! A connection task serves requests back to back while the queue holds work, then parks
 //! its connection in the idle list. Each request's timeout covers connecting and the whole
-//! exchange; a timed-out or failed connection is closed and replaced on demand.
+//! exchange; a timed-out or failed connection is closed and replaced on demand. A queued
+//! request's wait counts in its corrected latency (measured from its due time), not in the
+//! pacing lag: it is the server being slow, not the generator.
 //!
 //! When the schedule ends, in-flight requests get `--timeout` plus a second to finish; on
 //! Ctrl-C/SIGTERM, queued requests are cancelled at once and active ones get a short grace.
