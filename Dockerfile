@@ -23,8 +23,8 @@ RUN cargo chef prepare --recipe-path recipe.json
 # --- dependencies (rebuilt only when Cargo.toml/Cargo.lock change), then ours.
 FROM chef AS build
 COPY --from=planner /src/recipe.json recipe.json
-RUN cargo chef cook --release --locked --target x86_64-unknown-linux-musl \
-        -p echo-svc -p loadgen --recipe-path recipe.json
+# (cook takes no --locked: the recipe carries Cargo.lock; the build below checks it.)
+RUN cargo chef cook --release --target x86_64-unknown-linux-musl --recipe-path recipe.json
 COPY . .
 RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
         -p echo-svc -p loadgen --bins \
