@@ -2,10 +2,10 @@
 //!
 //! Each worker thread runs a single-threaded tokio runtime (no cross-thread hops on the
 //! hot path) with its own share of every target's schedule, its own connections and its
-//! own [`Recorder`]. Its state sits behind mutexes only so that tasks can be spawned
-//! on the runtime directly (a task woken by the reactor then goes straight to the run
-//! queue, without the extra eventfd write per wake-up that a `LocalSet` costs); the
-//! mutexes are never contended because one thread owns them.
+//! own [`Recorder`], so the hot path takes no locks and touches no shared memory. The
+//! runtime is a `LocalRuntime`: `!Send` tasks are spawned on it directly, and a task
+//! woken by the reactor goes straight to the run queue (a `LocalSet` would add an
+//! eventfd write per wake-up).
 //!
 //! One dispatcher task per worker sleeps on a [`PreciseTimer`] until the next request is
 //! due, then hands over *every* request that is due, recording the pacing lag (hand-over
@@ -29,10 +29,12 @@
 //! Whatever is left is counted as cancelled, so every scheduled request lands in exactly one
 //! accounting bucket.
 
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -151,11 +153,11 @@ pub fn run(
                 tighten_timer_slack();
                 let rt = tokio::runtime::Builder::new_current_thread()
                     .enable_all()
-                    .build()
+                    .build_local(tokio::runtime::LocalOptions::default())
                     .context("cannot start a worker runtime")?;
                 // Spawned rather than driven by block_on: wake-ups of a spawned task stay
                 // on the local run queue.
-                rt.block_on(async move { tokio::spawn(worker(setup)).await })
+                rt.block_on(async move { tokio::task::spawn_local(worker(setup)).await })
                     .context("a worker task panicked")?
             })
             .context("cannot start a worker thread")?;
@@ -222,24 +224,18 @@ struct TargetCtx {
     headers: HeaderMap,
     max_conns: usize,
     max_in_flight: usize,
-    state: Mutex<TargetState>,
+    state: RefCell<TargetState>,
 }
 
 struct Worker {
     targets: Vec<TargetCtx>,
-    rec: Mutex<Recorder>,
+    rec: RefCell<Recorder>,
     timeout: Duration,
     region_header: HeaderName,
     version_header: HeaderName,
     /// Total queued + active across targets, and a wake-up when it reaches zero.
-    outstanding: AtomicUsize,
+    outstanding: Cell<usize>,
     idle: Notify,
-}
-
-/// Locks a mutex that only this worker's thread uses; a poisoned lock (a panic in a
-/// task) still holds consistent counters, so it is used as is.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Share `total` among `n` workers: worker `w` gets its part, at least 1.
@@ -276,17 +272,17 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
                 headers,
                 max_conns: share(cfg.connections, n, w),
                 max_in_flight: share(cfg.max_in_flight, n, w),
-                state: Mutex::new(TargetState::default()),
+                state: RefCell::new(TargetState::default()),
             }
         })
         .collect();
-    let wk = Arc::new(Worker {
+    let wk = Rc::new(Worker {
         targets,
-        rec: Mutex::new(Recorder::new(cfg.targets.len())),
+        rec: RefCell::new(Recorder::new(cfg.targets.len())),
         timeout: cfg.timeout,
         region_header: cfg.region_header.clone(),
         version_header: cfg.version_header.clone(),
-        outstanding: AtomicUsize::new(0),
+        outstanding: Cell::new(0),
         idle: Notify::new(),
     });
     let timer = PreciseTimer::new().context("cannot create a timerfd")?;
@@ -295,7 +291,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
     // reactor through an eventfd write, which would otherwise cost a syscall per request.
     let anchor_period =
         (cfg.timeout / 2).clamp(Duration::from_millis(1), Duration::from_millis(100));
-    let anchor = tokio::spawn(async move {
+    let anchor = tokio::task::spawn_local(async move {
         let mut tick = tokio::time::interval(anchor_period);
         loop {
             tick.tick().await;
@@ -335,7 +331,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
             if let Some(l) = &live {
                 if now >= next_publish {
                     next_publish = now + PUBLISH_EVERY_NS;
-                    publish_from(&lock(&wk.rec), l, w);
+                    publish_from(&wk.rec.borrow(), l, w);
                 }
             }
             if due_abs - now < YIELD_BELOW_NS {
@@ -373,11 +369,11 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
         stopped_at.fetch_max(now_ns(), Ordering::Relaxed);
         // Queued requests never reached a connection: cancel them now.
         for (ti, t) in wk.targets.iter().enumerate() {
-            let mut st = lock(&t.state);
+            let mut st = t.state.borrow_mut();
             let queued: Vec<Job> = st.queue.drain(..).collect();
             st.in_flight -= queued.len();
-            wk.outstanding.fetch_sub(queued.len(), Ordering::Relaxed);
-            let mut rec = lock(&wk.rec);
+            wk.outstanding.set(wk.outstanding.get() - queued.len());
+            let mut rec = wk.rec.borrow_mut();
             for j in &queued {
                 rec.cancelled(ti, j.warmup, 1);
             }
@@ -389,7 +385,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
         cfg.timeout + DRAIN_SLACK
     };
     let drained = async {
-        while wk.outstanding.load(Ordering::Relaxed) > 0 {
+        while wk.outstanding.get() > 0 {
             wk.idle.notified().await;
         }
     };
@@ -398,9 +394,9 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
     // Whatever is still queued or active now is cancelled. Nothing else runs on this
     // thread between this count and taking the recorder, so no late response can be
     // counted twice; the remaining tasks are dropped with the runtime.
-    let mut rec = std::mem::replace(&mut *lock(&wk.rec), Recorder::new(0));
+    let mut rec = wk.rec.replace(Recorder::new(0));
     for (ti, t) in wk.targets.iter().enumerate() {
-        let mut st = lock(&t.state);
+        let mut st = t.state.borrow_mut();
         let queued: Vec<Job> = st.queue.drain(..).collect();
         let active = st.in_flight - queued.len();
         for j in &queued {
@@ -441,10 +437,10 @@ fn publish_from(rec: &Recorder, live: &Live, w: usize) {
 }
 
 #[inline]
-fn dispatch(wk: &Arc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_lag_ns: u64) {
+fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_lag_ns: u64) {
     let lag = now - due_abs;
     {
-        let mut rec = lock(&wk.rec);
+        let mut rec = wk.rec.borrow_mut();
         rec.scheduled(ti, due.warmup);
         if lag > max_lag_ns {
             rec.failure(ti, due.warmup, Failure::DroppedBehind);
@@ -461,32 +457,34 @@ fn dispatch(wk: &Arc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_l
         due_ns: due_abs,
         warmup: due.warmup,
     };
-    let mut st = lock(&t.state);
+    let mut st = t.state.borrow_mut();
     if st.in_flight >= t.max_in_flight {
         drop(st);
-        lock(&wk.rec).failure(ti, due.warmup, Failure::DroppedCap);
+        wk.rec
+            .borrow_mut()
+            .failure(ti, due.warmup, Failure::DroppedCap);
         return;
     }
     st.in_flight += 1;
-    wk.outstanding.fetch_add(1, Ordering::Relaxed);
+    wk.outstanding.set(wk.outstanding.get() + 1);
     if let Some(conn) = st.idle.pop() {
-        tokio::spawn(serve(wk.clone(), ti, Some(conn), job));
+        tokio::task::spawn_local(serve(wk.clone(), ti, Some(conn), job));
     } else if st.conns < t.max_conns {
         st.conns += 1;
-        tokio::spawn(serve(wk.clone(), ti, None, job));
+        tokio::task::spawn_local(serve(wk.clone(), ti, None, job));
     } else {
         st.queue.push_back(job);
     }
 }
 
 /// Serves `job`, then queued jobs of the same target, on one connection slot.
-async fn serve(wk: Arc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
+async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
     let t = &wk.targets[ti];
     loop {
         let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, t, &mut conn)).await;
         let done = now_ns();
         {
-            let mut rec = lock(&wk.rec);
+            let mut rec = wk.rec.borrow_mut();
             match attempt {
                 Ok(Ok(resp)) => rec.response(
                     ti,
@@ -508,9 +506,11 @@ async fn serve(wk: Arc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job)
                 }
             }
         }
-        let mut st = lock(&t.state);
+        let mut st = t.state.borrow_mut();
         st.in_flight -= 1;
-        if wk.outstanding.fetch_sub(1, Ordering::Relaxed) == 1 {
+        let left = wk.outstanding.get() - 1;
+        wk.outstanding.set(left);
+        if left == 0 {
             wk.idle.notify_one();
         }
         match st.queue.pop_front() {
@@ -540,7 +540,7 @@ async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|e| hyper_failure(&e))?;
-    let driver = tokio::spawn(async move {
+    let driver = tokio::task::spawn_local(async move {
         // Errors surface to the request that is waiting on this connection.
         let _ = connection.await;
     });
