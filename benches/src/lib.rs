@@ -1,1 +1,24 @@
-//! benches (placeholder).
+//! benches: performance gates for CI and side-by-side comparisons with peer tools.
+//!
+//! Module map:
+//!
+//! - [`cli`]: the `benches` binary's flags and subcommands (`slo`, `compare`).
+//! - [`procfs`]: CPU time and memory of processes and threads (`/proc`, `wait4`).
+//! - [`fleet`]: an in-process echo-svc fleet (us/eu × v1/v2) on a thread of its own.
+//! - [`gate`]: the end-to-end SLO bench: loadgen against the fleet, gated on p99, errors,
+//!   dropped requests and CPU per request.
+//! - [`peers`]: how each load tool is run and how its output is read.
+//! - [`compare`]: the comparison harness: pinned processes on loopback, side by side.
+//! - [`machine`]: the machine description that goes with every result table.
+//! - [`readme`]: renders the results and writes them into `benches/README.md`.
+//!
+//! The criterion micro-benchmarks of the hot paths are in `benches/hot_paths.rs`.
+
+pub mod cli;
+pub mod compare;
+pub mod fleet;
+pub mod gate;
+pub mod machine;
+pub mod peers;
+pub mod procfs;
+pub mod readme;

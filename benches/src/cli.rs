@@ -1,0 +1,196 @@
+//! Flags of the `benches` binary.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::{compare, gate};
+
+/// Exit codes, shown at the end of `--help`.
+pub const EXIT_CODES: &str = "\
+Exit codes:
+  0   every gate passed (slo) / the comparison ran and the table was written (compare)
+  1   runtime failure (a server did not start, a tool is missing, ...)
+  2   usage error
+  99  a gate failed (slo)";
+
+/// Performance gates for CI and side-by-side comparisons with peer load tools.
+/// All traffic goes to loopback only.
+#[derive(Debug, Parser)]
+#[command(name = "benches", version, about, after_help = EXIT_CODES)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// End-to-end SLO bench: echo-svc us/eu × v1/v2 in-process, loadgen at fixed rates,
+    /// gated on p99, errors, dropped and CPU per request.
+    #[command(after_help = EXIT_CODES)]
+    Slo(SloArgs),
+    /// Side-by-side comparison with k6, oha, autocannon, hey, wrk and nginx, each process
+    /// pinned to its own core; writes the results table into benches/README.md.
+    #[command(after_help = EXIT_CODES)]
+    Compare(CompareArgs),
+}
+
+/// Flags of `benches slo`.
+#[derive(Debug, Clone, Args)]
+pub struct SloArgs {
+    /// The short CI version: 1000 and 3000 rps, 4 s each after 1 s of warm-up.
+    #[arg(long)]
+    pub short: bool,
+
+    /// Total rate of a step (repeatable; overrides the profile's rates).
+    #[arg(long = "rate", value_delimiter = ',')]
+    pub rates: Vec<f64>,
+
+    /// Measured length of each step (default 4s with --short, else 15s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Warm-up before each step (default 1s with --short, else 2s).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub warmup: Option<Duration>,
+
+    /// Corrected p99 bound, overall and per (region, version) group.
+    /// [default: 50ms]
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub p99: Option<Duration>,
+
+    /// Bound on loadgen's CPU microseconds per request. [default: 300]
+    #[arg(long)]
+    pub max_loadgen_cpu_us: Option<f64>,
+
+    /// Bound on echo-svc's CPU microseconds per request. [default: 200]
+    #[arg(long)]
+    pub max_echo_cpu_us: Option<f64>,
+
+    /// Server-wide faults for every echo-svc instance, e.g. `delay=30ms` (shows the gate failing).
+    #[arg(long)]
+    pub faults: Option<String>,
+
+    /// loadgen connections per target.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+
+    /// Also write the measurements and verdicts as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Flags of `benches compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// echo-svc binary (release build).
+    #[arg(long, default_value = "target/release/echo-svc")]
+    pub echo_bin: PathBuf,
+
+    /// loadgen binary (release build).
+    #[arg(long, default_value = "target/release/loadgen")]
+    pub loadgen_bin: PathBuf,
+
+    /// Length of each load run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// Rates for loadgen vs peers.
+    #[arg(long = "rate", value_delimiter = ',', default_values_t = [5000.0, 20000.0])]
+    pub rates: Vec<f64>,
+
+    /// Connections for every tool (hey gets exactly this many workers).
+    #[arg(long, default_value_t = 50)]
+    pub connections: usize,
+
+    /// Fixed open-loop rate for echo-svc vs nginx latency.
+    #[arg(long, default_value_t = 10000.0)]
+    pub server_rate: f64,
+
+    /// Memory over time: the long run's length (the short one is a tenth of it). 0s skips it.
+    #[arg(long, default_value = "200s", value_parser = humantime::parse_duration)]
+    pub memory_long: Duration,
+
+    /// Core for the server under test.
+    #[arg(long, default_value_t = 0)]
+    pub server_core: usize,
+
+    /// Core for the load generator.
+    #[arg(long, default_value_t = 1)]
+    pub client_core: usize,
+
+    /// Leave these sections out (comma-separated: peers, max, servers, memory) or these
+    /// tools (k6, oha, autocannon, hey).
+    #[arg(long, value_delimiter = ',')]
+    pub skip: Vec<String>,
+
+    /// README to write the results into (between its result markers).
+    #[arg(long, default_value = "benches/README.md")]
+    pub readme: PathBuf,
+
+    /// Print the table but leave the README alone.
+    #[arg(long)]
+    pub no_readme: bool,
+
+    /// Also write every measurement as JSON here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+/// Runs a subcommand and returns the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Slo(a) => run_slo(&a),
+        Command::Compare(a) => compare::run(&a),
+    }
+}
+
+fn run_slo(a: &SloArgs) -> anyhow::Result<u8> {
+    let d = gate::DEFAULTS;
+    let (rates, duration, warmup) = if a.short {
+        (
+            vec![1000.0, 3000.0],
+            Duration::from_secs(4),
+            Duration::from_secs(1),
+        )
+    } else {
+        (
+            vec![2000.0, 8000.0],
+            Duration::from_secs(15),
+            Duration::from_secs(2),
+        )
+    };
+    let cfg = gate::GateConfig {
+        rates: if a.rates.is_empty() {
+            rates
+        } else {
+            a.rates.clone()
+        },
+        duration: a.duration.unwrap_or(duration),
+        warmup: a.warmup.unwrap_or(warmup),
+        p99: a.p99.unwrap_or(d.p99),
+        loadgen_cpu_us: a.max_loadgen_cpu_us.unwrap_or(d.loadgen_cpu_us),
+        echo_cpu_us: a.max_echo_cpu_us.unwrap_or(d.echo_cpu_us),
+        faults: a.faults.clone(),
+        connections: a.connections,
+    };
+    if cfg.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
+        eprintln!("error: --rate must be > 0");
+        return Ok(2);
+    }
+    if let Some(f) = &cfg.faults {
+        if let Err(e) = f.parse::<echo_svc::FaultSpec>() {
+            eprintln!("error: --faults {f:?}: {e}");
+            return Ok(2);
+        }
+    }
+    let outcome = gate::run(&cfg)?;
+    print!("{}", gate::render(&outcome));
+    if let Some(p) = &a.json {
+        let json = serde_json::to_string_pretty(&outcome)?;
+        std::fs::write(p, json)
+            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+    }
+    Ok(outcome.exit_code())
+}

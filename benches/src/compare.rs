@@ -1,0 +1,700 @@
+//! The comparison harness: loadgen and echo-svc side by side with the tools people would
+//! otherwise pick, in one run, on loopback, each process pinned to its own core.
+//!
+//! Sections (each can be skipped with `--skip`):
+//!
+//! - **peers**: echo-svc (`--workers 1`) on the server core; at each rate, loadgen, k6,
+//!   oha, autocannon, hey and loadgen again on the client core. Per run: the client's CPU
+//!   microseconds per response and peak RSS (from `wait4`), the achieved rate and the p50
+//!   and p99 the tool itself reported. Ratios are to the mean of the two loadgen runs, which
+//!   bracket the peers so that a change in background load shows up on both sides.
+//! - **max**: nginx (one process, `return 200`) on the server core; `wrk -t1`, loadgen
+//!   (one thread, open loop at 1.25x wrk's rate), `wrk -t1` again.
+//! - **servers**: echo-svc and nginx, both pinned to the server core, alternately loaded by
+//!   `wrk -t1` (two rounds) for requests per second per CPU-second of the server, then by
+//!   loadgen at a fixed open-loop rate for p99; idle and peak RSS.
+//! - **memory**: loadgen's peak RSS for a run and for a run ten times longer, same rate.
+//!
+//! Every run is bounded by its duration plus a deadline after which it is killed; every
+//! server is stopped when the harness ends, whatever happens.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context as _};
+use serde::Serialize;
+
+use crate::cli::CompareArgs;
+use crate::machine::{self, Machine};
+use crate::peers::{self, Invocation, Load, Reported, Tool};
+use crate::procfs;
+use crate::readme;
+
+/// Extra time a bounded client run gets before it is killed.
+const RUN_GRACE: Duration = Duration::from_secs(30);
+/// How long a server gets to start listening.
+const START_DEADLINE: Duration = Duration::from_secs(15);
+
+/// One client run.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientRun {
+    pub tool: String,
+    pub mode: String,
+    pub target_rps: Option<f64>,
+    pub duration_secs: f64,
+    /// Responses per second of the configured duration.
+    pub achieved_rps: f64,
+    pub responses: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Client CPU (user + system) per response, microseconds.
+    pub cpu_us_per_req: f64,
+    /// Client CPU as a fraction of one core over its wall time.
+    pub cpu_util: f64,
+    pub peak_rss_mib: f64,
+    /// Server CPU as a fraction of one core during the run.
+    pub server_cpu_util: f64,
+    /// Why the run has no figures (tool missing or failed).
+    pub error: Option<String>,
+}
+
+/// echo-svc or nginx under wrk and at a fixed rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerRow {
+    pub server: String,
+    /// Mean of the wrk rounds.
+    pub wrk_rps: f64,
+    /// Requests per CPU-second of the server (its CPU from /proc over the wrk rounds).
+    pub rps_per_core: f64,
+    pub server_cpu_util: f64,
+    pub fixed_rate: f64,
+    pub fixed_p50_ms: Option<f64>,
+    pub fixed_p99_ms: Option<f64>,
+    pub idle_rss_mib: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Peak RSS of one loadgen run.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryRow {
+    pub duration_secs: f64,
+    pub rate: f64,
+    pub responses: u64,
+    pub peak_rss_mib: f64,
+}
+
+/// Everything one harness run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub machine: Machine,
+    pub command: String,
+    pub started_utc: String,
+    pub connections: usize,
+    pub peers: Vec<ClientRun>,
+    pub max: Vec<ClientRun>,
+    pub servers: Vec<ServerRow>,
+    pub memory: Vec<MemoryRow>,
+}
+
+/// A server process pinned to a core; killed when dropped.
+#[derive(Debug)]
+struct Server {
+    name: String,
+    child: Child,
+    addr: SocketAddr,
+    _dir: Option<TempDir>,
+}
+
+impl Server {
+    fn pid(&self) -> u32 {
+        self.child.id()
+    }
+    fn url(&self) -> String {
+        format!("http://{}/", self.addr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        // SIGTERM first (echo-svc drains with --drain-delay 0s), then make sure.
+        // SAFETY: signalling our own child by its pid.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A scratch directory removed on drop.
+#[derive(Debug)]
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(tag: &str) -> anyhow::Result<TempDir> {
+        let p = std::env::temp_dir().join(format!("benches-{tag}-{}", std::process::id()));
+        fs::create_dir_all(&p).with_context(|| format!("cannot create {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = TcpListener::bind("127.0.0.1:0").context("cannot find a free loopback port")?;
+    Ok(l.local_addr()?.port())
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return p.is_file().then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/usr/sbin"), PathBuf::from("/sbin")])
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn pinned(core: usize, program: &Path, args: &[String]) -> Command {
+    let mut c = Command::new("taskset");
+    c.arg("-c").arg(core.to_string()).arg(program).args(args);
+    c
+}
+
+/// Polls until something accepts on `addr`.
+fn wait_listening(addr: SocketAddr, child: &mut Child) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+            return Ok(());
+        }
+        if let Ok(Some(st)) = child.try_wait() {
+            bail!("exited before listening on {addr}: {st}");
+        }
+        if start.elapsed() > START_DEADLINE {
+            bail!("not listening on {addr} after {START_DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn start_echo(bin: &Path, core: usize) -> anyhow::Result<Server> {
+    let port = free_port()?;
+    let args: Vec<String> = [
+        "--bind",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--workers",
+        "1",
+        "--region",
+        "local",
+        "--pod-name",
+        "bench",
+        "--drain-delay",
+        "0s",
+        "--shutdown-timeout",
+        "2s",
+        "--log-level",
+        "warn",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut child = pinned(core, bin, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .with_context(|| format!("cannot start {}", bin.display()))?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_listening(addr, &mut child).context("echo-svc")?;
+    Ok(Server {
+        name: "echo-svc".into(),
+        child,
+        addr,
+        _dir: None,
+    })
+}
+
+fn start_nginx(core: usize) -> anyhow::Result<Server> {
+    let nginx = which("nginx").context("nginx is not installed (apt-get install nginx-light)")?;
+    let dir = TempDir::new("nginx")?;
+    let port = free_port()?;
+    let d = dir.0.display();
+    // One process (no master), one worker's worth of event loop: the fair match for
+    // `echo-svc --workers 1`. Same identity headers and a body of similar size.
+    let conf = format!(
+        "daemon off;\nmaster_process off;\nworker_processes 1;\npid {d}/nginx.pid;\n\
+         error_log {d}/error.log warn;\n\
+         events {{ worker_connections 4096; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           keepalive_requests 1000000;\n\
+           server {{\n    listen 127.0.0.1:{port};\n    location / {{\n\
+               add_header x-echo-region local;\n      add_header x-echo-version v1;\n\
+               add_header x-echo-pod nginx;\n      default_type text/plain;\n\
+               return 200 \"region=local version=v1 pod=nginx\\n\";\n    }}\n  }}\n}}\n"
+    );
+    let conf_path = dir.0.join("nginx.conf");
+    fs::write(&conf_path, conf).context("cannot write nginx.conf")?;
+    let args = vec![
+        "-p".to_string(),
+        dir.0.display().to_string(),
+        "-c".into(),
+        conf_path.display().to_string(),
+    ];
+    let mut child = pinned(core, &nginx, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("cannot start nginx")?;
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    wait_listening(addr, &mut child).context("nginx")?;
+    Ok(Server {
+        name: "nginx".into(),
+        child,
+        addr,
+        _dir: Some(dir),
+    })
+}
+
+fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+/// Runs one client invocation pinned to `core` while `server` serves, and collects figures.
+fn run_client(
+    tool: Tool,
+    inv: &Invocation,
+    core: usize,
+    server: &Server,
+    target_rps: Option<f64>,
+    duration: Duration,
+    work: &Path,
+) -> ClientRun {
+    let mut row = ClientRun {
+        tool: tool.name().into(),
+        mode: tool.mode().into(),
+        target_rps,
+        duration_secs: duration.as_secs_f64(),
+        achieved_rps: 0.0,
+        responses: 0,
+        errors: 0,
+        dropped: 0,
+        p50_ms: None,
+        p99_ms: None,
+        cpu_us_per_req: 0.0,
+        cpu_util: 0.0,
+        peak_rss_mib: 0.0,
+        server_cpu_util: 0.0,
+        error: None,
+    };
+    match client_inner(tool, inv, core, server, duration, work, &mut row) {
+        Ok(()) => {}
+        Err(e) => {
+            eprintln!("compare: {}: {e:#}", tool.name());
+            row.error = Some(format!("{e:#}"));
+        }
+    }
+    row
+}
+
+fn client_inner(
+    tool: Tool,
+    inv: &Invocation,
+    core: usize,
+    server: &Server,
+    duration: Duration,
+    work: &Path,
+    row: &mut ClientRun,
+) -> anyhow::Result<()> {
+    for (p, text) in &inv.files {
+        fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    let out_path = work.join(format!("{}.stdout", tool.name()));
+    let err_path = work.join(format!("{}.stderr", tool.name()));
+    let stdout = fs::File::create(&out_path).context("cannot create the stdout file")?;
+    let stderr = fs::File::create(&err_path).context("cannot create the stderr file")?;
+    let mut cmd = pinned(core, &inv.program, &inv.args);
+    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
+    for (k, v) in &inv.env {
+        cmd.env(k, v);
+    }
+    let server_cpu0 = procfs::process_cpu(server.pid())?;
+    let started = Instant::now();
+    let mut child = cmd
+        .spawn()
+        .with_context(|| format!("cannot start {}", inv.program.display()))?;
+    let usage = procfs::wait_child(&mut child, started, duration + RUN_GRACE)?;
+    let server_cpu1 = procfs::process_cpu(server.pid())?;
+    let stdout_text = fs::read_to_string(&out_path).unwrap_or_default();
+    // loadgen exits 0 or 99 (an SLO); the peers exit 0 when the run completed.
+    let ok_exit = matches!(usage.status.code(), Some(0) | Some(99));
+    if !ok_exit {
+        let err_text = fs::read_to_string(&err_path).unwrap_or_default();
+        let tail: String = err_text
+            .lines()
+            .rev()
+            .take(5)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" / ");
+        bail!("exited with {}: {tail}", usage.status);
+    }
+    let report_text = match &inv.report_file {
+        Some(p) => {
+            fs::read_to_string(p).with_context(|| format!("no report at {}", p.display()))?
+        }
+        None => stdout_text,
+    };
+    let rep: Reported = peers::parse(tool, &report_text)?;
+    let wall = usage.wall.as_secs_f64();
+    row.responses = rep.responses;
+    row.errors = rep.errors;
+    row.dropped = rep.dropped;
+    row.p50_ms = rep.p50_ms;
+    row.p99_ms = rep.p99_ms;
+    row.achieved_rps = rep.responses as f64 / duration.as_secs_f64();
+    row.cpu_us_per_req = if rep.responses > 0 {
+        usage.cpu.as_secs_f64() * 1e6 / rep.responses as f64
+    } else {
+        f64::INFINITY
+    };
+    row.cpu_util = usage.cpu.as_secs_f64() / wall;
+    row.peak_rss_mib = mib(usage.max_rss_kib);
+    row.server_cpu_util = server_cpu1.saturating_sub(server_cpu0).as_secs_f64() / wall;
+    eprintln!(
+        "compare: {:<10} {:>7} rps: achieved {:.0}/s, CPU {:.2} µs/req ({:.0}% core), p99 {}, RSS {:.1} MiB, server CPU {:.0}%",
+        tool.name(),
+        row.target_rps.map_or("max".to_string(), |r| format!("{r:.0}")),
+        row.achieved_rps,
+        row.cpu_us_per_req,
+        row.cpu_util * 100.0,
+        row.p99_ms.map_or("-".into(), |v| format!("{v:.3}ms")),
+        row.peak_rss_mib,
+        row.server_cpu_util * 100.0
+    );
+    Ok(())
+}
+
+fn peer_program(tool: Tool, loadgen: &Path) -> Option<PathBuf> {
+    match tool {
+        Tool::Loadgen => Some(loadgen.to_path_buf()),
+        // k6 from the project's Python virtualenv when it is not on PATH.
+        Tool::K6 => which("k6").or_else(|| which(".venv/bin/k6")),
+        Tool::Oha => which("oha").or_else(|| {
+            let home = std::env::var_os("HOME")?;
+            let p = PathBuf::from(home).join(".cargo/bin/oha");
+            p.is_file().then_some(p)
+        }),
+        Tool::Autocannon => which("autocannon"),
+        Tool::Hey => which("hey"),
+        Tool::Wrk => which("wrk"),
+    }
+}
+
+fn missing(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientRun {
+    ClientRun {
+        tool: tool.name().into(),
+        mode: tool.mode().into(),
+        target_rps,
+        duration_secs: duration.as_secs_f64(),
+        achieved_rps: 0.0,
+        responses: 0,
+        errors: 0,
+        dropped: 0,
+        p50_ms: None,
+        p99_ms: None,
+        cpu_us_per_req: 0.0,
+        cpu_util: 0.0,
+        peak_rss_mib: 0.0,
+        server_cpu_util: 0.0,
+        error: Some("not installed (scripts/install-tools.sh bench)".into()),
+    }
+}
+
+/// Runs the harness; writes the README unless told not to. Returns the exit code.
+pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
+    for (what, p) in [
+        ("--echo-bin", &a.echo_bin),
+        ("--loadgen-bin", &a.loadgen_bin),
+    ] {
+        if !p.is_file() {
+            bail!(
+                "{what} {}: no such file (build with `cargo build --release -p echo-svc -p loadgen`)",
+                p.display()
+            );
+        }
+    }
+    if which("taskset").is_none() {
+        bail!("taskset is not installed (util-linux)");
+    }
+    let skip = |s: &str| a.skip.iter().any(|x| x == s);
+    let work = TempDir::new("compare")?;
+    let started_utc = utc_now();
+    let mut results = Results {
+        machine: machine::describe(),
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        started_utc,
+        connections: a.connections,
+        peers: Vec::new(),
+        max: Vec::new(),
+        servers: Vec::new(),
+        memory: Vec::new(),
+    };
+    eprintln!("compare: {}", results.machine);
+    let (sc, cc) = (a.server_core, a.client_core);
+    let load = |rate: f64, duration: Duration| Load {
+        rate,
+        duration,
+        connections: a.connections,
+    };
+
+    if !skip("peers") {
+        let echo = start_echo(&a.echo_bin, sc)?;
+        for &rate in &a.rates {
+            let mut order = vec![
+                Tool::Loadgen,
+                Tool::K6,
+                Tool::Oha,
+                Tool::Autocannon,
+                Tool::Hey,
+            ];
+            order.retain(|t| !skip(t.name()));
+            order.push(Tool::Loadgen);
+            for tool in order {
+                let Some(prog) = peer_program(tool, &a.loadgen_bin) else {
+                    results.peers.push(missing(tool, Some(rate), a.duration));
+                    continue;
+                };
+                let inv =
+                    peers::fixed_rate(tool, &prog, &echo.url(), load(rate, a.duration), &work.0);
+                results.peers.push(run_client(
+                    tool,
+                    &inv,
+                    cc,
+                    &echo,
+                    Some(rate),
+                    a.duration,
+                    &work.0,
+                ));
+            }
+        }
+        drop(echo);
+    }
+
+    if !skip("max") {
+        let nginx = start_nginx(sc)?;
+        match peer_program(Tool::Wrk, &a.loadgen_bin) {
+            None => results.max.push(missing(Tool::Wrk, None, a.duration)),
+            Some(wrk) => {
+                let inv = Invocation {
+                    program: wrk.clone(),
+                    args: peers::wrk_args(&nginx.url(), load(0.0, a.duration)),
+                    report_file: None,
+                    files: Vec::new(),
+                    env: Vec::new(),
+                };
+                let first = run_client(Tool::Wrk, &inv, cc, &nginx, None, a.duration, &work.0);
+                // loadgen is open loop: ask for more than wrk managed, so the ceiling is its own.
+                let ask = (first.achieved_rps * 1.25).max(1000.0);
+                results.max.push(first);
+                let mut lg = peers::fixed_rate(
+                    Tool::Loadgen,
+                    &a.loadgen_bin,
+                    &nginx.url(),
+                    load(ask, a.duration),
+                    &work.0,
+                );
+                lg.args.extend(["--max-lag".to_string(), "10s".into()]);
+                let mut row = run_client(Tool::Loadgen, &lg, cc, &nginx, None, a.duration, &work.0);
+                row.mode = format!("open loop at {ask:.0}/s, --threads 1");
+                results.max.push(row);
+                results.max.push(run_client(
+                    Tool::Wrk,
+                    &inv,
+                    cc,
+                    &nginx,
+                    None,
+                    a.duration,
+                    &work.0,
+                ));
+            }
+        }
+        drop(nginx);
+    }
+
+    if !skip("servers") {
+        results.servers = servers(a, &work.0)?;
+    }
+
+    if !skip("memory") && !a.memory_long.is_zero() {
+        let echo = start_echo(&a.echo_bin, sc)?;
+        let rate = a.rates.first().copied().unwrap_or(5000.0);
+        for d in [a.memory_long / 10, a.memory_long] {
+            let inv = peers::fixed_rate(
+                Tool::Loadgen,
+                &a.loadgen_bin,
+                &echo.url(),
+                load(rate, d),
+                &work.0,
+            );
+            let row = run_client(Tool::Loadgen, &inv, cc, &echo, Some(rate), d, &work.0);
+            if let Some(e) = &row.error {
+                bail!("memory run of {d:?} failed: {e}");
+            }
+            results.memory.push(MemoryRow {
+                duration_secs: d.as_secs_f64(),
+                rate,
+                responses: row.responses,
+                peak_rss_mib: row.peak_rss_mib,
+            });
+        }
+        drop(echo);
+    }
+
+    let text = readme::render(&results);
+    println!("{text}");
+    if let Some(p) = &a.json {
+        fs::write(p, serde_json::to_string_pretty(&results)?)
+            .with_context(|| format!("cannot write {}", p.display()))?;
+    }
+    if !a.no_readme {
+        readme::write_into(&a.readme, &text)?;
+        eprintln!("compare: results written into {}", a.readme.display());
+    }
+    Ok(0)
+}
+
+fn servers(a: &CompareArgs, work: &Path) -> anyhow::Result<Vec<ServerRow>> {
+    let (sc, cc) = (a.server_core, a.client_core);
+    let wrk = peer_program(Tool::Wrk, &a.loadgen_bin).context("wrk is not installed")?;
+    let mut list = vec![start_echo(&a.echo_bin, sc)?, start_nginx(sc)?];
+    let mut idle = Vec::new();
+    for s in &list {
+        idle.push(procfs::memory(s.pid())?.rss_kib);
+    }
+    // Two alternating wrk rounds so that background load hits both servers alike.
+    let mut rps = vec![Vec::new(); list.len()];
+    let mut cpu = vec![Vec::new(); list.len()];
+    for _round in 0..2 {
+        for (i, s) in list.iter().enumerate() {
+            let inv = Invocation {
+                program: wrk.clone(),
+                args: peers::wrk_args(
+                    &s.url(),
+                    Load {
+                        rate: 0.0,
+                        duration: a.duration,
+                        connections: a.connections,
+                    },
+                ),
+                report_file: None,
+                files: Vec::new(),
+                env: Vec::new(),
+            };
+            let row = run_client(Tool::Wrk, &inv, cc, s, None, a.duration, work);
+            if let Some(e) = &row.error {
+                bail!("wrk against {}: {e}", s.name);
+            }
+            rps[i].push(row.achieved_rps);
+            cpu[i].push(row.server_cpu_util);
+        }
+    }
+    let mut fixed = Vec::new();
+    for s in &list {
+        let inv = peers::fixed_rate(
+            Tool::Loadgen,
+            &a.loadgen_bin,
+            &s.url(),
+            Load {
+                rate: a.server_rate,
+                duration: a.duration,
+                connections: a.connections,
+            },
+            work,
+        );
+        fixed.push(run_client(
+            Tool::Loadgen,
+            &inv,
+            cc,
+            s,
+            Some(a.server_rate),
+            a.duration,
+            work,
+        ));
+    }
+    let mut rows = Vec::new();
+    for (i, s) in list.iter_mut().enumerate() {
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let (r, c) = (mean(&rps[i]), mean(&cpu[i]));
+        let mem = procfs::memory(s.pid())?;
+        rows.push(ServerRow {
+            server: s.name.clone(),
+            wrk_rps: r,
+            rps_per_core: if c > 0.0 { r / c } else { 0.0 },
+            server_cpu_util: c,
+            fixed_rate: a.server_rate,
+            fixed_p50_ms: fixed[i].p50_ms,
+            fixed_p99_ms: fixed[i].p99_ms,
+            idle_rss_mib: mib(idle[i]),
+            peak_rss_mib: mib(mem.hwm_kib),
+        });
+    }
+    Ok(rows)
+}
+
+/// `YYYY-MM-DD HH:MM UTC` from the system clock (no time-zone database needed).
+fn utc_now() -> String {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let mo = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(mo <= 2);
+    let mut s = String::new();
+    let _ = write!(s, "{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC");
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn utc_format_looks_right() {
+        let s = utc_now();
+        assert!(s.ends_with(" UTC") && s.len() == 20, "{s}");
+        assert!(s.starts_with("20"), "{s}");
+    }
+}

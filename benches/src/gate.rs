@@ -1,0 +1,289 @@
+//! The end-to-end SLO bench: echo-svc (us/eu × v1/v2) driven by loadgen at fixed rates,
+//! gated on latency, errors, dropped requests and CPU cost per request.
+//!
+//! Both run in this process: the fleet on a thread of its own ([`crate::fleet`]), loadgen
+//! through [`loadgen::execute`] with one worker thread. Per rate step:
+//!
+//! - loadgen's own SLO gates: corrected p99 overall and for each (region, version) group
+//!   (a group that got no traffic fails, so attribution is checked too), `errors==0`,
+//!   `dropped==0`, and the achieved rate;
+//! - CPU per completed request: echo-svc's from its thread's CPU clock, loadgen's as the
+//!   process's CPU minus the fleet's. A 10x slowdown in either crate's hot path moves these
+//!   far past their thresholds, which sit a few times above what a healthy build measures
+//!   on a busy 2-core machine.
+//!
+//! Any failed gate makes the exit code [`EXIT_GATE_FAILED`].
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use serde::Serialize;
+
+use crate::fleet::Fleet;
+use crate::procfs;
+
+/// Exit code when a gate fails (the same as loadgen's failed-SLO code).
+pub const EXIT_GATE_FAILED: u8 = 99;
+
+/// Default bounds. At these rates the per-request cost is dominated by the kernel's
+/// sleep/wake-up work rather than by code generation, so debug and release builds measure
+/// alike (about 40-90 µs per request for loadgen and 30-60 µs for echo-svc on a busy 2-core
+/// VM); the CPU bounds sit 3-5x above that, so a 10x regression fails while noise does not.
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    pub p99: Duration,
+    pub loadgen_cpu_us: f64,
+    pub echo_cpu_us: f64,
+}
+
+/// The default bounds.
+pub const DEFAULTS: Defaults = Defaults {
+    p99: Duration::from_millis(50),
+    loadgen_cpu_us: 300.0,
+    echo_cpu_us: 200.0,
+};
+
+/// What to run and where the bars are.
+#[derive(Debug, Clone)]
+pub struct GateConfig {
+    /// Total request rates, one measured step each (split evenly over the 4 instances).
+    pub rates: Vec<f64>,
+    /// Measured length of each step.
+    pub duration: Duration,
+    /// Warm-up before each step (not in the latency results; its CPU is counted).
+    pub warmup: Duration,
+    /// Corrected p99 bound, overall and per group.
+    pub p99: Duration,
+    /// Bound on loadgen's CPU per request, microseconds.
+    pub loadgen_cpu_us: f64,
+    /// Bound on echo-svc's CPU per request, microseconds.
+    pub echo_cpu_us: f64,
+    /// Server-wide faults for every instance (e.g. `delay=30ms`), to prove a gate can fail.
+    pub faults: Option<String>,
+    /// loadgen connections per target.
+    pub connections: usize,
+}
+
+/// Measurements and verdicts of one rate step.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    pub rate: f64,
+    pub achieved_rps: f64,
+    pub completed: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub p99_us: u64,
+    pub loadgen_cpu_us_per_req: f64,
+    pub echo_cpu_us_per_req: f64,
+    pub checks: Vec<Check>,
+}
+
+/// One gate and its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub measured: String,
+    pub pass: bool,
+}
+
+/// The whole bench's outcome.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub steps: Vec<Step>,
+    pub pass: bool,
+}
+
+impl Outcome {
+    /// Process exit code: 0 or [`EXIT_GATE_FAILED`].
+    pub fn exit_code(&self) -> u8 {
+        if self.pass {
+            0
+        } else {
+            EXIT_GATE_FAILED
+        }
+    }
+}
+
+/// Runs every step against one fleet. Must not be called from inside a tokio runtime.
+pub fn run(cfg: &GateConfig) -> anyhow::Result<Outcome> {
+    let fleet = Fleet::start(cfg.faults.as_deref())?;
+    let mut steps = Vec::new();
+    for &rate in &cfg.rates {
+        let step = run_step(cfg, &fleet, rate);
+        match step {
+            Ok(s) => steps.push(s),
+            Err(e) => {
+                let _ = fleet.stop();
+                return Err(e.context(format!("rate step {rate} rps")));
+            }
+        }
+    }
+    fleet.stop().context("stopping the echo-svc fleet")?;
+    let pass = steps.iter().all(|s| s.checks.iter().all(|c| c.pass));
+    Ok(Outcome { steps, pass })
+}
+
+fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64) -> anyhow::Result<Step> {
+    let p99_ms = cfg.p99.as_secs_f64() * 1e3;
+    let mut args: Vec<String> = vec!["loadgen".into()];
+    for (region, version, addr) in &fleet.instances {
+        args.push("--target".into());
+        args.push(format!("{region}-{version}=http://{addr}/"));
+    }
+    let mut slos = vec![
+        format!("p99<{p99_ms}ms"),
+        "errors==0".to_string(),
+        "dropped==0".to_string(),
+        format!("rps>={}", rate * 0.9),
+    ];
+    for (region, version, _) in &fleet.instances {
+        slos.push(format!(
+            "p99{{region:{region},version:{version}}}<{p99_ms}ms"
+        ));
+    }
+    for s in &slos {
+        args.push("--slo".into());
+        args.push(s.clone());
+    }
+    args.extend([
+        "--rps".to_string(),
+        rate.to_string(),
+        "--duration".into(),
+        humantime::format_duration(cfg.duration).to_string(),
+        "--warmup".into(),
+        humantime::format_duration(cfg.warmup).to_string(),
+        "--connections".into(),
+        cfg.connections.to_string(),
+        "--threads".into(),
+        "1".into(),
+        "--timeout".into(),
+        "5s".into(),
+        "--no-progress".into(),
+    ]);
+    let cli = loadgen::cli::Cli::try_parse_from(&args).context("building loadgen's flags")?;
+    let run_cfg = loadgen::config::RunConfig::from_args(&cli.run)?;
+
+    eprintln!(
+        "slo-bench: {rate} rps for {:?} (+{:?} warm-up)",
+        cfg.duration, cfg.warmup
+    );
+    let echo0 = fleet.cpu()?;
+    let self0 = procfs::self_cpu();
+    let outcome = loadgen::execute(run_cfg)?;
+    let self1 = procfs::self_cpu();
+    let echo1 = fleet.cpu()?;
+
+    let echo_cpu = echo1.saturating_sub(echo0);
+    let loadgen_cpu = self1.saturating_sub(self0).saturating_sub(echo_cpu);
+    let r = &outcome.results;
+    let completed: u64 = r
+        .targets
+        .iter()
+        .map(|t| t.measured.completed() + t.warmup.completed())
+        .sum();
+    let measured_sent: u64 = r
+        .targets
+        .iter()
+        .map(|t| t.measured.scheduled - t.measured.dropped())
+        .sum();
+    let errors: u64 = r.targets.iter().map(|t| t.measured.failed()).sum();
+    let dropped: u64 = r.targets.iter().map(|t| t.measured.dropped()).sum();
+    let mut all = loadgen::record::new_histogram();
+    for g in r.groups.values() {
+        let _ = all.add(&g.corrected);
+    }
+    let p99_us = if all.is_empty() {
+        0
+    } else {
+        all.value_at_quantile(0.99)
+    };
+    let per_req = |d: Duration| {
+        if completed == 0 {
+            f64::INFINITY
+        } else {
+            d.as_secs_f64() * 1e6 / completed as f64
+        }
+    };
+    let (lg, ec) = (per_req(loadgen_cpu), per_req(echo_cpu));
+
+    let mut checks: Vec<Check> = outcome
+        .verdicts
+        .iter()
+        .map(|v| Check {
+            name: v.slo.clone(),
+            measured: v.detail.clone(),
+            pass: v.pass,
+        })
+        .collect();
+    checks.push(Check {
+        name: format!("loadgen_cpu_per_request<{}µs", cfg.loadgen_cpu_us),
+        measured: format!("{lg:.2}µs"),
+        pass: lg < cfg.loadgen_cpu_us,
+    });
+    checks.push(Check {
+        name: format!("echo_cpu_per_request<{}µs", cfg.echo_cpu_us),
+        measured: format!("{ec:.2}µs"),
+        pass: ec < cfg.echo_cpu_us,
+    });
+    Ok(Step {
+        rate,
+        achieved_rps: if r.measured_secs > 0.0 {
+            measured_sent as f64 / r.measured_secs
+        } else {
+            0.0
+        },
+        completed,
+        errors,
+        dropped,
+        p99_us,
+        loadgen_cpu_us_per_req: lg,
+        echo_cpu_us_per_req: ec,
+        checks,
+    })
+}
+
+/// A plain-text summary of every step and check.
+pub fn render(o: &Outcome) -> String {
+    let mut out = String::new();
+    for s in &o.steps {
+        let _ = writeln!(
+            out,
+            "step {} rps: achieved {:.0} rps, {} requests, p99 {}, errors {}, dropped {}, \
+             CPU/request loadgen {:.2}µs echo-svc {:.2}µs",
+            s.rate,
+            s.achieved_rps,
+            s.completed,
+            loadgen::slo::fmt_us(s.p99_us as f64),
+            s.errors,
+            s.dropped,
+            s.loadgen_cpu_us_per_req,
+            s.echo_cpu_us_per_req
+        );
+        for c in &s.checks {
+            let _ = writeln!(
+                out,
+                "  {} {:<44} {}",
+                if c.pass { "pass" } else { "FAIL" },
+                c.name,
+                c.measured
+            );
+        }
+    }
+    let failed: usize = o
+        .steps
+        .iter()
+        .map(|s| s.checks.iter().filter(|c| !c.pass).count())
+        .sum();
+    let _ = writeln!(
+        out,
+        "slo-bench: {}",
+        if o.pass {
+            "PASS".to_string()
+        } else {
+            format!("FAILED ({failed} gate(s))")
+        }
+    );
+    out
+}
