@@ -345,9 +345,11 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
                 }
                 continue;
             }
+            // A closed stop channel (sender gone) means no stop can come: that branch is
+            // then simply disabled.
             tokio::select! {
                 biased;
-                _ = stop.changed() => { interrupted = true; break; }
+                Ok(()) = stop.changed() => { interrupted = true; break; }
                 r = timer.sleep_until(due_abs) => r.context("timer wait failed")?,
             }
             continue;

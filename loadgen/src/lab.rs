@@ -228,7 +228,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
     };
     let outcome = RunConfig::from_args(&run_args)
         .map_err(anyhow::Error::from)
-        .and_then(crate::execute);
+        .and_then(|cfg| crate::execute(cfg, true));
     let down = fleet_rt.block_on(fleet.shutdown());
     let outcome = outcome?;
     down.context("stopping the lab fleet")?;

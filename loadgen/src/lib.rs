@@ -68,7 +68,7 @@ pub fn run(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Lab(args)) => lab::run(&args),
         None => {
             let cfg = RunConfig::from_args(&cli.run)?;
-            Ok(execute(cfg)?.exit_code)
+            Ok(execute(cfg, true)?.exit_code)
         }
     }
 }
@@ -90,10 +90,11 @@ pub fn verdict_code(verdicts: &[Verdict]) -> u8 {
     }
 }
 
-/// Runs one load test: resolves targets, drives the engine until the schedule ends or a
-/// SIGINT/SIGTERM arrives, prints the report on stdout and writes the JSON report.
-/// Must not be called from inside a tokio runtime.
-pub fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
+/// Runs one load test: resolves targets, drives the engine until the schedule ends (or,
+/// with `stop_on_signals`, a SIGINT/SIGTERM arrives), prints the report on stdout and
+/// writes the JSON report. Signal handling is process-wide, so embedders such as tests
+/// leave it off. Must not be called from inside a tokio runtime.
+pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutcome> {
     let cfg = Arc::new(cfg);
     let control = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -136,7 +137,15 @@ pub fn execute(cfg: RunConfig) -> anyhow::Result<RunOutcome> {
     let progress =
         progress::Progress::start(cfg.progress, &live, cfg.warmup + cfg.measured_duration());
     let out = control.block_on(async {
-        let signals = tokio::spawn(watch_signals(stop_tx));
+        let signals = tokio::spawn(async move {
+            if stop_on_signals {
+                watch_signals(stop_tx).await;
+            } else {
+                // Keep the sender alive: a dropped sender would read as a stop.
+                std::future::pending::<()>().await;
+                drop(stop_tx);
+            }
+        });
         let (cfg2, plans2, live2) = (cfg.clone(), plans.clone(), live.clone());
         let engine = tokio::task::spawn_blocking(move || {
             engine::run(&cfg2, &addrs, &plans2, stop_rx, Some(live2))

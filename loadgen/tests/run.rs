@@ -40,7 +40,7 @@ fn attribution_per_region_and_version_through_the_lab_fleet() {
         "--warmup",
         "500ms",
     ]);
-    let out = execute(cfg).unwrap();
+    let out = execute(cfg, false).unwrap();
     rt.block_on(fleet.shutdown()).unwrap();
     let r = &out.results;
     assert_sums(r);
@@ -90,7 +90,7 @@ fn missing_identity_headers_form_an_unknown_group() {
         "--region-header",
         "x-nope",
     ]);
-    let out = execute(cfg).unwrap();
+    let out = execute(cfg, false).unwrap();
     rt.block_on(e.shutdown()).unwrap();
     assert_sums(&out.results);
     let g: Vec<_> = out.results.groups.keys().collect();
@@ -138,7 +138,7 @@ fn http_errors_by_status_and_slo_verdicts() {
         words.push("--slo");
         words.push(s);
     }
-    let out = execute(config(&words)).unwrap();
+    let out = execute(config(&words), false).unwrap();
     rt.block_on(e.shutdown()).unwrap();
     let r = &out.results;
     assert_sums(r);
@@ -197,7 +197,7 @@ fn passing_slos_exit_zero_and_json_carries_histograms() {
         "--json",
         &j,
     ]);
-    let out = execute(cfg).unwrap();
+    let out = execute(cfg, false).unwrap();
     rt.block_on(e.shutdown()).unwrap();
     assert_eq!(out.exit_code, EXIT_OK);
     let v: serde_json::Value =
@@ -242,7 +242,7 @@ fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
         "--slo",
         "dropped==0",
     ]);
-    let out = execute(cfg).unwrap();
+    let out = execute(cfg, false).unwrap();
     rt.block_on(e.shutdown()).unwrap();
     let r = &out.results;
     assert_sums(r);
@@ -263,18 +263,21 @@ fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
 fn refused_connections_are_counted() {
     let addr = closed_port();
     let t = format!("gone=http://{addr}/");
-    let out = execute(config(&[
-        "--target",
-        &t,
-        "--rps",
-        "50",
-        "--duration",
-        "1s",
-        "--warmup",
-        "200ms",
-        "--slo",
-        "p99<1s",
-    ]))
+    let out = execute(
+        config(&[
+            "--target",
+            &t,
+            "--rps",
+            "50",
+            "--duration",
+            "1s",
+            "--warmup",
+            "200ms",
+            "--slo",
+            "p99<1s",
+        ]),
+        false,
+    )
     .unwrap();
     let r = &out.results;
     assert_sums(r);
@@ -293,16 +296,19 @@ fn timeouts_are_counted() {
     let rt = server_runtime();
     let e = echo(&rt, "us", "v1", "delay=3s");
     let t = format!("us=http://{}/", e.addr());
-    let out = execute(config(&[
-        "--target",
-        &t,
-        "--rps",
-        "20",
-        "--duration",
-        "1s",
-        "--timeout",
-        "200ms",
-    ]))
+    let out = execute(
+        config(&[
+            "--target",
+            &t,
+            "--rps",
+            "20",
+            "--duration",
+            "1s",
+            "--timeout",
+            "200ms",
+        ]),
+        false,
+    )
     .unwrap();
     rt.block_on(e.shutdown()).unwrap();
     let a = &out.results.targets[0].measured;
@@ -338,16 +344,19 @@ fn garbage_server() -> std::net::SocketAddr {
 fn malformed_responses_are_counted() {
     let addr = garbage_server();
     let t = format!("bad=http://{addr}/");
-    let out = execute(config(&[
-        "--target",
-        &t,
-        "--rps",
-        "40",
-        "--duration",
-        "1s",
-        "--timeout",
-        "2s",
-    ]))
+    let out = execute(
+        config(&[
+            "--target",
+            &t,
+            "--rps",
+            "40",
+            "--duration",
+            "1s",
+            "--timeout",
+            "2s",
+        ]),
+        false,
+    )
     .unwrap();
     let a = &out.results.targets[0].measured;
     assert_sums(&out.results);
@@ -371,7 +380,7 @@ fn a_target_that_dies_mid_run() {
         "--timeout",
         "1s",
     ]);
-    let run = std::thread::spawn(move || execute(cfg).unwrap());
+    let run = std::thread::spawn(move || execute(cfg, false).unwrap());
     assert!(
         wait_for(Duration::from_secs(20), || served(addr) >= 30.0),
         "echo-svc never saw traffic"
@@ -392,16 +401,19 @@ fn a_stall_shows_in_corrected_latency_but_not_in_service_time() {
     let t = format!("us=http://{}/", e.addr());
     // Every request is held for the next second; few connections, as wrk2 would use.
     assert!(http(e.addr(), "POST", "/stall?for=1s").starts_with("HTTP/1.1 200"));
-    let out = execute(config(&[
-        "--target",
-        &t,
-        "--rps",
-        "100",
-        "--duration",
-        "3s",
-        "--connections",
-        "2",
-    ]))
+    let out = execute(
+        config(&[
+            "--target",
+            &t,
+            "--rps",
+            "100",
+            "--duration",
+            "3s",
+            "--connections",
+            "2",
+        ]),
+        false,
+    )
     .unwrap();
     rt.block_on(e.shutdown()).unwrap();
     assert_sums(&out.results);
@@ -421,14 +433,10 @@ fn two_percent_slow_requests_sit_between_p95_and_p99() {
     let rt = server_runtime();
     let e = echo(&rt, "us", "v1", "delay=20ms:2");
     let t = format!("us=http://{}/", e.addr());
-    let out = execute(config(&[
-        "--target",
-        &t,
-        "--rps",
-        "500",
-        "--duration",
-        "5s",
-    ]))
+    let out = execute(
+        config(&["--target", &t, "--rps", "500", "--duration", "5s"]),
+        false,
+    )
     .unwrap();
     rt.block_on(e.shutdown()).unwrap();
     assert_sums(&out.results);
@@ -459,7 +467,7 @@ fn stages_and_threads_split_the_schedule_exactly() {
         "--threads",
         "2",
     ]);
-    let out = execute(cfg).unwrap();
+    let out = execute(cfg, false).unwrap();
     rt.block_on(e1.shutdown()).unwrap();
     rt.block_on(e2.shutdown()).unwrap();
     assert_sums(&out.results);
