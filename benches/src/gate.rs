@@ -171,7 +171,8 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64) -> anyhow::Result<Step> 
     );
     let echo0 = fleet.cpu()?;
     let self0 = procfs::self_cpu();
-    let outcome = loadgen::execute(run_cfg)?;
+    // Ctrl-C ends the step early with a partial report, as it does for loadgen itself.
+    let outcome = loadgen::execute(run_cfg, true)?;
     let self1 = procfs::self_cpu();
     let echo1 = fleet.cpu()?;
 
