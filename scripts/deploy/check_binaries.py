@@ -249,6 +249,20 @@ def static_checks(renders: dict[str, list[dict]], bins: dict[str, Binary], p: Pr
                 for ep in doc["spec"].get(key, []):
                     paths.setdefault(ep.get("path", "/metrics"), set()).add(
                         f"{where}: {doc['kind']}/{doc['metadata']['name']}")
+            if doc.get("kind") == "AuthorizationPolicy":
+                mains = set()
+                for _d, _pod, c in workloads(docs):
+                    if which_binary(c) == "echo-svc":
+                        main = env_value(c, "PORT") or bins["echo-svc"].default("--port")
+                        mains.add(str(main))
+                for rule in doc["spec"].get("rules", []):
+                    for to in rule.get("to", []):
+                        for port in to.get("operation", {}).get("ports", []):
+                            if not mains or port in mains:
+                                p.ok()
+                            else:
+                                p.fail(f"{where}: AuthorizationPolicy/{doc['metadata']['name']}: port "
+                                       f"{port} is not echo-svc's serving port {sorted(mains)}")
             if doc.get("kind") == "NetworkPolicy":
                 echo_ports = {}
                 for d, _pod, c in workloads(docs):
