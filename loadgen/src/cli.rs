@@ -40,6 +40,82 @@ pub enum Command {
     /// run load against it with default SLOs and print the report.
     #[command(after_help = EXIT_CODES)]
     Lab(LabArgs),
+    /// Merge the JSON reports of runs that ran side by side (e.g. `--shard` pods): counts
+    /// and HDR histograms add exactly; SLOs are judged again on the merged data.
+    #[command(after_help = MERGE_EXIT_CODES)]
+    Merge(MergeArgs),
+    /// Compare a run's JSON report with a baseline's: fail when p95 or p99 of any group
+    /// present in both grew by more than `--max-regression`.
+    #[command(after_help = COMPARE_EXIT_CODES)]
+    Compare(CompareArgs),
+}
+
+/// Exit-code section of `loadgen merge --help`.
+pub const MERGE_EXIT_CODES: &str = "\
+Exit codes:
+  0   merged; every SLO passed (or none was given or recorded)
+  1   an input cannot be read or is not a loadgen JSON report; an output cannot be written
+  2   usage error (bad flag, bad SLO), or inputs that do not belong together
+      (the same target name with different URLs)
+  99  at least one SLO failed on the merged data, or matched no data
+
+Without --slo, the SLOs recorded in the inputs are judged again.";
+
+/// Exit-code section of `loadgen compare --help`.
+pub const COMPARE_EXIT_CODES: &str = "\
+Exit codes:
+  0   no gated percentile (p95, p99) regressed beyond the bound
+  1   an input cannot be read or is not a loadgen JSON report
+  2   usage error (bad flag or bound)
+  99  a percentile regressed beyond the bound, or no group is present in both runs
+      (groups present on one side only are listed but do not fail the gate)";
+
+/// Report files written after a run or a merge (beside `--json`).
+#[derive(Debug, Clone, Default, Args)]
+pub struct ExportArgs {
+    /// Write a k6-compatible summary JSON (like `k6 run --summary-export`); threshold
+    /// entries are `{"ok": true}` when the threshold PASSED.
+    #[arg(long, env = "LOADGEN_SUMMARY_EXPORT")]
+    pub summary_export: Option<PathBuf>,
+
+    /// Write JUnit XML with one test case per SLO.
+    #[arg(long, env = "LOADGEN_JUNIT")]
+    pub junit: Option<PathBuf>,
+}
+
+/// Flags of `loadgen merge`.
+#[derive(Debug, Clone, Args)]
+pub struct MergeArgs {
+    /// JSON reports written with `--json`.
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+
+    /// SLOs to judge the merged data by (default: those recorded in the inputs).
+    #[arg(long = "slo", value_delimiter = ';')]
+    pub slos: Vec<String>,
+
+    /// File with one SLO per line; `#` starts a comment.
+    #[arg(long)]
+    pub slo_file: Option<PathBuf>,
+
+    /// Write the merged report as JSON.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub exports: ExportArgs,
+}
+
+/// Flags of `loadgen compare`.
+#[derive(Debug, Clone, Args)]
+pub struct CompareArgs {
+    /// The baseline's JSON report.
+    pub base: PathBuf,
+    /// The new run's JSON report.
+    pub new: PathBuf,
+    /// Allowed growth of p95 and p99 per group: `10%` or `0.1`.
+    #[arg(long, default_value = "10%")]
+    pub max_regression: String,
 }
 
 /// Request arrival process.
@@ -147,6 +223,22 @@ pub struct RunArgs {
     /// Seed for Poisson arrivals (default: random).
     #[arg(long, env = "LOADGEN_SEED")]
     pub seed: Option<u64>,
+
+    /// Run only shard INDEX/COUNT of the schedule (zero-based), so that COUNT processes
+    /// together send the requested rate and stages; merge their `--json` with `loadgen merge`.
+    #[arg(long, env = "LOADGEN_SHARD")]
+    pub shard: Option<String>,
+
+    /// Number of shards when the index comes from `JOB_COMPLETION_INDEX` (Indexed Job).
+    #[arg(long, env = "LOADGEN_SHARDS")]
+    pub shard_count: Option<usize>,
+
+    /// Shard index for `--shard-count`; Kubernetes Indexed Jobs set it.
+    #[arg(long, env = "JOB_COMPLETION_INDEX", hide = true)]
+    pub shard_index: Option<String>,
+
+    #[command(flatten)]
+    pub exports: ExportArgs,
 }
 
 /// Flags of `loadgen lab`.

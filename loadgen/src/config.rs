@@ -48,6 +48,10 @@ pub struct RunConfig {
     pub version_header: HeaderName,
     pub progress: bool,
     pub seed: u64,
+    /// This process's part of a sharded run.
+    pub shard: crate::shard::Shard,
+    /// Report files to write besides `--json`.
+    pub exports: crate::cli::ExportArgs,
 }
 
 impl RunConfig {
@@ -137,6 +141,12 @@ impl RunConfig {
             version_header: header_name("--version-header", &args.version_header)?,
             progress: !args.no_progress,
             seed: args.seed.unwrap_or_else(rand::random),
+            shard: crate::shard::Shard::resolve(
+                args.shard.as_deref(),
+                args.shard_index.as_deref(),
+                args.shard_count,
+            )?,
+            exports: args.exports.clone(),
         })
     }
 

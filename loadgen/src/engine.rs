@@ -303,9 +303,11 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
         .enumerate()
         .map(|(i, p)| {
             let seed = cfg.seed.wrapping_add(i as u64 * 7919);
+            // A shard runs its slice of the global workers, so shards interleave exactly.
+            let (gw, gn) = cfg.shard.worker(w, n);
             (
                 i,
-                Arrivals::new(p.clone(), cfg.arrival, w, n, seed).peekable(),
+                Arrivals::new(p.clone(), cfg.arrival, gw, gn, seed).peekable(),
             )
         })
         .collect();

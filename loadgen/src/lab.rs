@@ -225,6 +225,10 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         version_header: "x-echo-version".into(),
         no_progress: args.no_progress,
         seed: None,
+        shard: None,
+        shard_count: None,
+        shard_index: None,
+        exports: Default::default(),
     };
     let outcome = RunConfig::from_args(&run_args)
         .map_err(anyhow::Error::from)

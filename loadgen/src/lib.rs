@@ -18,19 +18,30 @@
 //! - [`report`]: the end-of-run table and the JSON report.
 //! - [`progress`]: live progress on a terminal.
 //! - [`lab`]: the embedded two-region fleet behind `loadgen lab`.
+//! - [`saved`]: reading a JSON report back (exact histograms) for merge and compare.
+//! - [`shard`]: `--shard i/n` and `loadgen merge` (scale-out across processes or pods).
+//! - [`baseline`]: `loadgen compare`, the p95/p99 regression gate against a baseline.
+//! - [`export`]: writing the report files besides `--json`:
+//!   [`summary`] (k6-compatible `--summary-export`) and [`junit`] (`--junit`).
 //!
 //! Entry points: [`run`] (what `main` calls) and [`execute`] (one load run, also used by the lab).
 
+pub mod baseline;
 pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod export;
+pub mod junit;
 pub mod lab;
 pub mod progress;
 pub mod record;
 pub mod report;
+pub mod saved;
 pub mod schedule;
+pub mod shard;
 pub mod slo;
+pub mod summary;
 pub mod target;
 
 use std::sync::Arc;
@@ -66,6 +77,8 @@ pub fn exit_code_for(e: &anyhow::Error) -> u8 {
 pub fn run(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Some(Command::Lab(args)) => lab::run(&args),
+        Some(Command::Merge(args)) => shard::run_merge(&args),
+        Some(Command::Compare(args)) => baseline::run_compare(&args),
         None => {
             let cfg = RunConfig::from_args(&cli.run)?;
             Ok(execute(cfg, true)?.exit_code)
@@ -169,6 +182,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
     }
+    export::write_all(&cfg.exports, &results, &cfg.slos, &verdicts)?;
     Ok(RunOutcome {
         results,
         verdicts,

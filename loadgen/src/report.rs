@@ -348,6 +348,7 @@ struct JsonSettings {
     seed: u64,
     region_header: String,
     version_header: String,
+    shard: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -355,7 +356,7 @@ struct JsonReport<'a> {
     format: &'static str,
     unit: &'static str,
     histogram: (u64, u64, u8),
-    settings: JsonSettings,
+    settings: serde_json::Value,
     measured_secs: f64,
     interrupted: bool,
     targets: Vec<JsonTarget<'a>>,
@@ -365,9 +366,42 @@ struct JsonReport<'a> {
     exit_code: u8,
 }
 
+/// The run's settings as written in the JSON report.
+pub fn settings_json(cfg: &RunConfig) -> serde_json::Value {
+    let settings = JsonSettings {
+        stages: cfg
+            .stages
+            .iter()
+            .map(|s| (s.duration.as_secs_f64(), s.from, s.to))
+            .collect(),
+        warmup_secs: cfg.warmup.as_secs_f64(),
+        arrival: format!("{:?}", cfg.arrival).to_lowercase(),
+        timeout_secs: cfg.timeout.as_secs_f64(),
+        connections: cfg.connections,
+        max_in_flight: cfg.max_in_flight,
+        max_lag_secs: cfg.max_lag.as_secs_f64(),
+        threads: cfg.threads,
+        seed: cfg.seed,
+        region_header: cfg.region_header.to_string(),
+        version_header: cfg.version_header.to_string(),
+        shard: cfg.shard.to_string(),
+    };
+    serde_json::to_value(settings).unwrap_or_default()
+}
+
 /// The JSON report.
 pub fn to_json(
     cfg: &RunConfig,
+    r: &Results,
+    verdicts: &[Verdict],
+    exit_code: u8,
+) -> anyhow::Result<String> {
+    to_json_with(settings_json(cfg), r, verdicts, exit_code)
+}
+
+/// The JSON report with the given settings object (a merge carries its inputs').
+pub fn to_json_with(
+    settings: serde_json::Value,
     r: &Results,
     verdicts: &[Verdict],
     exit_code: u8,
@@ -376,23 +410,7 @@ pub fn to_json(
         format: "loadgen-report-v1",
         unit: "us",
         histogram: (1, crate::record::HIGHEST_US, crate::record::SIGFIG),
-        settings: JsonSettings {
-            stages: cfg
-                .stages
-                .iter()
-                .map(|s| (s.duration.as_secs_f64(), s.from, s.to))
-                .collect(),
-            warmup_secs: cfg.warmup.as_secs_f64(),
-            arrival: format!("{:?}", cfg.arrival).to_lowercase(),
-            timeout_secs: cfg.timeout.as_secs_f64(),
-            connections: cfg.connections,
-            max_in_flight: cfg.max_in_flight,
-            max_lag_secs: cfg.max_lag.as_secs_f64(),
-            threads: cfg.threads,
-            seed: cfg.seed,
-            region_header: cfg.region_header.to_string(),
-            version_header: cfg.version_header.to_string(),
-        },
+        settings,
         measured_secs: r.measured_secs,
         interrupted: r.interrupted,
         targets: r

@@ -1,0 +1,184 @@
+//! Saved runs: reading a `--json` report back into [`Results`], so that runs can be merged
+//! exactly (the histograms travel as HdrHistogram V2) and compared against a baseline.
+//!
+//! Only the fields needed to rebuild the results are read; summaries written beside the
+//! histograms are ignored, because they are derived from them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::record::{Accounting, GroupHist, GroupKey, Results, TargetResult, HIGHEST_US, SIGFIG};
+use crate::report::decode;
+
+/// The `format` field of the reports this version writes and reads.
+pub const FORMAT: &str = "loadgen-report-v1";
+
+/// Why a saved report cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("cannot read {path}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not a loadgen JSON report")]
+    Parse {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{path}: unsupported report format {found:?} (expected {FORMAT:?})")]
+    Format { path: PathBuf, found: String },
+    #[error(
+        "{path}: histograms use unit {unit:?} and bounds {bounds:?}; expected \"us\" and {:?}",
+        (1, HIGHEST_US, SIGFIG)
+    )]
+    Histogram {
+        path: PathBuf,
+        unit: String,
+        bounds: (u64, u64, u8),
+    },
+    #[error("{path}: group {group}: bad histogram: {why}")]
+    Hdr {
+        path: PathBuf,
+        group: String,
+        why: String,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+struct RawHist {
+    hdr: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawTarget {
+    name: String,
+    url: String,
+    requested_rps: f64,
+    accounting: Accounting,
+    warmup: Accounting,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawGroup {
+    target: String,
+    region: String,
+    version: String,
+    status_class: String,
+    corrected: RawHist,
+    service: RawHist,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawVerdict {
+    slo: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawReport {
+    format: String,
+    unit: String,
+    histogram: (u64, u64, u8),
+    #[serde(default)]
+    settings: serde_json::Value,
+    measured_secs: f64,
+    interrupted: bool,
+    targets: Vec<RawTarget>,
+    groups: Vec<RawGroup>,
+    pacing: RawHist,
+    #[serde(default)]
+    slos: Vec<RawVerdict>,
+}
+
+/// A run read back from its JSON report.
+#[derive(Debug, Clone)]
+pub struct SavedRun {
+    pub path: PathBuf,
+    pub results: Results,
+    /// The run's settings object, as written.
+    pub settings: serde_json::Value,
+    /// The SLO texts the run was judged by, in order.
+    pub slos: Vec<String>,
+}
+
+/// Reads and decodes one JSON report.
+pub fn load(path: &Path) -> Result<SavedRun, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_owned(),
+        source,
+    })?;
+    parse(path, &text)
+}
+
+/// Decodes a JSON report's text; `path` only names it in errors.
+pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
+    let path = path.to_owned();
+    let raw: RawReport = serde_json::from_str(text).map_err(|source| LoadError::Parse {
+        path: path.clone(),
+        source,
+    })?;
+    if raw.format != FORMAT {
+        return Err(LoadError::Format {
+            path,
+            found: raw.format,
+        });
+    }
+    if raw.unit != "us" || raw.histogram != (1, HIGHEST_US, SIGFIG) {
+        return Err(LoadError::Histogram {
+            path,
+            unit: raw.unit,
+            bounds: raw.histogram,
+        });
+    }
+    let hdr = |group: &str, s: &str| {
+        decode(s).map_err(|e| LoadError::Hdr {
+            path: path.clone(),
+            group: group.to_string(),
+            why: format!("{e:#}"),
+        })
+    };
+    let mut groups: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
+    for g in raw.groups {
+        let key = GroupKey {
+            target: g.target,
+            region: g.region,
+            version: g.version,
+            class: g.status_class,
+        };
+        let name = format!(
+            "{}/{}/{}/{}",
+            key.target, key.region, key.version, key.class
+        );
+        let hist = GroupHist {
+            corrected: hdr(&name, &g.corrected.hdr)?,
+            service: hdr(&name, &g.service.hdr)?,
+        };
+        groups.entry(key).or_default().merge(&hist);
+    }
+    let pacing = hdr("pacing", &raw.pacing.hdr)?;
+    let targets = raw
+        .targets
+        .into_iter()
+        .map(|t| TargetResult {
+            name: t.name,
+            url: t.url,
+            requested_rps: t.requested_rps,
+            measured: t.accounting,
+            warmup: t.warmup,
+        })
+        .collect();
+    Ok(SavedRun {
+        path,
+        results: Results {
+            targets,
+            groups,
+            pacing,
+            measured_secs: raw.measured_secs,
+            interrupted: raw.interrupted,
+        },
+        settings: raw.settings,
+        slos: raw.slos.into_iter().map(|v| v.slo).collect(),
+    })
+}

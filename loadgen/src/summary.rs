@@ -1,0 +1,225 @@
+//! k6-compatible summary JSON (`--summary-export FILE`), so tooling that reads
+//! `k6 run --summary-export` output keeps working.
+//!
+//! The shape follows k6's: `{"metrics": {...}, "root_group": {...}}`, with
+//! - `http_req_duration` (and sub-metrics `http_req_duration{target:us}` and
+//!   `http_req_duration{target:us,version:v1}`, plus any scope an SLO uses): `avg`, `min`,
+//!   `med`, `max`, `p(90)`, `p(95)`, `p(99)` in milliseconds, from the corrected latency;
+//! - `http_reqs`: `count`, `rate` (completed requests per measured second);
+//! - `http_req_failed`: `value` (the failure rate, also as `rate`), `passes` and `fails`
+//!   with k6's meaning: `passes` counts requests for which "failed" was true;
+//! - `dropped_iterations`: `count`, `rate`.
+//!
+//! **Thresholds differ on purpose.** k6 writes `"thresholds": {"p(95)<200": false}` where
+//! the boolean means "this threshold failed", which reads backwards. Here each threshold is
+//! `{"ok": true}` when it **passed** (the form k6's `handleSummary` data uses), so the flag
+//! means what it says.
+
+use serde_json::{json, Map, Value};
+
+use crate::record::{new_histogram, Results};
+use crate::slo::{Metric, Scope, Slo, Verdict};
+
+fn scope_key(name: &str, s: &Scope) -> String {
+    let mut tags = Vec::new();
+    if let Some(t) = &s.target {
+        tags.push(format!("target:{t}"));
+    }
+    if let Some(r) = &s.region {
+        tags.push(format!("region:{r}"));
+    }
+    if let Some(v) = &s.version {
+        tags.push(format!("version:{v}"));
+    }
+    if tags.is_empty() {
+        name.to_string()
+    } else {
+        format!("{name}{{{}}}", tags.join(","))
+    }
+}
+
+fn trend(r: &Results, s: &Scope) -> Value {
+    let mut h = new_histogram();
+    for (k, g) in &r.groups {
+        let hit = s.target.as_deref().map_or(true, |x| x == k.target)
+            && s.region.as_deref().map_or(true, |x| x == k.region)
+            && s.version.as_deref().map_or(true, |x| x == k.version);
+        if hit {
+            let _ = h.add(&g.corrected);
+        }
+    }
+    let ms = |us: f64| us / 1000.0;
+    if h.is_empty() {
+        return json!({"avg": 0.0, "min": 0.0, "med": 0.0, "max": 0.0,
+            "p(90)": 0.0, "p(95)": 0.0, "p(99)": 0.0});
+    }
+    let q = |p: f64| ms(h.value_at_quantile(p) as f64);
+    json!({
+        "avg": ms(h.mean()),
+        "min": ms(h.min() as f64),
+        "med": q(0.5),
+        "max": ms(h.max() as f64),
+        "p(90)": q(0.9),
+        "p(95)": q(0.95),
+        "p(99)": q(0.99),
+    })
+}
+
+/// The k6 metric an SLO belongs to, and the threshold expression k6 would show.
+fn threshold_home(slo: &Slo) -> (String, String) {
+    let base = match slo.metric {
+        Metric::Percentile(_) | Metric::Max | Metric::Min | Metric::Mean => "http_req_duration",
+        Metric::ErrorRate | Metric::Errors => "http_req_failed",
+        Metric::Dropped | Metric::DroppedRate | Metric::DroppedPerSec => "dropped_iterations",
+        Metric::Rps | Metric::Requests => "http_reqs",
+    };
+    // k6 syntax keeps its own expression; the short form is shown as written.
+    let expr = match slo.text.split_once(": ") {
+        Some((_, e)) if slo.text.starts_with(base) => e.trim().to_string(),
+        _ => slo.text.clone(),
+    };
+    (scope_key(base, &slo.scope), expr)
+}
+
+/// Builds the summary. `slos[i]` was judged by `verdicts[i]`.
+pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
+    let secs = r.measured_secs;
+    let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+    let completed: u64 = r.targets.iter().map(|t| t.measured.completed()).sum();
+    let failed: u64 = r.targets.iter().map(|t| t.measured.failed()).sum();
+    let dropped: u64 = r.targets.iter().map(|t| t.measured.dropped()).sum();
+    let fail_rate = if completed > 0 {
+        failed as f64 / completed as f64
+    } else {
+        0.0
+    };
+
+    let mut metrics = Map::new();
+    metrics.insert("http_req_duration".into(), trend(r, &Scope::default()));
+    let mut scopes: Vec<Scope> = Vec::new();
+    for k in r.groups.keys() {
+        for s in [
+            Scope {
+                target: Some(k.target.clone()),
+                ..Scope::default()
+            },
+            Scope {
+                target: Some(k.target.clone()),
+                version: Some(k.version.clone()),
+                ..Scope::default()
+            },
+        ] {
+            if !scopes.contains(&s) {
+                scopes.push(s);
+            }
+        }
+    }
+    for s in slos.iter().map(|s| &s.scope) {
+        if *s != Scope::default() && !scopes.contains(s) {
+            scopes.push(s.clone());
+        }
+    }
+    for s in &scopes {
+        metrics.insert(scope_key("http_req_duration", s), trend(r, s));
+    }
+    metrics.insert(
+        "http_reqs".into(),
+        json!({"count": completed, "rate": rate(completed)}),
+    );
+    metrics.insert(
+        "http_req_failed".into(),
+        json!({"value": fail_rate, "rate": fail_rate, "passes": failed, "fails": completed - failed}),
+    );
+    metrics.insert(
+        "dropped_iterations".into(),
+        json!({"count": dropped, "rate": rate(dropped)}),
+    );
+
+    for (slo, v) in slos.iter().zip(verdicts) {
+        let (metric, expr) = threshold_home(slo);
+        let entry = metrics
+            .entry(metric)
+            .or_insert_with(|| json!({"count": 0, "rate": 0.0}));
+        if let Value::Object(m) = entry {
+            let th = m
+                .entry("thresholds")
+                .or_insert_with(|| Value::Object(Map::new()));
+            if let Value::Object(th) = th {
+                // Several SLOs can share an expression text under different scopes only
+                // through different metric keys, so a clash here is the same SLO twice.
+                let ok = v.pass
+                    && th
+                        .get(&expr)
+                        .and_then(|x| x.get("ok"))
+                        .and_then(Value::as_bool)
+                        .unwrap_or(true);
+                th.insert(expr, json!({ "ok": ok }));
+            }
+        }
+    }
+
+    json!({
+        "root_group": {"name": "", "path": "", "id": "d41d8cd98f00b204e9800998ecf8427e",
+            "groups": {}, "checks": {}},
+        "metrics": metrics,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use crate::record::{GroupHist, GroupKey, TargetResult};
+
+    #[test]
+    fn thresholds_say_passed_and_submetrics_exist() {
+        let mut g = GroupHist::new();
+        for v in 1..=1000u64 {
+            g.corrected.record(v * 100).unwrap();
+        }
+        let mut r = Results {
+            targets: vec![TargetResult {
+                name: "us".into(),
+                url: "http://127.0.0.1/".into(),
+                requested_rps: 1000.0,
+                measured: Default::default(),
+                warmup: Default::default(),
+            }],
+            groups: Default::default(),
+            pacing: new_histogram(),
+            measured_secs: 1.0,
+            interrupted: false,
+        };
+        r.targets[0].measured.scheduled = 1000;
+        r.targets[0].measured.ok = 1000;
+        r.groups.insert(
+            GroupKey {
+                target: "us".into(),
+                region: "us".into(),
+                version: "v1".into(),
+                class: "2xx".into(),
+            },
+            g,
+        );
+        let mut slos = crate::slo::parse("p95<200ms").unwrap();
+        slos.extend(crate::slo::parse("http_req_duration{target:us}: p(99)<50").unwrap());
+        let verdicts: Vec<_> = slos.iter().map(|s| crate::slo::evaluate(s, &r)).collect();
+        assert!(verdicts[0].pass && !verdicts[1].pass);
+        let v = build(&r, &slos, &verdicts);
+        let m = &v["metrics"];
+        assert_eq!(
+            m["http_req_duration"]["thresholds"]["p95<200ms"]["ok"],
+            true
+        );
+        assert_eq!(
+            m["http_req_duration{target:us}"]["thresholds"]["p(99)<50"]["ok"],
+            false
+        );
+        let p95 = m["http_req_duration{target:us,version:v1}"]["p(95)"]
+            .as_f64()
+            .unwrap();
+        assert!((94.0..=96.0).contains(&p95), "{p95}");
+        assert_eq!(m["http_reqs"]["count"], 1000);
+        assert_eq!(m["http_req_failed"]["passes"], 0);
+    }
+}

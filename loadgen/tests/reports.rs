@@ -1,0 +1,303 @@
+//! Scale-out and report files, through the real binary against echo-svc on loopback:
+//! `--shard` + `loadgen merge`, `loadgen compare`, `--summary-export` (shape checked
+//! against a real k6 when one is installed) and `--junit`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn loadgen(args: &[&str]) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    // Progress is drawn only on a terminal; the flag would clash with subcommands.
+    if !matches!(args.first(), Some(&"merge") | Some(&"compare")) {
+        c.arg("--no-progress");
+    }
+    c.args(args)
+        .env_remove("LOADGEN_TARGETS")
+        .env_remove("JOB_COMPLETION_INDEX");
+    c
+}
+
+fn code(o: &Output) -> i32 {
+    o.status.code().unwrap_or(-1)
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "stdout:\n{}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("loadgen-reports-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn read_json(p: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+/// (completed requests, scheduled requests) of target `us` in a report.
+fn counts(v: &Value) -> (u64, u64) {
+    let a = &v["targets"][0]["accounting"];
+    (a["ok"].as_u64().unwrap(), a["scheduled"].as_u64().unwrap())
+}
+
+fn p(v: &Value, q: &str) -> f64 {
+    let groups = v["groups"].as_array().unwrap();
+    assert_eq!(groups.len(), 1, "{v}");
+    groups[0]["corrected"][q].as_f64().unwrap()
+}
+
+#[test]
+fn shards_merge_to_the_single_process_run() {
+    let rt = common::server_runtime();
+    // Latency is dominated by a known 20 ms delay, so the comparison survives a noisy machine.
+    let echo = common::echo(&rt, "us", "v1", "delay=20ms");
+    let url = format!("us=http://{}/", echo.addr());
+    let base = [
+        "--target",
+        &url,
+        "--rps",
+        "200",
+        "--duration",
+        "2s",
+        "--slo",
+        "p50<10s",
+    ];
+    let single = tmp("single.json");
+    let shards: Vec<PathBuf> = (0..2).map(|i| tmp(&format!("shard{i}.json"))).collect();
+    let o = loadgen(&base)
+        .args(["--json", single.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+
+    // The two shards run at the same time, one through --shard, one through the Indexed
+    // Job's environment.
+    let c0 = loadgen(&base)
+        .args(["--shard", "0/2", "--json", shards[0].to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let c1 = loadgen(&base)
+        .args(["--shard-count", "2", "--json", shards[1].to_str().unwrap()])
+        .env("JOB_COMPLETION_INDEX", "1")
+        .output()
+        .unwrap();
+    let o0 = c0.wait_with_output().unwrap();
+    assert_eq!(code(&o0), 0, "{}", text(&o0));
+    assert_eq!(code(&c1), 0, "{}", text(&c1));
+
+    let merged = tmp("merged.json");
+    let o = loadgen(&["merge"])
+        .args(&shards)
+        .args(["--json", merged.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    assert!(text(&o).contains("PASS"), "{}", text(&o));
+
+    let (s0, s1, m, one) = (
+        read_json(&shards[0]),
+        read_json(&shards[1]),
+        read_json(&merged),
+        read_json(&single),
+    );
+    // Each shard scheduled about half; together exactly what one process schedules.
+    let (sched0, sched1) = (counts(&s0).1, counts(&s1).1);
+    assert_eq!(sched0 + sched1, counts(&one).1, "{s0} {s1}");
+    assert!(sched0.abs_diff(sched1) <= 1, "{sched0} vs {sched1}");
+    assert_eq!(counts(&m).0, counts(&s0).0 + counts(&s1).0);
+    assert_eq!(counts(&m).1, sched0 + sched1);
+    let hist_count = |v: &Value| v["groups"][0]["corrected"]["count"].as_u64().unwrap();
+    assert_eq!(hist_count(&m), hist_count(&s0) + hist_count(&s1));
+    // Percentiles: both carry the 20 ms delay; the generator adds little on top.
+    for q in ["p50", "p90"] {
+        let (a, b) = (p(&m, q), p(&one, q));
+        assert!(
+            (20_000.0..60_000.0).contains(&a) && (20_000.0..60_000.0).contains(&b),
+            "{q}: merged {a} single {b}"
+        );
+        assert!((a - b).abs() < 15_000.0, "{q}: merged {a} single {b}");
+    }
+
+    // Re-judged with a failing SLO: 99. The merged report is itself mergeable.
+    let o = loadgen(&["merge", merged.to_str().unwrap(), "--slo", "p50<1ms"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 99, "{}", text(&o));
+
+    // compare: the same data passes; a faster baseline makes the delayed run a regression.
+    let o = loadgen(&[
+        "compare",
+        single.to_str().unwrap(),
+        merged.to_str().unwrap(),
+    ])
+    .args(["--max-regression", "50%"])
+    .output()
+    .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let fast = common::echo(&rt, "us", "v1", "");
+    let fast_json = tmp("fast.json");
+    let url = format!("us=http://{}/", fast.addr());
+    let o = loadgen(&["--target", &url, "--rps", "100", "--duration", "1s"])
+        .args(["--json", fast_json.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let o = loadgen(&[
+        "compare",
+        fast_json.to_str().unwrap(),
+        single.to_str().unwrap(),
+    ])
+    .args(["--max-regression", "10%"])
+    .output()
+    .unwrap();
+    assert_eq!(code(&o), 99, "{}", text(&o));
+    assert!(text(&o).contains("REGRESSED"), "{}", text(&o));
+
+    rt.block_on(fast.shutdown()).unwrap();
+    rt.block_on(echo.shutdown()).unwrap();
+}
+
+#[test]
+fn merge_and_compare_reject_bad_inputs() {
+    let missing = tmp("does-not-exist.json");
+    let o = loadgen(&["merge", missing.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(text(&o).contains("cannot read"), "{}", text(&o));
+
+    let junk = tmp("junk.json");
+    std::fs::write(&junk, "{\"hello\": 1}").unwrap();
+    let o = loadgen(&["merge", junk.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 1, "{}", text(&o));
+    assert!(
+        text(&o).contains("not a loadgen JSON report"),
+        "{}",
+        text(&o)
+    );
+
+    let o = loadgen(&["merge"]).output().unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let o = loadgen(&["compare", "a.json", "b.json", "--max-regression", "lots"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o));
+    let o = loadgen(&["--target", "us=http://127.0.0.1:1/", "--shard", "2/2"])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "{}", text(&o));
+}
+
+/// Every key path of a JSON value, with object keys only (values ignored).
+fn keys(v: &Value, prefix: &str, out: &mut Vec<String>) {
+    if let Value::Object(m) = v {
+        for (k, x) in m {
+            let p = format!("{prefix}/{k}");
+            out.push(p.clone());
+            keys(x, &p, out);
+        }
+    }
+}
+
+#[test]
+fn summary_export_and_junit() {
+    let rt = common::server_runtime();
+    let echo = common::echo(&rt, "us", "v1", "");
+    let url = format!("us=http://{}/", echo.addr());
+    let (summary, junit, report) = (tmp("k6.json"), tmp("junit.xml"), tmp("run.json"));
+    let o = loadgen(&["--target", &url, "--rps", "100", "--duration", "1s"])
+        .args([
+            "--slo",
+            "http_req_duration{target:us}: p(95)<2000",
+            "--slo",
+            "http_req_failed: rate<0.5",
+            "--slo",
+            "p99<1us",
+        ])
+        .args(["--summary-export", summary.to_str().unwrap()])
+        .args(["--junit", junit.to_str().unwrap()])
+        .args(["--json", report.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 99, "{}", text(&o));
+    let s = read_json(&summary);
+    let m = &s["metrics"];
+    let ok = |metric: &str, expr: &str| m[metric]["thresholds"][expr]["ok"].as_bool().unwrap();
+    assert!(ok("http_req_duration{target:us}", "p(95)<2000"));
+    assert!(ok("http_req_failed", "rate<0.5"));
+    assert!(!ok("http_req_duration", "p99<1us"));
+    let reqs = m["http_reqs"]["count"].as_u64().unwrap();
+    assert_eq!(reqs, counts(&read_json(&report)).0);
+    assert!(
+        m["http_req_duration{target:us,version:v1}"]["p(99)"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let x = std::fs::read_to_string(&junit).unwrap();
+    assert_eq!(x.matches("<testcase ").count(), 3, "{x}");
+    assert_eq!(x.matches("<failure ").count(), 1, "{x}");
+
+    // Same shape as a real k6's --summary-export for the same thresholds (if k6 is here).
+    let k6 = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/k6");
+    if k6.exists() {
+        let script = tmp("script.js");
+        std::fs::write(
+            &script,
+            "import http from 'k6/http';\n\
+             export const options = { iterations: 3, vus: 1,\n\
+               summaryTrendStats: ['avg','min','med','max','p(90)','p(95)','p(99)'],\n\
+               thresholds: { 'http_req_duration{target:us}': ['p(95)<2000'], http_req_failed: ['rate<0.5'] } };\n\
+             export default function () { http.get(__ENV.URL, { tags: { target: 'us' } }); }\n",
+        )
+        .unwrap();
+        let theirs = tmp("k6-real.json");
+        let o = Command::new(&k6)
+            .args(["run", "--quiet", "--no-usage-report", "--summary-export"])
+            .arg(&theirs)
+            .arg(&script)
+            .env("URL", format!("http://{}/", echo.addr()))
+            .env("K6_NO_USAGE_REPORT", "true")
+            .output()
+            .unwrap();
+        assert_eq!(code(&o), 0, "{}", text(&o));
+        let theirs = read_json(&theirs);
+        let mut want = Vec::new();
+        for metric in [
+            "http_req_duration",
+            "http_req_duration{target:us}",
+            "http_reqs",
+            "http_req_failed",
+        ] {
+            let mut k = Vec::new();
+            keys(
+                &theirs["metrics"][metric],
+                &format!("/metrics/{metric}"),
+                &mut k,
+            );
+            // Threshold values are booleans in k6 (true = failed); ours are {"ok": passed}.
+            want.extend(k);
+        }
+        keys(&theirs["root_group"], "/root_group", &mut want);
+        let mut have = Vec::new();
+        keys(&s, "", &mut have);
+        let missing: Vec<_> = want.iter().filter(|k| !have.contains(k)).collect();
+        assert!(missing.is_empty(), "missing k6 keys: {missing:?}");
+    } else {
+        eprintln!("k6 not installed at {}: shape check skipped", k6.display());
+    }
+    rt.block_on(echo.shutdown()).unwrap();
+}
