@@ -81,6 +81,11 @@ pub struct ExportArgs {
     /// Write JUnit XML with one test case per SLO.
     #[arg(long, env = "LOADGEN_JUNIT")]
     pub junit: Option<PathBuf>,
+
+    /// Write a self-contained HTML report (settings, table, percentile-spectrum plots,
+    /// SLO verdicts).
+    #[arg(long, env = "LOADGEN_HTML")]
+    pub html: Option<PathBuf>,
 }
 
 /// Flags of `loadgen merge`.

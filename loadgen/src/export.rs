@@ -1,5 +1,6 @@
 //! Writing the report files a run or a merge asks for besides `--json`:
-//! `--summary-export` ([`crate::summary`]) and `--junit` ([`crate::junit`]).
+//! `--summary-export` ([`crate::summary`]), `--junit` ([`crate::junit`]) and `--html`
+//! ([`crate::html`]).
 
 use std::path::Path;
 
@@ -14,9 +15,11 @@ fn write(path: &Path, what: &str, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the {what} to {}", path.display()))
 }
 
-/// Writes every requested file. `slos[i]` was judged by `verdicts[i]`.
+/// Writes every requested file. `slos[i]` was judged by `verdicts[i]`; `settings` is the
+/// run's settings object as in the JSON report.
 pub fn write_all(
     args: &ExportArgs,
+    settings: &serde_json::Value,
     r: &Results,
     slos: &[Slo],
     verdicts: &[Verdict],
@@ -30,6 +33,13 @@ pub fn write_all(
             p,
             "JUnit report",
             &crate::junit::render("loadgen", verdicts, r.measured_secs),
+        )?;
+    }
+    if let Some(p) = &args.html {
+        write(
+            p,
+            "HTML report",
+            &crate::html::render(settings, r, verdicts),
         )?;
     }
     Ok(())

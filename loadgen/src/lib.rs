@@ -22,7 +22,8 @@
 //! - [`shard`]: `--shard i/n` and `loadgen merge` (scale-out across processes or pods).
 //! - [`baseline`]: `loadgen compare`, the p95/p99 regression gate against a baseline.
 //! - [`export`]: writing the report files besides `--json`:
-//!   [`summary`] (k6-compatible `--summary-export`) and [`junit`] (`--junit`).
+//!   [`summary`] (k6-compatible `--summary-export`), [`junit`] (`--junit`) and
+//!   [`html`] (`--html`, self-contained with inline SVG plots).
 //!
 //! Entry points: [`run`] (what `main` calls) and [`execute`] (one load run, also used by the lab).
 
@@ -32,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod export;
+pub mod html;
 pub mod junit;
 pub mod lab;
 pub mod progress;
@@ -182,7 +184,13 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
     }
-    export::write_all(&cfg.exports, &results, &cfg.slos, &verdicts)?;
+    export::write_all(
+        &cfg.exports,
+        &report::settings_json(&cfg),
+        &results,
+        &cfg.slos,
+        &verdicts,
+    )?;
     Ok(RunOutcome {
         results,
         verdicts,

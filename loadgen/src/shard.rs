@@ -202,21 +202,21 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
             .join(", ")
     );
     print!("{}", crate::report::render(&results, &verdicts));
+    let mut settings = runs[0].settings.clone();
+    if let serde_json::Value::Object(m) = &mut settings {
+        m.insert(
+            "merged_from".into(),
+            runs.iter()
+                .map(|r| serde_json::Value::from(r.path.display().to_string()))
+                .collect(),
+        );
+    }
     if let Some(path) = &args.json {
-        let mut settings = runs[0].settings.clone();
-        if let serde_json::Value::Object(m) = &mut settings {
-            m.insert(
-                "merged_from".into(),
-                runs.iter()
-                    .map(|r| serde_json::Value::from(r.path.display().to_string()))
-                    .collect(),
-            );
-        }
-        let json = crate::report::to_json_with(settings, &results, &verdicts, exit_code)?;
+        let json = crate::report::to_json_with(settings.clone(), &results, &verdicts, exit_code)?;
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
     }
-    crate::export::write_all(&args.exports, &results, &slos, &verdicts)?;
+    crate::export::write_all(&args.exports, &settings, &results, &slos, &verdicts)?;
     Ok(exit_code)
 }
 

@@ -1,0 +1,225 @@
+//! The self-contained HTML report (`--html FILE`): run settings, the per target × version
+//! table, a percentile-spectrum plot per group and the SLO verdicts. Plots are inline SVG
+//! drawn here, so the file needs nothing from the network; every piece of user-controlled
+//! text (target names, URLs, header values, SLO texts) is HTML-escaped.
+//!
+//! The spectrum plot follows HdrHistogram's plotter: the x axis is `1/(1-p)` on a log
+//! scale, so 50%, 90%, 99%, 99.9% and 99.99% are evenly spaced and the tail gets room.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use hdrhistogram::Histogram;
+use html_escape::encode_text as esc;
+
+use crate::record::{GroupHist, Results};
+use crate::slo::{fmt_us, Verdict};
+
+const W: f64 = 640.0;
+const H: f64 = 300.0;
+const LEFT: f64 = 70.0;
+const BOTTOM: f64 = 40.0;
+const TOP: f64 = 15.0;
+const RIGHT: f64 = 30.0;
+/// Highest percentile plotted: 99.99% is x = log10(10^4) = 4.
+const X_MAX: f64 = 4.0;
+/// Lowest: 50% is x = log10(2).
+const X_MIN: f64 = std::f64::consts::LOG10_2;
+
+fn attr(s: &str) -> String {
+    html_escape::encode_double_quoted_attribute(s).into_owned()
+}
+
+/// Percentile spectrum of one histogram as an SVG.
+fn spectrum_svg(h: &Histogram<u64>, title: &str) -> String {
+    let xs: Vec<f64> = (0..=120)
+        .map(|i| X_MIN + (X_MAX - X_MIN) * i as f64 / 120.0)
+        .collect();
+    let pts: Vec<(f64, f64)> = xs
+        .iter()
+        .map(|x| {
+            let p = 1.0 - 10f64.powf(-x);
+            (*x, h.value_at_quantile(p) as f64 / 1000.0)
+        })
+        .collect();
+    let y_max = pts.iter().map(|p| p.1).fold(0.0, f64::max).max(0.001) * 1.1;
+    let px = |x: f64| LEFT + (x - X_MIN) / (X_MAX - X_MIN) * (W - LEFT - RIGHT);
+    let py = |y: f64| H - BOTTOM - y / y_max * (H - BOTTOM - TOP);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">",
+        attr(title)
+    );
+    let _ = write!(
+        s,
+        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#999\"/>",
+        W - LEFT - RIGHT,
+        H - BOTTOM - TOP
+    );
+    for (label, x) in [
+        ("50%", X_MIN),
+        ("90%", 1.0),
+        ("99%", 2.0),
+        ("99.9%", 3.0),
+        ("99.99%", 4.0),
+    ] {
+        let _ = write!(
+            s,
+            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1}\" stroke=\"#ddd\"/><text x=\"{0:.1}\" y=\"{2}\" font-size=\"11\" text-anchor=\"middle\">{label}</text>",
+            px(x),
+            H - BOTTOM,
+            H - BOTTOM + 15.0
+        );
+    }
+    for i in 0..=4 {
+        let y = y_max * i as f64 / 4.0;
+        let _ = write!(
+            s,
+            "<line x1=\"{LEFT}\" x2=\"{0}\" y1=\"{1:.1}\" y2=\"{1:.1}\" stroke=\"#eee\"/><text x=\"{2}\" y=\"{3:.1}\" font-size=\"11\" text-anchor=\"end\">{4:.2} ms</text>",
+            W - RIGHT,
+            py(y),
+            LEFT - 5.0,
+            py(y) + 4.0,
+            y
+        );
+    }
+    let _ = write!(
+        s,
+        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">percentile</text>",
+        (LEFT + W - RIGHT) / 2.0,
+        H - 5.0
+    );
+    let path: Vec<String> = pts
+        .iter()
+        .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
+        .collect();
+    let _ = write!(
+        s,
+        "<polyline class=\"series\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2.5\" points=\"{}\"/></svg>",
+        path.join(" ")
+    );
+    s
+}
+
+/// Renders the report. `settings` is the run's settings object (as in the JSON report).
+pub fn render(settings: &serde_json::Value, r: &Results, verdicts: &[Verdict]) -> String {
+    let mut o = String::new();
+    o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>loadgen report</title><style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}.plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}</style></head><body>\n<h1>loadgen report</h1>\n");
+    if r.interrupted {
+        o.push_str("<p class=\"fail\">Partial report: the run was interrupted.</p>\n");
+    }
+    // Settings.
+    o.push_str("<h2>Run settings</h2>\n<table>");
+    let _ = write!(
+        o,
+        "<tr><th>measured time</th><td>{:.1} s</td></tr>",
+        r.measured_secs
+    );
+    for t in &r.targets {
+        let _ = write!(
+            o,
+            "<tr><th>target {}</th><td>{} ({:.1} rps requested)</td></tr>",
+            esc(&t.name),
+            esc(&t.url),
+            t.requested_rps
+        );
+    }
+    if let serde_json::Value::Object(m) = settings {
+        for (k, v) in m {
+            let v = match v {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            };
+            let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+        }
+    }
+    o.push_str("</table>\n");
+
+    // Table per target × region × version.
+    let mut rows: BTreeMap<(String, String, String), (GroupHist, u64)> = BTreeMap::new();
+    for (k, g) in &r.groups {
+        let e = rows
+            .entry((k.target.clone(), k.region.clone(), k.version.clone()))
+            .or_insert_with(|| (GroupHist::new(), 0));
+        e.0.merge(g);
+        if matches!(k.class.as_str(), "4xx" | "5xx" | "other") {
+            e.1 += g.corrected.len();
+        }
+    }
+    o.push_str("<h2>Latency per target × version</h2>\n<p>From each request's scheduled time (corrected for coordinated omission).</p>\n<table><tr><th>target</th><th>region</th><th>version</th><th>requests</th><th>rps</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th></tr>");
+    for ((t, rg, v), (g, errors)) in &rows {
+        let h = &g.corrected;
+        let q = |p: f64| fmt_us(h.value_at_quantile(p) as f64);
+        let rps = if r.measured_secs > 0.0 {
+            h.len() as f64 / r.measured_secs
+        } else {
+            0.0
+        };
+        let _ = write!(
+            o,
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{rps:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{errors}</td></tr>",
+            esc(t),
+            esc(rg),
+            esc(v),
+            h.len(),
+            q(0.5),
+            q(0.9),
+            q(0.95),
+            q(0.99),
+            q(0.999),
+            fmt_us(h.max() as f64)
+        );
+    }
+    o.push_str("</table>\n");
+    for t in &r.targets {
+        let a = &t.measured;
+        let _ = write!(
+            o,
+            "<p>{}: scheduled {}, ok {}, failed {}, dropped {}, cancelled {}</p>\n",
+            esc(&t.name),
+            a.scheduled,
+            a.ok,
+            a.failed(),
+            a.dropped(),
+            a.cancelled
+        );
+    }
+
+    // Spectrum plots.
+    o.push_str("<h2>Percentile spectrum per group</h2>\n<div class=\"plots\">");
+    for ((t, rg, v), (g, _)) in &rows {
+        if g.corrected.is_empty() {
+            continue;
+        }
+        let title = format!("target {t}, region {rg}, version {v}");
+        let _ = write!(
+            o,
+            "<figure>{}<figcaption>{}</figcaption></figure>",
+            spectrum_svg(&g.corrected, &title),
+            esc(&title)
+        );
+    }
+    o.push_str("</div>\n");
+
+    // Verdicts.
+    o.push_str("<h2>SLO verdicts</h2>\n");
+    if verdicts.is_empty() {
+        o.push_str("<p>No SLOs were given.</p>\n");
+    } else {
+        o.push_str("<table><tr><th>SLO</th><th>measured</th><th>verdict</th></tr>");
+        for v in verdicts {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                esc(&v.slo),
+                esc(&v.detail),
+                if v.pass { "pass" } else { "fail" },
+                if v.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        o.push_str("</table>\n");
+    }
+    o.push_str("</body></html>\n");
+    o
+}

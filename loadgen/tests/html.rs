@@ -1,0 +1,116 @@
+//! The HTML report of a real run: self-contained (no external references), and rendered by
+//! headless Chromium into a screenshot that shows the plotted percentile spectrum.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+/// Plot line colour in the SVG (`#d62728`).
+const SERIES: [u8; 3] = [0xd6, 0x27, 0x28];
+
+fn external_refs(html: &str) -> Vec<String> {
+    let lower = html.to_ascii_lowercase();
+    let mut out = Vec::new();
+    for needle in ["src=", "href=", "url(", "@import", "<link", "<script"] {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(needle) {
+            let at = from + i;
+            out.push(lower[at..(at + 60).min(lower.len())].to_string());
+            from = at + needle.len();
+        }
+    }
+    out
+}
+
+#[test]
+fn html_report_is_self_contained_and_draws_the_plot() {
+    let rt = common::server_runtime();
+    let echo = common::echo(&rt, "us", "v1", "delay=2ms");
+    let dir = std::env::temp_dir().join(format!("loadgen-html-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let html = dir.join("report.html");
+    let url = format!("us=http://{}/", echo.addr());
+    let o = Command::new(env!("CARGO_BIN_EXE_loadgen"))
+        .args([
+            "--no-progress",
+            "--target",
+            &url,
+            "--rps",
+            "200",
+            "--duration",
+            "1s",
+        ])
+        .args(["--slo", "p99<10s", "--html", html.to_str().unwrap()])
+        .output()
+        .unwrap();
+    rt.block_on(echo.shutdown()).unwrap();
+    let text = std::fs::read_to_string(&html).unwrap_or_default();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // User text with markup characters (the SLO) comes out escaped.
+    assert!(text.contains("p99&lt;10s") && !text.contains("p99<10s"));
+    assert!(text.contains("<polyline class=\"series\""));
+    assert!(text.contains("PASS"));
+    // The SVG namespace is an identifier, not a fetched resource.
+    let refs = external_refs(&text);
+    assert!(refs.is_empty(), "external references: {refs:?}");
+
+    let chromium = Path::new("/usr/bin/chromium");
+    if !chromium.exists() {
+        eprintln!("chromium not installed: screenshot check skipped");
+        return;
+    }
+    let shot = dir.join("shot.png");
+    let profile = dir.join("profile");
+    let o = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--no-first-run",
+            "--hide-scrollbars",
+            "--window-size=1280,2000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    assert!(
+        shot.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let len = std::fs::metadata(&shot).unwrap().len();
+    assert!(len > 10_000, "screenshot is only {len} bytes");
+
+    let decoder = png::Decoder::new(std::fs::File::open(&shot).unwrap());
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let channels = info.color_type.samples();
+    assert!(channels >= 3, "{:?}", info.color_type);
+    let series = buf[..info.buffer_size()]
+        .chunks(channels)
+        .filter(|px| {
+            px.iter()
+                .zip(SERIES)
+                .all(|(a, b)| (*a as i32 - b as i32).abs() < 40)
+        })
+        .count();
+    // A 2.5 px wide line across a 555 px plot: well over a thousand pixels.
+    assert!(
+        series > 500,
+        "only {series} plot-line pixels in the screenshot"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
