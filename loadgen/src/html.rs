@@ -174,9 +174,9 @@ pub fn render(settings: &serde_json::Value, r: &Results, verdicts: &[Verdict]) -
     o.push_str("</table>\n");
     for t in &r.targets {
         let a = &t.measured;
-        let _ = write!(
+        let _ = writeln!(
             o,
-            "<p>{}: scheduled {}, ok {}, failed {}, dropped {}, cancelled {}</p>\n",
+            "<p>{}: scheduled {}, ok {}, failed {}, dropped {}, cancelled {}</p>",
             esc(&t.name),
             a.scheduled,
             a.ok,
