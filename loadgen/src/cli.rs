@@ -86,6 +86,11 @@ pub struct ExportArgs {
     /// SLO verdicts).
     #[arg(long, env = "LOADGEN_HTML")]
     pub html: Option<PathBuf>,
+
+    /// Write an HdrHistogram interval log (corrected latency in µs per `--interval` and
+    /// group, tagged `target/region/version/class`). Runs only, not merges.
+    #[arg(long, env = "LOADGEN_HDR_LOG")]
+    pub hdr_log: Option<PathBuf>,
 }
 
 /// Flags of `loadgen merge`.
@@ -241,6 +246,10 @@ pub struct RunArgs {
     /// Shard index for `--shard-count`; Kubernetes Indexed Jobs set it.
     #[arg(long, env = "JOB_COMPLETION_INDEX", hide = true)]
     pub shard_index: Option<String>,
+
+    /// Interval of the latency-over-time data (HTML plot, `--hdr-log`).
+    #[arg(long, env = "LOADGEN_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
+    pub interval: Duration,
 
     #[command(flatten)]
     pub exports: ExportArgs,

@@ -50,6 +50,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// This process's part of a sharded run.
     pub shard: crate::shard::Shard,
+    /// Interval of the per-interval latency data.
+    pub interval: Duration,
     /// Report files to write besides `--json`.
     pub exports: crate::cli::ExportArgs,
 }
@@ -146,6 +148,11 @@ impl RunConfig {
                 args.shard_index.as_deref(),
                 args.shard_count,
             )?,
+            interval: if args.interval.is_zero() {
+                return Err(UsageError::new("--interval must be > 0"));
+            } else {
+                args.interval
+            },
             exports: args.exports.clone(),
         })
     }

@@ -279,7 +279,12 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
         .collect();
     let wk = Rc::new(Worker {
         targets,
-        rec: RefCell::new(Recorder::new(cfg.targets.len())),
+        rec: RefCell::new({
+            let mut r = Recorder::new(cfg.targets.len());
+            let warmup_ns = (plans.first().map_or(0.0, |p| p.warmup_secs()) * 1e9) as u64;
+            r.keep_timeline(start_ns + warmup_ns, cfg.interval.as_nanos() as u64);
+            r
+        }),
         timeout: cfg.timeout,
         region_header: cfg.region_header.clone(),
         version_header: cfg.version_header.clone(),

@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::ExportArgs;
-use crate::record::Results;
+use crate::record::{Results, Timeline};
 use crate::slo::{Slo, Verdict};
 
 fn write(path: &Path, what: &str, text: &str) -> anyhow::Result<()> {
@@ -21,6 +21,7 @@ pub fn write_all(
     args: &ExportArgs,
     settings: &serde_json::Value,
     r: &Results,
+    timeline: Option<&Timeline>,
     slos: &[Slo],
     verdicts: &[Verdict],
 ) -> anyhow::Result<()> {
@@ -35,11 +36,20 @@ pub fn write_all(
             &crate::junit::render("loadgen", verdicts, r.measured_secs),
         )?;
     }
+    if let Some(p) = &args.hdr_log {
+        match timeline {
+            Some(tl) => crate::hdrlog::write(p, tl)?,
+            None => eprintln!(
+                "loadgen: --hdr-log {} not written: merged reports carry no per-interval data",
+                p.display()
+            ),
+        }
+    }
     if let Some(p) = &args.html {
         write(
             p,
             "HTML report",
-            &crate::html::render(settings, r, verdicts),
+            &crate::html::render(settings, r, timeline, verdicts),
         )?;
     }
     Ok(())

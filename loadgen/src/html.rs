@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use html_escape::encode_text as esc;
 
-use crate::record::{GroupHist, Results};
+use crate::record::{GroupHist, Results, Timeline};
 use crate::slo::{fmt_us, Verdict};
 
 const W: f64 = 640.0;
@@ -25,6 +25,9 @@ const RIGHT: f64 = 30.0;
 const X_MAX: f64 = 4.0;
 /// Lowest: 50% is x = log10(2).
 const X_MIN: f64 = std::f64::consts::LOG10_2;
+
+/// Target, served region, version.
+type Row = (String, String, String);
 
 fn attr(s: &str) -> String {
     html_escape::encode_double_quoted_attribute(s).into_owned()
@@ -102,8 +105,60 @@ fn spectrum_svg(h: &Histogram<u64>, title: &str) -> String {
     s
 }
 
-/// Renders the report. `settings` is the run's settings object (as in the JSON report).
-pub fn render(settings: &serde_json::Value, r: &Results, verdicts: &[Verdict]) -> String {
+/// Latency over time of one group: p50, p99 and max per interval, as an SVG.
+fn timeline_svg(points: &[(f64, [f64; 3])], title: &str) -> String {
+    let t_max = points.iter().map(|p| p.0).fold(0.0, f64::max).max(1e-3);
+    let y_max = points.iter().map(|p| p.1[2]).fold(0.0, f64::max).max(0.001) * 1.1;
+    let px = |x: f64| LEFT + x / t_max * (W - LEFT - RIGHT);
+    let py = |y: f64| H - BOTTOM - y / y_max * (H - BOTTOM - TOP);
+    let mut s = String::new();
+    let _ = write!(
+        s,
+        "<svg class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\"><rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#999\"/>",
+        attr(title),
+        W - LEFT - RIGHT,
+        H - BOTTOM - TOP
+    );
+    for i in 0..=4 {
+        let y = y_max * i as f64 / 4.0;
+        let x = t_max * i as f64 / 4.0;
+        let _ = write!(
+            s,
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{y:.2} ms</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{x:.0} s</text>",
+            LEFT - 5.0,
+            py(y) + 4.0,
+            px(x),
+            H - BOTTOM + 15.0
+        );
+    }
+    for (i, (name, colour)) in [("p50", "#1f77b4"), ("p99", "#ff7f0e"), ("max", "#7f7f7f")]
+        .iter()
+        .enumerate()
+    {
+        let pts: Vec<String> = points
+            .iter()
+            .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(v[i])))
+            .collect();
+        let _ = write!(
+            s,
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{colour}\">{name}</text>",
+            pts.join(" "),
+            LEFT + 10.0 + 45.0 * i as f64,
+            TOP + 14.0
+        );
+    }
+    s.push_str("</svg>");
+    s
+}
+
+/// Renders the report. `settings` is the run's settings object (as in the JSON report);
+/// `timeline`, when the run kept one, adds latency-over-time plots.
+pub fn render(
+    settings: &serde_json::Value,
+    r: &Results,
+    timeline: Option<&Timeline>,
+    verdicts: &[Verdict],
+) -> String {
     let mut o = String::new();
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>loadgen report</title><style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}.plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}</style></head><body>\n<h1>loadgen report</h1>\n");
     if r.interrupted {
@@ -201,6 +256,48 @@ pub fn render(settings: &serde_json::Value, r: &Results, verdicts: &[Verdict]) -
         );
     }
     o.push_str("</div>\n");
+
+    // Latency over time.
+    if let Some(tl) = timeline.filter(|t| !t.slices.is_empty() && t.interval_secs > 0.0) {
+        let _ = write!(
+            o,
+            "<h2>Latency over time per group</h2>\n<p>Per {:.3} s interval, by completion time from the start of the measured window.</p>\n<div class=\"plots\">",
+            tl.interval_secs
+        );
+        let mut per: BTreeMap<Row, BTreeMap<u64, Vec<Vec<u8>>>> = BTreeMap::new();
+        for ((idx, k), parts) in &tl.slices {
+            per.entry((k.target.clone(), k.region.clone(), k.version.clone()))
+                .or_default()
+                .entry(*idx)
+                .or_default()
+                .extend(parts.iter().cloned());
+        }
+        for ((t, rg, v), slices) in &per {
+            let points: Vec<(f64, [f64; 3])> = slices
+                .iter()
+                .map(|(idx, parts)| {
+                    let h = Timeline::histogram(parts);
+                    let ms = |us: u64| us as f64 / 1000.0;
+                    (
+                        (*idx as f64 + 1.0) * tl.interval_secs,
+                        [
+                            ms(h.value_at_quantile(0.5)),
+                            ms(h.value_at_quantile(0.99)),
+                            ms(h.max()),
+                        ],
+                    )
+                })
+                .collect();
+            let title = format!("target {t}, region {rg}, version {v}");
+            let _ = write!(
+                o,
+                "<figure>{}<figcaption>{} over time</figcaption></figure>",
+                timeline_svg(&points, &title),
+                esc(&title)
+            );
+        }
+        o.push_str("</div>\n");
+    }
 
     // Verdicts.
     o.push_str("<h2>SLO verdicts</h2>\n");

@@ -228,6 +228,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         shard: None,
         shard_count: None,
         shard_index: None,
+        interval: std::time::Duration::from_secs(1),
         exports: Default::default(),
     };
     let outcome = RunConfig::from_args(&run_args)

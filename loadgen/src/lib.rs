@@ -23,7 +23,7 @@
 //! - [`baseline`]: `loadgen compare`, the p95/p99 regression gate against a baseline.
 //! - [`export`]: writing the report files besides `--json`:
 //!   [`summary`] (k6-compatible `--summary-export`), [`junit`] (`--junit`) and
-//!   [`html`] (`--html`, self-contained with inline SVG plots).
+//!   [`html`] (`--html`, self-contained with inline SVG plots), [`hdrlog`] (`--hdr-log`).
 //!
 //! Entry points: [`run`] (what `main` calls) and [`execute`] (one load run, also used by the lab).
 
@@ -33,6 +33,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod export;
+pub mod hdrlog;
 pub mod html;
 pub mod junit;
 pub mod lab;
@@ -94,6 +95,8 @@ pub struct RunOutcome {
     pub results: Results,
     pub verdicts: Vec<Verdict>,
     pub exit_code: u8,
+    /// Corrected latency per interval and group.
+    pub timeline: record::Timeline,
 }
 
 /// Exit code for a set of verdicts.
@@ -171,7 +174,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
     })??;
     progress.finish();
 
-    let results = merge(&cfg, &plans, out);
+    let (results, timeline) = merge(&cfg, &plans, out);
     let verdicts: Vec<Verdict> = cfg
         .slos
         .iter()
@@ -188,6 +191,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         &cfg.exports,
         &report::settings_json(&cfg),
         &results,
+        Some(&timeline),
         &cfg.slos,
         &verdicts,
     )?;
@@ -195,6 +199,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         results,
         verdicts,
         exit_code,
+        timeline,
     })
 }
 
@@ -221,7 +226,11 @@ async fn watch_signals(stop: watch::Sender<bool>) {
     std::process::exit(130);
 }
 
-fn merge(cfg: &RunConfig, plans: &[Arc<RatePlan>], out: engine::EngineOutput) -> Results {
+fn merge(
+    cfg: &RunConfig,
+    plans: &[Arc<RatePlan>],
+    out: engine::EngineOutput,
+) -> (Results, record::Timeline) {
     let names: Vec<String> = cfg.targets.iter().map(|t| t.name.clone()).collect();
     let warmup_ns = (plans.first().map(|p| p.warmup_secs()).unwrap_or(0.0) * 1e9) as u64;
     let end_ns = (plans.first().map(|p| p.end_secs()).unwrap_or(0.0) * 1e9) as u64;
@@ -246,8 +255,10 @@ fn merge(cfg: &RunConfig, plans: &[Arc<RatePlan>], out: engine::EngineOutput) ->
         .collect();
     let mut groups: std::collections::BTreeMap<GroupKey, GroupHist> = Default::default();
     let mut pacing = record::new_histogram();
+    let mut timeline = record::Timeline::default();
     for rec in out.recorders {
-        let (accts, g, p) = rec.into_groups(&names);
+        let (accts, g, p, tl) = rec.into_parts(&names);
+        timeline.merge(tl);
         for (t, a) in targets.iter_mut().zip(accts) {
             t.measured.merge(&a.measured);
             t.warmup.merge(&a.warmup);
@@ -257,6 +268,13 @@ fn merge(cfg: &RunConfig, plans: &[Arc<RatePlan>], out: engine::EngineOutput) ->
         }
         let _ = pacing.add(&p);
     }
+    // Wall-clock time of the measured start: now, minus how long ago it was on the
+    // monotonic clock the engine uses.
+    let ago = clock::now_ns().saturating_sub(measured_start) as f64 / 1e9;
+    timeline.origin_unix_secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+        - ago;
     for t in &mut targets {
         t.requested_rps = if measured_secs > 0.0 {
             t.measured.scheduled as f64 / measured_secs
@@ -264,11 +282,14 @@ fn merge(cfg: &RunConfig, plans: &[Arc<RatePlan>], out: engine::EngineOutput) ->
             0.0
         };
     }
-    Results {
-        targets,
-        groups,
-        pacing,
-        measured_secs,
-        interrupted: out.interrupted,
-    }
+    (
+        Results {
+            targets,
+            groups,
+            pacing,
+            measured_secs,
+            interrupted: out.interrupted,
+        },
+        timeline,
+    )
 }

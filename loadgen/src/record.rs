@@ -182,6 +182,8 @@ struct LiveGroup {
     version: Box<[u8]>,
     class: &'static str,
     hist: GroupHist,
+    /// Corrected latency since the current interval began (see [`Timeline`]).
+    interval: Histogram<u64>,
 }
 
 /// Per-target accounting: measured part and warm-up.
@@ -198,6 +200,15 @@ pub struct Recorder {
     groups: Vec<LiveGroup>,
     /// Pacing lag of measured requests, microseconds.
     pub pacing: Histogram<u64>,
+    /// Start of the measured window and interval length (ns); `interval_ns == 0` keeps
+    /// no timeline.
+    origin_ns: u64,
+    interval_ns: u64,
+    /// Index of the interval the groups' `interval` histograms belong to, and its end.
+    cur_interval: u64,
+    cur_end_ns: u64,
+    /// Finished intervals: (index, group, compressed histogram).
+    done: Vec<(u64, usize, Vec<u8>)>,
 }
 
 fn label(v: Option<&[u8]>) -> &[u8] {
@@ -213,6 +224,48 @@ impl Recorder {
             targets: vec![TargetAccounts::default(); targets],
             groups: Vec::new(),
             pacing: new_histogram(),
+            origin_ns: 0,
+            interval_ns: 0,
+            cur_interval: 0,
+            cur_end_ns: u64::MAX,
+            done: Vec::new(),
+        }
+    }
+
+    /// Keeps per-interval histograms of `interval_ns` from `origin_ns` (the start of the
+    /// measured window, same clock as the response times).
+    pub fn keep_timeline(&mut self, origin_ns: u64, interval_ns: u64) {
+        if interval_ns > 0 {
+            self.origin_ns = origin_ns;
+            self.interval_ns = interval_ns;
+            self.cur_interval = 0;
+            self.cur_end_ns = origin_ns.saturating_add(interval_ns);
+        }
+    }
+
+    /// Closes the current interval: its non-empty histograms are stored compressed (a
+    /// few hundred bytes each, so long runs stay small) and reset.
+    #[cold]
+    fn roll(&mut self, now_ns: u64) {
+        use hdrhistogram::serialization::{Serializer as _, V2DeflateSerializer};
+        let mut ser = V2DeflateSerializer::new();
+        for (i, g) in self.groups.iter_mut().enumerate() {
+            if !g.interval.is_empty() {
+                let mut buf = Vec::new();
+                if ser.serialize(&g.interval, &mut buf).is_ok() {
+                    self.done.push((self.cur_interval, i, buf));
+                }
+                g.interval.reset();
+            }
+        }
+        if let Some(idx) = now_ns
+            .saturating_sub(self.origin_ns)
+            .checked_div(self.interval_ns)
+        {
+            self.cur_interval = idx;
+            self.cur_end_ns = self
+                .origin_ns
+                .saturating_add((self.cur_interval + 1).saturating_mul(self.interval_ns));
         }
     }
 
@@ -283,15 +336,27 @@ impl Recorder {
                     version: version.into(),
                     class,
                     hist: GroupHist::new(),
+                    interval: if self.interval_ns > 0 {
+                        new_histogram()
+                    } else {
+                        Histogram::new(1).unwrap_or_else(|_| new_histogram())
+                    },
                 });
                 self.groups.len() - 1
             }
         };
-        let h = &mut self.groups[idx].hist;
-        h.corrected
-            .saturating_record(done_ns.saturating_sub(due_ns) / 1000);
-        h.service
+        if done_ns >= self.cur_end_ns {
+            self.roll(done_ns);
+        }
+        let corrected = done_ns.saturating_sub(due_ns) / 1000;
+        let g = &mut self.groups[idx];
+        g.hist.corrected.saturating_record(corrected);
+        g.hist
+            .service
             .saturating_record(done_ns.saturating_sub(sent_ns) / 1000);
+        if self.interval_ns > 0 {
+            g.interval.saturating_record(corrected);
+        }
     }
 
     /// Corrected latency recorded since the last call, for live progress; resets nothing.
@@ -312,17 +377,47 @@ impl Recorder {
         BTreeMap<GroupKey, GroupHist>,
         Histogram<u64>,
     ) {
-        let mut out: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
-        for g in self.groups {
-            let key = GroupKey {
-                target: names.get(g.target).cloned().unwrap_or_default(),
-                region: String::from_utf8_lossy(&g.region).into_owned(),
-                version: String::from_utf8_lossy(&g.version).into_owned(),
-                class: g.class.to_string(),
-            };
-            out.entry(key).or_default().merge(&g.hist);
+        let (t, g, p, _) = self.into_parts(names);
+        (t, g, p)
+    }
+
+    /// Like [`Recorder::into_groups`], with the timeline (the last interval closed).
+    pub fn into_parts(
+        mut self,
+        names: &[String],
+    ) -> (
+        Vec<TargetAccounts>,
+        BTreeMap<GroupKey, GroupHist>,
+        Histogram<u64>,
+        Timeline,
+    ) {
+        if self.interval_ns > 0 {
+            self.roll(self.cur_end_ns);
         }
-        (self.targets, out, self.pacing)
+        let key_of = |g: &LiveGroup| GroupKey {
+            target: names.get(g.target).cloned().unwrap_or_default(),
+            region: String::from_utf8_lossy(&g.region).into_owned(),
+            version: String::from_utf8_lossy(&g.version).into_owned(),
+            class: g.class.to_string(),
+        };
+        let mut timeline = Timeline {
+            interval_secs: self.interval_ns as f64 / 1e9,
+            ..Timeline::default()
+        };
+        for (idx, gi, bytes) in std::mem::take(&mut self.done) {
+            if let Some(g) = self.groups.get(gi) {
+                timeline
+                    .slices
+                    .entry((idx, key_of(g)))
+                    .or_default()
+                    .push(bytes);
+            }
+        }
+        let mut out: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
+        for g in &self.groups {
+            out.entry(key_of(g)).or_default().merge(&g.hist);
+        }
+        (self.targets, out, self.pacing, timeline)
     }
 }
 
@@ -372,6 +467,42 @@ mod tests {
         assert_eq!(groups[&k].corrected.len(), 4);
         assert!(groups[&k].corrected.min() >= 2000);
         assert!(groups[&k].service.max() < 1100);
+    }
+}
+
+/// Corrected latency per interval and group: for latency over time (HTML) and the
+/// HdrHistogram interval log. Each slice holds one compressed (V2 deflate) histogram per
+/// worker that saw responses in it; they add up to the group's totals. Intervals are
+/// counted from the start of the measured window, by response completion time.
+#[derive(Debug, Clone, Default)]
+pub struct Timeline {
+    pub interval_secs: f64,
+    /// Wall-clock start of the measured window, seconds since the Unix epoch.
+    pub origin_unix_secs: f64,
+    pub slices: BTreeMap<(u64, GroupKey), Vec<Vec<u8>>>,
+}
+
+impl Timeline {
+    /// Adds another worker's (or shard's) timeline.
+    pub fn merge(&mut self, o: Timeline) {
+        if self.interval_secs == 0.0 {
+            self.interval_secs = o.interval_secs;
+        }
+        for (k, v) in o.slices {
+            self.slices.entry(k).or_default().extend(v);
+        }
+    }
+
+    /// The decoded histogram of one slice (its workers added).
+    pub fn histogram(parts: &[Vec<u8>]) -> Histogram<u64> {
+        let mut h = new_histogram();
+        let mut de = hdrhistogram::serialization::Deserializer::new();
+        for p in parts {
+            if let Ok(x) = de.deserialize::<u64, _>(&mut p.as_slice()) {
+                let _ = h.add(&x);
+            }
+        }
+        h
     }
 }
 

@@ -216,7 +216,7 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         std::fs::write(path, json)
             .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
     }
-    crate::export::write_all(&args.exports, &settings, &results, &slos, &verdicts)?;
+    crate::export::write_all(&args.exports, &settings, &results, None, &slos, &verdicts)?;
     Ok(exit_code)
 }
 

@@ -56,6 +56,9 @@ fn html_report_is_self_contained_and_draws_the_plot() {
     // User text with markup characters (the SLO) comes out escaped.
     assert!(text.contains("p99&lt;10s") && !text.contains("p99<10s"));
     assert!(text.contains("<polyline class=\"series\""));
+    // Latency over time: one plot for the group, with a point per interval.
+    assert!(text.contains("Latency over time per group"));
+    assert!(text.contains("us, region us, version v1 over time"));
     assert!(text.contains("PASS"));
     // The SVG namespace is an identifier, not a fetched resource.
     let refs = external_refs(&text);

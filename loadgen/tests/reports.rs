@@ -301,3 +301,57 @@ fn summary_export_and_junit() {
     }
     rt.block_on(echo.shutdown()).unwrap();
 }
+
+#[test]
+fn hdr_log_parses_back_and_adds_up() {
+    use base64::Engine as _;
+    use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+    use hdrhistogram::serialization::Deserializer;
+
+    let rt = common::server_runtime();
+    let echo = common::echo(&rt, "us", "v1", "delay=1ms");
+    let url = format!("us=http://{}/", echo.addr());
+    let (log, report) = (tmp("run.hlog"), tmp("hlog-run.json"));
+    let o = loadgen(&["--target", &url, "--rps", "200", "--duration", "2s"])
+        .args(["--interval", "500ms", "--warmup", "300ms"])
+        .args(["--hdr-log", log.to_str().unwrap()])
+        .args(["--json", report.to_str().unwrap()])
+        .output()
+        .unwrap();
+    rt.block_on(echo.shutdown()).unwrap();
+    assert_eq!(code(&o), 0, "{}", text(&o));
+    let bytes = std::fs::read(&log).unwrap();
+    let head = String::from_utf8_lossy(&bytes);
+    assert!(head.contains("#[StartTime: ") && head.contains("#[BaseTime: "));
+    assert!(head.contains(
+        "\"StartTimestamp\",\"Interval_Length\",\"Interval_Max\",\"Interval_Compressed_Histogram\""
+    ));
+
+    let mut de = Deserializer::new();
+    let (mut total, mut intervals, mut base_time) = (0u64, 0usize, None);
+    for e in IntervalLogIterator::new(&bytes) {
+        match e.unwrap() {
+            LogEntry::BaseTime(t) => base_time = Some(t),
+            LogEntry::StartTime(_) => {}
+            LogEntry::Interval(i) => {
+                assert_eq!(i.tag().unwrap().as_str(), "us/us/v1/2xx");
+                assert_eq!(i.duration(), std::time::Duration::from_millis(500));
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(i.encoded_histogram())
+                    .unwrap();
+                let h: hdrhistogram::Histogram<u64> = de.deserialize(&mut raw.as_slice()).unwrap();
+                // Interval_Max is in milliseconds, the histogram in microseconds.
+                assert!((i.max() - h.max() as f64 / 1000.0).abs() < 0.01 + i.max() * 0.01);
+                total += h.len();
+                intervals += 1;
+            }
+        }
+    }
+    assert!(base_time.is_some());
+    // 2 s in 500 ms intervals (the last responses may complete in a fifth).
+    assert!((4..=5).contains(&intervals), "{intervals} intervals");
+    let v = read_json(&report);
+    let want = v["groups"][0]["corrected"]["count"].as_u64().unwrap();
+    assert_eq!(total, want);
+    assert_eq!(total, counts(&v).0);
+}
