@@ -251,6 +251,12 @@ pub struct RunArgs {
     #[arg(long, env = "LOADGEN_INTERVAL", value_parser = humantime::parse_duration, default_value = "1s")]
     pub interval: Duration,
 
+    /// Serve Prometheus metrics (requests, errors, dropped, latency histogram by target,
+    /// served region and version) on this address during the run, e.g. `0.0.0.0:9464`;
+    /// port 0 picks a free port (printed on stderr).
+    #[arg(long, env = "LOADGEN_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
+
     #[command(flatten)]
     pub exports: ExportArgs,
 }

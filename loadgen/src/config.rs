@@ -50,6 +50,8 @@ pub struct RunConfig {
     pub seed: u64,
     /// This process's part of a sharded run.
     pub shard: crate::shard::Shard,
+    /// Where to serve Prometheus metrics during the run.
+    pub metrics_addr: Option<std::net::SocketAddr>,
     /// Interval of the per-interval latency data.
     pub interval: Duration,
     /// Report files to write besides `--json`.
@@ -154,6 +156,7 @@ impl RunConfig {
                 args.interval
             },
             exports: args.exports.clone(),
+            metrics_addr: args.metrics_addr,
         })
     }
 

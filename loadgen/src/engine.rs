@@ -76,19 +76,32 @@ pub struct LiveWorker {
     pub dropped: AtomicU64,
     /// Corrected latency of this worker's measured responses so far.
     pub latency: Mutex<Option<hdrhistogram::Histogram<u64>>>,
+    /// Per-target accounting and per-group latency, published only when [`Live::detail`]
+    /// is set (for `--metrics-addr`).
+    pub detail: Mutex<Option<crate::record::Snapshot>>,
 }
 
 /// Live progress snapshots, one slot per worker.
 #[derive(Debug, Default)]
 pub struct Live {
     pub workers: Vec<LiveWorker>,
+    /// Workers also publish per-group snapshots.
+    pub detail: bool,
 }
 
 impl Live {
     pub fn new(workers: usize) -> Live {
         Live {
             workers: (0..workers).map(|_| LiveWorker::default()).collect(),
+            detail: false,
         }
+    }
+
+    /// Also publish per-target and per-group snapshots (costs a histogram copy per group
+    /// per publish, off the request path).
+    pub fn with_detail(mut self) -> Live {
+        self.detail = true;
+        self
     }
 
     /// Sum of one counter over workers.
@@ -425,6 +438,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
 }
 
 fn publish_from(rec: &Recorder, live: &Live, w: usize) {
+    let detail = live.detail;
     let Some(live) = live.workers.get(w) else {
         return;
     };
@@ -443,6 +457,11 @@ fn publish_from(rec: &Recorder, live: &Live, w: usize) {
     live.dropped.store(dropped, Ordering::Relaxed);
     if let Ok(mut slot) = live.latency.lock() {
         *slot = Some(rec.groups_total());
+    }
+    if detail {
+        if let Ok(mut slot) = live.detail.lock() {
+            *slot = Some(rec.snapshot());
+        }
     }
 }
 

@@ -230,6 +230,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         shard_index: None,
         interval: std::time::Duration::from_secs(1),
         exports: Default::default(),
+        metrics_addr: None,
     };
     let outcome = RunConfig::from_args(&run_args)
         .map_err(anyhow::Error::from)

@@ -17,6 +17,7 @@
 //! - [`slo`]: SLO syntax (short form and k6 thresholds) and evaluation.
 //! - [`report`]: the end-of-run table and the JSON report.
 //! - [`progress`]: live progress on a terminal.
+//! - [`metrics`]: Prometheus exposition during a run (`--metrics-addr`).
 //! - [`lab`]: the embedded two-region fleet behind `loadgen lab`.
 //! - [`saved`]: reading a JSON report back (exact histograms) for merge and compare.
 //! - [`shard`]: `--shard i/n` and `loadgen merge` (scale-out across processes or pods).
@@ -37,6 +38,7 @@ pub mod hdrlog;
 pub mod html;
 pub mod junit;
 pub mod lab;
+pub mod metrics;
 pub mod progress;
 pub mod record;
 pub mod report;
@@ -151,7 +153,27 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         format!("{:?}", cfg.arrival).to_lowercase()
     );
     let (stop_tx, stop_rx) = watch::channel(false);
-    let live = Arc::new(engine::Live::new(cfg.threads));
+    let live = {
+        let l = engine::Live::new(cfg.threads);
+        Arc::new(if cfg.metrics_addr.is_some() {
+            l.with_detail()
+        } else {
+            l
+        })
+    };
+    // Served for the whole run, including the report phase below.
+    let _metrics = match cfg.metrics_addr {
+        Some(addr) => {
+            let names = cfg.targets.iter().map(|t| t.name.clone()).collect();
+            let server = control.block_on(metrics::serve(addr, live.clone(), names))?;
+            eprintln!(
+                "loadgen: Prometheus metrics on http://{}/metrics",
+                server.addr
+            );
+            Some(server)
+        }
+        None => None,
+    };
     let progress =
         progress::Progress::start(cfg.progress, &live, cfg.warmup + cfg.measured_duration());
     let out = control.block_on(async {

@@ -359,6 +359,35 @@ impl Recorder {
         }
     }
 
+    /// Running totals for live metrics.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut groups: Vec<(usize, String, String, Histogram<u64>)> = Vec::new();
+        for g in &self.groups {
+            let (r, v) = (
+                String::from_utf8_lossy(&g.region),
+                String::from_utf8_lossy(&g.version),
+            );
+            match groups
+                .iter_mut()
+                .find(|x| x.0 == g.target && x.1 == r && x.2 == v)
+            {
+                Some(x) => {
+                    let _ = x.3.add(&g.hist.corrected);
+                }
+                None => groups.push((
+                    g.target,
+                    r.into_owned(),
+                    v.into_owned(),
+                    g.hist.corrected.clone(),
+                )),
+            }
+        }
+        Snapshot {
+            targets: self.targets.iter().map(|t| t.measured.clone()).collect(),
+            groups,
+        }
+    }
+
     /// Corrected latency recorded since the last call, for live progress; resets nothing.
     pub fn groups_total(&self) -> Histogram<u64> {
         let mut h = new_histogram();
@@ -468,6 +497,16 @@ mod tests {
         assert!(groups[&k].corrected.min() >= 2000);
         assert!(groups[&k].service.max() < 1100);
     }
+}
+
+/// A worker's running totals, published for live metrics.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Measured accounting per target (by target index).
+    pub targets: Vec<Accounting>,
+    /// (target index, served region, version, corrected latency) per group, status
+    /// classes merged.
+    pub groups: Vec<(usize, String, String, Histogram<u64>)>,
 }
 
 /// Corrected latency per interval and group: for latency over time (HTML) and the

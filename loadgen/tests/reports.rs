@@ -355,3 +355,84 @@ fn hdr_log_parses_back_and_adds_up() {
     assert_eq!(total, want);
     assert_eq!(total, counts(&v).0);
 }
+
+#[test]
+fn metrics_are_scraped_during_the_run() {
+    use std::io::BufRead as _;
+    use std::time::{Duration, Instant};
+
+    let rt = common::server_runtime();
+    let echo = common::echo(&rt, "us", "v1", "");
+    let url = format!("us=http://{}/", echo.addr());
+    let mut child = loadgen(&["--target", &url, "--rps", "100", "--duration", "4s"])
+        .args(["--metrics-addr", "127.0.0.1:0"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("metrics on http://").nth(1) {
+                let addr = rest.trim_end_matches("/metrics").to_string();
+                let _ = tx.send(addr);
+            }
+        }
+    });
+    let addr: std::net::SocketAddr = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("loadgen printed no metrics address")
+        .parse()
+        .unwrap();
+
+    let value = |body: &str, prefix: &str| -> Option<f64> {
+        body.lines()
+            .find(|l| l.starts_with(prefix))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut body = String::new();
+    let mut seen = false;
+    while Instant::now() < deadline {
+        body = common::http(addr, "GET", "/metrics");
+        let reqs = value(&body, "loadgen_requests_total{target=\"us\"}").unwrap_or(0.0);
+        let labels = "target=\"us\",region=\"us\",version=\"v1\"";
+        let count = value(&body, &format!("loadgen_latency_seconds_count{{{labels}}}"));
+        let inf = value(
+            &body,
+            &format!("loadgen_latency_seconds_bucket{{le=\"+Inf\",{labels}}}"),
+        );
+        let ms10 = value(
+            &body,
+            &format!("loadgen_latency_seconds_bucket{{le=\"0.01\",{labels}}}"),
+        );
+        if reqs > 0.0 && count.unwrap_or(0.0) > 0.0 {
+            // Buckets are cumulative and end at the count.
+            assert_eq!(inf, count, "{body}");
+            assert!(ms10.unwrap() <= count.unwrap(), "{body}");
+            seen = true;
+            break;
+        }
+        // Poll interval (the run publishes every 250 ms); the loop waits on the condition.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(seen, "no requests in the metrics:\n{body}");
+    assert!(
+        body.contains("# TYPE loadgen_latency_seconds histogram"),
+        "{body}"
+    );
+    assert!(
+        body.contains("loadgen_dropped_total{target=\"us\"} 0"),
+        "{body}"
+    );
+    assert!(
+        body.contains("loadgen_errors_total{target=\"us\"} 0"),
+        "{body}"
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    reader.join().unwrap();
+    rt.block_on(echo.shutdown()).unwrap();
+}
