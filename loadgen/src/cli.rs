@@ -19,7 +19,10 @@ Exit codes:
 
 Ctrl-C / SIGTERM stop the run early: the partial report is printed and written,
 and the exit code is decided by the SLOs on the partial data (0 or 99).
-A second Ctrl-C aborts at once with exit code 130 and no report.";
+A second Ctrl-C aborts at once with exit code 130 and no report.
+
+`loadgen merge` uses the same codes on merged reports; `loadgen compare` exits 99
+when p95 or p99 regressed beyond --max-regression (see their --help).";
 
 /// Open-loop HTTP load generator with coordinated-omission-corrected HDR latency per
 /// target, served region and version, and SLO gates.
@@ -299,4 +302,7 @@ pub struct LabArgs {
     /// Never draw live progress.
     #[arg(long)]
     pub no_progress: bool,
+
+    #[command(flatten)]
+    pub exports: ExportArgs,
 }

@@ -124,7 +124,7 @@ fn timeline_svg(points: &[(f64, [f64; 3])], title: &str) -> String {
         let x = t_max * i as f64 / 4.0;
         let _ = write!(
             s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{y:.2} ms</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{x:.0} s</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{y:.2} ms</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{x:.1} s</text>",
             LEFT - 5.0,
             py(y) + 4.0,
             px(x),

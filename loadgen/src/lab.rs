@@ -229,7 +229,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         shard_count: None,
         shard_index: None,
         interval: std::time::Duration::from_secs(1),
-        exports: Default::default(),
+        exports: args.exports.clone(),
         metrics_addr: None,
     };
     let outcome = RunConfig::from_args(&run_args)
