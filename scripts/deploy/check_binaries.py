@@ -279,6 +279,32 @@ def static_checks(renders: dict[str, list[dict]], bins: dict[str, Binary], p: Pr
     return {"paths": paths}
 
 
+def taskfile_checks(bins: dict[str, Binary], p: Problems) -> None:
+    """`cargo run -p <bin> -- ARGS` in Taskfile.yml: subcommands and flags exist."""
+    taskfile = yaml.safe_load((ROOT / "Taskfile.yml").read_text())
+    for name, task in (taskfile.get("tasks") or {}).items():
+        for cmd in task.get("cmds", []) if isinstance(task, dict) else []:
+            text = cmd if isinstance(cmd, str) else (cmd or {}).get("cmd", "")
+            match = re.search(r"-p (echo-svc|loadgen) -- (.*)", text or "")
+            if not match:
+                continue
+            b = bins[match.group(1)]
+            args = match.group(2).split()
+            helptext = b.help
+            if args and not args[0].startswith("-"):
+                if args[0] not in b.subcommands:
+                    p.fail(f"Taskfile.yml: task {name}: {b.name} has no subcommand {args[0]!r}")
+                    continue
+                helptext = b._help([args[0]])
+            flags = set(re.findall(r"(?<![\w-])(--[a-z0-9][a-z0-9-]*)", helptext))
+            for arg in args:
+                flag = arg.split("=", 1)[0]
+                if flag.startswith("--") and flag not in flags:
+                    p.fail(f"Taskfile.yml: task {name}: {b.name} {args[0]} has no flag {flag}")
+                else:
+                    p.ok()
+
+
 # --- live checks ------------------------------------------------------------------
 
 def free_port() -> int:
@@ -589,8 +615,9 @@ def main() -> int:
     if args.self_test:
         return self_test(renders, bins)
     p = Problems()
-    print("static: env names, flags, ports, probe ports")
+    print("static: env names, flags, ports, probe ports; Taskfile's loadgen/echo-svc commands")
     needs = static_checks(renders, bins, p)
+    taskfile_checks(bins, p)
     print(f"  {p.passed} ok")
     if not args.no_live:
         print("live: echo-svc on loopback (paths, metrics, SIGTERM) and loadgen Job args")
