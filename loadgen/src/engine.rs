@@ -295,7 +295,10 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
         rec: RefCell::new({
             let mut r = Recorder::new(cfg.targets.len());
             let warmup_ns = (plans.first().map_or(0.0, |p| p.warmup_secs()) * 1e9) as u64;
-            r.keep_timeline(start_ns + warmup_ns, cfg.interval.as_nanos() as u64);
+            // Only when a report needs it: it costs a second HDR record per response.
+            if cfg.exports.html.is_some() || cfg.exports.hdr_log.is_some() {
+                r.keep_timeline(start_ns + warmup_ns, cfg.interval.as_nanos() as u64);
+            }
             r
         }),
         timeout: cfg.timeout,

@@ -244,4 +244,47 @@ mod tests {
         );
         assert_eq!(Shard { index: 1, count: 3 }.worker(1, 2), (3, 6));
     }
+
+    fn run(path: &str, url: &str, ok: u64, secs: f64) -> SavedRun {
+        let mut measured = crate::record::Accounting::default();
+        measured.scheduled = ok;
+        measured.ok = ok;
+        SavedRun {
+            path: path.into(),
+            results: Results {
+                targets: vec![TargetResult {
+                    name: "us".into(),
+                    url: url.into(),
+                    requested_rps: ok as f64 / secs,
+                    measured,
+                    warmup: Default::default(),
+                }],
+                groups: Default::default(),
+                pacing: new_histogram(),
+                measured_secs: secs,
+                interrupted: false,
+            },
+            settings: serde_json::Value::Null,
+            slos: vec![],
+        }
+    }
+
+    #[test]
+    fn merge_adds_counts_and_rejects_other_targets() {
+        let m = merge_runs(&[
+            run("a", "http://x/", 10, 2.0),
+            run("b", "http://x/", 30, 2.5),
+        ])
+        .unwrap();
+        assert_eq!(m.targets[0].measured.ok, 40);
+        // Side by side: the window is the longest shard's, not the sum.
+        assert_eq!(m.measured_secs, 2.5);
+        let e = merge_runs(&[run("a", "http://x/", 1, 1.0), run("b", "http://y/", 1, 1.0)])
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("did not load the same target"),
+            "{e}"
+        );
+        assert!(matches!(merge_runs(&[]), Err(MergeError::Empty)));
+    }
 }
