@@ -246,9 +246,11 @@ mod tests {
     }
 
     fn run(path: &str, url: &str, ok: u64, secs: f64) -> SavedRun {
-        let mut measured = crate::record::Accounting::default();
-        measured.scheduled = ok;
-        measured.ok = ok;
+        let measured = crate::record::Accounting {
+            scheduled: ok,
+            ok,
+            ..Default::default()
+        };
         SavedRun {
             path: path.into(),
             results: Results {
