@@ -38,18 +38,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue, HOST};
-use http::{Request, Uri};
-use http_body_util::{BodyExt as _, Empty};
-use hyper::client::conn::http1;
-use hyper_util::rt::TokioIo;
-use tokio::net::TcpStream;
+use http::header::{HeaderName, HeaderValue, HOST};
 use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
 
 use crate::clock::{now_ns, tighten_timer_slack, PreciseTimer};
 use crate::config::RunConfig;
+use crate::http1::{encode_request, Answer, Conn, ExchangeError};
 use crate::record::{Failure, Recorder};
 use crate::schedule::{Arrivals, Due, RatePlan};
 
@@ -206,18 +200,6 @@ struct Setup {
     stopped_at: Arc<AtomicU64>,
 }
 
-/// An open HTTP/1.1 connection; dropping it closes the socket.
-struct Conn {
-    sender: http1::SendRequest<Empty<Bytes>>,
-    driver: JoinHandle<()>,
-}
-
-impl Drop for Conn {
-    fn drop(&mut self) {
-        self.driver.abort();
-    }
-}
-
 #[derive(Clone, Copy)]
 struct Job {
     due_ns: u64,
@@ -234,8 +216,8 @@ struct TargetState {
 
 struct TargetCtx {
     addr: SocketAddr,
-    uri: Uri,
-    headers: HeaderMap,
+    /// The request, serialised once.
+    request: Vec<u8>,
     max_conns: usize,
     max_in_flight: usize,
     state: RefCell<TargetState>,
@@ -282,8 +264,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
             }
             TargetCtx {
                 addr: *addr,
-                uri: Uri::from(t.path.clone()),
-                headers,
+                request: encode_request(&t.path, &headers),
                 max_conns: share(cfg.connections, n, w),
                 max_in_flight: share(cfg.max_in_flight, n, w),
                 state: RefCell::new(TargetState::default()),
@@ -522,8 +503,8 @@ async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) 
                     ti,
                     job.warmup,
                     resp.status,
-                    resp.region.as_ref().map(|v| v.as_bytes()),
-                    resp.version.as_ref().map(|v| v.as_bytes()),
+                    resp.region.as_deref(),
+                    resp.version.as_deref(),
                     job.due_ns,
                     resp.sent_ns,
                     done,
@@ -558,94 +539,36 @@ async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) 
     }
 }
 
-struct Answer {
-    status: u16,
-    region: Option<HeaderValue>,
-    version: Option<HeaderValue>,
-    sent_ns: u64,
-}
-
-async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
-    let stream = TcpStream::connect(addr).await.map_err(|e| io_failure(&e))?;
-    let _ = stream.set_nodelay(true);
-    let (sender, connection) = http1::Builder::new()
-        .handshake(TokioIo::new(stream))
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-    let driver = tokio::task::spawn_local(async move {
-        // Errors surface to the request that is waiting on this connection.
-        let _ = connection.await;
-    });
-    Ok(Conn { sender, driver })
-}
-
 async fn exchange(wk: &Worker, t: &TargetCtx, conn: &mut Option<Conn>) -> Result<Answer, Failure> {
-    // An idle connection the server has closed meanwhile is replaced, not blamed.
-    if conn.as_ref().is_some_and(|c| c.sender.is_closed()) {
-        *conn = None;
-    }
     let c = match conn {
         Some(c) => c,
-        None => conn.insert(connect(t.addr).await?),
+        None => conn.insert(Conn::connect(t.addr).await?),
     };
-    if c.sender.ready().await.is_err() {
-        *c = connect(t.addr).await?;
-        c.sender.ready().await.map_err(|e| hyper_failure(&e))?;
+    let mut outcome = c
+        .exchange(&t.request, &wk.region_header, &wk.version_header)
+        .await;
+    if matches!(outcome, Err(ExchangeError::Stale)) {
+        // The server closed this idle keep-alive connection meanwhile: replace it, don't
+        // blame the request.
+        let c = conn.insert(Conn::connect(t.addr).await?);
+        outcome = c
+            .exchange(&t.request, &wk.region_header, &wk.version_header)
+            .await;
     }
-    let mut req = Request::new(Empty::<Bytes>::new());
-    *req.uri_mut() = t.uri.clone();
-    *req.headers_mut() = t.headers.clone();
-    let sent_ns = now_ns();
-    let resp = c
-        .sender
-        .send_request(req)
-        .await
-        .map_err(|e| hyper_failure(&e))?;
-    let status = resp.status().as_u16();
-    let region = resp.headers().get(&wk.region_header).cloned();
-    let version = resp.headers().get(&wk.version_header).cloned();
-    let mut body = resp.into_body();
-    while let Some(frame) = body.frame().await {
-        frame.map_err(|e| hyper_failure(&e))?;
-    }
-    Ok(Answer {
-        status,
-        region,
-        version,
-        sent_ns,
-    })
-}
-
-fn io_failure(e: &std::io::Error) -> Failure {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => Failure::Refused,
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-            Failure::Reset
+    match outcome {
+        Ok((answer, keep)) => {
+            if !keep {
+                *conn = None;
+            }
+            Ok(answer)
         }
-        K::InvalidData => Failure::Malformed,
-        K::TimedOut => Failure::Timeout,
-        _ => Failure::OtherTransport,
-    }
-}
-
-fn hyper_failure(e: &hyper::Error) -> Failure {
-    if e.is_parse() || e.is_parse_status() || e.is_parse_too_large() {
-        return Failure::Malformed;
-    }
-    if e.is_timeout() {
-        return Failure::Timeout;
-    }
-    // Find an underlying I/O error, if any.
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<std::io::Error>() {
-            return io_failure(io);
+        Err(ExchangeError::Stale) => {
+            *conn = None;
+            Err(Failure::Reset)
         }
-        src = s.source();
+        Err(ExchangeError::Failed(f)) => {
+            *conn = None;
+            Err(f)
+        }
     }
-    if e.is_incomplete_message() || e.is_canceled() || e.is_closed() {
-        return Failure::Reset;
-    }
-    Failure::OtherTransport
 }

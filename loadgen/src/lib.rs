@@ -13,6 +13,7 @@
 //! - [`schedule`]: stages/ramps, warm-up, fixed and Poisson arrivals.
 //! - [`clock`]: monotonic nanoseconds and the timerfd-based precise wait.
 //! - [`engine`]: worker threads, open-loop dispatch, connection pools, in-flight cap, timeouts.
+//! - [`http1`]: the lean HTTP/1.1 client connection the engine drives.
 //! - [`record`]: accounting buckets and HDR histograms (corrected, service time, pacing lag).
 //! - [`slo`]: SLO syntax (short form and k6 thresholds) and evaluation.
 //! - [`report`]: the end-of-run table and the JSON report.
@@ -36,6 +37,7 @@ pub mod engine;
 pub mod export;
 pub mod hdrlog;
 pub mod html;
+pub mod http1;
 pub mod junit;
 pub mod lab;
 pub mod metrics;

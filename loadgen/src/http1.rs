@@ -1,0 +1,525 @@
+//! A lean HTTP/1.1 client connection for the engine's hot path.
+//!
+//! A general-purpose client (hyper's) splits each connection into a request handle and a
+//! driver task joined by a channel, and builds a `Request` and a `HeaderMap` per request. At
+//! tens of thousands of requests per second on one thread that bookkeeping costs as much as
+//! the system calls. The generator only ever sends one fixed request per target, so here:
+//!
+//! - the request is serialised once per target ([`encode_request`]) and written with one
+//!   `write` per exchange;
+//! - the response head is parsed in place with `httparse`, picking out only the status and
+//!   the two attribution headers;
+//! - the body is read and discarded (`Content-Length`, chunked, or until close), so memory
+//!   stays flat whatever the server sends;
+//! - one request is in flight per connection (no pipelining), and one task drives it.
+//!
+//! A connection is kept for the next request only when the exchange ended cleanly on a
+//! message boundary and the server did not ask to close it.
+
+use std::io;
+use std::net::SocketAddr;
+
+use http::header::{HeaderMap, HeaderName};
+use http::uri::PathAndQuery;
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::record::Failure;
+
+/// Largest response head accepted; a longer one is a malformed response.
+pub const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// Most response headers parsed.
+const MAX_HEADERS: usize = 64;
+/// Read buffer size; bodies larger than this stream through it.
+const READ_CHUNK: usize = 16 * 1024;
+
+/// Serialises a `GET` for `path` with `headers` (which carry `Host`).
+pub fn encode_request(path: &PathAndQuery, headers: &HeaderMap) -> Vec<u8> {
+    let mut out = Vec::with_capacity(64 + headers.len() * 32);
+    out.extend_from_slice(b"GET ");
+    out.extend_from_slice(path.as_str().as_bytes());
+    out.extend_from_slice(b" HTTP/1.1\r\n");
+    for (name, value) in headers {
+        out.extend_from_slice(name.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    out
+}
+
+/// What one exchange yields.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub region: Option<Box<[u8]>>,
+    pub version: Option<Box<[u8]>>,
+    /// When the request was written (monotonic ns).
+    pub sent_ns: u64,
+}
+
+/// Why an exchange failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum ExchangeError {
+    /// The server had closed this (reused) connection before answering a single byte:
+    /// the usual race with a keep-alive timeout. Safe to retry on a fresh connection.
+    Stale,
+    /// A real failure, to be counted.
+    Failed(Failure),
+}
+
+/// Maps an I/O error to its accounting bucket.
+pub fn io_failure(e: &io::Error) -> Failure {
+    use std::io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => Failure::Refused,
+        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
+            Failure::Reset
+        }
+        K::InvalidData => Failure::Malformed,
+        K::TimedOut => Failure::Timeout,
+        _ => Failure::OtherTransport,
+    }
+}
+
+/// One open connection.
+#[derive(Debug)]
+pub struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    /// Whether a request has completed on it (so a silent close is a stale keep-alive).
+    used: bool,
+}
+
+/// How the response body is delimited.
+enum BodyLen {
+    None,
+    Length(u64),
+    Chunked,
+    UntilClose,
+}
+
+impl Conn {
+    /// Opens a connection (`TCP_NODELAY`: requests are single small writes).
+    pub async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
+        let stream = TcpStream::connect(addr).await.map_err(|e| io_failure(&e))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Conn {
+            stream,
+            buf: Vec::with_capacity(READ_CHUNK),
+            used: false,
+        })
+    }
+
+    /// Sends `request` and reads the whole response. On `Ok`, the flag says whether the
+    /// connection may carry another request; on `Err` it must be dropped.
+    pub async fn exchange(
+        &mut self,
+        request: &[u8],
+        region_header: &HeaderName,
+        version_header: &HeaderName,
+    ) -> Result<(Answer, bool), ExchangeError> {
+        let reused = self.used;
+        let stale_or = |f: Failure, got_bytes: bool| {
+            if reused && !got_bytes && matches!(f, Failure::Reset) {
+                ExchangeError::Stale
+            } else {
+                ExchangeError::Failed(f)
+            }
+        };
+        self.buf.clear();
+        let sent_ns = crate::clock::now_ns();
+        if let Err(e) = self.stream.write_all(request).await {
+            return Err(stale_or(io_failure(&e), false));
+        }
+
+        // Read until a final (non-1xx) response head is complete.
+        let head = loop {
+            match parse_head(&self.buf, region_header, version_header) {
+                Ok(Some(h)) if (100..200).contains(&h.status) => {
+                    if h.status == 101 {
+                        // We never ask to switch protocols.
+                        return Err(ExchangeError::Failed(Failure::Malformed));
+                    }
+                    // Interim response (e.g. 100 Continue): drop it, look at what follows.
+                    self.buf.drain(..h.len);
+                }
+                Ok(Some(h)) => break h,
+                Ok(None) => {
+                    if self.buf.len() > MAX_HEAD_BYTES {
+                        return Err(ExchangeError::Failed(Failure::Malformed));
+                    }
+                    let had = !self.buf.is_empty();
+                    let got = self
+                        .read_more()
+                        .await
+                        .map_err(|e| stale_or(io_failure(&e), had))?;
+                    if got == 0 {
+                        return Err(stale_or(Failure::Reset, had));
+                    }
+                }
+                Err(()) => return Err(ExchangeError::Failed(Failure::Malformed)),
+            }
+        };
+        let Head {
+            status,
+            region,
+            version,
+            len: head_len,
+            body,
+            mut keep,
+        } = head;
+        let body = if status == 204 || status == 304 {
+            BodyLen::None
+        } else {
+            body
+        };
+        let failed = |e: io::Error| ExchangeError::Failed(io_failure(&e));
+        match body {
+            BodyLen::None => keep &= self.buf.len() == head_len,
+            BodyLen::Length(n) => {
+                let have = (self.buf.len() - head_len) as u64;
+                if have > n {
+                    // Bytes beyond the message: the framing is not what it claims.
+                    keep = false;
+                } else {
+                    let mut left = n - have;
+                    while left > 0 {
+                        self.buf.clear();
+                        let got = self.read_more().await.map_err(failed)? as u64;
+                        if got == 0 {
+                            return Err(ExchangeError::Failed(Failure::Reset));
+                        }
+                        if got > left {
+                            keep = false;
+                            left = 0;
+                        } else {
+                            left -= got;
+                        }
+                    }
+                }
+            }
+            BodyLen::Chunked => {
+                self.buf.drain(..head_len);
+                let clean = self.skip_chunked().await?;
+                keep &= clean;
+            }
+            BodyLen::UntilClose => {
+                keep = false;
+                loop {
+                    self.buf.clear();
+                    if self.read_more().await.map_err(failed)? == 0 {
+                        break;
+                    }
+                }
+            }
+        }
+        self.used = true;
+        Ok((
+            Answer {
+                status,
+                region,
+                version,
+                sent_ns,
+            },
+            keep,
+        ))
+    }
+
+    /// Appends what the socket has to the buffer; 0 means the peer closed.
+    async fn read_more(&mut self) -> io::Result<usize> {
+        if self.buf.capacity() - self.buf.len() < 1024 {
+            self.buf.reserve(READ_CHUNK);
+        }
+        self.stream.read_buf(&mut self.buf).await
+    }
+
+    /// Reads a chunked body whose first bytes are in the buffer. `Ok(true)` when it ended
+    /// exactly at the message boundary.
+    async fn skip_chunked(&mut self) -> Result<bool, ExchangeError> {
+        let failed = |e: io::Error| ExchangeError::Failed(io_failure(&e));
+        let mut pos = 0usize;
+        loop {
+            // Chunk-size line.
+            let (consumed, size) = loop {
+                match httparse::parse_chunk_size(&self.buf[pos..]) {
+                    Ok(httparse::Status::Complete(x)) => break x,
+                    Ok(httparse::Status::Partial) => {
+                        if self.buf.len() - pos > MAX_HEAD_BYTES {
+                            return Err(ExchangeError::Failed(Failure::Malformed));
+                        }
+                        if self.read_more().await.map_err(failed)? == 0 {
+                            return Err(ExchangeError::Failed(Failure::Reset));
+                        }
+                    }
+                    Err(_) => return Err(ExchangeError::Failed(Failure::Malformed)),
+                }
+            };
+            pos += consumed;
+            if size == 0 {
+                // Trailers (usually none), then the empty line.
+                loop {
+                    let rest = &self.buf[pos..];
+                    if let Some(end) = find_crlf(rest) {
+                        pos += end + 2;
+                        if end == 0 {
+                            return Ok(pos == self.buf.len());
+                        }
+                        continue;
+                    }
+                    if rest.len() > MAX_HEAD_BYTES {
+                        return Err(ExchangeError::Failed(Failure::Malformed));
+                    }
+                    if self.read_more().await.map_err(failed)? == 0 {
+                        return Err(ExchangeError::Failed(Failure::Reset));
+                    }
+                }
+            }
+            // Chunk data plus its CRLF, discarded as it streams through.
+            let mut left = size + 2;
+            loop {
+                let have = (self.buf.len() - pos) as u64;
+                if have >= left {
+                    pos += left as usize;
+                    break;
+                }
+                left -= have;
+                self.buf.clear();
+                pos = 0;
+                if self.read_more().await.map_err(failed)? == 0 {
+                    return Err(ExchangeError::Failed(Failure::Reset));
+                }
+            }
+            // Keep the buffer from growing across many small chunks.
+            if pos > READ_CHUNK {
+                self.buf.drain(..pos);
+                pos = 0;
+            }
+        }
+    }
+}
+
+fn find_crlf(b: &[u8]) -> Option<usize> {
+    b.windows(2).position(|w| w == b"\r\n")
+}
+
+struct Head {
+    status: u16,
+    region: Option<Box<[u8]>>,
+    version: Option<Box<[u8]>>,
+    len: usize,
+    body: BodyLen,
+    keep: bool,
+}
+
+/// Parses a response head at the start of `buf`: `Ok(None)` if incomplete, `Err` if
+/// malformed (including contradictory or unparseable framing).
+fn parse_head(
+    buf: &[u8],
+    region_header: &HeaderName,
+    version_header: &HeaderName,
+) -> Result<Option<Head>, ()> {
+    let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
+    let mut resp = httparse::Response::new(&mut headers);
+    let len = match resp.parse(buf) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => return Ok(None),
+        Err(_) => return Err(()),
+    };
+    let status = resp.code.ok_or(())?;
+    // HTTP/1.0 closes after each response unless told otherwise; we do not ask.
+    let mut keep = resp.version == Some(1);
+    let mut region = None;
+    let mut version = None;
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    for h in resp.headers.iter() {
+        let name = h.name;
+        if name.eq_ignore_ascii_case(region_header.as_str()) {
+            region = Some(h.value.into());
+        } else if name.eq_ignore_ascii_case(version_header.as_str()) {
+            version = Some(h.value.into());
+        } else if name.eq_ignore_ascii_case("content-length") {
+            let n = std::str::from_utf8(h.value)
+                .ok()
+                .and_then(|s| s.trim().parse::<u64>().ok())
+                .ok_or(())?;
+            if length.is_some_and(|m| m != n) {
+                return Err(());
+            }
+            length = Some(n);
+        } else if name.eq_ignore_ascii_case("transfer-encoding") {
+            chunked = h
+                .value
+                .split(|&b| b == b',')
+                .next_back()
+                .is_some_and(|last| last.trim_ascii().eq_ignore_ascii_case(b"chunked"));
+            if !chunked {
+                return Err(());
+            }
+        } else if name.eq_ignore_ascii_case("connection") {
+            let v = h.value;
+            if v.split(|&b| b == b',')
+                .any(|t| t.trim_ascii().eq_ignore_ascii_case(b"close"))
+            {
+                keep = false;
+            }
+        }
+    }
+    let body = if chunked {
+        BodyLen::Chunked
+    } else if let Some(n) = length {
+        if n == 0 {
+            BodyLen::None
+        } else {
+            BodyLen::Length(n)
+        }
+    } else if (100..200).contains(&status) {
+        BodyLen::None
+    } else {
+        BodyLen::UntilClose
+    };
+    Ok(Some(Head {
+        status,
+        region,
+        version,
+        len,
+        body,
+        keep,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use tokio::net::TcpListener;
+
+    const REGION: HeaderName = HeaderName::from_static("x-echo-region");
+    const VERSION: HeaderName = HeaderName::from_static("x-echo-version");
+
+    /// Serves each of `replies` (raw bytes) in turn to requests on one connection,
+    /// reading one request head before each; returns the address.
+    async fn scripted(replies: Vec<Vec<u8>>) -> SocketAddr {
+        let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = l.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut s, _) = l.accept().await.unwrap();
+            let mut buf = Vec::new();
+            for r in replies {
+                loop {
+                    if buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                        break;
+                    }
+                    let mut tmp = [0u8; 1024];
+                    let n = s.read(&mut tmp).await.unwrap();
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&tmp[..n]);
+                }
+                buf.clear();
+                s.write_all(&r).await.unwrap();
+            }
+        });
+        addr
+    }
+
+    fn req() -> Vec<u8> {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::HOST, "t".parse().unwrap());
+        encode_request(&PathAndQuery::from_static("/x?y=1"), &h)
+    }
+
+    #[test]
+    fn request_is_serialised_once_and_exactly() {
+        assert_eq!(req(), b"GET /x?y=1 HTTP/1.1\r\nhost: t\r\n\r\n".to_vec());
+    }
+
+    #[tokio::test]
+    async fn reads_length_chunked_and_keeps_the_connection() {
+        let addr = scripted(vec![
+            b"HTTP/1.1 200 OK\r\nx-echo-region: eu\r\nX-Echo-Version: v2\r\ncontent-length: 5\r\n\r\nhello"
+                .to_vec(),
+            b"HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 503 Busy\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
+                .to_vec(),
+            b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_vec(),
+        ])
+        .await;
+        let mut c = Conn::connect(addr).await.unwrap();
+        let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        assert_eq!(a.status, 200);
+        assert_eq!(a.region.as_deref(), Some(&b"eu"[..]));
+        assert_eq!(a.version.as_deref(), Some(&b"v2"[..]));
+        assert!(keep);
+        let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        assert_eq!(a.status, 503);
+        assert_eq!(a.region, None);
+        assert!(keep);
+        let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        assert_eq!(a.status, 204);
+        assert!(!keep, "connection: close must end reuse");
+    }
+
+    #[tokio::test]
+    async fn a_large_body_streams_through_a_small_buffer() {
+        let body = vec![b'z'; 1_000_000];
+        let mut reply =
+            format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
+        reply.extend_from_slice(&body);
+        let addr = scripted(vec![reply.clone(), reply]).await;
+        let mut c = Conn::connect(addr).await.unwrap();
+        for _ in 0..2 {
+            let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+            assert_eq!(a.status, 200);
+            assert!(keep);
+            assert!(c.buf.capacity() <= 4 * READ_CHUNK, "{}", c.buf.capacity());
+        }
+    }
+
+    #[tokio::test]
+    async fn garbage_and_truncation_are_classified() {
+        let addr = scripted(vec![b"SSH-2.0-nope\r\n\r\n".to_vec()]).await;
+        let mut c = Conn::connect(addr).await.unwrap();
+        assert_eq!(
+            c.exchange(&req(), &REGION, &VERSION).await.unwrap_err(),
+            ExchangeError::Failed(Failure::Malformed)
+        );
+
+        // Closed mid-body on a fresh connection: a reset, not a stale keep-alive.
+        let addr = scripted(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc".to_vec()
+        ])
+        .await;
+        let mut c = Conn::connect(addr).await.unwrap();
+        assert_eq!(
+            c.exchange(&req(), &REGION, &VERSION).await.unwrap_err(),
+            ExchangeError::Failed(Failure::Reset)
+        );
+    }
+
+    #[tokio::test]
+    async fn silent_close_of_a_used_connection_is_stale() {
+        let addr = scripted(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec()
+        ])
+        .await;
+        let mut c = Conn::connect(addr).await.unwrap();
+        c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        // The scripted server has no more replies and closes.
+        assert_eq!(
+            c.exchange(&req(), &REGION, &VERSION).await.unwrap_err(),
+            ExchangeError::Stale
+        );
+    }
+
+    #[tokio::test]
+    async fn body_until_close_is_read_and_ends_reuse() {
+        let addr = scripted(vec![b"HTTP/1.0 200 OK\r\n\r\nall of it".to_vec()]).await;
+        let mut c = Conn::connect(addr).await.unwrap();
+        let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        assert_eq!(a.status, 200);
+        assert!(!keep);
+    }
+}
