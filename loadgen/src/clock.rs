@@ -83,8 +83,8 @@ impl PreciseTimer {
                 tv_nsec: 0,
             },
             it_value: libc::timespec {
-                tv_sec: (deadline_ns / 1_000_000_000) as libc::time_t,
-                tv_nsec: (deadline_ns % 1_000_000_000) as libc::c_long,
+                tv_sec: (deadline_ns / 1_000_000_000) as _,
+                tv_nsec: (deadline_ns % 1_000_000_000) as _,
             },
         };
         let fd = self.fd.get_ref().as_raw_fd();
