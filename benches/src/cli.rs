@@ -60,11 +60,11 @@ pub struct SloArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub p99: Option<Duration>,
 
-    /// Bound on loadgen's CPU microseconds per request. [default: 300]
+    /// Bound on loadgen's CPU microseconds per request. [default: 150]
     #[arg(long)]
     pub max_loadgen_cpu_us: Option<f64>,
 
-    /// Bound on echo-svc's CPU microseconds per request. [default: 200]
+    /// Bound on echo-svc's CPU microseconds per request. [default: 100]
     #[arg(long)]
     pub max_echo_cpu_us: Option<f64>,
 
