@@ -10,6 +10,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
 
+# go-task forces colour when CI is set; the checks below parse its listing.
+export NO_COLOR=1
+
 fail=0
 problem() { echo "  FAIL $*"; fail=1; }
 
