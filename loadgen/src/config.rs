@@ -40,6 +40,8 @@ pub struct RunConfig {
     pub connections: usize,
     pub max_in_flight: usize,
     pub max_lag: Duration,
+    /// Dispatch granularity (zero: wake for every request).
+    pub tick: Duration,
     pub threads: usize,
     pub slos: Vec<Slo>,
     pub json: Option<PathBuf>,
@@ -137,6 +139,7 @@ impl RunConfig {
             connections: positive("--connections", args.connections)?,
             max_in_flight: positive("--max-in-flight", args.max_in_flight)?,
             max_lag: args.max_lag,
+            tick: args.tick,
             threads: positive("--threads", args.threads)?.min(256),
             slos,
             json: args.json.clone(),

@@ -314,6 +314,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
         })
         .collect();
     let max_lag_ns = cfg.max_lag.as_nanos() as u64;
+    let tick_ns = cfg.tick.as_nanos() as u64;
     let mut batch = 0usize;
     let mut spins = 0u64;
     let mut next_publish = start_ns + PUBLISH_EVERY_NS;
@@ -354,7 +355,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
             tokio::select! {
                 biased;
                 Ok(()) = stop.changed() => { interrupted = true; break; }
-                r = timer.sleep_until(due_abs) => r.context("timer wait failed")?,
+                r = timer.sleep_until(wake_at(due_abs, start_ns, tick_ns)) => r.context("timer wait failed")?,
             }
             continue;
         }
@@ -447,6 +448,17 @@ fn publish_from(rec: &Recorder, live: &Live, w: usize) {
             *slot = Some(rec.snapshot());
         }
     }
+}
+
+/// When to wake for a request due at `due_abs`: then, or with a `--tick`, at the next tick
+/// boundary (counted from the run's start) at or after it.
+#[inline]
+fn wake_at(due_abs: u64, start_ns: u64, tick_ns: u64) -> u64 {
+    if tick_ns == 0 || due_abs <= start_ns {
+        return due_abs;
+    }
+    let since = due_abs - start_ns;
+    start_ns + since.div_ceil(tick_ns) * tick_ns
 }
 
 #[inline]
@@ -569,6 +581,25 @@ async fn exchange(wk: &Worker, t: &TargetCtx, conn: &mut Option<Conn>) -> Result
         Err(ExchangeError::Failed(f)) => {
             *conn = None;
             Err(f)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wake_at;
+
+    #[test]
+    fn ticks_round_wake_ups_up_to_the_next_boundary() {
+        let start = 1_000_000;
+        // No tick: wake exactly when due.
+        assert_eq!(wake_at(start + 1234, start, 0), start + 1234);
+        // 1 ms tick: never earlier than due, never a whole tick late.
+        for due in [1u64, 999_999, 1_000_000, 1_000_001, 5_432_100] {
+            let w = wake_at(start + due, start, 1_000_000);
+            assert!(w >= start + due);
+            assert!(w - (start + due) < 1_000_000);
+            assert_eq!((w - start) % 1_000_000, 0);
         }
     }
 }

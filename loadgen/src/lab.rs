@@ -215,6 +215,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         connections: 64,
         max_in_flight: 1000,
         max_lag: std::time::Duration::from_secs(1),
+        tick: std::time::Duration::ZERO,
         threads: 1,
         slos,
         slo_file: None,

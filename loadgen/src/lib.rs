@@ -206,6 +206,12 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         .collect();
     let exit_code = verdict_code(&verdicts);
     print!("{}", report::render(&results, &verdicts));
+    if !cfg.tick.is_zero() {
+        println!(
+            "note: --tick {:?} batches dispatch; pacing lag up to one tick is by design",
+            cfg.tick
+        );
+    }
     if let Some(path) = &cfg.json {
         let json = report::to_json(&cfg, &results, &verdicts, exit_code)?;
         std::fs::write(path, json)
