@@ -398,7 +398,7 @@ fn client_inner(
 
 fn peer_program(tool: Tool, loadgen: &Path) -> Option<PathBuf> {
     match tool {
-        Tool::Loadgen => Some(loadgen.to_path_buf()),
+        Tool::Loadgen | Tool::LoadgenTick => Some(loadgen.to_path_buf()),
         // k6 from the project's Python virtualenv when it is not on PATH.
         Tool::K6 => which("k6").or_else(|| which(".venv/bin/k6")),
         Tool::Oha => which("oha").or_else(|| {
@@ -474,6 +474,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         for &rate in &a.rates {
             let mut order = vec![
                 Tool::Loadgen,
+                Tool::LoadgenTick,
                 Tool::K6,
                 Tool::Oha,
                 Tool::Autocannon,

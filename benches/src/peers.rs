@@ -16,6 +16,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Loadgen,
+    /// loadgen with `--tick 1ms`: one wake-up per millisecond, as oha and wrk2 pace.
+    LoadgenTick,
     K6,
     Oha,
     Autocannon,
@@ -27,6 +29,7 @@ impl Tool {
     pub fn name(self) -> &'static str {
         match self {
             Tool::Loadgen => "loadgen",
+            Tool::LoadgenTick => "loadgen-tick",
             Tool::K6 => "k6",
             Tool::Oha => "oha",
             Tool::Autocannon => "autocannon",
@@ -39,6 +42,7 @@ impl Tool {
     pub fn mode(self) -> &'static str {
         match self {
             Tool::Loadgen => "open loop, fixed arrivals",
+            Tool::LoadgenTick => "open loop, --tick 1ms",
             Tool::K6 => "constant-arrival-rate",
             Tool::Oha => "-q, --latency-correction",
             Tool::Autocannon => "-R (overall rate)",
@@ -103,7 +107,7 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
         env: Vec::new(),
     };
     match tool {
-        Tool::Loadgen => {
+        Tool::Loadgen | Tool::LoadgenTick => {
             inv.args = [
                 "--target".to_string(),
                 url.to_string(),
@@ -120,6 +124,9 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
                 report.display().to_string(),
             ]
             .into();
+            if tool == Tool::LoadgenTick {
+                inv.args.extend(["--tick".to_string(), "1ms".to_string()]);
+            }
             inv.report_file = Some(report);
         }
         Tool::K6 => {
@@ -214,7 +221,7 @@ pub fn wrk_args(url: &str, load: Load) -> Vec<String> {
 /// Reads a tool's report (stdout or its report file's contents).
 pub fn parse(tool: Tool, text: &str) -> anyhow::Result<Reported> {
     match tool {
-        Tool::Loadgen => parse_loadgen(text),
+        Tool::Loadgen | Tool::LoadgenTick => parse_loadgen(text),
         Tool::K6 => parse_k6(text),
         Tool::Oha => parse_oha(text),
         Tool::Autocannon => parse_autocannon(text),
