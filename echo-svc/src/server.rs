@@ -209,7 +209,8 @@ fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecu
         .header_read_timeout(header_read_timeout)
         .keep_alive(true)
         .max_buf_size(MAX_HEADER_BYTES.max(8192))
-        .max_headers(MAX_HEADERS);
+        .max_headers(MAX_HEADERS)
+        .writev(false);
     builder
         .http2()
         .timer(TokioTimer::new())
