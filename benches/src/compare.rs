@@ -289,23 +289,7 @@ fn run_client(
     duration: Duration,
     work: &Path,
 ) -> ClientRun {
-    let mut row = ClientRun {
-        tool: tool.name().into(),
-        mode: tool.mode().into(),
-        target_rps,
-        duration_secs: duration.as_secs_f64(),
-        achieved_rps: 0.0,
-        responses: 0,
-        errors: 0,
-        dropped: 0,
-        p50_ms: None,
-        p99_ms: None,
-        cpu_us_per_req: 0.0,
-        cpu_util: 0.0,
-        peak_rss_mib: 0.0,
-        server_cpu_util: 0.0,
-        error: None,
-    };
+    let mut row = empty_row(tool, target_rps, duration);
     match client_inner(tool, inv, core, server, duration, work, &mut row) {
         Ok(()) => {}
         Err(e) => {
@@ -412,7 +396,8 @@ fn peer_program(tool: Tool, loadgen: &Path) -> Option<PathBuf> {
     }
 }
 
-fn missing(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientRun {
+/// A row with no figures yet.
+fn empty_row(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientRun {
     ClientRun {
         tool: tool.name().into(),
         mode: tool.mode().into(),
@@ -428,7 +413,14 @@ fn missing(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientRun
         cpu_util: 0.0,
         peak_rss_mib: 0.0,
         server_cpu_util: 0.0,
+        error: None,
+    }
+}
+
+fn missing(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientRun {
+    ClientRun {
         error: Some("not installed (scripts/install-tools.sh bench)".into()),
+        ..empty_row(tool, target_rps, duration)
     }
 }
 
