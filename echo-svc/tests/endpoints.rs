@@ -361,14 +361,7 @@ async fn identity_endpoint_reports_mechanism_without_tokens() {
     cfg.aws_role_arn = Some("arn:aws:iam::123456789012:role/echo".into());
     cfg.aws_web_identity_token_file = Some(token_path.clone());
     let h = spawn_with(cfg).await;
-    let text = c
-        .get(url(h.addr(), "/identity"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&c, url(h.addr(), "/identity")).await;
     assert!(!text.contains("SECRET-TOKEN-CONTENT"));
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["cloud_identity"]["mechanism"], "irsa");
@@ -384,14 +377,7 @@ async fn identity_endpoint_reports_mechanism_without_tokens() {
     cfg.aws_container_credentials_full_uri = Some("http://169.254.170.23/v1/credentials".into());
     cfg.aws_container_authorization_token_file = Some(token_path);
     let h = spawn_with(cfg).await;
-    let text = c
-        .get(url(h.addr(), "/identity"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&c, url(h.addr(), "/identity")).await;
     assert!(!text.contains("SECRET-TOKEN-CONTENT"));
     let doc: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(doc["cloud_identity"]["mechanism"], "eks-pod-identity");
@@ -518,14 +504,7 @@ async fn stall_holds_requests_until_it_ends() {
     // Afterwards requests flow freely; the held ones were counted.
     let resp = c.get(url(h.addr(), "/")).send().await.unwrap();
     assert_eq!(resp.status(), 200);
-    let text = c
-        .get(url(h.addr(), "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&c, url(h.addr(), "/metrics")).await;
     assert_eq!(
         metric(&text, r#"echo_faults_injected_total{kind="stall"}"#),
         Some(5.0)

@@ -79,14 +79,7 @@ async fn upstream_base_path_and_generated_request_id() {
     assert_eq!(rid.len(), 32, "{rid}");
     let doc: Value = r.json().await.unwrap();
     assert_eq!(doc["url"], format!("http://{}/echo", eu.addr()));
-    let eu_metrics = c
-        .get(url(eu.addr(), "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let eu_metrics = get_text(&c, url(eu.addr(), "/metrics")).await;
     assert_eq!(
         metric(
             &eu_metrics,

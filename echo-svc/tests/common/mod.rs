@@ -34,6 +34,11 @@ pub fn url(addr: SocketAddr, path: &str) -> String {
     format!("http://{addr}{path}")
 }
 
+/// GETs `url` and returns the body as text.
+pub async fn get_text(c: &reqwest::Client, url: String) -> String {
+    c.get(url).send().await.unwrap().text().await.unwrap()
+}
+
 /// Assert the three identity headers are present and correct.
 pub fn assert_identity(resp: &reqwest::Response, region: &str, version: &str) {
     let h = resp.headers();
