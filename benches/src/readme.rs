@@ -72,6 +72,17 @@ fn tool_cpu(rows: &[ClientRun], tool: &str, rate: f64) -> Option<f64> {
     (!v.is_empty()).then(|| v.iter().sum::<f64>() / v.len() as f64)
 }
 
+/// Mean achieved rate of the successful `wrk -t1` runs against nginx.
+fn wrk_mean_rps(r: &Results) -> Option<f64> {
+    let wrk: Vec<f64> = r
+        .max
+        .iter()
+        .filter(|x| x.tool == "wrk" && ok(x))
+        .map(|x| x.achieved_rps)
+        .collect();
+    (!wrk.is_empty()).then(|| wrk.iter().sum::<f64>() / wrk.len() as f64)
+}
+
 fn verdict(met: bool) -> &'static str {
     if met {
         "**met**"
@@ -151,13 +162,7 @@ pub fn render(r: &Results) -> String {
             out,
             "\n#### Maximum rate on one client thread (server: nginx, one process, `return 200`)\n"
         );
-        let wrk: Vec<f64> = r
-            .max
-            .iter()
-            .filter(|x| x.tool == "wrk" && ok(x))
-            .map(|x| x.achieved_rps)
-            .collect();
-        let wrk_mean = (!wrk.is_empty()).then(|| wrk.iter().sum::<f64>() / wrk.len() as f64);
+        let wrk_mean = wrk_mean_rps(r);
         let mut t = table(&[
             "tool",
             "mode",
@@ -297,16 +302,9 @@ pub fn targets(r: &Results) -> Vec<String> {
             }
         }
     }
-    let wrk: Vec<f64> = r
-        .max
-        .iter()
-        .filter(|x| x.tool == "wrk" && ok(x))
-        .map(|x| x.achieved_rps)
-        .collect();
     let lg = r.max.iter().find(|x| x.tool == "loadgen" && ok(x));
-    match (wrk.is_empty(), lg) {
-        (false, Some(lg)) => {
-            let w = wrk.iter().sum::<f64>() / wrk.len() as f64;
+    match (wrk_mean_rps(r), lg) {
+        (Some(w), Some(lg)) => {
             let x = lg.achieved_rps / w;
             lines.push(format!(
                 "loadgen maximum rate ≥ 1.0x `wrk -t1`: loadgen {:.0}/s, wrk {w:.0}/s, ratio {x:.2} — {}{}",
