@@ -1,19 +1,37 @@
 # syntax=docker/dockerfile:1.7
 #
 # One image per binary, chosen by build target:
-#   docker build --target echo-svc -t ghcr.io/training-mesh/echo-svc:0.1.0 .
-#   docker build --target loadgen  -t ghcr.io/training-mesh/loadgen:0.1.0 .
-# (`task image` does both.) Binaries are static (musl), so the runtime is
-# distroless/static: no shell, no libc, no package manager, user 65532.
-# x86_64 only: the course clusters are amd64.
+#   docker build --target echo-svc -t ghcr.io/<owner>/echo-svc:<tag> .
+#   docker build --target loadgen  -t ghcr.io/<owner>/loadgen:<tag> .
+# (`task image` does both for this machine; `task image:push` builds
+# linux/amd64 and linux/arm64 with buildx and pushes them.) Binaries are
+# static (musl), so the runtime is distroless/static: no shell, no libc, no
+# package manager, user 65532.
+#
+# Multi-arch without emulation: the build stages run on the build machine's
+# own platform (BUILDPLATFORM) and cross-compile for TARGETARCH (amd64 ->
+# x86_64-unknown-linux-musl, arm64 -> aarch64-unknown-linux-musl, linked by
+# Debian's aarch64 cross gcc). Only COPY runs in the target platform's stages.
 
 ARG RUST_VERSION=1.95
 
 # --- toolchain with cargo-chef, which turns the workspace's manifests into a
 # recipe so dependencies build in their own cached layer.
-FROM rust:${RUST_VERSION}-bookworm AS chef
-RUN rustup target add x86_64-unknown-linux-musl \
+FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS chef
+ARG TARGETARCH
+# hadolint ignore=DL3008
+RUN case "${TARGETARCH:-amd64}" in \
+      amd64) echo x86_64-unknown-linux-musl > /rust-target ;; \
+      arm64) echo aarch64-unknown-linux-musl > /rust-target \
+             && apt-get update \
+             && apt-get install -y --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
+             && rm -rf /var/lib/apt/lists/* ;; \
+      *) echo "unsupported TARGETARCH ${TARGETARCH}" >&2; exit 1 ;; \
+    esac \
+    && rustup target add "$(cat /rust-target)" \
     && cargo install cargo-chef --locked --version ^0.1
+ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc \
+    CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
 WORKDIR /src
 
 FROM chef AS planner
@@ -24,19 +42,19 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS build
 COPY --from=planner /src/recipe.json recipe.json
 # (cook takes no --locked: the recipe carries Cargo.lock; the build below checks it.)
-RUN cargo chef cook --release --target x86_64-unknown-linux-musl --recipe-path recipe.json
+RUN cargo chef cook --release --target "$(cat /rust-target)" --recipe-path recipe.json
 COPY . .
-RUN cargo build --release --locked --target x86_64-unknown-linux-musl \
-        -p echo-svc -p loadgen --bins \
+RUN target="$(cat /rust-target)" \
+    && cargo build --release --locked --target "$target" -p echo-svc -p loadgen --bins \
     && mkdir /out \
-    && cp target/x86_64-unknown-linux-musl/release/echo-svc \
-          target/x86_64-unknown-linux-musl/release/loadgen /out/
+    && cp "target/$target/release/echo-svc" "target/$target/release/loadgen" /out/
 
 # --- runtime: shared by both images.
 FROM gcr.io/distroless/static-debian12:nonroot AS runtime
 ARG VERSION=0.1.0
 ARG REVISION=unknown
-ARG SOURCE=https://github.com/training-mesh/echo
+# `task image` passes the Git URL from deploy/config.env.
+ARG SOURCE=unknown
 LABEL org.opencontainers.image.version="${VERSION}" \
       org.opencontainers.image.revision="${REVISION}" \
       org.opencontainers.image.source="${SOURCE}" \

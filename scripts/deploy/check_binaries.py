@@ -48,6 +48,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 # Ports the Istio sidecar itself serves; NetworkPolicies may name them.
 ISTIO_PORTS = {15020, 15021, 15090}
+# Images that are not ours, allowed in the manifests (pinned by the validator):
+# the mesh client the lab checks exec into (echo's image has no shell).
+THIRD_PARTY = {"curlimages/curl"}
 # Labels Prometheus adds to every scraped series (target and pod labels).
 TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container", "endpoint"}
 PROMQL_WORDS = {"by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool",
@@ -182,8 +185,13 @@ def static_checks(renders: dict[str, list[dict]], bins: dict[str, Binary], p: Pr
         for doc, pod, c in workloads(docs):
             name = which_binary(c)
             if name is None:
-                p.fail(f"{where}: {doc['kind']}/{doc['metadata']['name']}: container {c['name']} "
-                       f"runs image {c.get('image')!r}, which is neither echo-svc nor loadgen")
+                image = c.get("image", "").split("@")[0].rsplit(":", 1)[0]
+                if image in THIRD_PARTY:
+                    p.ok()
+                else:
+                    p.fail(f"{where}: {doc['kind']}/{doc['metadata']['name']}: container {c['name']} "
+                           f"runs image {c.get('image')!r}, which is neither echo-svc, loadgen nor one "
+                           f"of {sorted(THIRD_PARTY)}")
                 continue
             b = bins[name]
             what = f"{where}: {doc['kind']}/{doc['metadata']['name']} ({name})"
@@ -240,11 +248,30 @@ def static_checks(renders: dict[str, list[dict]], bins: dict[str, Binary], p: Pr
                                f"{main} {sorted(main_names)}")
                     paths.setdefault(get["path"], set()).add(f"{what} {probe}")
             elif declared:
-                p.fail(f"{what}: loadgen serves nothing, but declares ports {declared}")
+                # loadgen serves only --metrics-addr (Prometheus text, /metrics).
+                metrics = next((args[i + 1] for i, a in enumerate(args[:-1]) if a == "--metrics-addr"), "")
+                mport = metrics.rsplit(":", 1)[-1]
+                for pname, num in declared.items():
+                    if mport.isdigit() and num == int(mport):
+                        p.ok()
+                    else:
+                        p.fail(f"{what}: loadgen serves only --metrics-addr ({metrics or 'not set'}), "
+                               f"but declares port {pname}={num}")
+                for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                    get = (c.get(probe) or {}).get("httpGet")
+                    if get and (get.get("path") != "/metrics" or declared.get(get.get("port"), get.get("port"))
+                                != (int(mport) if mport.isdigit() else None)):
+                        p.fail(f"{what}: {probe} must GET /metrics on the --metrics-addr port")
+                    elif get:
+                        p.ok()
     # Scrape paths and NetworkPolicy ports.
     for where, docs in renders.items():
         for doc in docs:
             if doc.get("kind") in ("ServiceMonitor", "PodMonitor"):
+                # Only echo's scrapes are echo's paths (the mesh's PodMonitor
+                # reads Envoy's /stats/prometheus, istiod's ServiceMonitor istiod).
+                if (doc["spec"].get("selector") or {}).get("matchLabels", {}).get("app") != "echo":
+                    continue
                 key = "endpoints" if doc["kind"] == "ServiceMonitor" else "podMetricsEndpoints"
                 for ep in doc["spec"].get(key, []):
                     paths.setdefault(ep.get("path", "/metrics"), set()).add(
@@ -266,7 +293,8 @@ def static_checks(renders: dict[str, list[dict]], bins: dict[str, Binary], p: Pr
             if doc.get("kind") == "NetworkPolicy":
                 echo_ports = {}
                 for d, _pod, c in workloads(docs):
-                    if which_binary(c) == "echo-svc":
+                    # echo's ports, and loadgen's --metrics-addr (checked above).
+                    if which_binary(c) in ("echo-svc", "loadgen"):
                         echo_ports.update({pt.get("name"): pt["containerPort"] for pt in c.get("ports", [])})
                 for rule in doc["spec"].get("ingress", []):
                     for pt in rule.get("ports", []):
@@ -275,7 +303,7 @@ def static_checks(renders: dict[str, list[dict]], bins: dict[str, Binary], p: Pr
                             p.ok()
                         else:
                             p.fail(f"{where}: NetworkPolicy/{doc['metadata']['name']}: port {port!r} "
-                                   f"is neither an echo container port nor an Istio sidecar port")
+                                   f"is neither an echo/loadgen container port nor an Istio sidecar port")
     return {"paths": paths}
 
 

@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SCHEMAS = DEPLOY / "schemas"
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.32.0")
-IMAGE_REPO = "ghcr.io/training-mesh"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import course_config  # noqa: E402  (deploy/config.env and what follows from it)
 
 
 class Report:
@@ -192,7 +193,16 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
     version = workspace_version()
     deployable = {k: renders[k] for k in deployable_kustomizations(list(renders))}
 
-    # 1. Images: our registry, and the tag CI pushes (the workspace version).
+    # 1. Images: ours are <IMAGE_REPO from deploy/config.env>/<name>:<the tag in
+    #    deploy/components/images>; anyone else's are pinned to a version
+    #    (never latest, never untagged), since pods use IfNotPresent.
+    try:
+        repo = course_config.read_env()["IMAGE_REPO"]
+        tag = course_config.deployed_tag()
+    except course_config.ConfigError as err:
+        report.fail(str(err))
+        return
+    ours = {f"{repo}/echo-svc:{tag}", f"{repo}/loadgen:{tag}"}
     for where, docs in deployable.items():
         for doc in docs:
             pod = pod_specs(doc)
@@ -200,13 +210,23 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
                 continue
             for c in pod.get("containers", []) + pod.get("initContainers", []):
                 image = c.get("image", "")
-                want = {f"{IMAGE_REPO}/echo-svc:{version}", f"{IMAGE_REPO}/loadgen:{version}"}
-                if image not in want:
-                    report.fail(f"{where}: {doc['kind']}/{doc['metadata']['name']}: image "
-                                f"{image!r} is not one of {sorted(want)} (tag must equal the "
-                                f"workspace version that CI pushes)")
-                else:
-                    report.ok()
+                name = image.rsplit("/", 1)[-1].split(":")[0]
+                label = f"{where}: {doc['kind']}/{doc['metadata']['name']}: image {image!r}"
+                if name in ("echo-svc", "loadgen"):
+                    if image not in ours:
+                        report.fail(f"{label} is not one of {sorted(ours)} (deploy/config.env and "
+                                    f"deploy/components/images; every overlay must use the component)")
+                        continue
+                elif not re.fullmatch(r"[^:@\s]+(:[0-9][\w.-]*|@sha256:[0-9a-f]{64})", image):
+                    report.fail(f"{label} is not pinned to a version tag or digest")
+                    continue
+                if c.get("imagePullPolicy") != "IfNotPresent":
+                    report.fail(f"{label}: imagePullPolicy must be IfNotPresent (tags are immutable, "
+                                f"and `kind load` images must be used)")
+                    continue
+                report.ok()
+    for problem in course_config.disagreements():
+        report.fail(f"{problem} (run `task config:apply`)")
 
     for where, docs in renders.items():
         by_kind: dict[str, list[dict]] = {}
@@ -270,7 +290,8 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
     #    (rollouts/rollout.yaml was generated from it); only the pod-template
     #    hash key of the spread constraints differs.
     rollout = next((d for d in renders.get("deploy/rollouts", []) if d["kind"] == "Rollout"), None)
-    deployment = next((d for d in renders.get("deploy/base/v1", []) if d["kind"] == "Deployment"), None)
+    deployment = next((d for d in renders.get("deploy/overlays/us", []) if d["kind"] == "Deployment"
+                       and d["spec"]["template"]["metadata"]["labels"].get("version") == "v1"), None)
     if rollout and deployment:
         a = json.loads(json.dumps(rollout["spec"]["template"]["spec"]))
         b = json.loads(json.dumps(deployment["spec"]["template"]["spec"]))
@@ -278,11 +299,10 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
             for t in spec.get("topologySpreadConstraints", []):
                 t.pop("matchLabelKeys", None)
                 t.pop("labelSelector", None)
-            for c in spec["containers"]:
-                c["image"] = c["image"].split(":")[0]
         if a != b:
-            report.fail("deploy/rollouts: the Rollout's pod spec differs from deploy/base/workload's "
-                        "Deployment; regenerate rollouts/rollout.yaml")
+            diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+            report.fail(f"deploy/rollouts: the Rollout's pod spec differs from deploy/overlays/us's v1 "
+                        f"Deployment in {diff}; regenerate rollouts/rollout.yaml")
         else:
             report.ok()
 
@@ -322,7 +342,8 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
                     report.ok()
 
     # 7. Istio values: one mesh, one trust domain, each cluster's network
-    #    matching its east-west gateway.
+    #    matching its east-west gateway; the gateway values set only what the
+    #    chart's networkGateway does not already render.
     values = DEPLOY / "istio" / "values"
     common = yaml.safe_load((values / "istiod-common.yaml").read_text())
     if common.get("global", {}).get("meshID") != "training-mesh" or \
@@ -335,12 +356,76 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
         istiod = yaml.safe_load((values / f"istiod-{region}.yaml").read_text())
         eastwest = yaml.safe_load((values / f"eastwest-{region}.yaml").read_text())
         net = istiod["global"]["network"]
-        if net != f"{region}-net" or eastwest.get("networkGateway") != net or \
-                eastwest["labels"].get("topology.istio.io/network") != net:
+        if net != f"{region}-net" or eastwest.get("networkGateway") != net:
             report.fail(f"deploy/istio/values: {region}: network names disagree "
                         f"(istiod {net}, gateway {eastwest.get('networkGateway')})")
         else:
             report.ok()
+        repeated = [k for k, present in (
+            ("labels.topology.istio.io/network", "topology.istio.io/network" in (eastwest.get("labels") or {})),
+            ("env.ISTIO_META_REQUESTED_NETWORK_VIEW", "ISTIO_META_REQUESTED_NETWORK_VIEW" in (eastwest.get("env") or {})),
+            ("service.ports", "ports" in (eastwest.get("service") or {})),
+        ) if present]
+        if repeated:
+            report.fail(f"deploy/istio/values/eastwest-{region}.yaml: {', '.join(repeated)} repeat what "
+                        f"networkGateway renders")
+        else:
+            report.ok()
+
+    # 8. Cross-region wiring per overlay: echo-local names this region,
+    #    echo-remote and its DestinationRule name the other one (host and SNI),
+    #    and the gateway address is a real address or the unlinked placeholder.
+    for region, other in (("us", "eu"), ("eu", "us")):
+        docs = renders.get(f"deploy/overlays/{region}", [])
+        by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
+        local = by_name.get(("ServiceEntry", "echo-local"), {}).get("spec", {})
+        remote = by_name.get(("ServiceEntry", "echo-remote"), {}).get("spec", {})
+        rule = by_name.get(("DestinationRule", "echo-remote"), {}).get("spec", {})
+        host = f"echo.{other}.mesh.local"
+        problems = []
+        if local.get("hosts") != [f"echo.{region}.mesh.local"]:
+            problems.append(f"echo-local hosts {local.get('hosts')}")
+        if remote.get("hosts") != [host]:
+            problems.append(f"echo-remote hosts {remote.get('hosts')}")
+        if rule.get("host") != host or rule.get("trafficPolicy", {}).get("tls", {}) != {
+                "mode": "ISTIO_MUTUAL", "sni": f"outbound_.80_._.{host}"}:
+            problems.append(f"DestinationRule echo-remote host/tls {rule.get('host')} "
+                            f"{rule.get('trafficPolicy', {}).get('tls')}")
+        endpoints = remote.get("endpoints", [])
+        if len(endpoints) != 1 or endpoints[0].get("ports", {}).get("http") != 15443:
+            problems.append("echo-remote needs exactly one endpoint on port 15443")
+        else:
+            addr = endpoints[0].get("address", "")
+            if addr != f"eastwest.{other}.unlinked.invalid":
+                try:
+                    course_config.check_address(addr)
+                except course_config.ConfigError as err:
+                    problems.append(str(err))
+            if endpoints[0].get("labels", {}).get("security.istio.io/tlsMode") != "istio":
+                problems.append("echo-remote's endpoint lacks security.istio.io/tlsMode: istio")
+        if problems:
+            report.fail(f"deploy/overlays/{region}: " + "; ".join(problems))
+        else:
+            report.ok()
+
+    # 9. Everything that reaches Prometheus names the namespace it runs in
+    #    (deploy/observability/namespace.yaml), never another one.
+    obs_ns = yaml.safe_load((DEPLOY / "observability" / "namespace.yaml").read_text())["metadata"]["name"]
+    for where, docs in renders.items():
+        for doc in docs:
+            if doc["kind"] == "AnalysisTemplate":
+                for arg in doc["spec"].get("args", []):
+                    m = re.search(r"\.([a-z0-9-]+)\.svc", str(arg.get("value", "")))
+                    if m and m.group(1) != obs_ns:
+                        report.fail(f"{where}: AnalysisTemplate/{doc['metadata']['name']}: Prometheus in "
+                                    f"namespace {m.group(1)}, not {obs_ns}")
+                    elif m:
+                        report.ok()
+            if doc["kind"] == "NetworkPolicy":
+                text = json.dumps(doc)
+                if '"monitoring"' in text:
+                    report.fail(f"{where}: NetworkPolicy/{doc['metadata']['name']} admits namespace "
+                                f"monitoring; Prometheus runs in {obs_ns}")
 
 
 def main() -> int:
