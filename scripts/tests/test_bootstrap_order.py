@@ -110,3 +110,20 @@ def test_obs_installs_into_observability():
     helm = [c for c in cmds if "helm" in c and "upgrade --install" in c]
     assert helm and all("-n observability" in c for c in helm)
     assert any("kiali-server" in c for c in helm)
+
+
+def test_every_task_the_docs_name_exists():
+    """A trainee reading the runbook from the top never meets a task that is not there."""
+    exe = shutil.which("task")
+    listing = subprocess.run([exe, "--list-all", "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
+    names = {t["name"] for t in __import__("json").loads(listing.stdout)["tasks"]}
+    named = set()
+    for doc in ("README.md", "deploy/README.md"):
+        text = (ROOT / doc).read_text()
+        for span in re.findall(r"`([^`\n]*\btask [^`\n]*)`", text):
+            # `task verify:labN` stands for the nine; names run to a space or backtick.
+            named.update(re.findall(r"\btask ([a-z][a-z0-9-]*(?::[a-z0-9-]+)*)(?![A-Za-z0-9:*-])", span))
+        for span in re.findall(r"`task ([^`\n]*)`", text):
+            named.update(w for w in span.split() if re.fullmatch(r"[a-z0-9-]+(:[a-z0-9-]+)+", w))
+    missing = sorted(n for n in named if n not in names)
+    assert named and not missing, f"tasks named in the docs but not in Taskfile.yml: {missing}"
