@@ -218,6 +218,7 @@ fn results_with_groups() -> Results {
                 requested_rps: 5000.0,
                 measured: a.measured,
                 warmup: a.warmup,
+                pool: a.pool,
             })
             .collect(),
         groups: groups.into_iter().collect(),

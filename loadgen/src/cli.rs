@@ -181,9 +181,16 @@ pub struct RunArgs {
     #[arg(long, env = "LOADGEN_TIMEOUT", value_parser = humantime::parse_duration, default_value = "5s")]
     pub timeout: Duration,
 
-    /// Connections per target (opened on demand, split across threads).
-    #[arg(long, env = "LOADGEN_CONNECTIONS", default_value_t = 64)]
-    pub connections: usize,
+    /// Fix the pool: at most N connections per target (split across threads), never more.
+    /// Without it the pool grows on demand up to --max-connections.
+    #[arg(long, env = "LOADGEN_CONNECTIONS", conflicts_with = "max_connections")]
+    pub connections: Option<usize>,
+
+    /// Cap of each target's connection pool (split across threads). The pool grows on
+    /// demand: a connection is opened when a request is due and every one is busy, so it
+    /// settles near rate × service time. Kept within the open-file limit.
+    #[arg(long, env = "LOADGEN_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 
     /// Cap on queued + active requests per target; requests over it are dropped.
     #[arg(long, env = "LOADGEN_MAX_IN_FLIGHT", default_value_t = 1000)]

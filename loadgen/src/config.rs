@@ -37,7 +37,10 @@ pub struct RunConfig {
     pub warmup: Duration,
     pub arrival: Arrival,
     pub timeout: Duration,
+    /// Connections per target at most (the pool's cap, split across threads).
     pub connections: usize,
+    /// The cap came from `--connections` (a fixed pool) rather than `--max-connections`.
+    pub fixed_pool: bool,
     pub max_in_flight: usize,
     pub max_lag: Duration,
     /// Dispatch granularity (zero: wake for every request).
@@ -136,7 +139,11 @@ impl RunConfig {
             warmup: args.warmup,
             arrival: args.arrival,
             timeout: args.timeout,
-            connections: positive("--connections", args.connections)?,
+            connections: match args.connections {
+                Some(n) => positive("--connections", n)?,
+                None => positive("--max-connections", args.max_connections)?,
+            },
+            fixed_pool: args.connections.is_some(),
             max_in_flight: positive("--max-in-flight", args.max_in_flight)?,
             max_lag: args.max_lag,
             tick: args.tick,

@@ -15,8 +15,17 @@
 //!   share of the cap), the request is dropped (counted);
 //! - if the dispatcher fell more than `--max-lag` behind the request's due time (the
 //!   generator itself is the bottleneck), it is dropped (counted) rather than sent late;
-//! - otherwise it goes to an idle connection, opens a new one (up to this worker's share of
-//!   `--connections`), or waits in the target's queue for the next free connection.
+//! - otherwise it goes to an idle connection, opens a new one, or waits in the target's
+//!   queue for the next free connection.
+//!
+//! The pool grows on demand: a new connection is opened whenever a request is due and
+//! every connection is busy, up to this worker's share of the cap (`--max-connections`, or
+//! a fixed `--connections`), so it settles where Little's law puts it (rate × service
+//! time). Opening is paced: at most `max(MIN_OPENING, established)` connects are under way
+//! at once per target, so a slow or dead target does not get a storm of connects, while a
+//! healthy one can double its pool every round trip. Time a request spends in the queue is
+//! recorded on its own (`PoolStats::wait`): with enough connections it stays near zero, and
+//! when it does not, the generator, not the service, limited the run, and the report says so.
 //!
 //! A connection task serves requests back to back while the queue holds work, then parks
 //! its connection in the idle list. Each request's timeout covers connecting and the whole
@@ -59,6 +68,8 @@ const DISPATCH_BATCH: usize = 64;
 const YIELD_BELOW_NS: u64 = 5_000;
 /// How often workers publish counters for live progress.
 const PUBLISH_EVERY_NS: u64 = 250_000_000;
+/// Connects that may be under way at once per target and worker, however small the pool.
+const MIN_OPENING: usize = 64;
 
 /// Snapshot one worker publishes for live progress every 250 ms (read only by the
 /// progress bar, so the hot path never touches shared memory).
@@ -140,6 +151,12 @@ pub fn run(
     live: Option<Arc<Live>>,
 ) -> anyhow::Result<EngineOutput> {
     let threads = cfg.threads;
+    // Every connection is a file descriptor: the pools must fit the open-file limit, or
+    // connects would fail with EMFILE and be counted against the target.
+    let cfg = &Arc::new(RunConfig {
+        connections: cfg.connections.min(pool_room(cfg.targets.len())),
+        ..RunConfig::clone(cfg)
+    });
     // A common start a little ahead lets every worker set up before the first request.
     let start_ns = now_ns() + 20_000_000;
     let stopped_at = Arc::new(AtomicU64::new(0));
@@ -204,12 +221,17 @@ struct Setup {
 struct Job {
     due_ns: u64,
     warmup: bool,
+    /// When it entered the queue for a busy pool (0: it never waited).
+    queued_ns: u64,
 }
 
 #[derive(Default)]
 struct TargetState {
     in_flight: usize,
+    /// Connection slots: open connections plus connects under way.
     conns: usize,
+    /// Of those, connects under way.
+    opening: usize,
     idle: Vec<Conn>,
     queue: VecDeque<Job>,
 }
@@ -232,6 +254,39 @@ struct Worker {
     /// Total queued + active across targets, and a wake-up when it reaches zero.
     outstanding: Cell<usize>,
     idle: Notify,
+}
+
+/// Descriptors kept for everything that is not a connection (stdio, timers, the runtime,
+/// report files, the metrics listener).
+const FD_RESERVE: u64 = 64;
+
+/// Connections per target the open-file limit leaves room for, after raising the soft
+/// limit to the hard one (as a server would; the default soft limit is often 1024).
+fn pool_room(targets: usize) -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the struct we pass, nothing else.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return usize::MAX;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let raised = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &raised) == 0 {
+                lim = raised;
+            }
+        }
+    }
+    if lim.rlim_cur == libc::RLIM_INFINITY {
+        return usize::MAX;
+    }
+    let room = lim.rlim_cur.saturating_sub(FD_RESERVE) / (targets.max(1) as u64);
+    usize::try_from(room).unwrap_or(usize::MAX).max(1)
 }
 
 /// Share `total` among `n` workers: worker `w` gets its part, at least 1.
@@ -275,6 +330,9 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
         targets,
         rec: RefCell::new({
             let mut r = Recorder::new(cfg.targets.len());
+            for i in 0..cfg.targets.len() {
+                r.pool_cap(i, share(cfg.connections, n, w));
+            }
             let warmup_ns = (plans.first().map_or(0.0, |p| p.warmup_secs()) * 1e9) as u64;
             // Only when a report needs it: it costs a second HDR record per response.
             if cfg.exports.html.is_some() || cfg.exports.hdr_log.is_some() {
@@ -478,27 +536,41 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_la
         }
     }
     let t = &wk.targets[ti];
-    let job = Job {
+    let mut job = Job {
         due_ns: due_abs,
         warmup: due.warmup,
+        queued_ns: 0,
     };
     let mut st = t.state.borrow_mut();
     if st.in_flight >= t.max_in_flight {
+        let at_cap = st.conns >= t.max_conns;
         drop(st);
-        wk.rec
-            .borrow_mut()
-            .failure(ti, due.warmup, Failure::DroppedCap);
+        let mut rec = wk.rec.borrow_mut();
+        rec.failure(ti, due.warmup, Failure::DroppedCap);
+        if at_cap {
+            rec.at_cap(ti, due.warmup, true);
+        }
         return;
     }
     st.in_flight += 1;
     wk.outstanding.set(wk.outstanding.get() + 1);
     if let Some(conn) = st.idle.pop() {
         tokio::task::spawn_local(serve(wk.clone(), ti, Some(conn), job));
-    } else if st.conns < t.max_conns {
+    } else if st.conns < t.max_conns && st.opening < MIN_OPENING.max(st.conns - st.opening) {
         st.conns += 1;
+        let slots = st.conns;
+        drop(st);
+        wk.rec.borrow_mut().pool_slots(ti, slots);
         tokio::task::spawn_local(serve(wk.clone(), ti, None, job));
     } else {
+        let at_cap = st.conns >= t.max_conns;
+        // Queued work is timed on the hand-over clock reading (no extra clock read).
+        job.queued_ns = now;
         st.queue.push_back(job);
+        drop(st);
+        if at_cap {
+            wk.rec.borrow_mut().at_cap(ti, due.warmup, false);
+        }
     }
 }
 
@@ -506,7 +578,13 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_la
 async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
     let t = &wk.targets[ti];
     loop {
-        let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, t, &mut conn)).await;
+        let wait = if job.queued_ns == 0 {
+            0
+        } else {
+            now_ns().saturating_sub(job.queued_ns)
+        };
+        wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
+        let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, ti, t, &mut conn)).await;
         let done = now_ns();
         {
             let mut rec = wk.rec.borrow_mut();
@@ -551,10 +629,31 @@ async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) 
     }
 }
 
-async fn exchange(wk: &Worker, t: &TargetCtx, conn: &mut Option<Conn>) -> Result<Answer, Failure> {
+/// Opens a connection, counting it as under way meanwhile (the pacing in `dispatch`).
+async fn connect(wk: &Worker, ti: usize, t: &TargetCtx) -> Result<Conn, Failure> {
+    t.state.borrow_mut().opening += 1;
+    // Decrements on every way out, including a timeout dropping this future.
+    struct Opening<'a>(&'a TargetCtx);
+    impl Drop for Opening<'_> {
+        fn drop(&mut self) {
+            self.0.state.borrow_mut().opening -= 1;
+        }
+    }
+    let _opening = Opening(t);
+    let c = Conn::connect(t.addr).await?;
+    wk.rec.borrow_mut().conn_opened(ti);
+    Ok(c)
+}
+
+async fn exchange(
+    wk: &Worker,
+    ti: usize,
+    t: &TargetCtx,
+    conn: &mut Option<Conn>,
+) -> Result<Answer, Failure> {
     let c = match conn {
         Some(c) => c,
-        None => conn.insert(Conn::connect(t.addr).await?),
+        None => conn.insert(connect(wk, ti, t).await?),
     };
     let mut outcome = c
         .exchange(&t.request, &wk.region_header, &wk.version_header)
@@ -562,7 +661,7 @@ async fn exchange(wk: &Worker, t: &TargetCtx, conn: &mut Option<Conn>) -> Result
     if matches!(outcome, Err(ExchangeError::Stale)) {
         // The server closed this idle keep-alive connection meanwhile: replace it, don't
         // blame the request.
-        let c = conn.insert(Conn::connect(t.addr).await?);
+        let c = conn.insert(connect(wk, ti, t).await?);
         outcome = c
             .exchange(&t.request, &wk.region_header, &wk.version_header)
             .await;

@@ -14,7 +14,10 @@
 //! - [`clock`]: monotonic nanoseconds and the timerfd-based precise wait.
 //! - [`engine`]: worker threads, open-loop dispatch, connection pools, in-flight cap, timeouts.
 //! - [`http1`]: the lean HTTP/1.1 client connection the engine drives.
-//! - [`record`]: accounting buckets and HDR histograms (corrected, service time, pacing lag).
+//! - [`record`]: accounting buckets and HDR histograms (corrected, service time, pacing lag,
+//!   connection wait).
+//! - [`limits`]: whether loadgen itself (its connection pool or its CPU) limited the run.
+//! - [`units`]: how durations are written for people.
 //! - [`slo`]: SLO syntax (short form and k6 thresholds) and evaluation.
 //! - [`report`]: the end-of-run table and the JSON report.
 //! - [`progress`]: live progress on a terminal.
@@ -40,6 +43,7 @@ pub mod html;
 pub mod http1;
 pub mod junit;
 pub mod lab;
+pub mod limits;
 pub mod metrics;
 pub mod progress;
 pub mod record;
@@ -50,6 +54,7 @@ pub mod shard;
 pub mod slo;
 pub mod summary;
 pub mod target;
+pub mod units;
 
 use std::sync::Arc;
 
@@ -281,6 +286,7 @@ fn merge(
             requested_rps: 0.0,
             measured: Default::default(),
             warmup: Default::default(),
+            pool: Default::default(),
         })
         .collect();
     let mut groups: std::collections::BTreeMap<GroupKey, GroupHist> = Default::default();
@@ -292,6 +298,7 @@ fn merge(
         for (t, a) in targets.iter_mut().zip(accts) {
             t.measured.merge(&a.measured);
             t.warmup.merge(&a.warmup);
+            t.pool.merge(&a.pool);
         }
         for (k, h) in g {
             groups.entry(k).or_default().merge(&h);

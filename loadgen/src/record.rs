@@ -186,11 +186,57 @@ struct LiveGroup {
     interval: Histogram<u64>,
 }
 
-/// Per-target accounting: measured part and warm-up.
+/// Per-target accounting: measured part and warm-up, and how the connection pool coped.
 #[derive(Debug, Clone, Default)]
 pub struct TargetAccounts {
     pub measured: Accounting,
     pub warmup: Accounting,
+    pub pool: PoolStats,
+}
+
+/// How one target's connection pool carried the load: the evidence for "the generator
+/// limited this run" (see `judge::limits`). Measured requests only, like the latency
+/// histograms; counts add up across workers and shards.
+#[derive(Debug, Clone)]
+pub struct PoolStats {
+    /// Connections established.
+    pub opened: u64,
+    /// Most connection slots (open or opening) at once; across workers the sum of their
+    /// peaks, an upper bound of the simultaneous peak.
+    pub peak: u64,
+    /// The pool's cap (sum of the workers' shares).
+    pub cap: u64,
+    /// Requests that found every connection busy and the pool at its cap, and waited.
+    pub queued_at_cap: u64,
+    /// Requests dropped at `--max-in-flight` while the pool was at its cap.
+    pub dropped_at_cap: u64,
+    /// Time a request waited for a free connection, microseconds (0 when one was free
+    /// or a new one could be opened at once).
+    pub wait: Histogram<u64>,
+}
+
+impl Default for PoolStats {
+    fn default() -> PoolStats {
+        PoolStats {
+            opened: 0,
+            peak: 0,
+            cap: 0,
+            queued_at_cap: 0,
+            dropped_at_cap: 0,
+            wait: new_histogram(),
+        }
+    }
+}
+
+impl PoolStats {
+    pub fn merge(&mut self, o: &PoolStats) {
+        self.opened += o.opened;
+        self.peak += o.peak;
+        self.cap += o.cap;
+        self.queued_at_cap += o.queued_at_cap;
+        self.dropped_at_cap += o.dropped_at_cap;
+        let _ = self.wait.add(&o.wait);
+    }
 }
 
 /// One worker's recording state.
@@ -299,6 +345,49 @@ impl Recorder {
     /// `n` requests were cancelled at shutdown.
     pub fn cancelled(&mut self, target: usize, warmup: bool, n: u64) {
         self.acct(target, warmup).cancelled += n;
+    }
+
+    /// This worker's share of a target's connection cap.
+    pub fn pool_cap(&mut self, target: usize, cap: usize) {
+        self.targets[target].pool.cap = cap as u64;
+    }
+
+    /// A connection to the target was established.
+    #[inline]
+    pub fn conn_opened(&mut self, target: usize) {
+        self.targets[target].pool.opened += 1;
+    }
+
+    /// The target now has `slots` connection slots (open or opening).
+    #[inline]
+    pub fn pool_slots(&mut self, target: usize, slots: usize) {
+        let p = &mut self.targets[target].pool;
+        p.peak = p.peak.max(slots as u64);
+    }
+
+    /// A request waited `wait_ns` for a free connection before its exchange began.
+    #[inline]
+    pub fn conn_wait(&mut self, target: usize, warmup: bool, wait_ns: u64) {
+        if !warmup {
+            self.targets[target]
+                .pool
+                .wait
+                .saturating_record(wait_ns / 1000);
+        }
+    }
+
+    /// A measured request found the pool at its cap: it queued, or (`dropped`) it was
+    /// dropped at the in-flight cap.
+    #[inline]
+    pub fn at_cap(&mut self, target: usize, warmup: bool, dropped: bool) {
+        if !warmup {
+            let p = &mut self.targets[target].pool;
+            if dropped {
+                p.dropped_at_cap += 1;
+            } else {
+                p.queued_at_cap += 1;
+            }
+        }
     }
 
     /// A response arrived. Times are nanoseconds on the same clock.
@@ -554,6 +643,7 @@ pub struct TargetResult {
     pub requested_rps: f64,
     pub measured: Accounting,
     pub warmup: Accounting,
+    pub pool: PoolStats,
 }
 
 /// Everything a finished (or interrupted) run measured, merged across workers.

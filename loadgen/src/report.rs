@@ -211,6 +211,34 @@ pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
                 t.name, achieved, t.requested_rps
             );
         }
+        let pool = &t.pool;
+        if pool.cap > 0 {
+            let _ = writeln!(
+                out,
+                "  connections for {}: opened {}, peak {} of {} allowed; wait for a free one p99 {}",
+                t.name,
+                pool.opened,
+                pool.peak,
+                pool.cap,
+                if pool.wait.is_empty() {
+                    "-".to_string()
+                } else {
+                    fmt_us(pool.wait.value_at_quantile(0.99) as f64)
+                }
+            );
+        }
+    }
+    let limits = crate::limits::limits(r);
+    for l in &limits {
+        let _ = writeln!(
+            out,
+            "\nLOADGEN LIMITED THIS RUN for {} (these numbers are partly loadgen's, not the service's):",
+            l.target
+        );
+        for reason in &l.reasons {
+            let _ = writeln!(out, "  - {reason}");
+        }
+        let _ = writeln!(out, "  fix: {}", l.advice);
     }
     let p = &r.pacing;
     if p.is_empty() {
@@ -321,8 +349,22 @@ struct JsonTarget<'a> {
     requested_rps: f64,
     achieved_rps: f64,
     rate_missed: bool,
+    /// loadgen itself limited this target (see `limits`).
+    generator_limited: bool,
     accounting: &'a Accounting,
     warmup: &'a Accounting,
+    connections: JsonPool,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonPool {
+    opened: u64,
+    peak: u64,
+    cap: u64,
+    queued_at_cap: u64,
+    dropped_at_cap: u64,
+    /// Time requests waited for a free connection.
+    wait: Summary,
 }
 
 #[derive(Debug, Serialize)]
@@ -342,6 +384,7 @@ struct JsonSettings {
     arrival: String,
     timeout_secs: f64,
     connections: usize,
+    fixed_pool: bool,
     max_in_flight: usize,
     max_lag_secs: f64,
     tick_secs: f64,
@@ -363,6 +406,10 @@ struct JsonReport<'a> {
     targets: Vec<JsonTarget<'a>>,
     groups: Vec<JsonGroup<'a>>,
     pacing: Summary,
+    /// Some target was limited by loadgen rather than the service: the run's outcome
+    /// says so apart from the SLOs (gate on it with the SLO `generator_limited==0`).
+    generator_limited: bool,
+    limits: Vec<crate::limits::Limit>,
     slos: &'a [Verdict],
     exit_code: u8,
 }
@@ -379,6 +426,7 @@ pub fn settings_json(cfg: &RunConfig) -> serde_json::Value {
         arrival: format!("{:?}", cfg.arrival).to_lowercase(),
         timeout_secs: cfg.timeout.as_secs_f64(),
         connections: cfg.connections,
+        fixed_pool: cfg.fixed_pool,
         max_in_flight: cfg.max_in_flight,
         max_lag_secs: cfg.max_lag.as_secs_f64(),
         tick_secs: cfg.tick.as_secs_f64(),
@@ -408,6 +456,7 @@ pub fn to_json_with(
     verdicts: &[Verdict],
     exit_code: u8,
 ) -> anyhow::Result<String> {
+    let limits = crate::limits::limits(r);
     let report = JsonReport {
         format: "loadgen-report-v1",
         unit: "us",
@@ -424,8 +473,17 @@ pub fn to_json_with(
                 requested_rps: t.requested_rps,
                 achieved_rps: per_sec(t.measured.scheduled - t.measured.dropped(), r.measured_secs),
                 rate_missed: rate_missed(&t.measured),
+                generator_limited: limits.iter().any(|l| l.target == t.name),
                 accounting: &t.measured,
                 warmup: &t.warmup,
+                connections: JsonPool {
+                    opened: t.pool.opened,
+                    peak: t.pool.peak,
+                    cap: t.pool.cap,
+                    queued_at_cap: t.pool.queued_at_cap,
+                    dropped_at_cap: t.pool.dropped_at_cap,
+                    wait: summary(&t.pool.wait),
+                },
             })
             .collect(),
         groups: r
@@ -441,6 +499,8 @@ pub fn to_json_with(
             })
             .collect(),
         pacing: summary(&r.pacing),
+        generator_limited: !limits.is_empty(),
+        limits,
         slos: verdicts,
         exit_code,
     };

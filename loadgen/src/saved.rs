@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::record::{Accounting, GroupHist, GroupKey, Results, TargetResult, HIGHEST_US, SIGFIG};
+use crate::record::{
+    Accounting, GroupHist, GroupKey, PoolStats, Results, TargetResult, HIGHEST_US, SIGFIG,
+};
 use crate::report::decode;
 
 /// The `format` field of the reports this version writes and reads.
@@ -59,6 +61,19 @@ struct RawTarget {
     requested_rps: f64,
     accounting: Accounting,
     warmup: Accounting,
+    /// Absent in reports written before pools were recorded.
+    #[serde(default)]
+    connections: Option<RawPool>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawPool {
+    opened: u64,
+    peak: u64,
+    cap: u64,
+    queued_at_cap: u64,
+    dropped_at_cap: u64,
+    wait: RawHist,
 }
 
 #[derive(Debug, Deserialize)]
@@ -158,17 +173,28 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
         groups.entry(key).or_default().merge(&hist);
     }
     let pacing = hdr("pacing", &raw.pacing.hdr)?;
-    let targets = raw
-        .targets
-        .into_iter()
-        .map(|t| TargetResult {
+    let mut targets = Vec::with_capacity(raw.targets.len());
+    for t in raw.targets {
+        let pool = match t.connections {
+            Some(p) => PoolStats {
+                opened: p.opened,
+                peak: p.peak,
+                cap: p.cap,
+                queued_at_cap: p.queued_at_cap,
+                dropped_at_cap: p.dropped_at_cap,
+                wait: hdr(&format!("{}/connection wait", t.name), &p.wait.hdr)?,
+            },
+            None => PoolStats::default(),
+        };
+        targets.push(TargetResult {
             name: t.name,
             url: t.url,
             requested_rps: t.requested_rps,
             measured: t.accounting,
             warmup: t.warmup,
-        })
-        .collect();
+            pool,
+        });
+    }
     Ok(SavedRun {
         path,
         results: Results {

@@ -136,6 +136,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
                     x.requested_rps += t.requested_rps;
                     x.measured.merge(&t.measured);
                     x.warmup.merge(&t.warmup);
+                    x.pool.merge(&t.pool);
                 }
                 None => {
                     origin.insert(t.name.clone(), run.path.display().to_string());
@@ -260,6 +261,7 @@ mod tests {
                     requested_rps: ok as f64 / secs,
                     measured,
                     warmup: Default::default(),
+                    pool: Default::default(),
                 }],
                 groups: Default::default(),
                 pacing: new_histogram(),

@@ -5,7 +5,9 @@
 //!
 //! - short form `METRIC[{scope}] OP VALUE`: `p99<300ms`, `p95<=0.25s`, `p99.9<1s`,
 //!   `max<2s`, `mean<50ms`, `error_rate<1%`, `errors==0`, `dropped==0`,
-//!   `dropped_rate<0.1%`, `rps>=4900`, `requests>1000`. A bare latency number is milliseconds.
+//!   `dropped_rate<0.1%`, `rps>=4900`, `requests>1000`, `generator_limited==0` (the number
+//!   of targets on which loadgen itself, not the service, limited the run; see `limits`).
+//!   A bare latency number is milliseconds.
 //! - k6 thresholds `METRIC[{tags}]: EXPR[, EXPR...]` for `http_req_duration`
 //!   (`avg`, `min`, `med`, `max`, `p(N)`; milliseconds), `http_req_failed` (`rate`),
 //!   `http_reqs` (`count`, `rate`) and `dropped_iterations` (`count`, `rate`).
@@ -23,6 +25,7 @@ use serde::Serialize;
 
 use crate::config::UsageError;
 use crate::record::{new_histogram, Results};
+pub use crate::units::fmt_us;
 
 /// Which slice of the data an SLO looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -56,6 +59,8 @@ pub enum Metric {
     DroppedPerSec,
     Rps,
     Requests,
+    /// Targets in scope that loadgen itself limited (`crate::limits`).
+    GeneratorLimited,
 }
 
 impl Metric {
@@ -256,12 +261,13 @@ pub fn parse(text: &str) -> Result<Vec<Slo>, UsageError> {
         "dropped_rate" => Metric::DroppedRate,
         "rps" => Metric::Rps,
         "requests" => Metric::Requests,
+        "generator_limited" => Metric::GeneratorLimited,
         n if n.starts_with('p') => Metric::Percentile(percentile(text, &n[1..])?),
         "" => return Err(err(text, "missing metric name")),
         n => {
             return Err(err(
                 text,
-                format!("unknown metric {n:?} (pNN, max, min, mean, error_rate, errors, dropped, dropped_rate, rps, requests, or a k6 threshold)"),
+                format!("unknown metric {n:?} (pNN, max, min, mean, error_rate, errors, dropped, dropped_rate, rps, requests, generator_limited, or a k6 threshold)"),
             ))
         }
     };
@@ -385,17 +391,6 @@ pub struct Verdict {
     pub detail: String,
 }
 
-/// Formats microseconds for people.
-pub fn fmt_us(us: f64) -> String {
-    if us >= 1e6 {
-        format!("{:.2}s", us / 1e6)
-    } else if us >= 1e3 {
-        format!("{:.2}ms", us / 1e3)
-    } else {
-        format!("{us:.0}µs")
-    }
-}
-
 fn fmt_value(metric: Metric, v: f64) -> String {
     match metric {
         m if m.is_latency() => fmt_us(v),
@@ -489,6 +484,16 @@ fn measure(slo: &Slo, r: &Results) -> Result<f64, String> {
                     total as f64 / r.measured_secs
                 }
             })
+        }
+        Metric::GeneratorLimited => {
+            if s.is_group_scoped() {
+                return Err("the generator limits a target, not a served region or version; scope by target".into());
+            }
+            let limited = crate::limits::limits(r);
+            Ok(targets
+                .iter()
+                .filter(|t| limited.iter().any(|l| l.target == t.name))
+                .count() as f64)
         }
         Metric::Dropped | Metric::DroppedRate | Metric::DroppedPerSec => {
             if s.is_group_scoped() {

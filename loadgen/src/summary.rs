@@ -70,7 +70,11 @@ fn threshold_home(slo: &Slo) -> (String, String) {
     let base = match slo.metric {
         Metric::Percentile(_) | Metric::Max | Metric::Min | Metric::Mean => "http_req_duration",
         Metric::ErrorRate | Metric::Errors => "http_req_failed",
-        Metric::Dropped | Metric::DroppedRate | Metric::DroppedPerSec => "dropped_iterations",
+        // k6's own sign that the generator ran short (too few VUs) is dropped_iterations.
+        Metric::Dropped
+        | Metric::DroppedRate
+        | Metric::DroppedPerSec
+        | Metric::GeneratorLimited => "dropped_iterations",
         Metric::Rps | Metric::Requests => "http_reqs",
     };
     // k6 syntax keeps its own expression; the short form is shown as written.
@@ -184,6 +188,7 @@ mod tests {
                 requested_rps: 1000.0,
                 measured: Default::default(),
                 warmup: Default::default(),
+                pool: Default::default(),
             }],
             groups: Default::default(),
             pacing: new_histogram(),

@@ -358,19 +358,21 @@ def echo_deployment(renders: dict[str, list[dict]]):
     raise SystemExit("check_binaries: no echo-svc Deployment in deploy/overlays")
 
 
-def start_echo(binary: Path, container: dict) -> tuple[subprocess.Popen, int, int]:
+def start_echo(binary: Path, container: dict, extra_env: dict | None = None,
+               region: str = "us") -> tuple[subprocess.Popen, int, int]:
     """echo-svc with the Deployment's literal env; fieldRefs get plausible values."""
     port, admin = free_port(), free_port()
     env = {"PATH": "/usr/bin:/bin"}
     for e in container.get("env", []):
         if "value" in e:
             env[e["name"]] = e["value"]
-    stand_ins = {"REGION": "us", "APP_VERSION": "v1", "POD_NAME": "echo-check",
+    stand_ins = {"REGION": region, "APP_VERSION": "v1", "POD_NAME": "echo-check",
                  "POD_NAMESPACE": "echo", "NODE_NAME": "node-check", "WORKERS": "1"}
     for e in container.get("env", []):
         if "valueFrom" in e:
             env[e["name"]] = stand_ins.get(e["name"], "x")
     env.update({"PORT": str(port), "BIND_ADDRESS": "127.0.0.1"})
+    env.update(extra_env or {})
     if "ADMIN_PORT" in env:
         env["ADMIN_PORT"] = str(admin)
     proc = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL,
@@ -492,6 +494,7 @@ def live_echo(renders, bins: dict[str, Path], needs: dict, p: Problems) -> int:
         else:
             check_metrics(renders, text, p)
         run_loadgen_jobs(renders, bins["loadgen"], port, p)
+        job_at_course_rate(renders, bins, c, p)
     finally:
         grace = pod.get("terminationGracePeriodSeconds", 30)
         start = time.monotonic()
@@ -586,6 +589,81 @@ def run_loadgen_jobs(renders, loadgen: Path, echo_port: int, p: Problems) -> Non
                 else:
                     p.fail(f"{what}: loadgen {' '.join(out)} exited {proc.returncode}: "
                            f"{proc.stderr.strip()[-600:]}")
+
+
+# The course's load: 5000 rps over both regions, the remote one this far away.
+COURSE_RATE = "5000"
+REMOTE_DELAY = "100ms"
+
+
+def job_at_course_rate(renders, bins: dict[str, Path], echo_container: dict, p: Problems) -> None:
+    """The single Job's own args at its own rate (only shorter), the local region on one
+    echo-svc and the remote one on another that answers REMOTE_DELAY late, as a region
+    that far away would: the Job must pass its SLOs with nothing dropped and loadgen not
+    limiting the run (a pool too small for rate x latency would show here)."""
+    where = "deploy/load/us"
+    job = next((d for d in renders.get(where, []) if d["kind"] == "Job"
+                and d["metadata"]["name"] == "loadgen"), None)
+    if job is None:
+        p.fail(f"{where}: no Job/loadgen to run at the course's rate")
+        return
+    pod = job["spec"]["template"]["spec"]
+    c = next(x for x in pod["containers"] if x["name"] == "loadgen")
+    args = list(c.get("args", []))
+    if args[args.index("--rps") + 1] != COURSE_RATE:
+        p.fail(f"{where}: Job/loadgen runs --rps {args[args.index('--rps') + 1]}, not the course's {COURSE_RATE}")
+    local_p, local_port, _ = start_echo(bins["echo-svc"], echo_container, region="us")
+    remote_p, remote_port, _ = start_echo(bins["echo-svc"], echo_container,
+                                          {"DEFAULT_FAULTS": f"delay={REMOTE_DELAY}"}, region="eu")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            slo = next(d for d in renders[where] if d["kind"] == "ConfigMap"
+                       and d["metadata"]["name"].startswith("loadgen-slo"))
+            (Path(tmp) / "slo.txt").write_text(slo["data"]["slo.txt"])
+            out, i = [], 0
+            while i < len(args):
+                a = args[i]
+                if a in ("--duration", "--warmup"):
+                    out += [a, {"--duration": "6s", "--warmup": "2s"}[a]]
+                    i += 2
+                    continue
+                if a == "--json":
+                    out += [a, str(Path(tmp) / "result.json")]
+                    i += 2
+                    continue
+                out.append(a.replace("/etc/loadgen/slo.txt", str(Path(tmp) / "slo.txt")))
+                i += 1
+            env = {"PATH": "/usr/bin:/bin",
+                   "LOADGEN_TARGET_US": f"http://127.0.0.1:{local_port}/",
+                   "LOADGEN_TARGET_EU": f"http://127.0.0.1:{remote_port}/"}
+            what = f"{where}: Job/loadgen at {COURSE_RATE} rps, eu {REMOTE_DELAY} away"
+            try:
+                proc = subprocess.run([str(bins["loadgen"]), *out], env=env, capture_output=True,
+                                      text=True, timeout=120, check=False)
+            except subprocess.TimeoutExpired:
+                p.fail(f"{what}: did not finish within 120s")
+                return
+            try:
+                doc = json.loads((Path(tmp) / "result.json").read_text())
+            except (OSError, json.JSONDecodeError) as err:
+                p.fail(f"{what}: no JSON result ({err}); stderr: {proc.stderr.strip()[-600:]}")
+                return
+            dropped = sum(t["accounting"]["dropped_cap"] + t["accounting"]["dropped_behind"]
+                          for t in doc["targets"])
+            peaks = {t["name"]: t["connections"]["peak"] for t in doc["targets"]}
+            failed = [v["slo"] + " (" + v["detail"] + ")" for v in doc["slos"] if not v["pass"]]
+            if proc.returncode == 0 and dropped == 0 and not doc["generator_limited"]:
+                p.ok(f"{what}: passed its SLOs, 0 dropped, connections peak {peaks}")
+            else:
+                p.fail(f"{what}: exit {proc.returncode}, dropped {dropped}, generator limited "
+                       f"{doc['generator_limited']} {doc.get('limits')}, failed SLOs {failed}")
+    finally:
+        for proc_ in (local_p, remote_p):
+            proc_.terminate()
+            try:
+                proc_.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc_.kill()
 
 
 # --- self-test --------------------------------------------------------------------

@@ -1,0 +1,179 @@
+//! The connection pool against a slow (remote-like) echo-svc over real loopback sockets:
+//! by default it grows to what the rate needs, and when it cannot (a pool fixed small on
+//! purpose), the run says loadgen limited it instead of blaming the service.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use loadgen::{execute, EXIT_OK, EXIT_SLO_FAILED};
+
+/// Corrected latency of every response of a target, merged over groups.
+fn corrected_p99_us(r: &loadgen::record::Results) -> u64 {
+    let mut h = loadgen::record::new_histogram();
+    for g in r.groups.values() {
+        h.add(&g.corrected).unwrap();
+    }
+    h.value_at_quantile(0.99)
+}
+
+#[test]
+fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
+    let rt = server_runtime();
+    let e = echo(&rt, "eu", "v1", "delay=50ms");
+    let t = format!("eu=http://{}/", e.addr());
+    // Default pool settings: nothing about connections on the command line.
+    let cfg = config(&[
+        "--target",
+        &t,
+        "--rps",
+        "2000",
+        "--duration",
+        "3s",
+        "--slo",
+        "generator_limited==0",
+        "--slo",
+        "dropped==0",
+    ]);
+    let out = execute(cfg, false).unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    let r = &out.results;
+    assert_sums(r);
+    let tr = &r.targets[0];
+    let a = &tr.measured;
+    assert_eq!(a.scheduled, 6000);
+    assert_eq!(a.dropped(), 0, "{a:?}");
+    let achieved = (a.scheduled - a.dropped()) as f64 / r.measured_secs;
+    assert!(achieved >= 0.99 * 2000.0, "achieved {achieved} rps");
+    assert_eq!(a.ok, a.scheduled, "{a:?}");
+    let p99 = corrected_p99_us(r);
+    assert!(p99 < 65_000, "corrected p99 {p99} us with a 50 ms service");
+    // Little's law: 2000/s x 50 ms = 100 in flight; the pool grew to about that.
+    let pool = &tr.pool;
+    assert!(pool.peak >= 90 && pool.peak <= 400, "{pool:?}");
+    assert!(pool.opened >= pool.peak / 2, "{pool:?}");
+    assert!(loadgen::limits::limits(r).is_empty());
+    assert_eq!(out.exit_code, EXIT_OK, "{:?}", out.verdicts);
+    let text = loadgen::report::render(r, &out.verdicts);
+    assert!(text.contains("connections for eu: opened"), "{text}");
+    assert!(!text.contains("LOADGEN LIMITED"), "{text}");
+}
+
+#[test]
+fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
+    let rt = server_runtime();
+    let e = echo(&rt, "eu", "v1", "delay=50ms");
+    let t = format!("eu=http://{}/", e.addr());
+    let json = std::env::temp_dir().join(format!("loadgen-pool-{}.json", std::process::id()));
+    let j = json.to_str().unwrap().to_string();
+    // 4 connections carry at most 80 requests/s of 50 ms each: 400/s must queue in loadgen.
+    let cfg = config(&[
+        "--target",
+        &t,
+        "--rps",
+        "400",
+        "--duration",
+        "1s",
+        "--connections",
+        "4",
+        "--timeout",
+        "2s",
+        "--slo",
+        "p99<10s",
+        "--slo",
+        "generator_limited==0",
+        "--json",
+        &j,
+    ]);
+    let out = execute(cfg, false).unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    let r = &out.results;
+    assert_sums(r);
+    let pool = &r.targets[0].pool;
+    assert_eq!(pool.cap, 4);
+    assert!(pool.peak <= 4, "{pool:?}");
+    assert!(pool.queued_at_cap > 100, "{pool:?}");
+    // The wait histogram shows the queueing: far above the material threshold.
+    let wait_p99 = pool.wait.value_at_quantile(0.99);
+    assert!(
+        wait_p99 > 100 * loadgen::limits::WAIT_P99_LIMIT_US,
+        "wait p99 {wait_p99} us"
+    );
+
+    let limits = loadgen::limits::limits(r);
+    assert_eq!(limits.len(), 1, "{limits:?}");
+    let l = &limits[0];
+    assert_eq!(l.target, "eu");
+    // 400/s x ~50 ms x 1.25 headroom: about 25 connections needed, 4 allowed.
+    let needed = l.connections_needed.unwrap();
+    assert!((20..=40).contains(&needed), "{l:?}");
+    assert!(l.advice.contains("--connections"), "{l:?}");
+
+    // The gate meant to catch this fails, while the latency SLO alone would have passed.
+    assert_eq!(out.exit_code, EXIT_SLO_FAILED);
+    let gate = out
+        .verdicts
+        .iter()
+        .find(|v| v.slo == "generator_limited==0")
+        .unwrap();
+    assert!(!gate.pass, "{gate:?}");
+    assert!(out.verdicts.iter().any(|v| v.slo == "p99<10s" && v.pass));
+
+    let text = loadgen::report::render(r, &out.verdicts);
+    assert!(text.contains("LOADGEN LIMITED THIS RUN for eu"), "{text}");
+    assert!(
+        text.contains("waited in loadgen for a free connection"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("needs about {needed} connections")),
+        "{text}"
+    );
+
+    // The JSON says so apart from the SLOs, and a saved report keeps the pool exactly.
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(v["generator_limited"], true);
+    assert_eq!(v["targets"][0]["generator_limited"], true);
+    assert_eq!(v["targets"][0]["connections"]["cap"], 4);
+    assert_eq!(v["limits"][0]["connections_needed"], needed);
+    let saved = loadgen::saved::load(&json).unwrap();
+    std::fs::remove_file(&json).ok();
+    let back = &saved.results.targets[0].pool;
+    assert_eq!(back.queued_at_cap, pool.queued_at_cap);
+    assert_eq!(back.wait.len(), pool.wait.len());
+    assert_eq!(loadgen::limits::limits(&saved.results), limits);
+}
+
+#[test]
+fn a_fixed_pool_and_a_cap_are_one_or_the_other() {
+    use clap::Parser as _;
+    let both = loadgen::cli::Cli::try_parse_from([
+        "loadgen",
+        "--target",
+        "a=http://127.0.0.1:1/",
+        "--rps",
+        "1",
+        "--duration",
+        "1s",
+        "--connections",
+        "4",
+        "--max-connections",
+        "8",
+    ]);
+    assert!(both.is_err());
+    let zero = loadgen::cli::Cli::try_parse_from([
+        "loadgen",
+        "--target",
+        "a=http://127.0.0.1:1/",
+        "--rps",
+        "1",
+        "--duration",
+        "1s",
+        "--max-connections",
+        "0",
+    ])
+    .unwrap();
+    let e = loadgen::config::RunConfig::from_args(&zero.run).unwrap_err();
+    assert!(e.to_string().contains("--max-connections"), "{e}");
+}
