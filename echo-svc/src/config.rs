@@ -168,7 +168,19 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: u64,
 
-    /// Cap for the delay= fault and for POST /stall?for=.
+    /// A request body must arrive within this time of its headers; slower gets 408 and
+    /// the connection is closed.
+    #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
+    pub body_read_timeout: Duration,
+
+    /// Requests that read a body (/echo) served at once, from the first body byte until
+    /// the answer is sent; more wait up to a second, then get 503. With
+    /// --max-body-bytes this bounds body memory: at most
+    /// max-body-bytes x max-body-requests x 3 (the body, its JSON-escaped copy, the answer).
+    #[arg(long, env = "MAX_BODY_REQUESTS", default_value_t = 32)]
+    pub max_body_requests: usize,
+
+    /// Cap for the delay= fault and for POST /stall?for= (at most 1h).
     #[arg(long, env = "MAX_DELAY", default_value = "30s", value_parser = humantime::parse_duration)]
     pub max_delay: Duration,
 
@@ -188,6 +200,11 @@ pub struct Config {
     /// Allow-listed upstream for /call/{name}, as name=URL; repeatable.
     #[arg(long = "upstream", env = "UPSTREAMS", value_delimiter = ',')]
     pub upstreams: Vec<Upstream>,
+
+    /// Most /call hops one request may make through echo instances (carried in the
+    /// `x-echo-hops` request header); a request over it gets 508 Loop Detected.
+    #[arg(long, env = "MAX_HOPS", default_value_t = 8)]
+    pub max_hops: u32,
 
     /// Timeout for one upstream call.
     #[arg(long, env = "UPSTREAM_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
@@ -242,7 +259,21 @@ pub enum ConfigError {
     /// Zero workers.
     #[error("--workers must be at least 1")]
     Workers,
+    /// A bound out of its range.
+    #[error("{flag} must be {range} (got {got})")]
+    Range {
+        /// Which setting.
+        flag: &'static str,
+        /// What it must be.
+        range: &'static str,
+        /// What it was.
+        got: String,
+    },
 }
+
+/// The largest --max-delay: long enough for any demo, short enough that a delay or
+/// stall cannot hold resources for good.
+pub const MAX_DELAY_CEILING: Duration = Duration::from_secs(3600);
 
 impl Config {
     /// A loopback configuration for tests and embedding that ignores the environment:
@@ -267,11 +298,14 @@ impl Config {
             shutdown_timeout: Duration::from_secs(5),
             header_read_timeout: Duration::from_secs(10),
             max_body_bytes: 1_048_576,
+            body_read_timeout: Duration::from_secs(10),
+            max_body_requests: 32,
             max_delay: Duration::from_secs(30),
             max_size: 10_485_760,
             faults: FaultSpec::default(),
             upstreams: Vec::new(),
             upstream_timeout: Duration::from_secs(5),
+            max_hops: 8,
             workers: None,
             log_format: LogFormat::Text,
             log_level: "info".to_owned(),
@@ -337,6 +371,38 @@ impl Config {
         if self.workers == Some(0) {
             return Err(ConfigError::Workers);
         }
+        let range = |flag, range, bad: bool, got: String| {
+            if bad {
+                Err(ConfigError::Range { flag, range, got })
+            } else {
+                Ok(())
+            }
+        };
+        range(
+            "--max-delay",
+            "at most 1h",
+            self.max_delay > MAX_DELAY_CEILING,
+            humantime::format_duration(self.max_delay).to_string(),
+        )?;
+        range(
+            "--body-read-timeout",
+            "between 1ms and 1h",
+            self.body_read_timeout < Duration::from_millis(1)
+                || self.body_read_timeout > MAX_DELAY_CEILING,
+            humantime::format_duration(self.body_read_timeout).to_string(),
+        )?;
+        range(
+            "--max-body-requests",
+            "between 1 and 65536",
+            !(1..=65_536).contains(&self.max_body_requests),
+            self.max_body_requests.to_string(),
+        )?;
+        range(
+            "--max-hops",
+            "between 1 and 64",
+            !(1..=64).contains(&self.max_hops),
+            self.max_hops.to_string(),
+        )?;
         Ok(())
     }
 }

@@ -9,7 +9,7 @@
 //! | `status` | `status=503:5,429:1` | answer with this status instead of the route's |
 //! | `size` | `size=1024` | replace the response body with this many bytes |
 //! | `close` | `close=true` | close the (HTTP/1) connection after the response |
-//! | `header` | `header=X-Foo:bar` (repeatable) | add a response header |
+//! | `header` | `header=X-Foo:bar` (repeatable) | add a response header: `x-*` (not `x-echo-*`) or one of [`ALLOWED_HEADERS`] |
 //!
 //! `delay`, `status`, `size` and `close` take a *weighted choice*: comma-separated
 //! `value:weight` entries, where weights are percentages of requests. The weights may add up to
@@ -32,21 +32,25 @@ pub const MAX_CHOICES: usize = 16;
 /// Most `header=` parameters accepted in one specification.
 pub const MAX_HEADERS: usize = 16;
 
-/// Response headers a `header=` fault may not set: framing headers would corrupt the
-/// connection, and the identity headers must always tell the truth.
-const FORBIDDEN_HEADERS: &[&str] = &[
-    "connection",
-    "content-length",
-    "transfer-encoding",
-    "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "proxy-connection",
-    "x-echo-region",
-    "x-echo-version",
-    "x-echo-pod",
+/// Standard response headers a `header=` fault may set besides `x-` names: ones that
+/// change caching and retry behaviour, which is what fault testing wants to exercise.
+/// Everything else is refused: framing and content headers (a second Content-Type would
+/// turn `/echo`'s reflected input into HTML), Location (an open redirect), Set-Cookie
+/// (session fixation), and the `x-echo-` identity headers, which must always tell the truth.
+pub const ALLOWED_HEADERS: &[&str] = &[
+    "cache-control",
+    "expires",
+    "pragma",
+    "retry-after",
+    "server-timing",
+    "vary",
+    "warning",
 ];
+
+/// Whether a `header=` fault may set `name` (lower case, as `HeaderName` keeps it).
+fn injectable(name: &str) -> bool {
+    (name.starts_with("x-") && !name.starts_with("x-echo-")) || ALLOWED_HEADERS.contains(&name)
+}
 
 /// A malformed or out-of-range fault parameter.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -497,10 +501,14 @@ fn parse_header(raw: &str) -> Result<(HeaderName, HeaderValue), FaultError> {
             format!("{:?} is not a valid header name", truncate(name)),
         )
     })?;
-    if FORBIDDEN_HEADERS.contains(&name.as_str()) {
+    if !injectable(name.as_str()) {
         return Err(FaultError::new(
             "header",
-            format!("header {:?} may not be injected", name.as_str()),
+            format!(
+                "header {:?} may not be injected (allowed: x-* names other than x-echo-*, and {})",
+                name.as_str(),
+                ALLOWED_HEADERS.join(", ")
+            ),
         ));
     }
     let value = HeaderValue::from_str(value.trim_start()).map_err(|_| {

@@ -8,11 +8,11 @@ use echo_svc::Config;
 fn main() -> ExitCode {
     let config = Config::parse();
     if let Err(e) = config.validate() {
-        eprintln!("error: {e}");
+        echo_svc::logging::stderr_line(format_args!("error: {e}"));
         return ExitCode::from(2);
     }
     if let Err(e) = echo_svc::logging::init(config.log_format, &config.log_level) {
-        eprintln!("error: {e:#}");
+        echo_svc::logging::stderr_line(format_args!("error: {e:#}"));
         return ExitCode::from(2);
     }
     let workers = config.worker_threads();
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: starting the async runtime: {e}");
+            echo_svc::logging::stderr_line(format_args!("error: starting the async runtime: {e}"));
             return ExitCode::FAILURE;
         }
     };
@@ -38,7 +38,7 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!("{e:#}");
-            eprintln!("error: {e:#}");
+            echo_svc::logging::stderr_line(format_args!("error: {e:#}"));
             ExitCode::FAILURE
         }
     }

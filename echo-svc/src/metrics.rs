@@ -5,6 +5,11 @@
 //! - `http_requests_total{method,route,status}` (counter)
 //! - `http_request_duration_seconds{method,route,status}` (histogram, podinfo's default
 //!   buckets; labelled by route *template*, never the raw path)
+//!
+//! Every label has a fixed, small set of values whatever clients send: routes are
+//! templates, methods a fixed list (others are `OTHER`), and `status` is the exact code for
+//! the codes in [`EXACT_STATUS`] and the class (`2xx` ... `5xx`) for any other, so
+//! `?status=` faults cannot mint new series (a query of `status=~"5.."` matches both).
 //! - `http_requests_in_flight` (gauge)
 //! - `echo_faults_injected_total{kind}` (counter: delay, status, size, close, header, switch, stall)
 //! - `echo_build_info{version,region,build}` (info)
@@ -87,7 +92,39 @@ impl EncodeLabelValue for Route {
 struct RequestLabels {
     method: MethodLabel,
     route: Route,
-    status: u16,
+    status: StatusLabel,
+}
+
+/// Status codes kept exact in the `status` label: what echo answers on its own, and the
+/// codes fault injection and dashboards commonly use. Any other code is its class.
+pub(crate) const EXACT_STATUS: &[u16] = &[
+    200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 405, 408, 409, 413, 429, 431, 500, 501,
+    502, 503, 504, 508,
+];
+
+/// A bounded `status` label value: an exact code from [`EXACT_STATUS`] or a class.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct StatusLabel(u16);
+
+impl StatusLabel {
+    fn of(status: u16) -> StatusLabel {
+        if EXACT_STATUS.contains(&status) {
+            StatusLabel(status)
+        } else {
+            // 0..=5 for the class; 0 stands for anything out of range.
+            StatusLabel(if (100..600).contains(&status) { status / 100 } else { 0 })
+        }
+    }
+}
+
+impl EncodeLabelValue for StatusLabel {
+    fn encode(&self, encoder: &mut LabelValueEncoder<'_>) -> std::fmt::Result {
+        match self.0 {
+            0 => encoder.write_str("other"),
+            c @ 1..=5 => write!(encoder, "{c}xx"),
+            c => write!(encoder, "{c}"),
+        }
+    }
 }
 
 /// What kind of fault was injected.
@@ -245,7 +282,7 @@ impl Metrics {
         let root_labels = RequestLabels {
             method: MethodLabel::Get,
             route: Route::Root,
-            status: 200,
+            status: StatusLabel::of(200),
         };
         let root_ok = (
             requests.get_or_create(&root_labels).clone(),
@@ -272,7 +309,7 @@ impl Metrics {
         let labels = RequestLabels {
             method,
             route,
-            status,
+            status: StatusLabel::of(status),
         };
         self.requests.get_or_create(&labels).inc();
         self.durations.get_or_create(&labels).observe(elapsed);

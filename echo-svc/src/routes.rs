@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
@@ -186,8 +186,14 @@ pub(crate) struct App {
     defaults: FaultSpec,
     limits: Limits,
     max_body: u64,
+    body_read_timeout: Duration,
+    /// One permit per body-reading request, held until its answer is sent.
+    body_slots: Arc<tokio::sync::Semaphore>,
     forwarder: Forwarder,
 }
+
+/// How long a body-reading request waits for a free slot before it is turned away.
+const BODY_SLOT_WAIT: Duration = Duration::from_secs(1);
 
 impl App {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
@@ -200,7 +206,13 @@ impl App {
             defaults: config.faults.clone(),
             limits: config.limits(),
             max_body: config.max_body_bytes,
-            forwarder: Forwarder::new(config.upstreams.clone(), config.upstream_timeout)?,
+            body_read_timeout: config.body_read_timeout,
+            body_slots: Arc::new(tokio::sync::Semaphore::new(config.max_body_requests)),
+            forwarder: Forwarder::new(
+                config.upstreams.clone(),
+                config.upstream_timeout,
+                config.max_hops,
+            )?,
         })
     }
 
@@ -464,15 +476,49 @@ impl App {
         if declared.is_some_and(|n| n > self.max_body) {
             return self.too_large();
         }
+        // Bounded memory: at most --max-body-requests bodies are read or answered at once.
+        let permit = match tokio::time::timeout(
+            BODY_SLOT_WAIT,
+            self.body_slots.clone().acquire_owned(),
+        )
+        .await
+        {
+            Ok(Ok(p)) => p,
+            _ => {
+                let mut resp = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "busy: too many request bodies in progress, retry later\n",
+                );
+                resp.headers_mut()
+                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                resp.headers_mut().insert(CONNECTION, CLOSE);
+                return resp;
+            }
+        };
         let limit = usize::try_from(self.max_body).unwrap_or(usize::MAX);
-        let bytes: Bytes = match Limited::new(body, limit).collect().await {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => return self.too_large(),
-            Err(e) => {
+        let read = tokio::time::timeout(
+            self.body_read_timeout,
+            Limited::new(body, limit).collect(),
+        );
+        let bytes: Bytes = match read.await {
+            Ok(Ok(collected)) => collected.to_bytes(),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return self.too_large(),
+            Ok(Err(e)) => {
                 return text_owned(
                     StatusCode::BAD_REQUEST,
                     format!("could not read the request body: {e}\n"),
                 )
+            }
+            Err(_) => {
+                let mut resp = text_owned(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the request body did not arrive within {}\n",
+                        humantime::format_duration(self.body_read_timeout)
+                    ),
+                );
+                resp.headers_mut().insert(CONNECTION, CLOSE);
+                return resp;
             }
         };
         let mut headers = serde_json::Map::new();
@@ -490,7 +536,7 @@ impl App {
             };
             headers.insert(name.as_str().to_owned(), value);
         }
-        let mut doc = json!({
+        let doc = json!({
             "method": parts.method.as_str(),
             "path": parts.uri.path(),
             "query": parts.uri.query(),
@@ -501,15 +547,12 @@ impl App {
             "version": self.identity.version,
             "pod": self.identity.pod,
         });
-        match std::str::from_utf8(&bytes) {
-            Ok(s) => doc["body"] = json!(s),
-            Err(_) => {
-                use base64::Engine as _;
-                doc["body_base64"] =
-                    json!(base64::engine::general_purpose::STANDARD.encode(&bytes));
-            }
-        }
-        json_response(StatusCode::OK, &doc)
+        let mut resp = with_type(
+            Response::new(Body::held(echo_document(&doc, &bytes), permit)),
+            JSON,
+        );
+        *resp.status_mut() = StatusCode::OK;
+        resp
     }
 
     fn too_large(&self) -> Response<Body> {
@@ -571,6 +614,52 @@ fn text_owned(status: StatusCode, body: String) -> Response<Body> {
     let mut resp = with_type(Response::new(Body::full(body)), TEXT);
     *resp.status_mut() = status;
     resp
+}
+
+/// `/echo`'s answer in one buffer: `doc` with the body added as `body` (a JSON string,
+/// escaped straight into the buffer) or, when it is not UTF-8 or escaping would more than
+/// double it (control bytes become six), as `body_base64`. So the answer is at most about
+/// twice the body, and the body is never held in a third form.
+fn echo_document(doc: &Value, body: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(body).ok().filter(|s| {
+        let escaped: usize = s
+            .bytes()
+            .map(|b| match b {
+                b'"' | b'\\' => 2,
+                0..=0x1f => 6,
+                _ => 1,
+            })
+            .sum();
+        escaped <= 2 * s.len() + 16
+    });
+    let extra = match text {
+        Some(_) => 2 * body.len() + 16,
+        None => body.len().div_ceil(3) * 4 + 24,
+    };
+    let mut out = serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec());
+    out.reserve(extra + 2);
+    // Reopen the object: `{...}` becomes `{...,"body":...}`.
+    out.pop();
+    match text {
+        Some(s) => {
+            out.extend_from_slice(b",\"body\":");
+            // Writing into a Vec cannot fail.
+            let _ = serde_json::to_writer(&mut out, s);
+        }
+        None => {
+            use base64::Engine as _;
+            out.extend_from_slice(b",\"body_base64\":\"");
+            let start = out.len();
+            out.resize(start + body.len().div_ceil(3) * 4, 0);
+            let n = base64::engine::general_purpose::STANDARD
+                .encode_slice(body, &mut out[start..])
+                .unwrap_or(0);
+            out.truncate(start + n);
+            out.push(b'"');
+        }
+    }
+    out.extend_from_slice(b"}\n");
+    out
 }
 
 fn json_response(status: StatusCode, doc: &Value) -> Response<Body> {

@@ -216,6 +216,9 @@ fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecu
         .timer(TokioTimer::new())
         .max_header_list_size(MAX_HEADER_BYTES as u32)
         .max_concurrent_streams(256)
+        // A client that stops reading (zero window) makes hyper buffer each stream's
+        // answer; 64 KiB per stream bounds that to 16 MiB per connection.
+        .max_send_buf_size(64 * 1024)
         .keep_alive_interval(Some(Duration::from_secs(30)))
         .keep_alive_timeout(Duration::from_secs(10));
     builder

@@ -60,7 +60,10 @@ impl Switches {
             self.stall_until.store(0, Ordering::Release);
             return;
         }
-        let until = (Instant::now() + d).duration_since(self.base);
+        // Saturating: a stall past the clock's end is "until further notice".
+        let until = Instant::now()
+            .checked_add(d)
+            .map_or(Duration::MAX, |at| at.duration_since(self.base));
         let nanos = u64::try_from(until.as_nanos()).unwrap_or(u64::MAX).max(1);
         self.stall_until.store(nanos, Ordering::Release);
     }

@@ -5,6 +5,13 @@
 //! the upstream's base URL, so `/call/eu/call/us` asks eu to call us and the hop chain shows
 //! every instance that answered. Tracing headers (`x-request-id`, W3C trace context, b3) are
 //! propagated; a missing `x-request-id` is generated so every hop logs the same id.
+//!
+//! Bounds: each hop sends `x-echo-hops` (how many echo instances the request has passed)
+//! and `x-echo-chain` (which ones) upstream, and a request arriving with `--max-hops` hops
+//! already is refused with 508 Loop Detected, so two regions that allow-list each other
+//! cannot be made to bounce a request back and forth until the file descriptors run out.
+//! The path after the name may not contain `.`/`..` segments (raw or percent-encoded):
+//! resolving them would leave the upstream's configured base path.
 
 use std::time::Duration;
 
@@ -33,6 +40,10 @@ const MAX_UPSTREAM_BODY: usize = 1024 * 1024;
 
 /// Request id header.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+/// Echo instances a request has passed through so far.
+pub const X_ECHO_HOPS: HeaderName = HeaderName::from_static("x-echo-hops");
+/// Which instances (`region/pod`, comma-separated), oldest first.
+pub const X_ECHO_CHAIN: HeaderName = HeaderName::from_static("x-echo-chain");
 
 /// The outcome of a `/call`: status and JSON document to send back.
 #[derive(Debug)]
@@ -48,10 +59,20 @@ pub(crate) struct Forwarder {
     client: reqwest::Client,
     upstreams: Vec<Upstream>,
     timeout: Duration,
+    max_hops: u32,
+}
+
+/// Whether `rest` (the path after `/call/{name}`) has a `.` or `..` segment, raw or
+/// percent-encoded.
+fn has_dot_segment(rest: &str) -> bool {
+    rest.split('/').any(|seg| {
+        let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
+        decoded == "." || decoded == ".."
+    })
 }
 
 impl Forwarder {
-    pub fn new(upstreams: Vec<Upstream>, timeout: Duration) -> anyhow::Result<Self> {
+    pub fn new(upstreams: Vec<Upstream>, timeout: Duration, max_hops: u32) -> anyhow::Result<Self> {
         use anyhow::Context as _;
         let client = reqwest::Client::builder()
             .timeout(timeout)
@@ -65,6 +86,7 @@ impl Forwarder {
             client,
             upstreams,
             timeout,
+            max_hops,
         })
     }
 
@@ -93,6 +115,45 @@ impl Forwarder {
                 request_id,
             };
         };
+        let hops: u32 = incoming
+            .get(X_ECHO_HOPS)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        let chain = incoming
+            .get(X_ECHO_CHAIN)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if hops >= self.max_hops {
+            return CallOutcome {
+                status: StatusCode::LOOP_DETECTED,
+                body: json!({
+                    "error": format!(
+                        "hop limit reached: this request already passed {hops} echo instances (--max-hops {})",
+                        self.max_hops
+                    ),
+                    "chain": chain,
+                    "hops": [me.hop()],
+                }),
+                request_id,
+            };
+        }
+        if has_dot_segment(rest) {
+            return CallOutcome {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({
+                    "error": "the path after /call/{name} may not contain . or .. segments",
+                    "hops": [me.hop()],
+                }),
+                request_id,
+            };
+        }
+        let me_text = format!("{}/{}", me.region, me.pod);
+        let chain_out = if chain.is_empty() {
+            me_text
+        } else {
+            format!("{chain},{me_text}")
+        };
         let mut url = upstream.url.clone();
         let base = url.path().trim_end_matches('/').to_owned();
         let path = if rest.is_empty() && base.is_empty() {
@@ -107,7 +168,11 @@ impl Forwarder {
             .client
             .get(url)
             .header(http::header::ACCEPT, "application/json")
-            .header(X_REQUEST_ID, request_id.clone());
+            .header(X_REQUEST_ID, request_id.clone())
+            .header(X_ECHO_HOPS, (hops + 1).to_string());
+        if let Ok(v) = HeaderValue::from_str(&chain_out) {
+            req = req.header(X_ECHO_CHAIN, v);
+        }
         for name in PROPAGATED.iter().skip(1) {
             for value in incoming.get_all(*name) {
                 req = req.header(*name, value.clone());
