@@ -219,6 +219,7 @@ fn results_with_groups() -> Results {
                 measured: a.measured,
                 warmup: a.warmup,
                 pool: a.pool,
+                folded: a.folded,
             })
             .collect(),
         groups: groups.into_iter().collect(),

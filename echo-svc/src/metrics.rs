@@ -112,7 +112,11 @@ impl StatusLabel {
             StatusLabel(status)
         } else {
             // 0..=5 for the class; 0 stands for anything out of range.
-            StatusLabel(if (100..600).contains(&status) { status / 100 } else { 0 })
+            StatusLabel(if (100..600).contains(&status) {
+                status / 100
+            } else {
+                0
+            })
         }
     }
 }

@@ -477,29 +477,25 @@ impl App {
             return self.too_large();
         }
         // Bounded memory: at most --max-body-requests bodies are read or answered at once.
-        let permit = match tokio::time::timeout(
-            BODY_SLOT_WAIT,
-            self.body_slots.clone().acquire_owned(),
-        )
-        .await
-        {
-            Ok(Ok(p)) => p,
-            _ => {
-                let mut resp = text(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "busy: too many request bodies in progress, retry later\n",
-                );
-                resp.headers_mut()
-                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                resp.headers_mut().insert(CONNECTION, CLOSE);
-                return resp;
-            }
-        };
+        let permit =
+            match tokio::time::timeout(BODY_SLOT_WAIT, self.body_slots.clone().acquire_owned())
+                .await
+            {
+                Ok(Ok(p)) => p,
+                _ => {
+                    let mut resp = text(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "busy: too many request bodies in progress, retry later\n",
+                    );
+                    resp.headers_mut()
+                        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    resp.headers_mut().insert(CONNECTION, CLOSE);
+                    return resp;
+                }
+            };
         let limit = usize::try_from(self.max_body).unwrap_or(usize::MAX);
-        let read = tokio::time::timeout(
-            self.body_read_timeout,
-            Limited::new(body, limit).collect(),
-        );
+        let read =
+            tokio::time::timeout(self.body_read_timeout, Limited::new(body, limit).collect());
         let bytes: Bytes = match read.await {
             Ok(Ok(collected)) => collected.to_bytes(),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return self.too_large(),

@@ -51,9 +51,11 @@ async fn body_slots_bound_the_bodies_in_progress() {
     let a = stalled_post(e.addr(), 100).await;
     let b = stalled_post(e.addr(), 100).await;
     // Both hold a slot once they are in flight (plus the /metrics request itself).
-    wait_for("two stalled bodies in flight", Duration::from_secs(10), || async {
-        (in_flight(e.addr()).await >= 3.0).then_some(())
-    })
+    wait_for(
+        "two stalled bodies in flight",
+        Duration::from_secs(10),
+        || async { (in_flight(e.addr()).await >= 3.0).then_some(()) },
+    )
     .await;
     let c = client();
     let r = c
@@ -98,15 +100,14 @@ async fn an_unread_answer_keeps_its_slot_until_sent() {
     drop(body);
     let c = client();
     // While the answer sits unsent, the slot stays taken: others are turned away.
-    let busy = wait_for("the slot held by the unread answer", Duration::from_secs(20), || async {
-        let r = c
-            .post(url(e.addr(), "/echo"))
-            .body("x")
-            .send()
-            .await
-            .ok()?;
-        (r.status() == 503).then_some(())
-    })
+    let busy = wait_for(
+        "the slot held by the unread answer",
+        Duration::from_secs(20),
+        || async {
+            let r = c.post(url(e.addr(), "/echo")).body("x").send().await.ok()?;
+            (r.status() == 503).then_some(())
+        },
+    )
     .await;
     let () = busy;
     // Reading the answer to its end frees the slot.
@@ -121,10 +122,14 @@ async fn an_unread_answer_keeps_its_slot_until_sent() {
         }
     }
     assert!(got >= 24 * 1024 * 1024, "read {got} bytes of the answer");
-    let freed = wait_for("the slot freed after the answer", Duration::from_secs(10), || async {
-        let r = c.post(url(e.addr(), "/echo")).body("x").send().await.ok()?;
-        (r.status() == 200).then_some(())
-    })
+    let freed = wait_for(
+        "the slot freed after the answer",
+        Duration::from_secs(10),
+        || async {
+            let r = c.post(url(e.addr(), "/echo")).body("x").send().await.ok()?;
+            (r.status() == 200).then_some(())
+        },
+    )
     .await;
     let () = freed;
     e.shutdown().await.unwrap();
@@ -137,7 +142,10 @@ async fn echo_answers_stay_within_twice_the_body() {
     for (what, body) in [
         ("control bytes", vec![1u8; 100_000]),
         ("quotes", vec![b'"'; 100_000]),
-        ("binary", (0..100_000u32).map(|i| (i * 7) as u8 | 0x80).collect()),
+        (
+            "binary",
+            (0..100_000u32).map(|i| (i * 7) as u8 | 0x80).collect(),
+        ),
         ("text", vec![b'a'; 100_000]),
     ] {
         let r = c
@@ -148,7 +156,11 @@ async fn echo_answers_stay_within_twice_the_body() {
             .unwrap();
         assert_eq!(r.status(), 200, "{what}");
         let text = r.bytes().await.unwrap();
-        assert!(text.len() <= 2 * body.len() + 4096, "{what}: {} bytes", text.len());
+        assert!(
+            text.len() <= 2 * body.len() + 4096,
+            "{what}: {} bytes",
+            text.len()
+        );
         let doc: Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(doc["body_bytes"], body.len(), "{what}");
         // Whatever the encoding, the body comes back exactly.
@@ -208,10 +220,17 @@ async fn call_loops_stop_at_the_hop_limit() {
         .unwrap();
     assert_eq!(r.status(), 508);
     let doc: Value = r.json().await.unwrap();
-    assert!(doc["error"].as_str().unwrap().contains("hop limit reached"), "{doc}");
+    assert!(
+        doc["error"].as_str().unwrap().contains("hop limit reached"),
+        "{doc}"
+    );
     assert_eq!(doc["chain"], "us/us-v1,eu/eu-v1,us/us-v1,eu/eu-v1");
     // Within the limit, calls still work.
-    let r = c.get(url(us.addr(), "/call/eu/call/us")).send().await.unwrap();
+    let r = c
+        .get(url(us.addr(), "/call/eu/call/us"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     us.shutdown().await.unwrap();
     eu.shutdown().await.unwrap();
@@ -223,7 +242,12 @@ async fn call_paths_cannot_leave_the_upstream_base() {
     let mut cfg = echo_svc::Config::local("us", "v1");
     cfg.upstreams = vec![format!("eu=http://{}/echo", eu.addr()).parse().unwrap()];
     let us = spawn_with(cfg).await;
-    for path in ["/call/eu/../../metrics", "/call/eu/%2e%2e/metrics", "/call/eu/./x", "/call/eu/%2E%2e"] {
+    for path in [
+        "/call/eu/../../metrics",
+        "/call/eu/%2e%2e/metrics",
+        "/call/eu/./x",
+        "/call/eu/%2E%2e",
+    ] {
         let answer = raw_exchange(
             us.addr(),
             format!("GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").as_bytes(),
@@ -233,7 +257,11 @@ async fn call_paths_cannot_leave_the_upstream_base() {
         assert!(answer.contains(". or .. segments"), "{path}: {answer}");
     }
     // Ordinary sub-paths stay under the base: /call/eu/x asks for /echo/x.
-    let r = client().get(url(us.addr(), "/call/eu/x")).send().await.unwrap();
+    let r = client()
+        .get(url(us.addr(), "/call/eu/x"))
+        .send()
+        .await
+        .unwrap();
     let doc: Value = r.json().await.unwrap();
     assert_eq!(doc["url"], format!("http://{}/echo/x", eu.addr()));
     us.shutdown().await.unwrap();
@@ -253,8 +281,17 @@ async fn clients_cannot_mint_metric_series() {
     }
     let text = get_text(&c, url(e.addr(), "/metrics")).await;
     let mut values = std::collections::BTreeSet::new();
-    for line in text.lines().filter(|l| l.starts_with("http_requests_total{")) {
-        let status = line.split("status=\"").nth(1).unwrap().split('"').next().unwrap();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("http_requests_total{"))
+    {
+        let status = line
+            .split("status=\"")
+            .nth(1)
+            .unwrap()
+            .split('"')
+            .next()
+            .unwrap();
         values.insert(status.to_string());
     }
     // 400 distinct codes became at most the fixed list plus the four classes.
@@ -276,9 +313,16 @@ async fn injected_headers_are_only_harmless_ones() {
         "header=x-echo-region:eu",
         "header=Access-Control-Allow-Origin:*",
     ] {
-        let r = c.get(url(e.addr(), &format!("/?{bad}"))).send().await.unwrap();
+        let r = c
+            .get(url(e.addr(), &format!("/?{bad}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{bad}");
-        assert!(r.text().await.unwrap().contains("may not be injected"), "{bad}");
+        assert!(
+            r.text().await.unwrap().contains("may not be injected"),
+            "{bad}"
+        );
     }
     let r = c
         .post(url(e.addr(), "/echo?header=Content-Type:text/html"))
@@ -288,7 +332,10 @@ async fn injected_headers_are_only_harmless_ones() {
         .unwrap();
     assert_eq!(r.status(), 400);
     let r = c
-        .get(url(e.addr(), "/?header=x-trace:1&header=cache-control:no-store&header=retry-after:3"))
+        .get(url(
+            e.addr(),
+            "/?header=x-trace:1&header=cache-control:no-store&header=retry-after:3",
+        ))
         .send()
         .await
         .unwrap();
@@ -303,17 +350,36 @@ async fn injected_headers_are_only_harmless_ones() {
 async fn absurd_delays_and_stalls_are_refused_not_fatal() {
     let mut cfg = echo_svc::Config::local("us", "v1");
     cfg.max_delay = Duration::from_secs(7200);
-    assert!(cfg.validate().unwrap_err().to_string().contains("--max-delay must be at most 1h"));
+    assert!(cfg
+        .validate()
+        .unwrap_err()
+        .to_string()
+        .contains("--max-delay must be at most 1h"));
     let e = spawn("us", "v1").await;
     let c = client();
     for q in ["for=18446744073709551615s", "for=9999999999h", "for=31s"] {
-        let r = c.post(url(e.addr(), &format!("/stall?{q}"))).send().await.unwrap();
+        let r = c
+            .post(url(e.addr(), &format!("/stall?{q}")))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{q}");
     }
-    let r = c.get(url(e.addr(), "/?delay=99999999h")).send().await.unwrap();
+    let r = c
+        .get(url(e.addr(), "/?delay=99999999h"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     // Still serving.
-    assert_eq!(c.get(url(e.addr(), "/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        c.get(url(e.addr(), "/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     e.shutdown().await.unwrap();
 }
 
@@ -335,9 +401,19 @@ fn a_full_stderr_does_not_kill_the_server() {
         .local_addr()
         .unwrap()
         .port();
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_echo-svc"))
-        .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--log-level", "debug"])
+        .args([
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--log-level",
+            "debug",
+        ])
         .args(["--drain-delay", "0s"])
         .stdout(Stdio::null())
         .stderr(Stdio::from(full))
@@ -364,7 +440,10 @@ fn a_full_stderr_does_not_kill_the_server() {
         }
     }
     assert_eq!(served, 50, "the server stopped answering");
-    assert!(child.try_wait().unwrap().is_none(), "echo-svc exited with stderr on /dev/full");
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "echo-svc exited with stderr on /dev/full"
+    );
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();

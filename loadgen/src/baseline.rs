@@ -177,7 +177,7 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let base = crate::saved::load(&args.base)?;
     let new = crate::saved::load(&args.new)?;
     let c = compare(&base.results, &new.results, bound);
-    print!("{}", render(&c, bound));
+    crate::console::out(&render(&c, bound));
     Ok(if c.pass() {
         crate::EXIT_OK
     } else {

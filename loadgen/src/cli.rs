@@ -209,7 +209,8 @@ pub struct RunArgs {
     pub tick: Duration,
 
     /// Worker threads; each is a single-threaded event loop with its own share of
-    /// the schedule and its own connections.
+    /// the schedule and its own connections. At most 256, and never more than
+    /// --connections or --max-in-flight (each thread needs one of each).
     #[arg(long, env = "LOADGEN_THREADS", default_value_t = 1)]
     pub threads: usize,
 
@@ -234,6 +235,12 @@ pub struct RunArgs {
     /// Extra request header `Name: value`, repeatable.
     #[arg(long = "header")]
     pub headers: Vec<String>,
+
+    /// Distinct (served region, version) pairs kept per target; responses with further
+    /// pairs are counted under region and version `other` (and the report says how many),
+    /// so a server inventing values cannot grow memory without end.
+    #[arg(long, env = "LOADGEN_MAX_GROUPS", default_value_t = 64)]
+    pub max_groups: usize,
 
     /// Response header naming the region that served the request.
     #[arg(long, env = "LOADGEN_REGION_HEADER", default_value = "x-echo-region")]

@@ -17,17 +17,28 @@ use crate::target::{self, Target};
 pub const DEFAULT_RPS: f64 = 100.0;
 /// Duration used when neither `--duration` nor `--stages` is given.
 pub const DEFAULT_DURATION: Duration = Duration::from_secs(10);
+/// Highest total rate accepted: beyond what one process can send, and low enough that a
+/// schedule it cannot keep up with is still drained (as drops) within moments, so a run
+/// always ends close to duration + timeout.
+pub const MAX_RPS: f64 = 1_000_000.0;
+/// Longest run (all stages, warm-up included), and the bound on every other duration
+/// flag: they all end up added to clock readings, which must not overflow.
+pub const MAX_RUN: Duration = Duration::from_secs(7 * 24 * 3600);
 
-/// Bad input from the user; the process exits with code 2.
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct UsageError(String);
-
-impl UsageError {
-    pub fn new(msg: impl Into<String>) -> UsageError {
-        UsageError(msg.into())
+/// Checks a duration flag against its range, naming both in the error.
+fn within(flag: &str, d: Duration, min: Duration, max: Duration) -> Result<Duration, UsageError> {
+    if d < min || d > max {
+        return Err(UsageError::new(format!(
+            "{flag} {}: must be between {} and {}",
+            humantime::format_duration(d),
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        )));
     }
+    Ok(d)
 }
+
+pub use crate::error::UsageError;
 
 /// Everything a run needs, checked.
 #[derive(Debug, Clone)]
@@ -41,6 +52,8 @@ pub struct RunConfig {
     pub connections: usize,
     /// The cap came from `--connections` (a fixed pool) rather than `--max-connections`.
     pub fixed_pool: bool,
+    /// Distinct (region, version) pairs kept per target.
+    pub max_groups: usize,
     pub max_in_flight: usize,
     pub max_lag: Duration,
     /// Dispatch granularity (zero: wake for every request).
@@ -78,9 +91,9 @@ impl RunConfig {
             Some(s) => parse_stages(s)?,
             None => {
                 let rps = args.rps.unwrap_or(DEFAULT_RPS);
-                if !(rps.is_finite() && rps > 0.0) {
+                if !(rps.is_finite() && rps > 0.0 && rps <= MAX_RPS) {
                     return Err(UsageError::new(format!(
-                        "--rps {rps}: must be a number > 0"
+                        "--rps {rps}: must be a number > 0 and at most {MAX_RPS}"
                     )));
                 }
                 let duration = args.duration.unwrap_or(DEFAULT_DURATION);
@@ -94,14 +107,39 @@ impl RunConfig {
                 }]
             }
         };
+        let ms = Duration::from_millis(1);
+        // Checked: a duration near u64::MAX seconds must be an error, not an overflow.
+        let total = stages
+            .iter()
+            .try_fold(args.warmup, |acc, s| acc.checked_add(s.duration))
+            .unwrap_or(Duration::MAX);
+        within(
+            "run length (--duration or --stages, plus --warmup)",
+            total,
+            ms,
+            MAX_RUN,
+        )?;
+        if let Some(s) = stages.iter().find(|s| s.from.max(s.to) > MAX_RPS) {
+            return Err(UsageError::new(format!(
+                "--stages: rate {} is above the maximum of {MAX_RPS} requests per second",
+                s.from.max(s.to)
+            )));
+        }
+        within("--timeout", args.timeout, ms, Duration::from_secs(3600))?;
+        within(
+            "--max-lag",
+            args.max_lag,
+            Duration::ZERO,
+            Duration::from_secs(3600),
+        )?;
+        within("--tick", args.tick, Duration::ZERO, Duration::from_secs(1))?;
+        within("--interval", args.interval, ms, Duration::from_secs(3600))?;
         let mut slos = Vec::new();
         for s in &args.slos {
             slos.extend(crate::slo::parse(s)?);
         }
         if let Some(p) = &args.slo_file {
-            let text = std::fs::read_to_string(p).map_err(|e| {
-                UsageError::new(format!("cannot read SLO file {}: {e}", p.display()))
-            })?;
+            let text = crate::error::read_input(p, "SLO file")?;
             slos.extend(crate::slo::parse_file(&text)?);
         }
         let mut headers = HeaderMap::new();
@@ -144,10 +182,16 @@ impl RunConfig {
                 None => positive("--max-connections", args.max_connections)?,
             },
             fixed_pool: args.connections.is_some(),
+            max_groups: positive("--max-groups", args.max_groups)?,
             max_in_flight: positive("--max-in-flight", args.max_in_flight)?,
             max_lag: args.max_lag,
             tick: args.tick,
-            threads: positive("--threads", args.threads)?.min(256),
+            // Each thread takes its own share of the pool and of the in-flight cap (at
+            // least one of each), so more threads than either would multiply them.
+            threads: positive("--threads", args.threads)?
+                .min(256)
+                .min(args.max_in_flight.max(1))
+                .min(args.connections.unwrap_or(args.max_connections).max(1)),
             slos,
             json: args.json.clone(),
             headers,

@@ -228,6 +228,8 @@ struct Job {
 #[derive(Default)]
 struct TargetState {
     in_flight: usize,
+    /// Of those, warm-up requests (a stop during warm-up cancels these, not measured ones).
+    in_flight_warmup: usize,
     /// Connection slots: open connections plus connects under way.
     conns: usize,
     /// Of those, connects under way.
@@ -333,6 +335,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
             for i in 0..cfg.targets.len() {
                 r.pool_cap(i, share(cfg.connections, n, w));
             }
+            r.max_groups(cfg.max_groups);
             let warmup_ns = (plans.first().map_or(0.0, |p| p.warmup_secs()) * 1e9) as u64;
             // Only when a report needs it: it costs a second HDR record per response.
             if cfg.exports.html.is_some() || cfg.exports.hdr_log.is_some() {
@@ -438,6 +441,7 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
             let mut st = t.state.borrow_mut();
             let queued: Vec<Job> = st.queue.drain(..).collect();
             st.in_flight -= queued.len();
+            st.in_flight_warmup -= queued.iter().filter(|j| j.warmup).count();
             wk.outstanding.set(wk.outstanding.get() - queued.len());
             let mut rec = wk.rec.borrow_mut();
             for j in &queued {
@@ -464,13 +468,16 @@ async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
     for (ti, t) in wk.targets.iter().enumerate() {
         let mut st = t.state.borrow_mut();
         let queued: Vec<Job> = st.queue.drain(..).collect();
+        let queued_warmup = queued.iter().filter(|j| j.warmup).count();
         let active = st.in_flight - queued.len();
+        let active_warmup = st.in_flight_warmup - queued_warmup;
         for j in &queued {
             rec.cancelled(ti, j.warmup, 1);
         }
-        // Active requests are nearly always measured ones (warm-up ends long before).
-        rec.cancelled(ti, false, active as u64);
+        rec.cancelled(ti, true, active_warmup as u64);
+        rec.cancelled(ti, false, (active - active_warmup) as u64);
         st.in_flight = 0;
+        st.in_flight_warmup = 0;
         st.idle.clear();
     }
     anchor.abort();
@@ -553,6 +560,7 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_abs: u64, now: u64, max_la
         return;
     }
     st.in_flight += 1;
+    st.in_flight_warmup += usize::from(due.warmup);
     wk.outstanding.set(wk.outstanding.get() + 1);
     if let Some(conn) = st.idle.pop() {
         tokio::task::spawn_local(serve(wk.clone(), ti, Some(conn), job));
@@ -611,6 +619,7 @@ async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) 
         }
         let mut st = t.state.borrow_mut();
         st.in_flight -= 1;
+        st.in_flight_warmup -= usize::from(job.warmup);
         let left = wk.outstanding.get() - 1;
         wk.outstanding.set(left);
         if left == 0 {

@@ -39,10 +39,10 @@ pub fn write_all(
     if let Some(p) = &args.hdr_log {
         match timeline {
             Some(tl) => crate::hdrlog::write(p, tl)?,
-            None => eprintln!(
+            None => crate::console::note(format_args!(
                 "loadgen: --hdr-log {} not written: merged reports carry no per-interval data",
                 p.display()
-            ),
+            )),
         }
     }
     if let Some(p) = &args.html {

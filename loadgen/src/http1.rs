@@ -14,7 +14,13 @@
 //! - one request is in flight per connection (no pipelining), and one task drives it.
 //!
 //! A connection is kept for the next request only when the exchange ended cleanly on a
-//! message boundary and the server did not ask to close it.
+//! message boundary and the server did not ask to close it, and it is reused only if
+//! nothing arrived on it meanwhile: a late or unsolicited response must never be taken
+//! for the next request's answer.
+//!
+//! Framing follows RFC 9112: a status outside 100-599, a `Content-Length` that is not
+//! all digits, two different lengths, `Transfer-Encoding` together with `Content-Length`
+//! (a smuggling pattern), and chunk sizes that overflow are malformed responses.
 
 use std::io;
 use std::net::SocketAddr;
@@ -28,8 +34,9 @@ use crate::record::Failure;
 
 /// Largest response head accepted; a longer one is a malformed response.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
-/// Most response headers parsed.
-const MAX_HEADERS: usize = 64;
+/// Most response headers parsed (RFC 9112 sets no limit; 128 is generous for any real
+/// server and bounds the parse).
+const MAX_HEADERS: usize = 128;
 /// Read buffer size; bodies larger than this stream through it.
 const READ_CHUNK: usize = 16 * 1024;
 
@@ -129,6 +136,15 @@ impl Conn {
             }
         };
         self.buf.clear();
+        if reused {
+            // An idle keep-alive connection must be silent: bytes waiting here belong to
+            // no request of ours, and EOF means the server closed it.
+            let mut probe = [0u8; 1];
+            match self.stream.try_read(&mut probe) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                _ => return Err(ExchangeError::Stale),
+            }
+        }
         let sent_ns = crate::clock::now_ns();
         if let Err(e) = self.stream.write_all(request).await {
             return Err(stale_or(io_failure(&e), false));
@@ -276,8 +292,11 @@ impl Conn {
                     }
                 }
             }
-            // Chunk data plus its CRLF, discarded as it streams through.
-            let mut left = size + 2;
+            // Chunk data plus its CRLF, discarded as it streams through. A size that
+            // overflows with its CRLF is no real chunk.
+            let Some(mut left) = size.checked_add(2) else {
+                return Err(ExchangeError::Failed(Failure::Malformed));
+            };
             loop {
                 let have = (self.buf.len() - pos) as u64;
                 if have >= left {
@@ -328,6 +347,9 @@ fn parse_head(
         Err(_) => return Err(()),
     };
     let status = resp.code.ok_or(())?;
+    if !(100..600).contains(&status) {
+        return Err(());
+    }
     // HTTP/1.0 closes after each response unless told otherwise; we do not ask.
     let mut keep = resp.version == Some(1);
     let mut region = None;
@@ -341,9 +363,14 @@ fn parse_head(
         } else if name.eq_ignore_ascii_case(version_header.as_str()) {
             version = Some(h.value.into());
         } else if name.eq_ignore_ascii_case("content-length") {
-            let n = std::str::from_utf8(h.value)
+            // 1*DIGIT only: Rust's parse would also take "+2".
+            let v = h.value.trim_ascii();
+            if v.is_empty() || !v.iter().all(u8::is_ascii_digit) {
+                return Err(());
+            }
+            let n = std::str::from_utf8(v)
                 .ok()
-                .and_then(|s| s.trim().parse::<u64>().ok())
+                .and_then(|s| s.parse::<u64>().ok())
                 .ok_or(())?;
             if length.is_some_and(|m| m != n) {
                 return Err(());
@@ -367,6 +394,9 @@ fn parse_head(
             }
         }
     }
+    if chunked && length.is_some() {
+        return Err(());
+    }
     let body = if chunked {
         BodyLen::Chunked
     } else if let Some(n) = length {
@@ -388,6 +418,59 @@ fn parse_head(
         body,
         keep,
     }))
+}
+
+#[cfg(test)]
+mod head_props {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    const REGION: HeaderName = HeaderName::from_static("x-echo-region");
+    const VERSION: HeaderName = HeaderName::from_static("x-echo-version");
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1024, .. ProptestConfig::default() })]
+
+        /// Any bytes: incomplete, malformed or a head, never a panic.
+        #[test]
+        fn any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let _ = parse_head(&bytes, &REGION, &VERSION);
+        }
+
+        /// A well-formed head parses to what it says; a status outside 100-599 or a
+        /// length that is not all digits is malformed.
+        #[test]
+        fn heads_mean_what_they_say(status in 0u16..1000, len in 0u64..100_000, plus in any::<bool>(),
+                                    region in "[a-z]{1,8}") {
+            let cl = if plus { format!("+{len}") } else { len.to_string() };
+            let text = format!("HTTP/1.1 {status:03} X\r\nx-echo-region: {region}\r\ncontent-length: {cl}\r\n\r\n");
+            match parse_head(text.as_bytes(), &REGION, &VERSION) {
+                Ok(Some(h)) => {
+                    prop_assert!((100..600).contains(&status) && !plus);
+                    prop_assert_eq!(h.status, status);
+                    prop_assert_eq!(h.region.as_deref(), Some(region.as_bytes()));
+                    prop_assert_eq!(h.len, text.len());
+                    match h.body {
+                        BodyLen::Length(n) => prop_assert_eq!(n, len),
+                        BodyLen::None => prop_assert!(len == 0 || (100..200).contains(&status)),
+                        _ => prop_assert!(false, "unexpected framing"),
+                    }
+                }
+                Ok(None) => prop_assert!(false, "a complete head was taken as partial"),
+                Err(()) => prop_assert!(!(100..600).contains(&status) || plus),
+            }
+        }
+
+        /// Chunked together with a length is refused, in either order.
+        #[test]
+        fn te_with_cl_is_refused(first_te in any::<bool>(), len in 0u64..1000) {
+            let (a, b) = (format!("content-length: {len}"), "transfer-encoding: chunked".to_string());
+            let (x, y) = if first_te { (b, a) } else { (a, b) };
+            let text = format!("HTTP/1.1 200 OK\r\n{x}\r\n{y}\r\n\r\n");
+            prop_assert!(parse_head(text.as_bytes(), &REGION, &VERSION).is_err());
+        }
+    }
 }
 
 #[cfg(test)]

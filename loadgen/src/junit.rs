@@ -5,8 +5,25 @@ use std::fmt::Write as _;
 
 use crate::slo::Verdict;
 
+/// XML 1.0 admits no control characters but tab, newline and carriage return, not even
+/// as character references: an SLO text holding one would make the file invalid, so
+/// they become U+FFFD before escaping.
+fn xml_chars(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\t' | '\n' | '\r' => c,
+            c if (c as u32) < 0x20 || c == '\u{fffe}' || c == '\u{ffff}' => '\u{fffd}',
+            c => c,
+        })
+        .collect()
+}
+
 fn esc(s: &str) -> String {
-    html_escape::encode_quoted_attribute(s).into_owned()
+    html_escape::encode_quoted_attribute(&xml_chars(s)).into_owned()
+}
+
+fn esc_text(s: &str) -> String {
+    html_escape::encode_text(&xml_chars(s)).into_owned()
 }
 
 /// Renders the verdicts as a JUnit test suite named `suite`.
@@ -40,8 +57,8 @@ pub fn render(suite: &str, verdicts: &[Verdict], measured_secs: f64) -> String {
                 out,
                 ">\n      <failure message=\"{}\" type=\"SLO\">SLO: {}\nmeasured: {}\nthreshold value: {}</failure>\n    </testcase>",
                 esc(&msg),
-                html_escape::encode_text(&v.slo),
-                html_escape::encode_text(&v.detail),
+                esc_text(&v.slo),
+                esc_text(&v.detail),
                 v.threshold
             );
         }

@@ -187,19 +187,19 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
     let fleet = fleet_rt.block_on(Fleet::start(args.eu_delay, args.v2_percent))?;
     let mut targets = Vec::new();
     for r in &fleet.regions {
-        eprintln!(
+        crate::console::note(format_args!(
             "lab: region {} router on http://{}/ (v1 {}%, v2 {}%)",
             r.name,
             r.router,
             100 - args.v2_percent,
             args.v2_percent
-        );
+        ));
         targets.push(format!("{}=http://{}/", r.name, r.router));
     }
-    eprintln!(
+    crate::console::note(format_args!(
         "lab: running {} rps for {:?} after {:?} warm-up; eu is {:?} slower",
         args.rps, args.duration, args.warmup, args.eu_delay
-    );
+    ));
     let slos = if args.slos.is_empty() {
         DEFAULT_SLOS.iter().map(|s| s.to_string()).collect()
     } else {
@@ -216,6 +216,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         timeout: std::time::Duration::from_secs(5),
         connections: None,
         max_connections: 4096,
+        max_groups: crate::record::DEFAULT_MAX_GROUPS,
         max_in_flight: 1000,
         max_lag: std::time::Duration::from_secs(1),
         tick: std::time::Duration::ZERO,

@@ -8,7 +8,8 @@
 //! Module map:
 //!
 //! - [`cli`]: flags, environment fallbacks, exit codes in `--help`.
-//! - [`config`]: validated [`config::RunConfig`]; [`config::UsageError`] (exit 2).
+//! - [`error`]: [`error::UsageError`] (exit 2) and size-capped reads of user files.
+//! - [`config`]: validated [`config::RunConfig`].
 //! - [`target`]: named targets and how bare names resolve to URLs.
 //! - [`schedule`]: stages/ramps, warm-up, fixed and Poisson arrivals.
 //! - [`clock`]: monotonic nanoseconds and the timerfd-based precise wait.
@@ -21,6 +22,7 @@
 //! - [`slo`]: SLO syntax (short form and k6 thresholds) and evaluation.
 //! - [`report`]: the end-of-run table and the JSON report.
 //! - [`progress`]: live progress on a terminal.
+//! - [`console`]: printing that a closed stdout or stderr cannot turn into a crash.
 //! - [`metrics`]: Prometheus exposition during a run (`--metrics-addr`).
 //! - [`lab`]: the embedded two-region fleet behind `loadgen lab`.
 //! - [`saved`]: reading a JSON report back (exact histograms) for merge and compare.
@@ -36,7 +38,9 @@ pub mod baseline;
 pub mod cli;
 pub mod clock;
 pub mod config;
+pub mod console;
 pub mod engine;
+pub mod error;
 pub mod export;
 pub mod hdrlog;
 pub mod html;
@@ -152,13 +156,13 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         .iter()
         .map(|t| format!("{}={}", t.name, t.url))
         .collect();
-    eprintln!(
+    crate::console::note(format_args!(
         "loadgen: running against {} for {:?} (+{:?} warm-up), {} arrivals",
         names.join(", "),
         cfg.measured_duration(),
         cfg.warmup,
         format!("{:?}", cfg.arrival).to_lowercase()
-    );
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
     let live = {
         let l = engine::Live::new(cfg.threads);
@@ -173,10 +177,10 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         Some(addr) => {
             let names = cfg.targets.iter().map(|t| t.name.clone()).collect();
             let server = control.block_on(metrics::serve(addr, live.clone(), names))?;
-            eprintln!(
+            crate::console::note(format_args!(
                 "loadgen: Prometheus metrics on http://{}/metrics",
                 server.addr
-            );
+            ));
             Some(server)
         }
         None => None,
@@ -210,26 +214,32 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         .map(|s| slo::evaluate(s, &results))
         .collect();
     let exit_code = verdict_code(&verdicts);
-    print!("{}", report::render(&results, &verdicts));
+    // Files first, so a closed stdout below cannot cost the results; a file that cannot
+    // be written fails the run only after the report is on the terminal.
+    let written = (|| -> anyhow::Result<()> {
+        if let Some(path) = &cfg.json {
+            let json = report::to_json(&cfg, &results, &verdicts, exit_code)?;
+            std::fs::write(path, json)
+                .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+        }
+        export::write_all(
+            &cfg.exports,
+            &report::settings_json(&cfg),
+            &results,
+            Some(&timeline),
+            &cfg.slos,
+            &verdicts,
+        )
+    })();
+    let mut text = report::render(&results, &verdicts);
     if !cfg.tick.is_zero() {
-        println!(
-            "note: --tick {:?} batches dispatch; pacing lag up to one tick is by design",
+        text.push_str(&format!(
+            "note: --tick {:?} batches dispatch; pacing lag up to one tick is by design\n",
             cfg.tick
-        );
+        ));
     }
-    if let Some(path) = &cfg.json {
-        let json = report::to_json(&cfg, &results, &verdicts, exit_code)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-    }
-    export::write_all(
-        &cfg.exports,
-        &report::settings_json(&cfg),
-        &results,
-        Some(&timeline),
-        &cfg.slos,
-        &verdicts,
-    )?;
+    console::out(&text);
+    written?;
     Ok(RunOutcome {
         results,
         verdicts,
@@ -251,13 +261,13 @@ async fn watch_signals(stop: watch::Sender<bool>) {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    eprintln!("loadgen: stopping: finishing in-flight requests and writing the partial report (again to abort)");
+    crate::console::note(format_args!("loadgen: stopping: finishing in-flight requests and writing the partial report (again to abort)"));
     let _ = stop.send(true);
     tokio::select! {
         _ = int.recv() => {}
         _ = term.recv() => {}
     }
-    eprintln!("loadgen: aborted");
+    crate::console::note(format_args!("loadgen: aborted"));
     std::process::exit(130);
 }
 
@@ -287,6 +297,7 @@ fn merge(
             measured: Default::default(),
             warmup: Default::default(),
             pool: Default::default(),
+            folded: 0,
         })
         .collect();
     let mut groups: std::collections::BTreeMap<GroupKey, GroupHist> = Default::default();
@@ -299,6 +310,7 @@ fn merge(
             t.measured.merge(&a.measured);
             t.warmup.merge(&a.warmup);
             t.pool.merge(&a.pool);
+            t.folded += a.folded;
         }
         for (k, h) in g {
             groups.entry(k).or_default().merge(&h);

@@ -144,6 +144,7 @@ mod tests {
                 measured: Default::default(),
                 warmup: Default::default(),
                 pool,
+                folded: 0,
             }],
             groups,
             pacing: new_histogram(),

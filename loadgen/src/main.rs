@@ -9,11 +9,13 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // A log line that cannot be written is dropped, not reported by a panic.
+        .log_internal_errors(false)
         .init();
     match loadgen::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("loadgen: error: {e:#}");
+            loadgen::console::note(format_args!("loadgen: error: {e:#}"));
             ExitCode::from(loadgen::exit_code_for(&e))
         }
     }

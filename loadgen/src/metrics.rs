@@ -74,10 +74,26 @@ impl RunCollector {
     }
 }
 
+/// A label value safe to print in the exposition: region and version come from the
+/// network, and prometheus-client writes values as given, so a `"` or a newline would
+/// end the value and let a server inject labels or series. Anything outside a plain set
+/// of characters becomes `_`.
+fn label_value(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._:/+-@ ".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
 impl Collector for RunCollector {
     fn encode(&self, mut enc: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
         let s = self.totals();
-        let name = |i: usize| self.names.get(i).cloned().unwrap_or_default();
+        let name = |i: usize| label_value(self.names.get(i).map_or("", String::as_str));
         for (metric, help, f) in [
             (
                 "loadgen_requests",
@@ -110,8 +126,8 @@ impl Collector for RunCollector {
         for (t, r, v, h) in &s.groups {
             let labels = [
                 ("target", name(*t)),
-                ("region", r.clone()),
-                ("version", v.clone()),
+                ("region", label_value(r)),
+                ("version", label_value(v)),
             ];
             // The encoder takes per-bucket counts and accumulates them itself; an upper
             // bound of f64::MAX is written as +Inf.

@@ -34,6 +34,13 @@ pub fn new_histogram() -> Histogram<u64> {
 
 /// Label for a group whose response lacked the region or version header.
 pub const UNKNOWN: &str = "unknown";
+/// Region and version of the responses beyond a target's group cap.
+pub const OTHER: &str = "other";
+/// Distinct (region, version) pairs kept per target unless `--max-groups` says otherwise:
+/// a server that answers with ever-new values must not grow memory without end.
+pub const DEFAULT_MAX_GROUPS: usize = 64;
+/// Longest region or version value kept; longer ones are cut here.
+pub const MAX_LABEL_BYTES: usize = 64;
 
 /// How a scheduled request ended when it got no HTTP response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +104,26 @@ impl Accounting {
         self.completed() + self.dropped() + self.cancelled
     }
 
+    /// [`Accounting::bucket_sum`] without overflow: `None` when the buckets add up to more
+    /// than a u64 (only a forged report can say so).
+    pub fn checked_bucket_sum(&self) -> Option<u64> {
+        let mut sum = 0u64;
+        for n in self.http_errors.values().copied().chain([
+            self.ok,
+            self.timeout,
+            self.refused,
+            self.reset,
+            self.malformed,
+            self.other_transport,
+            self.dropped_cap,
+            self.dropped_behind,
+            self.cancelled,
+        ]) {
+            sum = sum.checked_add(n)?;
+        }
+        Some(sum)
+    }
+
     fn add_failure(&mut self, f: Failure) {
         match f {
             Failure::Timeout => self.timeout += 1,
@@ -110,20 +137,23 @@ impl Accounting {
         }
     }
 
+    /// Adds another worker's or run's counts (saturating: counts from files must not
+    /// overflow into nonsense).
     pub fn merge(&mut self, o: &Accounting) {
-        self.scheduled += o.scheduled;
-        self.ok += o.ok;
+        self.scheduled = self.scheduled.saturating_add(o.scheduled);
+        self.ok = self.ok.saturating_add(o.ok);
         for (s, n) in &o.http_errors {
-            *self.http_errors.entry(*s).or_default() += n;
+            let e = self.http_errors.entry(*s).or_default();
+            *e = e.saturating_add(*n);
         }
-        self.timeout += o.timeout;
-        self.refused += o.refused;
-        self.reset += o.reset;
-        self.malformed += o.malformed;
-        self.other_transport += o.other_transport;
-        self.dropped_cap += o.dropped_cap;
-        self.dropped_behind += o.dropped_behind;
-        self.cancelled += o.cancelled;
+        self.timeout = self.timeout.saturating_add(o.timeout);
+        self.refused = self.refused.saturating_add(o.refused);
+        self.reset = self.reset.saturating_add(o.reset);
+        self.malformed = self.malformed.saturating_add(o.malformed);
+        self.other_transport = self.other_transport.saturating_add(o.other_transport);
+        self.dropped_cap = self.dropped_cap.saturating_add(o.dropped_cap);
+        self.dropped_behind = self.dropped_behind.saturating_add(o.dropped_behind);
+        self.cancelled = self.cancelled.saturating_add(o.cancelled);
     }
 }
 
@@ -192,6 +222,9 @@ pub struct TargetAccounts {
     pub measured: Accounting,
     pub warmup: Accounting,
     pub pool: PoolStats,
+    /// Measured responses counted under region/version `other` because the target
+    /// already had its cap of distinct groups.
+    pub folded: u64,
 }
 
 /// How one target's connection pool carried the load: the evidence for "the generator
@@ -239,6 +272,9 @@ impl PoolStats {
     }
 }
 
+/// A served (region, version) pair, as the response said it.
+type Pair = (Box<[u8]>, Box<[u8]>);
+
 /// One worker's recording state.
 #[derive(Debug)]
 pub struct Recorder {
@@ -255,11 +291,14 @@ pub struct Recorder {
     cur_end_ns: u64,
     /// Finished intervals: (index, group, compressed histogram).
     done: Vec<(u64, usize, Vec<u8>)>,
+    /// Distinct (region, version) pairs seen per target, and the cap on them.
+    pairs: Vec<Vec<Pair>>,
+    max_groups: usize,
 }
 
 fn label(v: Option<&[u8]>) -> &[u8] {
     match v {
-        Some(b) if !b.is_empty() => b,
+        Some(b) if !b.is_empty() => &b[..b.len().min(MAX_LABEL_BYTES)],
         _ => UNKNOWN.as_bytes(),
     }
 }
@@ -275,7 +314,14 @@ impl Recorder {
             cur_interval: 0,
             cur_end_ns: u64::MAX,
             done: Vec::new(),
+            pairs: vec![Vec::new(); targets],
+            max_groups: DEFAULT_MAX_GROUPS,
         }
+    }
+
+    /// Caps the distinct (region, version) pairs kept per target (at least 1).
+    pub fn max_groups(&mut self, n: usize) {
+        self.max_groups = n.max(1);
     }
 
     /// Keeps per-interval histograms of `interval_ns` from `origin_ns` (the start of the
@@ -413,7 +459,19 @@ impl Recorder {
         if warmup {
             return;
         }
-        let (region, version, class) = (label(region), label(version), status_class(status));
+        let (mut region, mut version, class) =
+            (label(region), label(version), status_class(status));
+        // A new pair beyond the cap is counted under `other`.
+        let pairs = &mut self.pairs[target];
+        if !pairs.iter().any(|(r, v)| **r == *region && **v == *version) {
+            if pairs.len() < self.max_groups {
+                pairs.push((region.into(), version.into()));
+            } else {
+                region = OTHER.as_bytes();
+                version = OTHER.as_bytes();
+                self.targets[target].folded += 1;
+            }
+        }
         let idx = match self.groups.iter().position(|g| {
             g.target == target && g.class == class && *g.region == *region && *g.version == *version
         }) {
@@ -644,6 +702,8 @@ pub struct TargetResult {
     pub measured: Accounting,
     pub warmup: Accounting,
     pub pool: PoolStats,
+    /// Responses folded into region/version `other` (see [`DEFAULT_MAX_GROUPS`]).
+    pub folded: u64,
 }
 
 /// Everything a finished (or interrupted) run measured, merged across workers.

@@ -211,6 +211,13 @@ pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
                 t.name, achieved, t.requested_rps
             );
         }
+        if t.folded > 0 {
+            let _ = writeln!(
+                out,
+                "  WARNING {}: {} responses carried more distinct region/version values than --max-groups keeps; they are counted under region and version \"other\"",
+                t.name, t.folded
+            );
+        }
         let pool = &t.pool;
         if pool.cap > 0 {
             let _ = writeln!(
@@ -308,9 +315,59 @@ pub fn encode(h: &Histogram<u64>) -> String {
     }
 }
 
-/// Decodes [`encode`]'s output.
+/// HdrHistogram V2 cookies (uncompressed and deflate-compressed).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+/// Size of a V2 header: cookie, payload length, normalising offset, significant digits,
+/// lowest, highest, integer-to-double ratio.
+const V2_HEADER: usize = 40;
+/// Largest encoded histogram read: one of our bounds takes at most a few hundred KiB.
+pub const MAX_HDR_BYTES: usize = 4 * 1024 * 1024;
+
+/// Decodes [`encode`]'s output. The header is checked before the decoder runs: it
+/// allocates what the header claims, so a forged 70-byte histogram claiming a 4 GB
+/// payload, or bounds far wider than ours, must be refused first.
 pub fn decode(s: &str) -> anyhow::Result<Histogram<u64>> {
+    if s.len() > MAX_HDR_BYTES / 3 * 4 + 4 {
+        anyhow::bail!("encoded histogram larger than {} MiB", MAX_HDR_BYTES >> 20);
+    }
     let bytes = base64::engine::general_purpose::STANDARD.decode(s)?;
+    let be32 =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let be64 = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_be_bytes(b)
+    };
+    if bytes.len() < V2_HEADER {
+        anyhow::bail!("histogram data too short ({} bytes)", bytes.len());
+    }
+    match be32(0) {
+        V2_COOKIE => {}
+        V2_COMPRESSED_COOKIE => anyhow::bail!("compressed histograms are not accepted here"),
+        c => anyhow::bail!("not an HdrHistogram V2 encoding (cookie {c:#x})"),
+    }
+    let payload = be32(4) as usize;
+    if payload > bytes.len() - V2_HEADER {
+        anyhow::bail!(
+            "histogram claims {payload} payload bytes but carries {}",
+            bytes.len() - V2_HEADER
+        );
+    }
+    let (digits, low, high) = (be32(12), be64(16), be64(24));
+    if (low, high, digits)
+        != (
+            1,
+            crate::record::HIGHEST_US,
+            u32::from(crate::record::SIGFIG),
+        )
+    {
+        anyhow::bail!(
+            "histogram bounds ({low}, {high}, {digits} digits) are not loadgen's (1, {}, {})",
+            crate::record::HIGHEST_US,
+            crate::record::SIGFIG
+        );
+    }
     let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
         .deserialize(&mut bytes.as_slice())
         .map_err(|e| anyhow::anyhow!("bad HdrHistogram data: {e:?}"))?;
@@ -351,6 +408,8 @@ struct JsonTarget<'a> {
     rate_missed: bool,
     /// loadgen itself limited this target (see `limits`).
     generator_limited: bool,
+    /// Responses counted under region/version `other` (beyond --max-groups).
+    groups_folded: u64,
     accounting: &'a Accounting,
     warmup: &'a Accounting,
     connections: JsonPool,
@@ -474,6 +533,7 @@ pub fn to_json_with(
                 achieved_rps: per_sec(t.measured.scheduled - t.measured.dropped(), r.measured_secs),
                 rate_missed: rate_missed(&t.measured),
                 generator_limited: limits.iter().any(|l| l.target == t.name),
+                groups_folded: t.folded,
                 accounting: &t.measured,
                 warmup: &t.warmup,
                 connections: JsonPool {

@@ -47,6 +47,8 @@ pub enum LoadError {
         group: String,
         why: String,
     },
+    #[error("{path}: {why}")]
+    Invalid { path: PathBuf, why: String },
 }
 
 #[derive(Debug, Deserialize)]
@@ -64,6 +66,8 @@ struct RawTarget {
     /// Absent in reports written before pools were recorded.
     #[serde(default)]
     connections: Option<RawPool>,
+    #[serde(default)]
+    groups_folded: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -118,12 +122,31 @@ pub struct SavedRun {
     pub slos: Vec<String>,
 }
 
+/// Largest report read; a real one is a few MB at most (histograms are small).
+pub const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;
+/// Most groups in one report: the per-target cap times every status class, for the most
+/// targets a run takes, with room to spare.
+pub const MAX_REPORT_GROUPS: usize = 65_536;
+
 /// Reads and decodes one JSON report.
 pub fn load(path: &Path) -> Result<SavedRun, LoadError> {
-    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+    use std::io::Read as _;
+    let io = |source| LoadError::Io {
         path: path.to_owned(),
         source,
-    })?;
+    };
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .map_err(io)?
+        .take(MAX_REPORT_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(io)?;
+    if text.len() as u64 > MAX_REPORT_BYTES {
+        return Err(LoadError::Invalid {
+            path: path.to_owned(),
+            why: format!("larger than {} MiB", MAX_REPORT_BYTES >> 20),
+        });
+    }
     parse(path, &text)
 }
 
@@ -146,6 +169,32 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             unit: raw.unit,
             bounds: raw.histogram,
         });
+    }
+    if raw.groups.len() > MAX_REPORT_GROUPS || raw.targets.len() > crate::target::MAX_TARGETS {
+        return Err(LoadError::Invalid {
+            path,
+            why: format!(
+                "{} groups and {} targets; at most {MAX_REPORT_GROUPS} and {}",
+                raw.groups.len(),
+                raw.targets.len(),
+                crate::target::MAX_TARGETS
+            ),
+        });
+    }
+    // Every scheduled request ends in exactly one bucket: a report that says otherwise
+    // (or whose counts overflow) was not written by loadgen and would corrupt a merge.
+    for t in &raw.targets {
+        for (phase, a) in [("measured", &t.accounting), ("warm-up", &t.warmup)] {
+            if a.checked_bucket_sum() != Some(a.scheduled) {
+                return Err(LoadError::Invalid {
+                    path,
+                    why: format!(
+                        "target {:?}: {phase} accounting does not sum to its {} scheduled requests",
+                        t.name, a.scheduled
+                    ),
+                });
+            }
+        }
     }
     let hdr = |group: &str, s: &str| {
         decode(s).map_err(|e| LoadError::Hdr {
@@ -193,6 +242,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             measured: t.accounting,
             warmup: t.warmup,
             pool,
+            folded: t.groups_folded,
         });
     }
     Ok(SavedRun {

@@ -137,6 +137,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
                     x.measured.merge(&t.measured);
                     x.warmup.merge(&t.warmup);
                     x.pool.merge(&t.pool);
+                    x.folded += t.folded;
                 }
                 None => {
                     origin.insert(t.name.clone(), run.path.display().to_string());
@@ -172,8 +173,7 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         slos.extend(crate::slo::parse(s)?);
     }
     if let Some(p) = &args.slo_file {
-        let text = std::fs::read_to_string(p)
-            .map_err(|e| UsageError::new(format!("cannot read SLO file {}: {e}", p.display())))?;
+        let text = crate::error::read_input(p, "SLO file")?;
         slos.extend(crate::slo::parse_file(&text)?);
     }
     if slos.is_empty() {
@@ -194,15 +194,14 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         .map(|s| crate::slo::evaluate(s, &results))
         .collect();
     let exit_code = crate::verdict_code(&verdicts);
-    eprintln!(
+    crate::console::note(format_args!(
         "loadgen: merged {} report(s): {}",
         runs.len(),
         runs.iter()
             .map(|r| r.path.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
-    );
-    print!("{}", crate::report::render(&results, &verdicts));
+    ));
     let mut settings = runs[0].settings.clone();
     if let serde_json::Value::Object(m) = &mut settings {
         m.insert(
@@ -212,12 +211,18 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
                 .collect(),
         );
     }
-    if let Some(path) = &args.json {
-        let json = crate::report::to_json_with(settings.clone(), &results, &verdicts, exit_code)?;
-        std::fs::write(path, json)
-            .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-    }
-    crate::export::write_all(&args.exports, &settings, &results, None, &slos, &verdicts)?;
+    // Files first (whatever becomes of stdout); a write failure counts after printing.
+    let written = (|| -> anyhow::Result<()> {
+        if let Some(path) = &args.json {
+            let json =
+                crate::report::to_json_with(settings.clone(), &results, &verdicts, exit_code)?;
+            std::fs::write(path, json)
+                .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+        }
+        crate::export::write_all(&args.exports, &settings, &results, None, &slos, &verdicts)
+    })();
+    crate::console::out(&crate::report::render(&results, &verdicts));
+    written?;
     Ok(exit_code)
 }
 
@@ -262,6 +267,7 @@ mod tests {
                     measured,
                     warmup: Default::default(),
                     pool: Default::default(),
+                    folded: 0,
                 }],
                 groups: Default::default(),
                 pacing: new_histogram(),

@@ -189,6 +189,7 @@ mod tests {
                 measured: Default::default(),
                 warmup: Default::default(),
                 pool: Default::default(),
+                folded: 0,
             }],
             groups: Default::default(),
             pacing: new_histogram(),

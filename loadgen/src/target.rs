@@ -75,9 +75,7 @@ pub type FileTargets = BTreeMap<String, (String, Option<f64>)>;
 
 /// Reads a TOML or YAML targets file (chosen by extension; otherwise TOML, then YAML).
 pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        UsageError::new(format!("cannot read targets file {}: {e}", path.display()))
-    })?;
+    let text = crate::error::read_input(path, "targets file")?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let shape: FileShape = match ext {
         "yaml" | "yml" => serde_norway::from_str(&text).map_err(|e| e.to_string()),
@@ -160,7 +158,14 @@ pub fn resolve(
             }
         }
     }
+    if wanted.len() > MAX_TARGETS {
+        return Err(UsageError::new(format!(
+            "{} targets given; at most {MAX_TARGETS} (each gets its own connection pool)",
+            wanted.len()
+        )));
+    }
     let mut out: Vec<Target> = Vec::with_capacity(wanted.len());
+    let mut seen = std::collections::HashSet::new();
     for (name, url, weight) in wanted {
         let (url, file_weight) = match url {
             Some(u) => (u, None),
@@ -204,6 +209,7 @@ pub fn resolve(
             .authority()
             .cloned()
             .ok_or_else(|| UsageError::new(format!("target {name:?}: URL {url:?} has no host")))?;
+        check_authority(&name, &url, &authority)?;
         let name = if name.is_empty() {
             authority.to_string()
         } else {
@@ -214,7 +220,7 @@ pub fn resolve(
                 "target name {name:?} is not valid"
             )));
         }
-        if out.iter().any(|t| t.name == name) {
+        if !seen.insert(name.clone()) {
             return Err(UsageError::new(format!("target {name:?} given twice")));
         }
         let path = match path_override {
@@ -243,7 +249,44 @@ pub fn resolve(
             weight,
         });
     }
+    let total: f64 = out.iter().map(|t| t.weight).sum();
+    if !total.is_finite() {
+        return Err(UsageError::new(
+            "the target weights add up to more than a number can hold; use smaller weights",
+        ));
+    }
     Ok(out)
+}
+
+/// Most targets in one run.
+pub const MAX_TARGETS: usize = 1024;
+
+/// The URL forms connections can be made to: a host, and a port only if it is 1-65535
+/// (the `http` crate keeps `:99999` as text whose number does not parse, which would
+/// otherwise fall back to port 80), and no user info (it would go out in `Host`).
+fn check_authority(name: &str, url: &str, a: &Authority) -> Result<(), UsageError> {
+    let bad = |why: &str| {
+        Err(UsageError::new(format!(
+            "target {name:?}: URL {url:?}: {why}"
+        )))
+    };
+    if a.as_str().contains('@') {
+        return bad("user info (user@host) is not supported");
+    }
+    if a.host().is_empty() {
+        return bad("no host");
+    }
+    // What follows the host is nothing or `:PORT` (`port()` is no help: it is None both
+    // for no port and for one that does not fit a u16).
+    let rest = a.as_str().strip_prefix(a.host()).unwrap_or(a.as_str());
+    match rest.strip_prefix(':') {
+        None if rest.is_empty() => Ok(()),
+        Some("") => bad("an empty port; give one from 1 to 65535, or none for 80"),
+        Some(p) if p.bytes().all(|b| b.is_ascii_digit()) && matches!(p.parse::<u16>(), Ok(1..)) => {
+            Ok(())
+        }
+        _ => bad("the port must be between 1 and 65535"),
+    }
 }
 
 #[cfg(test)]

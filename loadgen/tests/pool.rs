@@ -56,7 +56,10 @@ fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
     assert!(achieved >= 0.99 * 2000.0, "achieved {achieved} rps");
     assert_eq!(a.ok, a.scheduled, "{a:?}");
     let p99 = corrected_p99_us(r);
-    eprintln!("2000 rps at 50 ms: corrected p99 {p99} us, pool peak {}", tr.pool.peak);
+    eprintln!(
+        "2000 rps at 50 ms: corrected p99 {p99} us, pool peak {}",
+        tr.pool.peak
+    );
     assert!(p99 < 65_000, "corrected p99 {p99} us with a 50 ms service");
     // Little's law: 2000/s x 50 ms = 100 in flight; the pool grew to about that.
     let pool = &tr.pool;

@@ -102,3 +102,116 @@ pub fn wait_for(limit: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
     cond()
 }
+
+/// A raw HTTP/1.1 server that answers the n-th request (counted over all connections,
+/// from 0) with `respond(n)`, and then, if `after` is set, writes `after(n)` on the same
+/// connection a little later: a server that misbehaves in exactly one way.
+pub fn scripted_server(
+    respond: impl Fn(u64) -> Vec<u8> + Send + Sync + 'static,
+    after: Option<fn(u64) -> Vec<u8>>,
+) -> SocketAddr {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let respond = Arc::new(respond);
+    let count = Arc::new(AtomicU64::new(0));
+    std::thread::spawn(move || {
+        for s in l.incoming() {
+            let Ok(mut s) = s else { return };
+            let (respond, count) = (respond.clone(), count.clone());
+            std::thread::spawn(move || {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => return,
+                            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                        }
+                        continue;
+                    };
+                    buf.drain(..end + 4);
+                    let n = count.fetch_add(1, Ordering::Relaxed);
+                    if s.write_all(&respond(n)).is_err() {
+                        return;
+                    }
+                    if let Some(after) = after {
+                        std::thread::sleep(Duration::from_millis(20));
+                        if s.write_all(&after(n)).is_err() {
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
+/// A canned response with `headers` (each `name: value`) and `body`.
+pub fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
+    let mut out = format!("HTTP/1.1 {status}\r\n");
+    for h in headers {
+        out.push_str(h);
+        out.push_str("\r\n");
+    }
+    out.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+    out.into_bytes()
+}
+
+/// The loadgen binary with none of the caller's `LOADGEN_*` variables (progress shows
+/// only on a terminal, so piped runs have none).
+pub fn loadgen_bin() -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("LOADGEN_") {
+            c.env_remove(k);
+        }
+    }
+    c.stdin(std::process::Stdio::null());
+    c
+}
+
+/// Runs `cmd` to its end, killing it (and failing) past `limit`.
+pub fn output_within(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let end = Instant::now() + limit;
+    // Drain the pipes while waiting, so a chatty child cannot block on them.
+    let out = std::thread::spawn({
+        let mut o = child.stdout.take().unwrap();
+        move || {
+            let mut v = Vec::new();
+            let _ = o.read_to_end(&mut v);
+            v
+        }
+    });
+    let err = std::thread::spawn({
+        let mut e = child.stderr.take().unwrap();
+        move || {
+            let mut v = Vec::new();
+            let _ = e.read_to_end(&mut v);
+            v
+        }
+    });
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        if Instant::now() > end {
+            child.kill().ok();
+            panic!("the command did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::process::Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
