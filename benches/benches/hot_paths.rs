@@ -21,7 +21,8 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use echo_svc::{Config, FaultSpec};
 use http_body_util::{BodyExt as _, Empty};
 use loadgen::cli::Arrival;
-use loadgen::record::{Recorder, Results, TargetResult};
+use loadgen::record::{Answered, Recorder};
+use loadgen::results::{Results, TargetResult};
 use loadgen::schedule::{Arrivals, RatePlan, Stage};
 use rand::rngs::SmallRng;
 use rand::SeedableRng as _;
@@ -118,12 +119,14 @@ fn record(c: &mut Criterion) {
             r.response(
                 0,
                 false,
-                200,
-                Some(b"us"),
-                Some(b"v1"),
-                0,
-                1_000 + (i & 0xffff),
-                250_000 + (i & 0xfffff),
+                &Answered {
+                    status: 200,
+                    region: Some(b"us"),
+                    version: Some(b"v1"),
+                    due_ns: 0,
+                    sent_ns: 1_000 + (i & 0xffff),
+                    done_ns: 250_000 + (i & 0xfffff),
+                },
             );
         })
     });
@@ -144,12 +147,14 @@ fn record(c: &mut Criterion) {
             r.response(
                 t,
                 false,
-                200,
-                Some(region),
-                Some(version),
-                0,
-                1_000,
-                250_000 + (i as u64 & 0xfffff),
+                &Answered {
+                    status: 200,
+                    region: Some(region),
+                    version: Some(version),
+                    due_ns: 0,
+                    sent_ns: 1_000,
+                    done_ns: 250_000 + (i as u64 & 0xfffff),
+                },
             );
         })
     });
@@ -199,12 +204,14 @@ fn results_with_groups() -> Results {
         r.response(
             t,
             false,
-            status,
-            Some(region),
-            Some(version),
-            0,
-            100,
-            200_000 + (i * 37) % 300_000,
+            &Answered {
+                status,
+                region: Some(region),
+                version: Some(version),
+                due_ns: 0,
+                sent_ns: 100,
+                done_ns: 200_000 + (i * 37) % 300_000,
+            },
         );
     }
     let (accts, groups, pacing) = r.into_groups(&names);
@@ -241,19 +248,19 @@ fn slo(c: &mut Criterion) {
     g.bench_function("parse_five", |b| {
         b.iter(|| {
             for t in &texts {
-                black_box(loadgen::slo::parse(black_box(t)).unwrap());
+                black_box(loadgen::judge::slo::parse(black_box(t)).unwrap());
             }
         })
     });
     let slos: Vec<_> = texts
         .iter()
-        .flat_map(|t| loadgen::slo::parse(t).unwrap())
+        .flat_map(|t| loadgen::judge::slo::parse(t).unwrap())
         .collect();
     let results = results_with_groups();
     g.bench_function("evaluate_five_on_four_groups", |b| {
         b.iter(|| {
             for s in &slos {
-                black_box(loadgen::slo::evaluate(s, &results));
+                black_box(loadgen::judge::slo::evaluate(s, &results));
             }
         })
     });

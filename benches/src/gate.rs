@@ -193,7 +193,7 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64) -> anyhow::Result<Step> 
         .sum();
     let errors: u64 = r.targets.iter().map(|t| t.measured.failed()).sum();
     let dropped: u64 = r.targets.iter().map(|t| t.measured.dropped()).sum();
-    let mut all = loadgen::record::new_histogram();
+    let mut all = loadgen::results::new_histogram();
     for g in r.groups.values() {
         let _ = all.add(&g.corrected);
     }
@@ -258,7 +258,7 @@ pub fn render(o: &Outcome) -> String {
             s.rate,
             s.achieved_rps,
             s.completed,
-            loadgen::slo::fmt_us(s.p99_us as f64),
+            loadgen::units::fmt_us(s.p99_us as f64),
             s.errors,
             s.dropped,
             s.loadgen_cpu_us_per_req,

@@ -7,7 +7,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+pub use crate::schedule::Arrival;
+use clap::{Args, Parser, Subcommand};
 
 /// Exit-code section shown at the end of `--help`.
 pub const EXIT_CODES: &str = "\
@@ -129,16 +130,6 @@ pub struct CompareArgs {
     /// Allowed growth of p95 and p99 per group: `10%` or `0.1`.
     #[arg(long, default_value = "10%")]
     pub max_regression: String,
-}
-
-/// Request arrival process.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
-pub enum Arrival {
-    /// Evenly spaced requests (wrk2 style).
-    #[default]
-    Fixed,
-    /// Exponentially distributed gaps with the same mean rate.
-    Poisson,
 }
 
 /// Flags of a load run.

@@ -9,8 +9,8 @@ use std::time::Duration;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::cli::{Arrival, RunArgs};
+use crate::judge::slo::Slo;
 use crate::schedule::{parse_stages, Stage};
-use crate::slo::Slo;
 use crate::target::{self, Target};
 
 /// Rate used when neither `--rps` nor `--stages` is given.
@@ -67,7 +67,7 @@ pub struct RunConfig {
     pub progress: bool,
     pub seed: u64,
     /// This process's part of a sharded run.
-    pub shard: crate::shard::Shard,
+    pub shard: crate::schedule::shard::Shard,
     /// Where to serve Prometheus metrics during the run.
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Interval of the per-interval latency data.
@@ -134,14 +134,7 @@ impl RunConfig {
         )?;
         within("--tick", args.tick, Duration::ZERO, Duration::from_secs(1))?;
         within("--interval", args.interval, ms, Duration::from_secs(3600))?;
-        let mut slos = Vec::new();
-        for s in &args.slos {
-            slos.extend(crate::slo::parse(s)?);
-        }
-        if let Some(p) = &args.slo_file {
-            let text = crate::error::read_input(p, "SLO file")?;
-            slos.extend(crate::slo::parse_file(&text)?);
-        }
+        let slos = crate::judge::slo::gather(&args.slos, args.slo_file.as_deref())?;
         let mut headers = HeaderMap::new();
         for h in &args.headers {
             let (name, value) = h.split_once(':').ok_or_else(|| {
@@ -199,7 +192,7 @@ impl RunConfig {
             version_header: header_name("--version-header", &args.version_header)?,
             progress: !args.no_progress,
             seed: args.seed.unwrap_or_else(rand::random),
-            shard: crate::shard::Shard::resolve(
+            shard: crate::schedule::shard::Shard::resolve(
                 args.shard.as_deref(),
                 args.shard_index.as_deref(),
                 args.shard_count,
@@ -217,5 +210,50 @@ impl RunConfig {
     /// Total measured duration (stages, without warm-up).
     pub fn measured_duration(&self) -> Duration {
         self.stages.iter().map(|s| s.duration).sum()
+    }
+}
+#[derive(Debug, serde::Serialize)]
+struct JsonSettings {
+    stages: Vec<(f64, f64, f64)>,
+    warmup_secs: f64,
+    arrival: String,
+    timeout_secs: f64,
+    connections: usize,
+    fixed_pool: bool,
+    max_in_flight: usize,
+    max_lag_secs: f64,
+    tick_secs: f64,
+    threads: usize,
+    seed: u64,
+    region_header: String,
+    version_header: String,
+    shard: String,
+}
+
+impl RunConfig {
+    /// The run's settings as written in the JSON report.
+    pub fn settings_json(&self) -> serde_json::Value {
+        let cfg = self;
+        let settings = JsonSettings {
+            stages: cfg
+                .stages
+                .iter()
+                .map(|s| (s.duration.as_secs_f64(), s.from, s.to))
+                .collect(),
+            warmup_secs: cfg.warmup.as_secs_f64(),
+            arrival: format!("{:?}", cfg.arrival).to_lowercase(),
+            timeout_secs: cfg.timeout.as_secs_f64(),
+            connections: cfg.connections,
+            fixed_pool: cfg.fixed_pool,
+            max_in_flight: cfg.max_in_flight,
+            max_lag_secs: cfg.max_lag.as_secs_f64(),
+            tick_secs: cfg.tick.as_secs_f64(),
+            threads: cfg.threads,
+            seed: cfg.seed,
+            region_header: cfg.region_header.to_string(),
+            version_header: cfg.version_header.to_string(),
+            shard: cfg.shard.to_string(),
+        };
+        serde_json::to_value(settings).unwrap_or_default()
     }
 }

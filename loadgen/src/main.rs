@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     match loadgen::run(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            loadgen::console::note(format_args!("loadgen: error: {e:#}"));
+            loadgen::report::console::note(format_args!("loadgen: error: {e:#}"));
             ExitCode::from(loadgen::exit_code_for(&e))
         }
     }

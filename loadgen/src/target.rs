@@ -12,7 +12,7 @@ use std::path::Path;
 use http::uri::{Authority, PathAndQuery, Uri};
 use serde::Deserialize;
 
-use crate::config::UsageError;
+use crate::error::UsageError;
 
 /// A resolved target.
 #[derive(Debug, Clone)]

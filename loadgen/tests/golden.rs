@@ -29,7 +29,8 @@ fn shape(report: &str) -> String {
             .collect();
         let joined = cells.join(" | ");
         // Border rows carry no information beyond their position.
-        let joined = if joined.chars().all(|c| "┌┬┐└┴┘╞╪╡═─ |├┼┤".contains(c)) {
+        let joined = if joined.chars().all(|c| "┌┬┐└┴┘╞╪╡═─ |├┼┤".contains(c))
+        {
             "<border>".to_string()
         } else {
             joined
@@ -87,13 +88,27 @@ fn the_report_keeps_its_shape() {
     let t1 = format!("us=http://{}/", us.addr());
     let t2 = format!("eu=http://{}/", eu.addr());
     let cfg = config(&[
-        "--target", &t1, "--target", &t2, "--rps", "200", "--duration", "1s", "--seed", "7",
-        "--slo", "p99<10s", "--slo", "error_rate<1%", "--slo", "dropped==0",
+        "--target",
+        &t1,
+        "--target",
+        &t2,
+        "--rps",
+        "200",
+        "--duration",
+        "1s",
+        "--seed",
+        "7",
+        "--slo",
+        "p99<10s",
+        "--slo",
+        "error_rate<1%",
+        "--slo",
+        "dropped==0",
     ]);
     let out = loadgen::execute(cfg, false).unwrap();
     rt.block_on(us.shutdown()).unwrap();
     rt.block_on(eu.shutdown()).unwrap();
-    let text = loadgen::report::render(&out.results, &out.verdicts);
+    let text = loadgen::report::text::render(&out.results, &out.verdicts);
     let got = shape(&text);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.txt");
     if std::env::var_os("LOADGEN_GOLDEN_RECORD").is_some() {

@@ -51,7 +51,7 @@ fn new_versions_beyond_the_cap_fold_into_other() {
         .map(|(_, g)| g.corrected.len())
         .unwrap();
     assert_eq!(other, 292);
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(
         text.contains("292 responses carried more distinct region/version values"),
         "{text}"
@@ -69,7 +69,7 @@ fn a_long_label_is_cut() {
     )
     .unwrap();
     let key = out.results.groups.keys().next().unwrap();
-    assert_eq!(key.version.len(), loadgen::record::MAX_LABEL_BYTES);
+    assert_eq!(key.version.len(), loadgen::results::MAX_LABEL_BYTES);
 }
 
 /// Reads `/metrics` of a running loadgen until `want` shows up (bounded).
@@ -318,7 +318,7 @@ fn sigterm_during_warmup_keeps_every_bucket_summed() {
     let status = child.wait().unwrap();
     rt.block_on(e.shutdown()).unwrap();
     assert!(!stdout.contains("BUG"), "{stdout}");
-    let saved = loadgen::saved::load(&json).unwrap();
+    let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     let t = &saved.results.targets[0];
     assert_eq!(t.measured.scheduled, 0, "{t:?}");
@@ -453,7 +453,7 @@ fn forged_hdr(payload_len: u32, low: u64, high: u64, digits: u32, payload: &[u8]
 
 #[test]
 fn forged_reports_are_refused_cheaply() {
-    let huge = forged_hdr(u32::MAX - 8, 1, loadgen::record::HIGHEST_US, 3, &[0; 30]);
+    let huge = forged_hdr(u32::MAX - 8, 1, loadgen::results::HIGHEST_US, 3, &[0; 30]);
     let wide = forged_hdr(2, 1, u64::MAX / 2, 5, &[0, 0]);
     let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
         (
@@ -598,14 +598,14 @@ fn small_hostile_inputs() {
 
 #[test]
 fn junit_is_valid_xml_whatever_the_slo_text() {
-    let v = loadgen::slo::Verdict {
+    let v = loadgen::judge::slo::Verdict {
         slo: "p99<1s\u{1}\u{0}".into(),
         measured: Some(1.0),
         threshold: 1.0,
         pass: false,
         detail: "x\u{1f}y".into(),
     };
-    let xml = loadgen::junit::render("suite\u{7}", &[v], 1.0);
+    let xml = loadgen::report::junit::render("suite\u{7}", &[v], 1.0);
     assert!(
         !xml.chars()
             .any(|c| (c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r')),

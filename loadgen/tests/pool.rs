@@ -17,8 +17,8 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
 }
 
 /// Corrected latency of every response of a target, merged over groups.
-fn corrected_p99_us(r: &loadgen::record::Results) -> u64 {
-    let mut h = loadgen::record::new_histogram();
+fn corrected_p99_us(r: &loadgen::results::Results) -> u64 {
+    let mut h = loadgen::results::new_histogram();
     for g in r.groups.values() {
         h.add(&g.corrected).unwrap();
     }
@@ -65,9 +65,9 @@ fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
     let pool = &tr.pool;
     assert!(pool.peak >= 90 && pool.peak <= 400, "{pool:?}");
     assert!(pool.opened >= pool.peak / 2, "{pool:?}");
-    assert!(loadgen::limits::limits(r).is_empty());
+    assert!(loadgen::judge::limits::limits(r).is_empty());
     assert_eq!(out.exit_code, EXIT_OK, "{:?}", out.verdicts);
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("connections for eu: opened"), "{text}");
     assert!(!text.contains("LOADGEN LIMITED"), "{text}");
 }
@@ -110,11 +110,11 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     // The wait histogram shows the queueing: far above the material threshold.
     let wait_p99 = pool.wait.value_at_quantile(0.99);
     assert!(
-        wait_p99 > 100 * loadgen::limits::WAIT_P99_LIMIT_US,
+        wait_p99 > 100 * loadgen::judge::limits::WAIT_P99_LIMIT_US,
         "wait p99 {wait_p99} us"
     );
 
-    let limits = loadgen::limits::limits(r);
+    let limits = loadgen::judge::limits::limits(r);
     assert_eq!(limits.len(), 1, "{limits:?}");
     let l = &limits[0];
     assert_eq!(l.target, "eu");
@@ -133,7 +133,7 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     assert!(!gate.pass, "{gate:?}");
     assert!(out.verdicts.iter().any(|v| v.slo == "p99<10s" && v.pass));
 
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("LOADGEN LIMITED THIS RUN for eu"), "{text}");
     assert!(
         text.contains("waited in loadgen for a free connection"),
@@ -151,12 +151,12 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     assert_eq!(v["targets"][0]["generator_limited"], true);
     assert_eq!(v["targets"][0]["connections"]["cap"], 4);
     assert_eq!(v["limits"][0]["connections_needed"], needed);
-    let saved = loadgen::saved::load(&json).unwrap();
+    let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     let back = &saved.results.targets[0].pool;
     assert_eq!(back.queued_at_cap, pool.queued_at_cap);
     assert_eq!(back.wait.len(), pool.wait.len());
-    assert_eq!(loadgen::limits::limits(&saved.results), limits);
+    assert_eq!(loadgen::judge::limits::limits(&saved.results), limits);
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use common::*;
-use loadgen::record::GroupKey;
+use loadgen::results::GroupKey;
 use loadgen::{execute, EXIT_OK, EXIT_SLO_FAILED};
 
 fn key(t: &str, r: &str, v: &str, c: &str) -> GroupKey {
@@ -24,7 +24,10 @@ fn key(t: &str, r: &str, v: &str, c: &str) -> GroupKey {
 fn attribution_per_region_and_version_through_the_lab_fleet() {
     let rt = server_runtime();
     let fleet = rt
-        .block_on(loadgen::lab::Fleet::start(Duration::from_millis(20), 10))
+        .block_on(loadgen::cmd::lab::Fleet::start(
+            Duration::from_millis(20),
+            10,
+        ))
         .unwrap();
     let us = format!("us=http://{}/", fleet.regions[0].router);
     let eu = format!("eu=http://{}/", fleet.regions[1].router);
@@ -252,7 +255,7 @@ fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
     assert!(a.dropped_cap >= 50, "{a:?}");
     assert!(a.ok >= 4, "{a:?}");
     assert_eq!(out.exit_code, EXIT_SLO_FAILED);
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("target rate missed for us"), "{text}");
     // Latency is measured from the schedule: queueing behind 2 connections shows.
     let g = &r.groups[&key("us", "us", "v1", "2xx")];

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use clap::Parser as _;
 use loadgen::cli::Cli;
 use loadgen::config::RunConfig;
-use loadgen::record::Results;
+use loadgen::results::Results;
 
 /// A runtime for servers; the load runs on loadgen's own threads.
 pub fn server_runtime() -> tokio::runtime::Runtime {

@@ -7,7 +7,7 @@
 //! are judged here from what the engine recorded, so the text report, the JSON and the
 //! `generator_limited` SLO say the same thing, in words that name the flag to change.
 
-use crate::record::{Results, TargetResult};
+use crate::results::{Results, TargetResult};
 use crate::units::fmt_us;
 
 /// A p99 wait for a free connection above this (microseconds) is material: it is larger
@@ -113,7 +113,7 @@ pub fn limits(r: &Results) -> Vec<Limit> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::record::{new_histogram, GroupHist, GroupKey, PoolStats};
+    use crate::results::{new_histogram, GroupHist, GroupKey, PoolStats};
 
     fn results(wait_us: u64, dropped_at_cap: u64, service_us: u64) -> Results {
         let mut pool = PoolStats {

@@ -9,13 +9,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::record::{
+use super::{decode, FORMAT};
+use crate::results::{
     Accounting, GroupHist, GroupKey, PoolStats, Results, TargetResult, HIGHEST_US, SIGFIG,
 };
-use crate::report::decode;
-
-/// The `format` field of the reports this version writes and reads.
-pub const FORMAT: &str = "loadgen-report-v1";
 
 /// Why a saved report cannot be used.
 #[derive(Debug, thiserror::Error)]

@@ -7,8 +7,8 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::ExportArgs;
-use crate::record::{Results, Timeline};
-use crate::slo::{Slo, Verdict};
+use crate::judge::slo::{Slo, Verdict};
+use crate::results::{Results, Timeline};
 
 fn write(path: &Path, what: &str, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text)
@@ -26,20 +26,20 @@ pub fn write_all(
     verdicts: &[Verdict],
 ) -> anyhow::Result<()> {
     if let Some(p) = &args.summary_export {
-        let v = crate::summary::build(r, slos, verdicts);
+        let v = crate::report::k6::build(r, slos, verdicts);
         write(p, "k6 summary", &serde_json::to_string_pretty(&v)?)?;
     }
     if let Some(p) = &args.junit {
         write(
             p,
             "JUnit report",
-            &crate::junit::render("loadgen", verdicts, r.measured_secs),
+            &crate::report::junit::render("loadgen", verdicts, r.measured_secs),
         )?;
     }
     if let Some(p) = &args.hdr_log {
         match timeline {
-            Some(tl) => crate::hdrlog::write(p, tl)?,
-            None => crate::console::note(format_args!(
+            Some(tl) => crate::report::hdrlog::write(p, tl)?,
+            None => crate::report::console::note(format_args!(
                 "loadgen: --hdr-log {} not written: merged reports carry no per-interval data",
                 p.display()
             )),
@@ -49,7 +49,7 @@ pub fn write_all(
         write(
             p,
             "HTML report",
-            &crate::html::render(settings, r, timeline, verdicts),
+            &crate::report::html::render(settings, r, timeline, verdicts),
         )?;
     }
     Ok(())

@@ -17,8 +17,8 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::record::{new_histogram, Results};
-use crate::slo::{Metric, Scope, Slo, Verdict};
+use crate::judge::slo::{Metric, Scope, Slo, Verdict};
+use crate::results::{new_histogram, Results};
 
 fn scope_key(name: &str, s: &Scope) -> String {
     let mut tags = Vec::new();
@@ -173,7 +173,7 @@ pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::record::{GroupHist, GroupKey, TargetResult};
+    use crate::results::{GroupHist, GroupKey, TargetResult};
 
     #[test]
     fn thresholds_say_passed_and_submetrics_exist() {
@@ -207,9 +207,12 @@ mod tests {
             },
             g,
         );
-        let mut slos = crate::slo::parse("p95<200ms").unwrap();
-        slos.extend(crate::slo::parse("http_req_duration{target:us}: p(99)<50").unwrap());
-        let verdicts: Vec<_> = slos.iter().map(|s| crate::slo::evaluate(s, &r)).collect();
+        let mut slos = crate::judge::slo::parse("p95<200ms").unwrap();
+        slos.extend(crate::judge::slo::parse("http_req_duration{target:us}: p(99)<50").unwrap());
+        let verdicts: Vec<_> = slos
+            .iter()
+            .map(|s| crate::judge::slo::evaluate(s, &r))
+            .collect();
         assert!(verdicts[0].pass && !verdicts[1].pass);
         let v = build(&r, &slos, &verdicts);
         let m = &v["metrics"];

@@ -9,14 +9,26 @@
 //! `w, w+n, w+2n, ...` (fixed) or increments of `n·Exp(1)` (Poisson, a thinned
 //! process), so the union over workers is exactly the requested schedule.
 
+pub mod shard;
+
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::rngs::SmallRng;
 use rand::{Rng as _, SeedableRng as _};
 
-use crate::cli::Arrival as ArrivalMode;
-use crate::config::UsageError;
+use self::Arrival as ArrivalMode;
+use crate::error::UsageError;
+
+/// Request arrival process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum Arrival {
+    /// Evenly spaced requests (wrk2 style).
+    #[default]
+    Fixed,
+    /// Exponentially distributed gaps with the same mean rate.
+    Poisson,
+}
 
 /// One ramp step: over `duration`, move linearly from `from` to `to` requests/s.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -184,8 +196,9 @@ impl RatePlan {
 /// One scheduled request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Due {
-    /// Nanoseconds after the run start.
-    pub at_ns: u64,
+    /// When it is due, nanoseconds after the run start (the engine adds the start; the
+    /// name stays `due_ns` through to the recorder).
+    pub due_ns: u64,
     /// Falls in the warm-up (left out of results).
     pub warmup: bool,
 }
@@ -244,7 +257,7 @@ impl Iterator for Arrivals {
             ArrivalMode::Poisson => self.stride * exp1(&mut self.rng),
         };
         Some(Due {
-            at_ns: (t * 1e9) as u64,
+            due_ns: (t * 1e9) as u64,
             warmup: t < self.plan.warmup_end,
         })
     }
@@ -288,7 +301,7 @@ mod tests {
         assert_eq!(all.len(), 3000);
         assert_eq!(all.iter().filter(|d| d.warmup).count(), 1000);
         for w in all.windows(2) {
-            let gap = w[1].at_ns - w[0].at_ns;
+            let gap = w[1].due_ns - w[0].due_ns;
             assert!((999_000..=1_001_000).contains(&gap), "gap {gap}");
         }
     }
@@ -300,7 +313,7 @@ mod tests {
         let plan = Arc::new(RatePlan::new(&stages, Duration::ZERO, 1.0));
         let all: Vec<Due> = Arrivals::new(plan, ArrivalMode::Fixed, 0, 1, 0).collect();
         assert!((4999..=5001).contains(&all.len()), "{}", all.len());
-        let first_half = all.iter().filter(|d| d.at_ns < 5_000_000_000).count();
+        let first_half = all.iter().filter(|d| d.due_ns < 5_000_000_000).count();
         assert!((1249..=1251).contains(&first_half), "{first_half}");
     }
 
@@ -327,12 +340,12 @@ mod tests {
             let mut merged: Vec<Due> = (0..workers)
                 .flat_map(|w| Arrivals::new(plan.clone(), ArrivalMode::Fixed, w, workers, 0).collect::<Vec<_>>())
                 .collect();
-            merged.sort_by_key(|d| d.at_ns);
+            merged.sort_by_key(|d| d.due_ns);
             prop_assert_eq!(merged.len(), single.len());
             let total = plan.count_at(plan.end_secs());
             prop_assert!((single.len() as f64 - total).abs() <= 1.0 + 1e-6);
-            prop_assert!(single.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
-            prop_assert!(single.iter().all(|d| d.at_ns as f64 <= plan.end_secs() * 1e9 + 1.0));
+            prop_assert!(single.windows(2).all(|w| w[0].due_ns <= w[1].due_ns));
+            prop_assert!(single.iter().all(|d| d.due_ns as f64 <= plan.end_secs() * 1e9 + 1.0));
         }
     }
 }

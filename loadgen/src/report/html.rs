@@ -12,8 +12,8 @@ use std::fmt::Write as _;
 use hdrhistogram::Histogram;
 use html_escape::encode_text as esc;
 
-use crate::record::{GroupHist, Results, Timeline};
-use crate::slo::{fmt_us, Verdict};
+use crate::judge::slo::{fmt_us, Verdict};
+use crate::results::{GroupHist, Results, Timeline};
 
 const W: f64 = 640.0;
 const H: f64 = 300.0;

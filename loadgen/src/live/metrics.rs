@@ -25,8 +25,8 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
-use crate::engine::Live;
-use crate::record::{new_histogram, Accounting, Snapshot};
+use crate::live::Live;
+use crate::results::{new_histogram, Accounting, Snapshot};
 
 /// Histogram bucket bounds, seconds.
 pub const BUCKETS: [f64; 16] = [

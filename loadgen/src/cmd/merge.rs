@@ -1,95 +1,19 @@
-//! Scale-out: splitting one run across N processes (`--shard i/n`, e.g. the pods of an
-//! Indexed Job) and merging their JSON reports exactly (`loadgen merge`).
+//! `loadgen merge`: the JSON reports of runs that happened side by side (the shards of
+//! one run, [`crate::schedule::shard`]) merged exactly, judged and reported again.
 //!
-//! **Splitting.** Every worker thread already takes every `threads`-th request of each
-//! target's schedule. Shard `i` of `n` with `T` threads simply runs workers
-//! `i*T .. i*T+T` of `n*T`: the shards interleave request by request, so together they
-//! send exactly the whole schedule (stages and warm-up included), each at 1/n of the rate.
-//!
-//! **Merging.** Counts add and HDR histograms add, so the merged percentiles are exactly
+//! Counts add and HDR histograms add, so the merged percentiles are exactly
 //! those one process would have recorded. Shards run side by side, so the merged measured
 //! time is the longest of them (not the sum) and rates are totals over that window.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use anyhow::Context as _;
 
 use crate::cli::MergeArgs;
-use crate::config::UsageError;
-use crate::record::{new_histogram, GroupHist, GroupKey, Results, TargetResult};
-use crate::saved::SavedRun;
-use crate::slo::{Slo, Verdict};
-
-/// This process's part of a sharded run: `index` in `0..count`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    pub index: usize,
-    pub count: usize,
-}
-
-impl Default for Shard {
-    fn default() -> Shard {
-        Shard { index: 0, count: 1 }
-    }
-}
-
-impl fmt::Display for Shard {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-impl Shard {
-    /// Builds a shard from its parts, checking `index < count`.
-    pub fn new(index: usize, count: usize) -> Result<Shard, UsageError> {
-        if count == 0 {
-            return Err(UsageError::new("shard count must be at least 1"));
-        }
-        if index >= count {
-            return Err(UsageError::new(format!(
-                "shard index {index} is out of range for {count} shards (indexes start at 0)"
-            )));
-        }
-        Ok(Shard { index, count })
-    }
-
-    /// Parses `i/n` (zero-based index, as Kubernetes' `JOB_COMPLETION_INDEX`).
-    pub fn parse(s: &str) -> Result<Shard, UsageError> {
-        let bad = || UsageError::new(format!("bad shard {s:?}: expected INDEX/COUNT, e.g. 0/4"));
-        let (i, n) = s.trim().split_once('/').ok_or_else(bad)?;
-        let i: usize = i.trim().parse().map_err(|_| bad())?;
-        let n: usize = n.trim().parse().map_err(|_| bad())?;
-        Shard::new(i, n)
-    }
-
-    /// The shard from `--shard`, or else from an index (`JOB_COMPLETION_INDEX`) and a
-    /// count (`--shard-count`); none of them means a single unsharded process.
-    pub fn resolve(
-        spec: Option<&str>,
-        index: Option<&str>,
-        count: Option<usize>,
-    ) -> Result<Shard, UsageError> {
-        match (spec, index, count) {
-            (Some(s), _, _) => Shard::parse(s),
-            (None, Some(i), Some(n)) => {
-                let i: usize = i.trim().parse().map_err(|_| {
-                    UsageError::new(format!("bad JOB_COMPLETION_INDEX {i:?}: expected a number"))
-                })?;
-                Shard::new(i, n)
-            }
-            (None, None, Some(n)) if n > 1 => Err(UsageError::new(format!(
-                "--shard-count {n} needs a shard index: set JOB_COMPLETION_INDEX or use --shard i/{n}"
-            ))),
-            _ => Ok(Shard::default()),
-        }
-    }
-
-    /// The global worker index and worker count for local worker `w` of `threads`.
-    pub fn worker(&self, w: usize, threads: usize) -> (usize, usize) {
-        (self.index * threads + w, self.count * threads)
-    }
-}
+use crate::error::UsageError;
+use crate::judge::slo::Slo;
+use crate::report::json::read::SavedRun;
+use crate::results::{new_histogram, GroupHist, GroupKey, Results, TargetResult};
 
 /// Why saved runs cannot be merged (the inputs do not belong together: exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -166,35 +90,24 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
 pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
     let mut runs = Vec::with_capacity(args.inputs.len());
     for p in &args.inputs {
-        runs.push(crate::saved::load(p)?);
+        runs.push(crate::report::json::read::load(p)?);
     }
-    let mut slos: Vec<Slo> = Vec::new();
-    for s in &args.slos {
-        slos.extend(crate::slo::parse(s)?);
-    }
-    if let Some(p) = &args.slo_file {
-        let text = crate::error::read_input(p, "SLO file")?;
-        slos.extend(crate::slo::parse_file(&text)?);
-    }
+    let mut slos: Vec<Slo> = crate::judge::slo::gather(&args.slos, args.slo_file.as_deref())?;
     if slos.is_empty() {
         // Judge by the SLOs the runs were given (each once, in order of appearance).
         let mut seen: Vec<&str> = Vec::new();
         for text in runs.iter().flat_map(|r| r.slos.iter()) {
             if !seen.contains(&text.as_str()) {
                 seen.push(text);
-                slos.extend(crate::slo::parse(text).with_context(|| {
+                slos.extend(crate::judge::slo::parse(text).with_context(|| {
                     format!("an input records an SLO this version cannot read: {text:?}")
                 })?);
             }
         }
     }
     let results = merge_runs(&runs).map_err(|e| UsageError::new(e.to_string()))?;
-    let verdicts: Vec<Verdict> = slos
-        .iter()
-        .map(|s| crate::slo::evaluate(s, &results))
-        .collect();
-    let exit_code = crate::verdict_code(&verdicts);
-    crate::console::note(format_args!(
+    let (verdicts, exit_code) = crate::judge::judge(&slos, &results);
+    crate::report::console::note(format_args!(
         "loadgen: merged {} report(s): {}",
         runs.len(),
         runs.iter()
@@ -211,18 +124,17 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
                 .collect(),
         );
     }
-    // Files first (whatever becomes of stdout); a write failure counts after printing.
-    let written = (|| -> anyhow::Result<()> {
-        if let Some(path) = &args.json {
-            let json =
-                crate::report::to_json_with(settings.clone(), &results, &verdicts, exit_code)?;
-            std::fs::write(path, json)
-                .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
-        }
-        crate::export::write_all(&args.exports, &settings, &results, None, &slos, &verdicts)
-    })();
-    crate::console::out(&crate::report::render(&results, &verdicts));
-    written?;
+    crate::report::finish(&crate::report::Finish {
+        results: &results,
+        slos: &slos,
+        verdicts: &verdicts,
+        exit_code,
+        settings,
+        json: args.json.as_deref(),
+        exports: &args.exports,
+        timeline: None,
+        notes: Vec::new(),
+    })?;
     Ok(exit_code)
 }
 
@@ -231,28 +143,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
-    #[test]
-    fn parses_and_checks_shards() {
-        assert_eq!(Shard::parse("2/4").unwrap(), Shard { index: 2, count: 4 });
-        assert!(Shard::parse("4/4").is_err());
-        assert!(Shard::parse("1/0").is_err());
-        assert!(Shard::parse("x").is_err());
-        assert_eq!(
-            Shard::resolve(None, Some("3"), Some(5)).unwrap(),
-            Shard { index: 3, count: 5 }
-        );
-        assert!(Shard::resolve(None, None, Some(3)).is_err());
-        assert_eq!(Shard::resolve(None, None, None).unwrap(), Shard::default());
-        // An explicit --shard wins over the environment.
-        assert_eq!(
-            Shard::resolve(Some("0/2"), Some("7"), Some(9)).unwrap(),
-            Shard { index: 0, count: 2 }
-        );
-        assert_eq!(Shard { index: 1, count: 3 }.worker(1, 2), (3, 6));
-    }
-
     fn run(path: &str, url: &str, ok: u64, secs: f64) -> SavedRun {
-        let measured = crate::record::Accounting {
+        let measured = crate::results::Accounting {
             scheduled: ok,
             ok,
             ..Default::default()

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use crate::slo::Verdict;
+use crate::judge::slo::Verdict;
 
 /// XML 1.0 admits no control characters but tab, newline and carriage return, not even
 /// as character references: an SLO text holding one would make the file invalid, so

@@ -13,197 +13,14 @@
 //! the engine compared with its schedule. All values are microseconds, 1 µs to 1 hour at
 //! 3 significant digits (memory does not grow with the run length).
 
-use std::collections::BTreeMap;
-
 use hdrhistogram::Histogram;
-use serde::Serialize;
 
-/// Highest trackable value, in microseconds (one hour; larger values saturate).
-pub const HIGHEST_US: u64 = 3_600_000_000;
-/// Significant decimal digits kept by every histogram.
-pub const SIGFIG: u8 = 3;
-
-/// A new empty latency histogram in microseconds.
-pub fn new_histogram() -> Histogram<u64> {
-    match Histogram::new_with_bounds(1, HIGHEST_US, SIGFIG) {
-        Ok(h) => h,
-        // The bounds are constants that hdrhistogram accepts; this arm cannot run.
-        Err(e) => unreachable!("histogram bounds are valid constants: {e:?}"),
-    }
-}
-
-/// Label for a group whose response lacked the region or version header.
-pub const UNKNOWN: &str = "unknown";
-/// Region and version of the responses beyond a target's group cap.
-pub const OTHER: &str = "other";
-/// Distinct (region, version) pairs kept per target unless `--max-groups` says otherwise:
-/// a server that answers with ever-new values must not grow memory without end.
-pub const DEFAULT_MAX_GROUPS: usize = 64;
-/// Longest region or version value kept; longer ones are cut here.
-pub const MAX_LABEL_BYTES: usize = 64;
-
-/// How a scheduled request ended when it got no HTTP response.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// No response within `--timeout`.
-    Timeout,
-    /// The connection was refused.
-    Refused,
-    /// The connection was reset or closed before a complete response.
-    Reset,
-    /// The response was not valid HTTP/1.1.
-    Malformed,
-    /// Any other transport error.
-    OtherTransport,
-    /// Not sent: the target's in-flight cap was reached.
-    DroppedCap,
-    /// Not sent: the generator fell more than `--max-lag` behind schedule.
-    DroppedBehind,
-    /// Still queued or in flight when the run stopped.
-    Cancelled,
-}
-
-/// Where every scheduled request of one target ended. The fields sum to `scheduled`.
-#[derive(Debug, Clone, Default, Serialize, serde::Deserialize, PartialEq, Eq)]
-pub struct Accounting {
-    pub scheduled: u64,
-    /// Responses with status below 400.
-    pub ok: u64,
-    /// Responses with status 400 and above, by status.
-    pub http_errors: BTreeMap<u16, u64>,
-    pub timeout: u64,
-    pub refused: u64,
-    pub reset: u64,
-    pub malformed: u64,
-    pub other_transport: u64,
-    pub dropped_cap: u64,
-    pub dropped_behind: u64,
-    pub cancelled: u64,
-}
-
-impl Accounting {
-    pub fn http_error_total(&self) -> u64 {
-        self.http_errors.values().sum()
-    }
-    pub fn transport_total(&self) -> u64 {
-        self.refused + self.reset + self.malformed + self.other_transport
-    }
-    /// HTTP errors, timeouts and transport errors.
-    pub fn failed(&self) -> u64 {
-        self.http_error_total() + self.timeout + self.transport_total()
-    }
-    pub fn dropped(&self) -> u64 {
-        self.dropped_cap + self.dropped_behind
-    }
-    /// Requests that were sent and came to an end (answered or failed).
-    pub fn completed(&self) -> u64 {
-        self.ok + self.failed()
-    }
-    /// Sum of all end buckets; equals `scheduled` when nothing was lost.
-    pub fn bucket_sum(&self) -> u64 {
-        self.completed() + self.dropped() + self.cancelled
-    }
-
-    /// [`Accounting::bucket_sum`] without overflow: `None` when the buckets add up to more
-    /// than a u64 (only a forged report can say so).
-    pub fn checked_bucket_sum(&self) -> Option<u64> {
-        let mut sum = 0u64;
-        for n in self.http_errors.values().copied().chain([
-            self.ok,
-            self.timeout,
-            self.refused,
-            self.reset,
-            self.malformed,
-            self.other_transport,
-            self.dropped_cap,
-            self.dropped_behind,
-            self.cancelled,
-        ]) {
-            sum = sum.checked_add(n)?;
-        }
-        Some(sum)
-    }
-
-    fn add_failure(&mut self, f: Failure) {
-        match f {
-            Failure::Timeout => self.timeout += 1,
-            Failure::Refused => self.refused += 1,
-            Failure::Reset => self.reset += 1,
-            Failure::Malformed => self.malformed += 1,
-            Failure::OtherTransport => self.other_transport += 1,
-            Failure::DroppedCap => self.dropped_cap += 1,
-            Failure::DroppedBehind => self.dropped_behind += 1,
-            Failure::Cancelled => self.cancelled += 1,
-        }
-    }
-
-    /// Adds another worker's or run's counts (saturating: counts from files must not
-    /// overflow into nonsense).
-    pub fn merge(&mut self, o: &Accounting) {
-        self.scheduled = self.scheduled.saturating_add(o.scheduled);
-        self.ok = self.ok.saturating_add(o.ok);
-        for (s, n) in &o.http_errors {
-            let e = self.http_errors.entry(*s).or_default();
-            *e = e.saturating_add(*n);
-        }
-        self.timeout = self.timeout.saturating_add(o.timeout);
-        self.refused = self.refused.saturating_add(o.refused);
-        self.reset = self.reset.saturating_add(o.reset);
-        self.malformed = self.malformed.saturating_add(o.malformed);
-        self.other_transport = self.other_transport.saturating_add(o.other_transport);
-        self.dropped_cap = self.dropped_cap.saturating_add(o.dropped_cap);
-        self.dropped_behind = self.dropped_behind.saturating_add(o.dropped_behind);
-        self.cancelled = self.cancelled.saturating_add(o.cancelled);
-    }
-}
-
-/// Status class label (`2xx`, ...).
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
-    }
-}
-
-/// Identity of a latency group.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-pub struct GroupKey {
-    pub target: String,
-    pub region: String,
-    pub version: String,
-    pub class: String,
-}
-
-/// The two latency histograms of a group.
-#[derive(Debug, Clone)]
-pub struct GroupHist {
-    pub corrected: Histogram<u64>,
-    pub service: Histogram<u64>,
-}
-
-impl GroupHist {
-    pub fn new() -> GroupHist {
-        GroupHist {
-            corrected: new_histogram(),
-            service: new_histogram(),
-        }
-    }
-    pub fn merge(&mut self, o: &GroupHist) {
-        // Same bounds everywhere, so addition cannot fail; saturate defensively anyway.
-        let _ = self.corrected.add(&o.corrected);
-        let _ = self.service.add(&o.service);
-    }
-}
-
-impl Default for GroupHist {
-    fn default() -> Self {
-        GroupHist::new()
-    }
-}
+use crate::results::{
+    new_histogram, status_class, Accounting, Failure, GroupHist, GroupKey, Snapshot,
+    TargetAccounts, Timeline,
+};
+pub use crate::results::{DEFAULT_MAX_GROUPS, MAX_LABEL_BYTES, OTHER, UNKNOWN};
+use std::collections::BTreeMap;
 
 #[derive(Debug)]
 struct LiveGroup {
@@ -216,64 +33,20 @@ struct LiveGroup {
     interval: Histogram<u64>,
 }
 
-/// Per-target accounting: measured part and warm-up, and how the connection pool coped.
-#[derive(Debug, Clone, Default)]
-pub struct TargetAccounts {
-    pub measured: Accounting,
-    pub warmup: Accounting,
-    pub pool: PoolStats,
-    /// Measured responses counted under region/version `other` because the target
-    /// already had its cap of distinct groups.
-    pub folded: u64,
-}
-
-/// How one target's connection pool carried the load: the evidence for "the generator
-/// limited this run" (see `judge::limits`). Measured requests only, like the latency
-/// histograms; counts add up across workers and shards.
-#[derive(Debug, Clone)]
-pub struct PoolStats {
-    /// Connections established.
-    pub opened: u64,
-    /// Most connection slots (open or opening) at once; across workers the sum of their
-    /// peaks, an upper bound of the simultaneous peak.
-    pub peak: u64,
-    /// The pool's cap (sum of the workers' shares).
-    pub cap: u64,
-    /// Requests that found every connection busy and the pool at its cap, and waited.
-    pub queued_at_cap: u64,
-    /// Requests dropped at `--max-in-flight` while the pool was at its cap.
-    pub dropped_at_cap: u64,
-    /// Time a request waited for a free connection, microseconds (0 when one was free
-    /// or a new one could be opened at once).
-    pub wait: Histogram<u64>,
-}
-
-impl Default for PoolStats {
-    fn default() -> PoolStats {
-        PoolStats {
-            opened: 0,
-            peak: 0,
-            cap: 0,
-            queued_at_cap: 0,
-            dropped_at_cap: 0,
-            wait: new_histogram(),
-        }
-    }
-}
-
-impl PoolStats {
-    pub fn merge(&mut self, o: &PoolStats) {
-        self.opened += o.opened;
-        self.peak += o.peak;
-        self.cap += o.cap;
-        self.queued_at_cap += o.queued_at_cap;
-        self.dropped_at_cap += o.dropped_at_cap;
-        let _ = self.wait.add(&o.wait);
-    }
-}
-
 /// A served (region, version) pair, as the response said it.
 type Pair = (Box<[u8]>, Box<[u8]>);
+
+/// One answered request, as the recorder takes it. Times are nanoseconds on the engine's
+/// monotonic clock: when it was due, when it was written, when its answer ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Answered<'a> {
+    pub status: u16,
+    pub region: Option<&'a [u8]>,
+    pub version: Option<&'a [u8]>,
+    pub due_ns: u64,
+    pub sent_ns: u64,
+    pub done_ns: u64,
+}
 
 /// One worker's recording state.
 #[derive(Debug)]
@@ -436,20 +209,17 @@ impl Recorder {
         }
     }
 
-    /// A response arrived. Times are nanoseconds on the same clock.
-    #[allow(clippy::too_many_arguments)]
+    /// A response arrived.
     #[inline]
-    pub fn response(
-        &mut self,
-        target: usize,
-        warmup: bool,
-        status: u16,
-        region: Option<&[u8]>,
-        version: Option<&[u8]>,
-        due_ns: u64,
-        sent_ns: u64,
-        done_ns: u64,
-    ) {
+    pub fn response(&mut self, target: usize, warmup: bool, a: &Answered<'_>) {
+        let Answered {
+            status,
+            region,
+            version,
+            due_ns,
+            sent_ns,
+            done_ns,
+        } = *a;
         let acct = self.acct(target, warmup);
         if status < 400 {
             acct.ok += 1;
@@ -612,18 +382,31 @@ mod tests {
             r.response(
                 0,
                 false,
-                status,
-                Some(b"us"),
-                Some(version),
-                0,
-                1_000_000,
-                2_000_000 + i * 1000,
+                &Answered {
+                    status,
+                    region: Some(b"us"),
+                    version: Some(version),
+                    due_ns: 0,
+                    sent_ns: 1_000_000,
+                    done_ns: 2_000_000 + i * 1000,
+                },
             );
         }
         r.scheduled(1, false);
         r.failure(1, false, Failure::Refused);
         r.scheduled(1, true);
-        r.response(1, true, 200, None, None, 0, 0, 1000);
+        r.response(
+            1,
+            true,
+            &Answered {
+                status: 200,
+                region: None,
+                version: None,
+                due_ns: 0,
+                sent_ns: 0,
+                done_ns: 1000,
+            },
+        );
         let (targets, groups, _) = r.into_groups(&["us".into(), "eu".into()]);
         assert_eq!(
             targets[0].measured.bucket_sum(),
@@ -644,76 +427,4 @@ mod tests {
         assert!(groups[&k].corrected.min() >= 2000);
         assert!(groups[&k].service.max() < 1100);
     }
-}
-
-/// A worker's running totals, published for live metrics.
-#[derive(Debug, Clone, Default)]
-pub struct Snapshot {
-    /// Measured accounting per target (by target index).
-    pub targets: Vec<Accounting>,
-    /// (target index, served region, version, corrected latency) per group, status
-    /// classes merged.
-    pub groups: Vec<(usize, String, String, Histogram<u64>)>,
-}
-
-/// Corrected latency per interval and group: for latency over time (HTML) and the
-/// HdrHistogram interval log. Each slice holds one compressed (V2 deflate) histogram per
-/// worker that saw responses in it; they add up to the group's totals. Intervals are
-/// counted from the start of the measured window, by response completion time.
-#[derive(Debug, Clone, Default)]
-pub struct Timeline {
-    pub interval_secs: f64,
-    /// Wall-clock start of the measured window, seconds since the Unix epoch.
-    pub origin_unix_secs: f64,
-    pub slices: BTreeMap<(u64, GroupKey), Vec<Vec<u8>>>,
-}
-
-impl Timeline {
-    /// Adds another worker's (or shard's) timeline.
-    pub fn merge(&mut self, o: Timeline) {
-        if self.interval_secs == 0.0 {
-            self.interval_secs = o.interval_secs;
-        }
-        for (k, v) in o.slices {
-            self.slices.entry(k).or_default().extend(v);
-        }
-    }
-
-    /// The decoded histogram of one slice (its workers added).
-    pub fn histogram(parts: &[Vec<u8>]) -> Histogram<u64> {
-        let mut h = new_histogram();
-        let mut de = hdrhistogram::serialization::Deserializer::new();
-        for p in parts {
-            if let Ok(x) = de.deserialize::<u64, _>(&mut p.as_slice()) {
-                let _ = h.add(&x);
-            }
-        }
-        h
-    }
-}
-
-/// One target's merged outcome.
-#[derive(Debug, Clone)]
-pub struct TargetResult {
-    pub name: String,
-    pub url: String,
-    /// Scheduled measured requests per second of measured time.
-    pub requested_rps: f64,
-    pub measured: Accounting,
-    pub warmup: Accounting,
-    pub pool: PoolStats,
-    /// Responses folded into region/version `other` (see [`DEFAULT_MAX_GROUPS`]).
-    pub folded: u64,
-}
-
-/// Everything a finished (or interrupted) run measured, merged across workers.
-#[derive(Debug, Clone)]
-pub struct Results {
-    pub targets: Vec<TargetResult>,
-    pub groups: BTreeMap<GroupKey, GroupHist>,
-    pub pacing: Histogram<u64>,
-    /// Length of the measured window actually run, in seconds.
-    pub measured_secs: f64,
-    /// The run was stopped early by a signal.
-    pub interrupted: bool,
 }

@@ -187,7 +187,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
     let fleet = fleet_rt.block_on(Fleet::start(args.eu_delay, args.v2_percent))?;
     let mut targets = Vec::new();
     for r in &fleet.regions {
-        crate::console::note(format_args!(
+        crate::report::console::note(format_args!(
             "lab: region {} router on http://{}/ (v1 {}%, v2 {}%)",
             r.name,
             r.router,
@@ -196,7 +196,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         ));
         targets.push(format!("{}=http://{}/", r.name, r.router));
     }
-    crate::console::note(format_args!(
+    crate::report::console::note(format_args!(
         "lab: running {} rps for {:?} after {:?} warm-up; eu is {:?} slower",
         args.rps, args.duration, args.warmup, args.eu_delay
     ));
@@ -216,7 +216,7 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
         timeout: std::time::Duration::from_secs(5),
         connections: None,
         max_connections: 4096,
-        max_groups: crate::record::DEFAULT_MAX_GROUPS,
+        max_groups: crate::results::DEFAULT_MAX_GROUPS,
         max_in_flight: 1000,
         max_lag: std::time::Duration::from_secs(1),
         tick: std::time::Duration::ZERO,

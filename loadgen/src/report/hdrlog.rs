@@ -14,9 +14,9 @@ use anyhow::Context as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 
-use crate::record::Timeline;
+use crate::results::Timeline;
 
-fn tag_text(k: &crate::record::GroupKey) -> String {
+fn tag_text(k: &crate::results::GroupKey) -> String {
     format!("{}/{}/{}/{}", k.target, k.region, k.version, k.class)
         .chars()
         .map(|c| {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::engine::Live;
-use crate::slo::fmt_us;
+use crate::judge::slo::fmt_us;
+use crate::live::Live;
 
 /// A running progress display; [`Progress::finish`] clears it.
 #[derive(Debug)]

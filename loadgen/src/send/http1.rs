@@ -30,7 +30,7 @@ use http::uri::PathAndQuery;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
-use crate::record::Failure;
+use crate::results::Failure;
 
 /// Largest response head accepted; a longer one is a malformed response.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
@@ -145,7 +145,7 @@ impl Conn {
                 _ => return Err(ExchangeError::Stale),
             }
         }
-        let sent_ns = crate::clock::now_ns();
+        let sent_ns = crate::send::clock::now_ns();
         if let Err(e) = self.stream.write_all(request).await {
             return Err(stale_or(io_failure(&e), false));
         }

@@ -13,9 +13,9 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 
 use crate::cli::CompareArgs;
-use crate::config::UsageError;
-use crate::record::{GroupHist, Results};
-use crate::slo::fmt_us;
+use crate::error::UsageError;
+use crate::judge::slo::fmt_us;
+use crate::results::{GroupHist, Results};
 
 /// Percentiles the gate looks at.
 pub const GATED: [(&str, f64); 2] = [("p95", 0.95), ("p99", 0.99)];
@@ -174,10 +174,10 @@ pub fn render(c: &Comparison, max_regression: f64) -> String {
 /// `loadgen compare`: prints the comparison and returns 0 (pass) or 99 (regressed).
 pub fn run_compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let bound = parse_bound(&args.max_regression)?;
-    let base = crate::saved::load(&args.base)?;
-    let new = crate::saved::load(&args.new)?;
+    let base = crate::report::json::read::load(&args.base)?;
+    let new = crate::report::json::read::load(&args.new)?;
     let c = compare(&base.results, &new.results, bound);
-    crate::console::out(&render(&c, bound));
+    crate::report::console::out(&render(&c, bound));
     Ok(if c.pass() {
         crate::EXIT_OK
     } else {
@@ -189,13 +189,13 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<u8> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::record::GroupKey;
+    use crate::results::GroupKey;
 
     fn results(groups: &[(&str, &str, u64)]) -> Results {
         let mut r = Results {
             targets: vec![],
             groups: Default::default(),
-            pacing: crate::record::new_histogram(),
+            pacing: crate::results::new_histogram(),
             measured_secs: 1.0,
             interrupted: false,
         };

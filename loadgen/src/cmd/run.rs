@@ -1,0 +1,180 @@
+//! `loadgen [flags]`: one load run, from a checked configuration to the report.
+//!
+//! Resolve the targets, drive the engine on its own threads (stopping early on
+//! SIGINT/SIGTERM), then judge and report through the one end-of-run path
+//! ([`crate::report::finish`]).
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tokio::sync::watch;
+
+use crate::cli::{Cli, Command};
+use crate::config::RunConfig;
+use crate::judge::slo::Verdict;
+use crate::live;
+use crate::report::console;
+use crate::results::{Results, Timeline};
+use crate::schedule::RatePlan;
+use crate::send;
+
+/// Runs what the command line asks for and returns the exit code.
+pub fn run(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Some(Command::Lab(args)) => super::lab::run(&args),
+        Some(Command::Merge(args)) => super::merge::run_merge(&args),
+        Some(Command::Compare(args)) => super::compare::run_compare(&args),
+        None => {
+            let cfg = RunConfig::from_args(&cli.run)?;
+            Ok(execute(cfg, true)?.exit_code)
+        }
+    }
+}
+
+/// The outcome of one run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub results: Results,
+    pub verdicts: Vec<Verdict>,
+    pub exit_code: u8,
+    /// Corrected latency per interval and group.
+    pub timeline: Timeline,
+}
+
+/// Runs one load test: resolves targets, drives the engine until the schedule ends (or,
+/// with `stop_on_signals`, a SIGINT/SIGTERM arrives), prints the report on stdout and
+/// writes the JSON report. Signal handling is process-wide, so embedders such as tests
+/// leave it off. Must not be called from inside a tokio runtime.
+pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutcome> {
+    let cfg = Arc::new(cfg);
+    let control = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the control runtime")?;
+    let addrs = control.block_on(async {
+        let mut addrs = Vec::new();
+        for t in &cfg.targets {
+            addrs.push(t.resolve().await?);
+        }
+        anyhow::Ok(addrs)
+    })?;
+    let total_weight: f64 = cfg.targets.iter().map(|t| t.weight).sum();
+    let plans: Vec<Arc<RatePlan>> = cfg
+        .targets
+        .iter()
+        .map(|t| {
+            Arc::new(RatePlan::new(
+                &cfg.stages,
+                cfg.warmup,
+                t.weight / total_weight,
+            ))
+        })
+        .collect();
+
+    let names: Vec<String> = cfg
+        .targets
+        .iter()
+        .map(|t| format!("{}={}", t.name, t.url))
+        .collect();
+    console::note(format_args!(
+        "loadgen: running against {} for {:?} (+{:?} warm-up), {} arrivals",
+        names.join(", "),
+        cfg.measured_duration(),
+        cfg.warmup,
+        format!("{:?}", cfg.arrival).to_lowercase()
+    ));
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let live = {
+        let l = live::Live::new(cfg.threads);
+        Arc::new(if cfg.metrics_addr.is_some() {
+            l.with_detail()
+        } else {
+            l
+        })
+    };
+    // Served for the whole run, including the report phase below.
+    let _metrics = match cfg.metrics_addr {
+        Some(addr) => {
+            let names = cfg.targets.iter().map(|t| t.name.clone()).collect();
+            let server = control.block_on(live::metrics::serve(addr, live.clone(), names))?;
+            console::note(format_args!(
+                "loadgen: Prometheus metrics on http://{}/metrics",
+                server.addr
+            ));
+            Some(server)
+        }
+        None => None,
+    };
+    let progress =
+        live::progress::Progress::start(cfg.progress, &live, cfg.warmup + cfg.measured_duration());
+    let out = control.block_on(async {
+        let signals = tokio::spawn(async move {
+            if stop_on_signals {
+                watch_signals(stop_tx).await;
+            } else {
+                // Keep the sender alive: a dropped sender would read as a stop.
+                std::future::pending::<()>().await;
+                drop(stop_tx);
+            }
+        });
+        let (cfg2, plans2, live2) = (cfg.clone(), plans.clone(), live.clone());
+        let engine = tokio::task::spawn_blocking(move || {
+            send::run(&cfg2, &addrs, &plans2, stop_rx, Some(live2))
+        });
+        let out = engine.await.context("the engine panicked");
+        signals.abort();
+        out
+    })??;
+    progress.finish();
+
+    let (results, timeline) = out.into_results(&cfg, &plans);
+    let (verdicts, exit_code) = crate::judge::judge(&cfg.slos, &results);
+    let notes = if cfg.tick.is_zero() {
+        Vec::new()
+    } else {
+        vec![format!(
+            "note: --tick {:?} batches dispatch; pacing lag up to one tick is by design",
+            cfg.tick
+        )]
+    };
+    crate::report::finish(&crate::report::Finish {
+        results: &results,
+        slos: &cfg.slos,
+        verdicts: &verdicts,
+        exit_code,
+        settings: cfg.settings_json(),
+        json: cfg.json.as_deref(),
+        exports: &cfg.exports,
+        timeline: Some(&timeline),
+        notes,
+    })?;
+    Ok(RunOutcome {
+        results,
+        verdicts,
+        exit_code,
+        timeline,
+    })
+}
+
+async fn watch_signals(stop: watch::Sender<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; Ctrl-C will end the run without a report");
+        return;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    console::note(format_args!("loadgen: stopping: finishing in-flight requests and writing the partial report (again to abort)"));
+    let _ = stop.send(true);
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+    console::note(format_args!("loadgen: aborted"));
+    std::process::exit(130);
+}

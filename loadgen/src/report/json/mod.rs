@@ -1,0 +1,107 @@
+//! The JSON report, written after a run and read back by `merge` and `compare`: one
+//! format, named once ([`FORMAT`]), with every histogram in HdrHistogram's V2 encoding
+//! (base64), so runs merge exactly.
+//!
+//! - [`write`]: the report a run or a merge writes.
+//! - [`read`]: a report read back into [`crate::results::Results`], every field checked.
+
+pub mod read;
+pub mod write;
+
+use base64::Engine as _;
+use hdrhistogram::serialization::{Serializer as _, V2Serializer};
+use hdrhistogram::Histogram;
+
+use crate::results::new_histogram;
+
+/// The `format` field of the reports this version writes and reads.
+pub const FORMAT: &str = "loadgen-report-v1";
+
+/// Encodes a histogram as HdrHistogram V2 (uncompressed), base64.
+pub fn encode(h: &Histogram<u64>) -> String {
+    let mut buf = Vec::new();
+    match V2Serializer::new().serialize(h, &mut buf) {
+        Ok(_) => base64::engine::general_purpose::STANDARD.encode(&buf),
+        Err(_) => String::new(),
+    }
+}
+
+/// HdrHistogram V2 cookies (uncompressed and deflate-compressed).
+const V2_COOKIE: u32 = 0x1c84_9313;
+const V2_COMPRESSED_COOKIE: u32 = 0x1c84_9314;
+/// Size of a V2 header: cookie, payload length, normalising offset, significant digits,
+/// lowest, highest, integer-to-double ratio.
+const V2_HEADER: usize = 40;
+/// Largest encoded histogram read: one of our bounds takes at most a few hundred KiB.
+pub const MAX_HDR_BYTES: usize = 4 * 1024 * 1024;
+
+/// Decodes [`encode`]'s output. The header is checked before the decoder runs: it
+/// allocates what the header claims, so a forged 70-byte histogram claiming a 4 GB
+/// payload, or bounds far wider than ours, must be refused first.
+pub fn decode(s: &str) -> anyhow::Result<Histogram<u64>> {
+    if s.len() > MAX_HDR_BYTES / 3 * 4 + 4 {
+        anyhow::bail!("encoded histogram larger than {} MiB", MAX_HDR_BYTES >> 20);
+    }
+    let bytes = base64::engine::general_purpose::STANDARD.decode(s)?;
+    let be32 =
+        |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
+    let be64 = |at: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&bytes[at..at + 8]);
+        u64::from_be_bytes(b)
+    };
+    if bytes.len() < V2_HEADER {
+        anyhow::bail!("histogram data too short ({} bytes)", bytes.len());
+    }
+    match be32(0) {
+        V2_COOKIE => {}
+        V2_COMPRESSED_COOKIE => anyhow::bail!("compressed histograms are not accepted here"),
+        c => anyhow::bail!("not an HdrHistogram V2 encoding (cookie {c:#x})"),
+    }
+    let payload = be32(4) as usize;
+    if payload > bytes.len() - V2_HEADER {
+        anyhow::bail!(
+            "histogram claims {payload} payload bytes but carries {}",
+            bytes.len() - V2_HEADER
+        );
+    }
+    let (digits, low, high) = (be32(12), be64(16), be64(24));
+    if (low, high, digits)
+        != (
+            1,
+            crate::results::HIGHEST_US,
+            u32::from(crate::results::SIGFIG),
+        )
+    {
+        anyhow::bail!(
+            "histogram bounds ({low}, {high}, {digits} digits) are not loadgen's (1, {}, {})",
+            crate::results::HIGHEST_US,
+            crate::results::SIGFIG
+        );
+    }
+    let h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut bytes.as_slice())
+        .map_err(|e| anyhow::anyhow!("bad HdrHistogram data: {e:?}"))?;
+    let mut out = new_histogram();
+    out.add(&h)
+        .map_err(|e| anyhow::anyhow!("histogram out of range: {e:?}"))?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn hdr_round_trip() {
+        let mut h = new_histogram();
+        for v in [1u64, 10, 100, 1000, 123_456, 60_000_000] {
+            h.record(v).unwrap();
+        }
+        let back = decode(&encode(&h)).unwrap();
+        assert_eq!(back.len(), h.len());
+        assert_eq!(back.max(), h.max());
+        assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));
+    }
+}

@@ -1,0 +1,162 @@
+//! Writing the JSON report.
+
+use serde::Serialize;
+
+use super::{encode, FORMAT};
+use crate::judge::slo::Verdict;
+use crate::report::text::{per_sec, rate_missed};
+use crate::results::{Accounting, Results};
+use hdrhistogram::Histogram;
+
+/// Latency summary of one histogram, microseconds.
+#[derive(Debug, Serialize)]
+pub struct Summary {
+    pub count: u64,
+    pub min: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    /// HdrHistogram V2 encoding, base64.
+    pub hdr: String,
+}
+
+fn summary(h: &Histogram<u64>) -> Summary {
+    let q = |p| {
+        if h.is_empty() {
+            0
+        } else {
+            h.value_at_quantile(p)
+        }
+    };
+    Summary {
+        count: h.len(),
+        min: if h.is_empty() { 0 } else { h.min() },
+        mean: if h.is_empty() { 0.0 } else { h.mean() },
+        p50: q(0.5),
+        p90: q(0.9),
+        p95: q(0.95),
+        p99: q(0.99),
+        p999: q(0.999),
+        max: h.max(),
+        hdr: encode(h),
+    }
+}
+
+#[derive(Debug, Serialize)]
+struct JsonTarget<'a> {
+    name: &'a str,
+    url: &'a str,
+    requested_rps: f64,
+    achieved_rps: f64,
+    rate_missed: bool,
+    /// loadgen itself limited this target (see `limits`).
+    generator_limited: bool,
+    /// Responses counted under region/version `other` (beyond --max-groups).
+    groups_folded: u64,
+    accounting: &'a Accounting,
+    warmup: &'a Accounting,
+    connections: JsonPool,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonPool {
+    opened: u64,
+    peak: u64,
+    cap: u64,
+    queued_at_cap: u64,
+    dropped_at_cap: u64,
+    /// Time requests waited for a free connection.
+    wait: Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonGroup<'a> {
+    target: &'a str,
+    region: &'a str,
+    version: &'a str,
+    status_class: &'a str,
+    corrected: Summary,
+    service: Summary,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonReport<'a> {
+    format: &'static str,
+    unit: &'static str,
+    histogram: (u64, u64, u8),
+    settings: serde_json::Value,
+    measured_secs: f64,
+    interrupted: bool,
+    targets: Vec<JsonTarget<'a>>,
+    groups: Vec<JsonGroup<'a>>,
+    pacing: Summary,
+    /// Some target was limited by loadgen rather than the service: the run's outcome
+    /// says so apart from the SLOs (gate on it with the SLO `generator_limited==0`).
+    generator_limited: bool,
+    limits: Vec<crate::judge::limits::Limit>,
+    slos: &'a [Verdict],
+    exit_code: u8,
+}
+
+/// The JSON report with the given settings object (a merge carries its inputs').
+pub fn to_json_with(
+    settings: serde_json::Value,
+    r: &Results,
+    verdicts: &[Verdict],
+    exit_code: u8,
+) -> anyhow::Result<String> {
+    let limits = crate::judge::limits::limits(r);
+    let report = JsonReport {
+        format: FORMAT,
+        unit: "us",
+        histogram: (1, crate::results::HIGHEST_US, crate::results::SIGFIG),
+        settings,
+        measured_secs: r.measured_secs,
+        interrupted: r.interrupted,
+        targets: r
+            .targets
+            .iter()
+            .map(|t| JsonTarget {
+                name: &t.name,
+                url: &t.url,
+                requested_rps: t.requested_rps,
+                achieved_rps: per_sec(t.measured.scheduled - t.measured.dropped(), r.measured_secs),
+                rate_missed: rate_missed(&t.measured),
+                generator_limited: limits.iter().any(|l| l.target == t.name),
+                groups_folded: t.folded,
+                accounting: &t.measured,
+                warmup: &t.warmup,
+                connections: JsonPool {
+                    opened: t.pool.opened,
+                    peak: t.pool.peak,
+                    cap: t.pool.cap,
+                    queued_at_cap: t.pool.queued_at_cap,
+                    dropped_at_cap: t.pool.dropped_at_cap,
+                    wait: summary(&t.pool.wait),
+                },
+            })
+            .collect(),
+        groups: r
+            .groups
+            .iter()
+            .map(|(k, g)| JsonGroup {
+                target: &k.target,
+                region: &k.region,
+                version: &k.version,
+                status_class: &k.class,
+                corrected: summary(&g.corrected),
+                service: summary(&g.service),
+            })
+            .collect(),
+        pacing: summary(&r.pacing),
+        generator_limited: !limits.is_empty(),
+        limits,
+        slos: verdicts,
+        exit_code,
+    };
+    Ok(serde_json::to_string_pretty(&report)?)
+}

@@ -1,0 +1,73 @@
+//! Reporting a judged run: the terminal table ([`text`]), the JSON report written and
+//! read back ([`json`]), HTML ([`html`]), JUnit ([`junit`]), the k6 summary
+//! ([`k6`]) and the HDR interval log ([`hdrlog`]), and what is printed ([`console`]).
+//!
+//! Every command that produces a report ends through [`finish`]: the files first (a
+//! closed stdout must not cost the results), then the terminal report; a file that could
+//! not be written fails the command only after the report has been printed.
+
+pub mod console;
+mod files;
+pub mod hdrlog;
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod k6;
+pub mod text;
+
+use std::path::Path;
+
+use anyhow::Context as _;
+
+use crate::cli::ExportArgs;
+use crate::judge::slo::{Slo, Verdict};
+use crate::results::{Results, Timeline};
+
+pub use json::read::load;
+pub use json::{decode, encode};
+pub use text::render;
+
+/// What the end of a judged run writes and prints.
+#[derive(Debug)]
+pub struct Finish<'a> {
+    pub results: &'a Results,
+    /// `slos[i]` was judged by `verdicts[i]`.
+    pub slos: &'a [Slo],
+    pub verdicts: &'a [Verdict],
+    pub exit_code: u8,
+    /// The run's settings as the JSON report carries them.
+    pub settings: serde_json::Value,
+    pub json: Option<&'a Path>,
+    pub exports: &'a ExportArgs,
+    /// Per-interval data (runs only; merged reports have none).
+    pub timeline: Option<&'a Timeline>,
+    /// Lines printed after the report.
+    pub notes: Vec<String>,
+}
+
+/// The one end-of-run path: write every report file, then print the report.
+pub fn finish(f: &Finish<'_>) -> anyhow::Result<()> {
+    let written = (|| -> anyhow::Result<()> {
+        if let Some(path) = f.json {
+            let json =
+                json::write::to_json_with(f.settings.clone(), f.results, f.verdicts, f.exit_code)?;
+            std::fs::write(path, json)
+                .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
+        }
+        files::write_all(
+            f.exports,
+            &f.settings,
+            f.results,
+            f.timeline,
+            f.slos,
+            f.verdicts,
+        )
+    })();
+    let mut out = render(f.results, f.verdicts);
+    for n in &f.notes {
+        out.push_str(n);
+        out.push('\n');
+    }
+    console::out(&out);
+    written
+}

@@ -1,0 +1,286 @@
+//! The terminal report: a table per target × served region × version, the accounting
+//! sums, achieved vs requested rate, connection pools, what limited the run, pacing lag
+//! and SLO verdicts.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{CellAlignment, Table};
+use hdrhistogram::Histogram;
+
+use crate::judge::slo::{fmt_us, Verdict};
+use crate::results::{Accounting, GroupHist, Results};
+
+/// Pacing p99 above which the report warns that the generator may be the bottleneck.
+pub const PACING_WARN_US: u64 = 1_000;
+
+/// Percentiles shown in the table.
+pub const QUANTILES: [(&str, f64); 5] = [
+    ("p50", 0.50),
+    ("p90", 0.90),
+    ("p95", 0.95),
+    ("p99", 0.99),
+    ("p99.9", 0.999),
+];
+
+pub(crate) fn rate_missed(a: &Accounting) -> bool {
+    a.dropped() > 0
+}
+
+pub(crate) fn per_sec(n: u64, secs: f64) -> f64 {
+    if secs > 0.0 {
+        n as f64 / secs
+    } else {
+        0.0
+    }
+}
+
+/// Renders the human-readable report.
+pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
+    let mut out = String::new();
+    if r.interrupted {
+        let _ = writeln!(
+            out,
+            "PARTIAL REPORT: the run was interrupted after {:.1}s of measured time.\n",
+            r.measured_secs
+        );
+    }
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    table.set_header(vec![
+        "target", "region", "version", "requests", "rps", "p50", "p90", "p95", "p99", "p99.9",
+        "max", "p99 svc", "errors", "dropped",
+    ]);
+    let q = |h: &Histogram<u64>, p: f64| {
+        if h.is_empty() {
+            "-".to_string()
+        } else {
+            fmt_us(h.value_at_quantile(p) as f64)
+        }
+    };
+    let max = |h: &Histogram<u64>| {
+        if h.is_empty() {
+            "-".to_string()
+        } else {
+            fmt_us(h.max() as f64)
+        }
+    };
+    for t in &r.targets {
+        // Merge status classes per (region, version).
+        let mut rows: BTreeMap<(&str, &str), (GroupHist, u64)> = BTreeMap::new();
+        let mut all = GroupHist::new();
+        for (k, g) in r.groups.iter().filter(|(k, _)| k.target == t.name) {
+            let e = rows
+                .entry((k.region.as_str(), k.version.as_str()))
+                .or_insert_with(|| (GroupHist::new(), 0));
+            e.0.merge(g);
+            if matches!(k.class.as_str(), "4xx" | "5xx" | "other") {
+                e.1 += g.corrected.len();
+            }
+            all.merge(g);
+        }
+        let mut push = |region: &str,
+                        version: &str,
+                        g: &GroupHist,
+                        requests: u64,
+                        errors: u64,
+                        dropped: String| {
+            let mut row = vec![
+                t.name.clone(),
+                region.to_string(),
+                version.to_string(),
+                requests.to_string(),
+                format!("{:.1}", per_sec(requests, r.measured_secs)),
+            ];
+            row.extend(QUANTILES.iter().map(|(_, p)| q(&g.corrected, *p)));
+            row.push(max(&g.corrected));
+            row.push(q(&g.service, 0.99));
+            row.push(errors.to_string());
+            row.push(dropped);
+            table.add_row(row);
+        };
+        for ((region, version), (g, errors)) in &rows {
+            push(region, version, g, g.corrected.len(), *errors, "-".into());
+        }
+        let a = &t.measured;
+        push(
+            "(all)",
+            "(all)",
+            &all,
+            a.completed(),
+            a.failed(),
+            a.dropped().to_string(),
+        );
+    }
+    for i in 3..table.column_count() {
+        if let Some(c) = table.column_mut(i) {
+            c.set_cell_alignment(CellAlignment::Right);
+        }
+    }
+    let _ = writeln!(out, "Latency from scheduled time (corrected for coordinated omission); \"p99 svc\" is the uncorrected service time.");
+    let _ = writeln!(out, "{table}");
+
+    // Accounting.
+    let mut acc = Table::new();
+    acc.load_preset(UTF8_FULL_CONDENSED);
+    acc.set_header(vec![
+        "target",
+        "phase",
+        "scheduled",
+        "ok",
+        "http errors",
+        "timeout",
+        "refused",
+        "reset",
+        "malformed",
+        "other",
+        "dropped",
+        "cancelled",
+        "sum",
+    ]);
+    for t in &r.targets {
+        for (phase, a) in [("measured", &t.measured), ("warm-up", &t.warmup)] {
+            if phase == "warm-up" && a.scheduled == 0 {
+                continue;
+            }
+            let http = if a.http_errors.is_empty() {
+                "0".to_string()
+            } else {
+                a.http_errors
+                    .iter()
+                    .map(|(s, n)| format!("{s}:{n}"))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            };
+            let sum = a.bucket_sum();
+            let check = if sum == a.scheduled {
+                format!("{sum} = scheduled")
+            } else {
+                format!("{sum} != {} (BUG)", a.scheduled)
+            };
+            acc.add_row(vec![
+                t.name.clone(),
+                phase.to_string(),
+                a.scheduled.to_string(),
+                a.ok.to_string(),
+                http,
+                a.timeout.to_string(),
+                a.refused.to_string(),
+                a.reset.to_string(),
+                a.malformed.to_string(),
+                a.other_transport.to_string(),
+                format!(
+                    "{} (cap {}, behind {})",
+                    a.dropped(),
+                    a.dropped_cap,
+                    a.dropped_behind
+                ),
+                a.cancelled.to_string(),
+                check,
+            ]);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nAccounting (every scheduled request ends in exactly one bucket):\n{acc}"
+    );
+
+    // Rate.
+    for t in &r.targets {
+        let a = &t.measured;
+        let achieved = per_sec(a.scheduled - a.dropped(), r.measured_secs);
+        if rate_missed(a) {
+            let _ = writeln!(
+                out,
+                "target rate missed for {}: achieved {:.1} rps of {:.1} requested ({} dropped)",
+                t.name,
+                achieved,
+                t.requested_rps,
+                a.dropped()
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "rate for {}: achieved {:.1} rps of {:.1} requested",
+                t.name, achieved, t.requested_rps
+            );
+        }
+        if t.folded > 0 {
+            let _ = writeln!(
+                out,
+                "  WARNING {}: {} responses carried more distinct region/version values than --max-groups keeps; they are counted under region and version \"other\"",
+                t.name, t.folded
+            );
+        }
+        let pool = &t.pool;
+        if pool.cap > 0 {
+            let _ = writeln!(
+                out,
+                "  connections for {}: opened {}, peak {} of {} allowed; wait for a free one p99 {}",
+                t.name,
+                pool.opened,
+                pool.peak,
+                pool.cap,
+                if pool.wait.is_empty() {
+                    "-".to_string()
+                } else {
+                    fmt_us(pool.wait.value_at_quantile(0.99) as f64)
+                }
+            );
+        }
+    }
+    let limits = crate::judge::limits::limits(r);
+    for l in &limits {
+        let _ = writeln!(
+            out,
+            "\nLOADGEN LIMITED THIS RUN for {} (these numbers are partly loadgen's, not the service's):",
+            l.target
+        );
+        for reason in &l.reasons {
+            let _ = writeln!(out, "  - {reason}");
+        }
+        let _ = writeln!(out, "  fix: {}", l.advice);
+    }
+    let p = &r.pacing;
+    if p.is_empty() {
+        let _ = writeln!(out, "pacing lag (send - scheduled): no measured requests");
+    } else {
+        let _ = writeln!(
+            out,
+            "pacing lag (send - scheduled): p50 {} p99 {} max {} over {} requests{}",
+            fmt_us(p.value_at_quantile(0.5) as f64),
+            fmt_us(p.value_at_quantile(0.99) as f64),
+            fmt_us(p.max() as f64),
+            p.len(),
+            if p.value_at_quantile(0.99) > PACING_WARN_US {
+                "  (WARNING: the generator is falling behind; its own delay inflates latency)"
+            } else {
+                ""
+            }
+        );
+    }
+    if !verdicts.is_empty() {
+        let _ = writeln!(out, "\nSLOs:");
+        for v in verdicts {
+            let _ = writeln!(
+                out,
+                "  {} {:<50} measured {}",
+                if v.pass { "PASS" } else { "FAIL" },
+                v.slo,
+                v.detail
+            );
+        }
+        let failed = verdicts.iter().filter(|v| !v.pass).count();
+        let _ = writeln!(
+            out,
+            "{}",
+            if failed == 0 {
+                "verdict: all SLOs passed".to_string()
+            } else {
+                format!("verdict: {failed} of {} SLOs FAILED", verdicts.len())
+            }
+        );
+    }
+    out
+}

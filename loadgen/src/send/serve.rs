@@ -1,0 +1,123 @@
+//! The connection task: serves a request, then the queued requests of the same target,
+//! back to back on one connection slot, opening (and re-opening) its connection as needed.
+
+use std::rc::Rc;
+
+use super::clock::now_ns;
+use super::http1::{Answer, Conn, ExchangeError};
+use super::state::{Job, TargetCtx, Worker};
+use crate::record::Answered;
+use crate::results::Failure;
+
+/// Serves `job`, then queued jobs of the same target, on one connection slot.
+pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
+    let t = &wk.targets[ti];
+    loop {
+        let wait = if job.queued_ns == 0 {
+            0
+        } else {
+            now_ns().saturating_sub(job.queued_ns)
+        };
+        wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
+        let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, ti, t, &mut conn)).await;
+        let done = now_ns();
+        {
+            let mut rec = wk.rec.borrow_mut();
+            match attempt {
+                Ok(Ok(resp)) => rec.response(
+                    ti,
+                    job.warmup,
+                    &Answered {
+                        status: resp.status,
+                        region: resp.region.as_deref(),
+                        version: resp.version.as_deref(),
+                        due_ns: job.due_ns,
+                        sent_ns: resp.sent_ns,
+                        done_ns: done,
+                    },
+                ),
+                Ok(Err(f)) => {
+                    conn = None;
+                    rec.failure(ti, job.warmup, f);
+                }
+                Err(_) => {
+                    conn = None;
+                    rec.failure(ti, job.warmup, Failure::Timeout);
+                }
+            }
+        }
+        let mut st = t.state.borrow_mut();
+        st.in_flight -= 1;
+        st.in_flight_warmup -= usize::from(job.warmup);
+        let left = wk.outstanding.get() - 1;
+        wk.outstanding.set(left);
+        if left == 0 {
+            wk.idle.notify_one();
+        }
+        match st.queue.pop_front() {
+            Some(next) => job = next,
+            None => {
+                match conn {
+                    Some(c) => st.idle.push(c),
+                    None => st.conns -= 1,
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Opens a connection, counting it as under way meanwhile (the pacing in `dispatch`).
+async fn connect(wk: &Worker, ti: usize, t: &TargetCtx) -> Result<Conn, Failure> {
+    t.state.borrow_mut().opening += 1;
+    // Decrements on every way out, including a timeout dropping this future.
+    struct Opening<'a>(&'a TargetCtx);
+    impl Drop for Opening<'_> {
+        fn drop(&mut self) {
+            self.0.state.borrow_mut().opening -= 1;
+        }
+    }
+    let _opening = Opening(t);
+    let c = Conn::connect(t.addr).await?;
+    wk.rec.borrow_mut().conn_opened(ti);
+    Ok(c)
+}
+
+async fn exchange(
+    wk: &Worker,
+    ti: usize,
+    t: &TargetCtx,
+    conn: &mut Option<Conn>,
+) -> Result<Answer, Failure> {
+    let c = match conn {
+        Some(c) => c,
+        None => conn.insert(connect(wk, ti, t).await?),
+    };
+    let mut outcome = c
+        .exchange(&t.request, &wk.region_header, &wk.version_header)
+        .await;
+    if matches!(outcome, Err(ExchangeError::Stale)) {
+        // The server closed this idle keep-alive connection meanwhile: replace it, don't
+        // blame the request.
+        let c = conn.insert(connect(wk, ti, t).await?);
+        outcome = c
+            .exchange(&t.request, &wk.region_header, &wk.version_header)
+            .await;
+    }
+    match outcome {
+        Ok((answer, keep)) => {
+            if !keep {
+                *conn = None;
+            }
+            Ok(answer)
+        }
+        Err(ExchangeError::Stale) => {
+            *conn = None;
+            Err(Failure::Reset)
+        }
+        Err(ExchangeError::Failed(f)) => {
+            *conn = None;
+            Err(f)
+        }
+    }
+}

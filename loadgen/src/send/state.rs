@@ -1,0 +1,72 @@
+//! A worker's state, shared by its dispatcher and its connection tasks (one thread, so
+//! `Cell`/`RefCell`): per target, the connections and the queue of requests waiting for
+//! one; per worker, the recorder and the count of requests still outstanding.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use http::header::HeaderName;
+use tokio::sync::Notify;
+
+use super::http1::Conn;
+use crate::record::Recorder;
+
+#[derive(Clone, Copy)]
+pub(super) struct Job {
+    pub(super) due_ns: u64,
+    pub(super) warmup: bool,
+    /// When it entered the queue for a busy pool (0: it never waited).
+    pub(super) queued_ns: u64,
+}
+
+#[derive(Default)]
+pub(super) struct TargetState {
+    pub(super) in_flight: usize,
+    /// Of those, warm-up requests (a stop during warm-up cancels these, not measured ones).
+    pub(super) in_flight_warmup: usize,
+    /// Connection slots: open connections plus connects under way.
+    pub(super) conns: usize,
+    /// Of those, connects under way.
+    pub(super) opening: usize,
+    pub(super) idle: Vec<Conn>,
+    pub(super) queue: VecDeque<Job>,
+}
+
+pub(super) struct TargetCtx {
+    pub(super) addr: SocketAddr,
+    /// The request, serialised once.
+    pub(super) request: Vec<u8>,
+    pub(super) max_conns: usize,
+    pub(super) max_in_flight: usize,
+    pub(super) state: RefCell<TargetState>,
+}
+
+pub(super) struct Worker {
+    pub(super) targets: Vec<TargetCtx>,
+    pub(super) rec: RefCell<Recorder>,
+    pub(super) timeout: Duration,
+    pub(super) region_header: HeaderName,
+    pub(super) version_header: HeaderName,
+    /// Total queued + active across targets, and a wake-up when it reaches zero.
+    pub(super) outstanding: Cell<usize>,
+    pub(super) idle: Notify,
+}
+
+impl Worker {
+    /// Cancels every queued request (they never reached a connection), each in its own
+    /// phase's bucket, and takes them out of the in-flight counts.
+    pub(super) fn cancel_queued(&self, rec: &mut Recorder) {
+        for (ti, t) in self.targets.iter().enumerate() {
+            let mut st = t.state.borrow_mut();
+            let queued: Vec<Job> = st.queue.drain(..).collect();
+            st.in_flight -= queued.len();
+            st.in_flight_warmup -= queued.iter().filter(|j| j.warmup).count();
+            self.outstanding.set(self.outstanding.get() - queued.len());
+            for j in &queued {
+                rec.cancelled(ti, j.warmup, 1);
+            }
+        }
+    }
+}

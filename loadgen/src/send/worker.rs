@@ -1,0 +1,349 @@
+//! One worker thread: open-loop dispatch on its share of the schedule, its own
+//! connection pools, and the connection tasks that serve requests back to back. Nothing
+//! here is shared with another thread (single-threaded runtime, `Rc`/`RefCell`), so the
+//! hot path takes no locks.
+
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use http::header::{HeaderValue, HOST};
+use tokio::sync::Notify;
+
+use super::clock::{now_ns, PreciseTimer};
+use super::http1::encode_request;
+use super::state::{Job, TargetCtx, TargetState, Worker};
+use super::{
+    share, Setup, DISPATCH_BATCH, DRAIN_SLACK, MIN_OPENING, PUBLISH_EVERY_NS, STOP_GRACE,
+    YIELD_BELOW_NS,
+};
+use crate::live::Live;
+use crate::record::Recorder;
+use crate::results::Failure;
+use crate::schedule::{Arrivals, Due};
+
+/// One worker thread's whole run, in three phases: [`build`] its targets and recorder,
+/// [`dispatch_on_schedule`] until the schedule ends or a stop arrives, then [`wind_down`]:
+/// let what is in flight finish (or cancel it) so every request lands in one bucket.
+pub(super) async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
+    let wk = build(&setup);
+    // Keeps tokio's timer wheel holding a deadline earlier than any request timeout:
+    // registering a timeout earlier than the wheel's next wake-up makes tokio wake its
+    // reactor through an eventfd write, which would otherwise cost a syscall per request.
+    let anchor_period =
+        (setup.cfg.timeout / 2).clamp(Duration::from_millis(1), Duration::from_millis(100));
+    let anchor = tokio::task::spawn_local(async move {
+        let mut tick = tokio::time::interval(anchor_period);
+        loop {
+            tick.tick().await;
+        }
+    });
+    let interrupted = dispatch_on_schedule(&wk, &setup).await?;
+    let rec = wind_down(&wk, &setup, interrupted).await;
+    anchor.abort();
+    if let Some(l) = &setup.live {
+        publish_from(&rec, l, setup.w);
+    }
+    Ok(rec)
+}
+
+/// The worker's targets (each request serialised once) and its recorder.
+fn build(setup: &Setup) -> Rc<Worker> {
+    let Setup {
+        cfg,
+        w,
+        addrs,
+        plans,
+        start_ns,
+        ..
+    } = setup;
+    let (w, start_ns) = (*w, *start_ns);
+    let n = cfg.threads;
+    let targets = cfg
+        .targets
+        .iter()
+        .zip(addrs.iter())
+        .map(|(t, addr)| {
+            let mut headers = cfg.headers.clone();
+            if !headers.contains_key(HOST) {
+                if let Ok(v) = HeaderValue::from_str(t.authority.as_str()) {
+                    headers.insert(HOST, v);
+                }
+            }
+            TargetCtx {
+                addr: *addr,
+                request: encode_request(&t.path, &headers),
+                max_conns: share(cfg.connections, n, w),
+                max_in_flight: share(cfg.max_in_flight, n, w),
+                state: RefCell::new(TargetState::default()),
+            }
+        })
+        .collect();
+    Rc::new(Worker {
+        targets,
+        rec: RefCell::new({
+            let mut r = Recorder::new(cfg.targets.len());
+            for i in 0..cfg.targets.len() {
+                r.pool_cap(i, share(cfg.connections, n, w));
+            }
+            r.max_groups(cfg.max_groups);
+            let warmup_ns = (plans.first().map_or(0.0, |p| p.warmup_secs()) * 1e9) as u64;
+            // Only when a report needs it: it costs a second HDR record per response.
+            if cfg.exports.html.is_some() || cfg.exports.hdr_log.is_some() {
+                r.keep_timeline(start_ns + warmup_ns, cfg.interval.as_nanos() as u64);
+            }
+            r
+        }),
+        timeout: cfg.timeout,
+        region_header: cfg.region_header.clone(),
+        version_header: cfg.version_header.clone(),
+        outstanding: Cell::new(0),
+        idle: Notify::new(),
+    })
+}
+
+/// Hands every request to the engine when it is due; `Ok(true)` when a stop ended it.
+async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<bool> {
+    let Setup {
+        cfg,
+        w,
+        plans,
+        start_ns,
+        live,
+        ..
+    } = setup;
+    let (w, start_ns, n) = (*w, *start_ns, cfg.threads);
+    let mut stop = setup.stop.clone();
+    let timer = PreciseTimer::new().context("cannot create a timerfd")?;
+    let mut streams: Vec<(usize, std::iter::Peekable<Arrivals>)> = plans
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let seed = cfg.seed.wrapping_add(i as u64 * 7919);
+            // A shard runs its slice of the global workers, so shards interleave exactly.
+            let (gw, gn) = cfg.shard.worker(w, n);
+            (
+                i,
+                Arrivals::new(p.clone(), cfg.arrival, gw, gn, seed).peekable(),
+            )
+        })
+        .collect();
+    let max_lag_ns = cfg.max_lag.as_nanos() as u64;
+    let tick_ns = cfg.tick.as_nanos() as u64;
+    let mut batch = 0usize;
+    let mut spins = 0u64;
+    let mut next_publish = start_ns + PUBLISH_EVERY_NS;
+    let mut interrupted = *stop.borrow();
+
+    while !interrupted {
+        // The earliest next request across this worker's targets.
+        let Some((si, due)) = streams
+            .iter_mut()
+            .enumerate()
+            .filter_map(|(si, (_, s))| s.peek().map(|d| (si, *d)))
+            .min_by_key(|(_, d)| d.due_ns)
+        else {
+            break;
+        };
+        // The schedule counts from the run's start; from here on due_ns is absolute.
+        let due_ns = start_ns + due.due_ns;
+        let now = now_ns();
+        if due_ns > now {
+            batch = 0;
+            if let Some(l) = &live {
+                if now >= next_publish {
+                    next_publish = now + PUBLISH_EVERY_NS;
+                    publish_from(&wk.rec.borrow(), l, w);
+                }
+            }
+            if due_ns - now < YIELD_BELOW_NS {
+                // Too close to be worth a sleep: a wake-up costs more CPU and arrives
+                // later than this. Let the connection tasks run meanwhile, then look again.
+                tokio::task::yield_now().await;
+                spins += 1;
+                if spins % 1024 == 0 && *stop.borrow() {
+                    interrupted = true;
+                }
+                continue;
+            }
+            // A closed stop channel (sender gone) means no stop can come: that branch is
+            // then simply disabled.
+            tokio::select! {
+                biased;
+                Ok(()) = stop.changed() => { interrupted = true; break; }
+                r = timer.sleep_until(wake_at(due_ns, start_ns, tick_ns)) => r.context("timer wait failed")?,
+            }
+            continue;
+        }
+        let (ti, stream) = &mut streams[si];
+        stream.next();
+        dispatch(wk, *ti, due, due_ns, now, max_lag_ns);
+        batch += 1;
+        if batch >= DISPATCH_BATCH {
+            batch = 0;
+            // Behind schedule: let responses be read, and notice a stop request.
+            tokio::task::yield_now().await;
+            if *stop.borrow() {
+                interrupted = true;
+            }
+        }
+    }
+
+    Ok(interrupted)
+}
+
+/// After the schedule: at a stop, cancel what is queued and give the rest a short grace;
+/// otherwise wait up to `--timeout` for the last answers. Whatever is left is cancelled.
+async fn wind_down(wk: &Rc<Worker>, setup: &Setup, interrupted: bool) -> Recorder {
+    let (cfg, stopped_at) = (&setup.cfg, &setup.stopped_at);
+    if interrupted {
+        stopped_at.fetch_max(now_ns(), Ordering::Relaxed);
+        // Queued requests never reached a connection: cancel them now.
+        let mut rec = wk.rec.borrow_mut();
+        wk.cancel_queued(&mut rec);
+    }
+    let grace = if interrupted {
+        STOP_GRACE
+    } else {
+        cfg.timeout + DRAIN_SLACK
+    };
+    let drained = async {
+        while wk.outstanding.get() > 0 {
+            wk.idle.notified().await;
+        }
+    };
+    let _ = tokio::time::timeout(grace, drained).await;
+
+    // Whatever is still queued or active now is cancelled. Nothing else runs on this
+    // thread between this count and taking the recorder, so no late response can be
+    // counted twice; the remaining tasks are dropped with the runtime.
+    let mut rec = wk.rec.replace(Recorder::new(0));
+    wk.cancel_queued(&mut rec);
+    for (ti, t) in wk.targets.iter().enumerate() {
+        let mut st = t.state.borrow_mut();
+        // Only active requests are left: each phase's are cancelled in its own bucket.
+        let active_warmup = st.in_flight_warmup;
+        rec.cancelled(ti, true, active_warmup as u64);
+        rec.cancelled(ti, false, (st.in_flight - active_warmup) as u64);
+        st.in_flight = 0;
+        st.in_flight_warmup = 0;
+        st.idle.clear();
+    }
+    rec
+}
+
+fn publish_from(rec: &Recorder, live: &Live, w: usize) {
+    let detail = live.detail;
+    let Some(live) = live.workers.get(w) else {
+        return;
+    };
+    let (mut sent, mut done, mut errs, mut dropped) = (0, 0, 0, 0);
+    for t in &rec.targets {
+        let a = &t.measured;
+        // The rate shown includes warm-up, so the bar moves from the first request.
+        sent += a.scheduled - a.dropped() + t.warmup.scheduled - t.warmup.dropped();
+        done += a.completed();
+        errs += a.failed();
+        dropped += a.dropped();
+    }
+    live.sent.store(sent, Ordering::Relaxed);
+    live.completed.store(done, Ordering::Relaxed);
+    live.errors.store(errs, Ordering::Relaxed);
+    live.dropped.store(dropped, Ordering::Relaxed);
+    if let Ok(mut slot) = live.latency.lock() {
+        *slot = Some(rec.groups_total());
+    }
+    if detail {
+        if let Ok(mut slot) = live.detail.lock() {
+            *slot = Some(rec.snapshot());
+        }
+    }
+}
+
+/// When to wake for a request due at `due_ns`: then, or with a `--tick`, at the next tick
+/// boundary (counted from the run's start) at or after it.
+#[inline]
+fn wake_at(due_ns: u64, start_ns: u64, tick_ns: u64) -> u64 {
+    if tick_ns == 0 || due_ns <= start_ns {
+        return due_ns;
+    }
+    let since = due_ns - start_ns;
+    start_ns + since.div_ceil(tick_ns) * tick_ns
+}
+
+#[inline]
+fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_ns: u64, now: u64, max_lag_ns: u64) {
+    let lag = now - due_ns;
+    {
+        let mut rec = wk.rec.borrow_mut();
+        rec.scheduled(ti, due.warmup);
+        if lag > max_lag_ns {
+            rec.failure(ti, due.warmup, Failure::DroppedBehind);
+            return;
+        }
+        if !due.warmup {
+            // Pacing lag: due time to hand-over (to a connection, a new connection, the
+            // queue for a busy one, or the drop counter): the generator's own delay.
+            rec.pacing_lag(lag);
+        }
+    }
+    let t = &wk.targets[ti];
+    let mut job = Job {
+        due_ns,
+        warmup: due.warmup,
+        queued_ns: 0,
+    };
+    let mut st = t.state.borrow_mut();
+    if st.in_flight >= t.max_in_flight {
+        let at_cap = st.conns >= t.max_conns;
+        drop(st);
+        let mut rec = wk.rec.borrow_mut();
+        rec.failure(ti, due.warmup, Failure::DroppedCap);
+        if at_cap {
+            rec.at_cap(ti, due.warmup, true);
+        }
+        return;
+    }
+    st.in_flight += 1;
+    st.in_flight_warmup += usize::from(due.warmup);
+    wk.outstanding.set(wk.outstanding.get() + 1);
+    if let Some(conn) = st.idle.pop() {
+        tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, Some(conn), job));
+    } else if st.conns < t.max_conns && st.opening < MIN_OPENING.max(st.conns - st.opening) {
+        st.conns += 1;
+        let slots = st.conns;
+        drop(st);
+        wk.rec.borrow_mut().pool_slots(ti, slots);
+        tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, None, job));
+    } else {
+        let at_cap = st.conns >= t.max_conns;
+        // Queued work is timed on the hand-over clock reading (no extra clock read).
+        job.queued_ns = now;
+        st.queue.push_back(job);
+        drop(st);
+        if at_cap {
+            wk.rec.borrow_mut().at_cap(ti, due.warmup, false);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wake_at;
+
+    #[test]
+    fn ticks_round_wake_ups_up_to_the_next_boundary() {
+        let start = 1_000_000;
+        // No tick: wake exactly when due.
+        assert_eq!(wake_at(start + 1234, start, 0), start + 1234);
+        // 1 ms tick: never earlier than due, never a whole tick late.
+        for due in [1u64, 999_999, 1_000_000, 1_000_001, 5_432_100] {
+            let w = wake_at(start + due, start, 1_000_000);
+            assert!(w >= start + due);
+            assert!(w - (start + due) < 1_000_000);
+            assert_eq!((w - start) % 1_000_000, 0);
+        }
+    }
+}
