@@ -57,7 +57,7 @@ fn regex_lite(_pattern: &str) -> impl Fn(&str) -> String {
                 let unit = if rest.starts_with("µs") || rest.starts_with("ms") {
                     2
                 } else if rest.starts_with('s')
-                    && b.get(j + 1).is_none_or(|c| !c.is_ascii_alphanumeric())
+                    && b.get(j + 1).map_or(true, |c| !c.is_ascii_alphanumeric())
                 {
                     1
                 } else {
