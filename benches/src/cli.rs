@@ -5,8 +5,6 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::{compare, gate};
-
 /// Exit codes, shown at the end of `--help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -136,61 +134,4 @@ pub struct CompareArgs {
     /// Also write every measurement as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
-}
-
-/// Runs a subcommand and returns the exit code.
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    match cli.command {
-        Command::Slo(a) => run_slo(&a),
-        Command::Compare(a) => compare::run(&a),
-    }
-}
-
-fn run_slo(a: &SloArgs) -> anyhow::Result<u8> {
-    let d = gate::DEFAULTS;
-    let (rates, duration, warmup) = if a.short {
-        (
-            vec![1000.0, 3000.0],
-            Duration::from_secs(4),
-            Duration::from_secs(1),
-        )
-    } else {
-        (
-            vec![2000.0, 8000.0],
-            Duration::from_secs(15),
-            Duration::from_secs(2),
-        )
-    };
-    let cfg = gate::GateConfig {
-        rates: if a.rates.is_empty() {
-            rates
-        } else {
-            a.rates.clone()
-        },
-        duration: a.duration.unwrap_or(duration),
-        warmup: a.warmup.unwrap_or(warmup),
-        p99: a.p99.unwrap_or(d.p99),
-        loadgen_cpu_us: a.max_loadgen_cpu_us.unwrap_or(d.loadgen_cpu_us),
-        echo_cpu_us: a.max_echo_cpu_us.unwrap_or(d.echo_cpu_us),
-        faults: a.faults.clone(),
-        connections: a.connections,
-    };
-    if cfg.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
-        eprintln!("error: --rate must be > 0");
-        return Ok(2);
-    }
-    if let Some(f) = &cfg.faults {
-        if let Err(e) = f.parse::<echo_svc::FaultSpec>() {
-            eprintln!("error: --faults {f:?}: {e}");
-            return Ok(2);
-        }
-    }
-    let outcome = gate::run(&cfg)?;
-    print!("{}", gate::render(&outcome));
-    if let Some(p) = &a.json {
-        let json = serde_json::to_string_pretty(&outcome)?;
-        std::fs::write(p, json)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
-    }
-    Ok(outcome.exit_code())
 }

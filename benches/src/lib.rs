@@ -2,13 +2,16 @@
 //!
 //! Module map:
 //!
-//! - [`cli`]: the `benches` binary's flags and subcommands (`slo`, `compare`).
+//! - [`cli`]: the `benches` binary's flags and subcommands (`slo`, `compare`); [`run`]
+//!   dispatches them.
 //! - [`procfs`]: CPU time and memory of processes and threads (`/proc`, `wait4`).
 //! - [`fleet`]: an in-process echo-svc fleet (us/eu × v1/v2) on a thread of its own.
 //! - [`gate`]: the end-to-end SLO bench: loadgen against the fleet, gated on p99, errors,
 //!   dropped requests and CPU per request.
 //! - [`peers`]: how each load tool is run and how its output is read.
 //! - [`compare`]: the comparison harness: pinned processes on loopback, side by side.
+//! - [`procs`]: the processes under test (echo-svc, nginx), started pinned and stopped.
+//! - [`results`]: the comparison's result rows, shared by the harness and the README writer.
 //! - [`machine`]: the machine description that goes with every result table.
 //! - [`readme`]: renders the results and writes them into `benches/README.md`.
 //!
@@ -21,4 +24,14 @@ pub mod gate;
 pub mod machine;
 pub mod peers;
 pub mod procfs;
+pub mod procs;
 pub mod readme;
+pub mod results;
+
+/// Runs a subcommand and returns the exit code.
+pub fn run(cli: cli::Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        cli::Command::Slo(a) => gate::run_slo(&a),
+        cli::Command::Compare(a) => compare::run(&a),
+    }
+}

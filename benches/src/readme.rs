@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::Context as _;
 use comfy_table::{presets::ASCII_MARKDOWN, Table};
 
-use crate::compare::{ClientRun, Results};
+use crate::results::{ClientRun, Results};
 
 /// The README section between these lines is replaced on every run.
 pub const BEGIN: &str =

@@ -10,6 +10,7 @@
 //! - [`config`]: flags with environment fallbacks ([`Config`]), validation.
 //! - [`faults`]: the fault specification syntax, caps and sampling.
 //! - [`identity`]: instance identity (pre-rendered headers and bodies) and cloud identity.
+//! - `route`: a request path's route template (what routing and metrics share).
 //! - `routes`: routing, the fault pipeline and the handlers.
 //! - `switches`: readiness, draining, fault and stall switches (atomics).
 //! - `metrics`: Prometheus metrics with podinfo's names.
@@ -37,6 +38,7 @@ pub mod faults;
 pub mod identity;
 pub mod logging;
 mod metrics;
+mod route;
 mod routes;
 mod server;
 pub mod shutdown;

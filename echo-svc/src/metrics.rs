@@ -33,7 +33,7 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
-use crate::routes::Route;
+use crate::route::Route;
 
 /// Request method, folded to a bounded set for labels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

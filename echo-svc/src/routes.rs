@@ -28,6 +28,7 @@ use crate::config::Config;
 use crate::faults::{parse_delay, DisplayDuration, FaultSpec, Limits, Plan};
 use crate::identity::Identity;
 use crate::metrics::{FaultKind, MethodLabel, Metrics};
+pub(crate) use crate::route::Route;
 use crate::switches::Switches;
 use crate::upstream::{Forwarder, X_REQUEST_ID};
 
@@ -50,121 +51,6 @@ static EMPTY_FAULTS: FaultSpec = FaultSpec {
     close: None,
     headers: Vec::new(),
 };
-
-/// A route template; also the `route` metric label.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum Route {
-    /// `/`
-    Root,
-    /// `/healthz`
-    Healthz,
-    /// `/readyz`
-    Readyz,
-    /// `/health`
-    Health,
-    /// `/version`
-    Version,
-    /// `/identity`
-    Identity,
-    /// `/readyz/enable`
-    ReadyzEnable,
-    /// `/readyz/disable`
-    ReadyzDisable,
-    /// `/fault`
-    Fault,
-    /// `/fault/enable`
-    FaultEnable,
-    /// `/fault/disable`
-    FaultDisable,
-    /// `/stall`
-    Stall,
-    /// `/echo`
-    Echo,
-    /// `/call/{name}`
-    Call,
-    /// `/metrics`
-    Metrics,
-    /// Anything else.
-    NotFound,
-}
-
-impl Route {
-    /// Classify a request path.
-    #[inline]
-    pub fn classify(path: &str) -> Route {
-        match path {
-            "/" => Route::Root,
-            "/healthz" => Route::Healthz,
-            "/readyz" => Route::Readyz,
-            "/health" => Route::Health,
-            "/version" => Route::Version,
-            "/identity" => Route::Identity,
-            "/readyz/enable" => Route::ReadyzEnable,
-            "/readyz/disable" => Route::ReadyzDisable,
-            "/fault" => Route::Fault,
-            "/fault/enable" => Route::FaultEnable,
-            "/fault/disable" => Route::FaultDisable,
-            "/stall" => Route::Stall,
-            "/echo" => Route::Echo,
-            "/metrics" => Route::Metrics,
-            p if p.starts_with("/call/") => Route::Call,
-            _ => Route::NotFound,
-        }
-    }
-
-    /// The template used as the metric label.
-    pub fn template(self) -> &'static str {
-        match self {
-            Route::Root => "/",
-            Route::Healthz => "/healthz",
-            Route::Readyz => "/readyz",
-            Route::Health => "/health",
-            Route::Version => "/version",
-            Route::Identity => "/identity",
-            Route::ReadyzEnable => "/readyz/enable",
-            Route::ReadyzDisable => "/readyz/disable",
-            Route::Fault => "/fault",
-            Route::FaultEnable => "/fault/enable",
-            Route::FaultDisable => "/fault/disable",
-            Route::Stall => "/stall",
-            Route::Echo => "/echo",
-            Route::Call => "/call/{name}",
-            Route::Metrics => "/metrics",
-            Route::NotFound => "unmatched",
-        }
-    }
-
-    /// Demo toggles: subject to `--enable-toggles` and `--admin-port`.
-    fn is_toggle(self) -> bool {
-        matches!(
-            self,
-            Route::ReadyzEnable
-                | Route::ReadyzDisable
-                | Route::FaultEnable
-                | Route::FaultDisable
-                | Route::Stall
-        )
-    }
-
-    /// Routes that the fault switch and the server-wide default faults affect: everything
-    /// except probes, `/metrics` and the switches themselves.
-    fn is_workload(self) -> bool {
-        matches!(
-            self,
-            Route::Root
-                | Route::Version
-                | Route::Identity
-                | Route::Echo
-                | Route::Call
-                | Route::NotFound
-        )
-    }
-
-    /// Routes a stall holds: all but `/metrics` and the switches (so a stall can be ended).
-    fn is_held_by_stall(self) -> bool {
-        !matches!(self, Route::Metrics | Route::Fault) && !self.is_toggle()
-    }
-}
 
 /// Whether the demo toggles are reachable on a listener.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

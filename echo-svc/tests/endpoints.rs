@@ -98,14 +98,7 @@ async fn probes_and_version() {
         let resp = c.get(url(h.addr(), path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
     }
-    let v: Value = c
-        .get(url(h.addr(), "/version"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v = get_json(&c, url(h.addr(), "/version")).await;
     assert_eq!(v["version"], "v1");
     assert_eq!(v["build"], env!("CARGO_PKG_VERSION"));
     h.shutdown().await.unwrap();
@@ -169,14 +162,7 @@ async fn fault_switch_fails_workload_routes_but_not_probes() {
         let resp = c.get(url(h.addr(), path)).send().await.unwrap();
         assert_eq!(resp.status(), 200, "{path}");
     }
-    let r: Value = c
-        .get(url(h.addr(), "/fault"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let r = get_json(&c, url(h.addr(), "/fault")).await;
     assert_eq!(r["fault_switch"], true);
     c.post(url(h.addr(), "/fault/disable"))
         .send()
@@ -344,14 +330,7 @@ async fn identity_endpoint_reports_mechanism_without_tokens() {
     let c = client();
     // None.
     let h = spawn("us", "v1").await;
-    let doc: Value = c
-        .get(url(h.addr(), "/identity"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc = get_json(&c, url(h.addr(), "/identity")).await;
     assert_eq!(doc["cloud_identity"]["mechanism"], "none");
     assert_eq!(doc["region"], "us");
     h.shutdown().await.unwrap();

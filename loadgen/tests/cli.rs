@@ -9,43 +9,20 @@ use std::time::{Duration, Instant};
 
 use common::*;
 
+/// The binary for a load run (progress off), with the shared environment rule.
 fn loadgen() -> Command {
     let mut c = bare();
     c.arg("--no-progress");
     c
 }
 
-/// The binary with a clean environment and no arguments.
+/// The binary with no arguments (for `--help` and subcommands).
 fn bare() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"));
-    // Keep the test independent of the caller's environment.
-    for (k, _) in std::env::vars() {
-        if k.starts_with("LOADGEN_") {
-            c.env_remove(k);
-        }
-    }
-    c.stdin(Stdio::null());
-    c
+    loadgen_bin()
 }
 
-/// Runs with a deadline; the child is killed if it overstays.
-fn run(mut cmd: Command, limit: Duration) -> Output {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let end = Instant::now() + limit;
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if Instant::now() > end {
-            child.kill().ok();
-            panic!("loadgen did not finish within {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
+fn run(cmd: Command, limit: Duration) -> Output {
+    output_within(cmd, limit)
 }
 
 fn text(b: &[u8]) -> String {

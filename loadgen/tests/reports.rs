@@ -5,20 +5,20 @@
 
 mod common;
 
+use common::loadgen_bin;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
 
 fn loadgen(args: &[&str]) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    let mut c = loadgen_bin();
     // Progress is drawn only on a terminal; the flag would clash with subcommands.
     if !matches!(args.first(), Some(&"merge") | Some(&"compare")) {
         c.arg("--no-progress");
     }
-    c.args(args)
-        .env_remove("LOADGEN_TARGETS")
-        .env_remove("JOB_COMPLETION_INDEX");
+    c.args(args);
     c
 }
 

@@ -80,21 +80,18 @@ fn attribution_per_region_and_version_through_the_lab_fleet() {
 
 #[test]
 fn missing_identity_headers_form_an_unknown_group() {
-    let rt = server_runtime();
-    let e = echo(&rt, "us", "v1", "");
-    let t = format!("us=http://{}/", e.addr());
-    let cfg = config(&[
-        "--target",
-        &t,
-        "--rps",
-        "50",
-        "--duration",
-        "1s",
-        "--region-header",
-        "x-nope",
-    ]);
-    let out = execute(cfg, false).unwrap();
-    rt.block_on(e.shutdown()).unwrap();
+    let out = run_against(
+        "us",
+        "",
+        &[
+            "--rps",
+            "50",
+            "--duration",
+            "1s",
+            "--region-header",
+            "x-nope",
+        ],
+    );
     assert_sums(&out.results);
     let g: Vec<_> = out.results.groups.keys().collect();
     assert_eq!(g, vec![&key("us", "unknown", "v1", "2xx")]);
@@ -228,25 +225,22 @@ fn passing_slos_exit_zero_and_json_carries_histograms() {
 
 #[test]
 fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
-    let rt = server_runtime();
-    let e = echo(&rt, "us", "v1", "delay=300ms");
-    let t = format!("us=http://{}/", e.addr());
-    let cfg = config(&[
-        "--target",
-        &t,
-        "--rps",
-        "100",
-        "--duration",
-        "1s",
-        "--connections",
-        "2",
-        "--max-in-flight",
-        "4",
-        "--slo",
-        "dropped==0",
-    ]);
-    let out = execute(cfg, false).unwrap();
-    rt.block_on(e.shutdown()).unwrap();
+    let out = run_against(
+        "us",
+        "delay=300ms",
+        &[
+            "--rps",
+            "100",
+            "--duration",
+            "1s",
+            "--connections",
+            "2",
+            "--max-in-flight",
+            "4",
+            "--slo",
+            "dropped==0",
+        ],
+    );
     let r = &out.results;
     assert_sums(r);
     let a = &r.targets[0].measured;

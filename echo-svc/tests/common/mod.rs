@@ -39,6 +39,11 @@ pub async fn get_text(c: &reqwest::Client, url: String) -> String {
     c.get(url).send().await.unwrap().text().await.unwrap()
 }
 
+/// GETs `url` and returns the body parsed as JSON.
+pub async fn get_json(c: &reqwest::Client, url: String) -> serde_json::Value {
+    c.get(url).send().await.unwrap().json().await.unwrap()
+}
+
 /// Assert the three identity headers are present and correct.
 pub fn assert_identity(resp: &reqwest::Response, region: &str, version: &str) {
     let h = resp.headers();

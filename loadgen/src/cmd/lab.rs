@@ -20,6 +20,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use clap::Parser as _;
+
 use crate::cli::{LabArgs, RunArgs};
 use crate::config::{RunConfig, UsageError};
 
@@ -205,38 +207,20 @@ pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
     } else {
         args.slos.clone()
     };
-    let run_args = RunArgs {
-        targets,
-        targets_file: None,
-        rps: Some(args.rps),
-        duration: Some(args.duration),
-        stages: None,
-        warmup: args.warmup,
-        arrival: args.arrival,
-        timeout: std::time::Duration::from_secs(5),
-        connections: None,
-        max_connections: 4096,
-        max_groups: crate::results::DEFAULT_MAX_GROUPS,
-        max_in_flight: 1000,
-        max_lag: std::time::Duration::from_secs(1),
-        tick: std::time::Duration::ZERO,
-        threads: 1,
-        slos,
-        slo_file: None,
-        json: args.json.clone(),
-        path: None,
-        headers: Vec::new(),
-        region_header: "x-echo-region".into(),
-        version_header: "x-echo-version".into(),
-        no_progress: args.no_progress,
-        seed: None,
-        shard: None,
-        shard_count: None,
-        shard_index: None,
-        interval: std::time::Duration::from_secs(1),
-        exports: args.exports.clone(),
-        metrics_addr: None,
-    };
+    // Everything the lab does not set is what a direct run would get: the flags'
+    // defaults (and LOADGEN_* variables), parsed by the same command line.
+    let mut run_args: RunArgs = crate::cli::Cli::try_parse_from(["loadgen"])
+        .context("building the lab's run from the defaults")?
+        .run;
+    run_args.targets = targets;
+    run_args.rps = Some(args.rps);
+    run_args.duration = Some(args.duration);
+    run_args.warmup = args.warmup;
+    run_args.arrival = args.arrival;
+    run_args.slos = slos;
+    run_args.json = args.json.clone();
+    run_args.no_progress = args.no_progress;
+    run_args.exports = args.exports.clone();
     let outcome = RunConfig::from_args(&run_args)
         .map_err(anyhow::Error::from)
         .and_then(|cfg| crate::execute(cfg, true));

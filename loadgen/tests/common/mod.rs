@@ -164,13 +164,28 @@ pub fn response(status: &str, headers: &[&str], body: &str) -> Vec<u8> {
 /// only on a terminal, so piped runs have none).
 pub fn loadgen_bin() -> std::process::Command {
     let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    // One rule for every test: none of the caller's loadgen settings leak in.
     for (k, _) in std::env::vars() {
-        if k.starts_with("LOADGEN_") {
+        if k.starts_with("LOADGEN_") || k == "JOB_COMPLETION_INDEX" {
             c.env_remove(k);
         }
     }
     c.stdin(std::process::Stdio::null());
     c
+}
+
+/// Starts echo-svc (with server-wide `faults`), runs loadgen in-process with `words`
+/// against it as target `name`, stops echo-svc, and returns the outcome: the preamble
+/// most run tests share.
+pub fn run_against(name: &str, faults: &str, words: &[&str]) -> loadgen::RunOutcome {
+    let rt = server_runtime();
+    let e = echo(&rt, name, "v1", faults);
+    let t = format!("{name}=http://{}/", e.addr());
+    let mut argv = vec!["--target", t.as_str()];
+    argv.extend_from_slice(words);
+    let out = loadgen::execute(config(&argv), false).unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    out
 }
 
 /// Runs `cmd` to its end, killing it (and failing) past `limit`.

@@ -1,0 +1,69 @@
+//! The comparison's result rows: one per client run, server run and memory run, and the
+//! whole set with the machine it ran on. The harness fills them; the README writer and the
+//! JSON output read them.
+
+use serde::Serialize;
+
+use crate::machine::Machine;
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ClientRun {
+    pub tool: String,
+    pub mode: String,
+    pub target_rps: Option<f64>,
+    pub duration_secs: f64,
+    /// Responses per second of the configured duration.
+    pub achieved_rps: f64,
+    pub responses: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    /// Client CPU (user + system) per response, microseconds.
+    pub cpu_us_per_req: f64,
+    /// Client CPU as a fraction of one core over its wall time.
+    pub cpu_util: f64,
+    pub peak_rss_mib: f64,
+    /// Server CPU as a fraction of one core during the run.
+    pub server_cpu_util: f64,
+    /// Why the run has no figures (tool missing or failed).
+    pub error: Option<String>,
+}
+
+/// echo-svc or nginx under wrk and at a fixed rate.
+#[derive(Debug, Clone, Serialize)]
+pub struct ServerRow {
+    pub server: String,
+    /// Mean of the wrk rounds.
+    pub wrk_rps: f64,
+    /// Requests per CPU-second of the server (its CPU from /proc over the wrk rounds).
+    pub rps_per_core: f64,
+    pub server_cpu_util: f64,
+    pub fixed_rate: f64,
+    pub fixed_p50_ms: Option<f64>,
+    pub fixed_p99_ms: Option<f64>,
+    pub idle_rss_mib: f64,
+    pub peak_rss_mib: f64,
+}
+
+/// Peak RSS of one loadgen run.
+#[derive(Debug, Clone, Serialize)]
+pub struct MemoryRow {
+    pub duration_secs: f64,
+    pub rate: f64,
+    pub responses: u64,
+    pub peak_rss_mib: f64,
+}
+
+/// Everything one harness run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct Results {
+    pub machine: Machine,
+    pub command: String,
+    pub started_utc: String,
+    pub connections: usize,
+    pub peers: Vec<ClientRun>,
+    pub max: Vec<ClientRun>,
+    pub servers: Vec<ServerRow>,
+    pub memory: Vec<MemoryRow>,
+}
