@@ -249,7 +249,7 @@ fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
     assert!(a.dropped_cap >= 50, "{a:?}");
     assert!(a.ok >= 4, "{a:?}");
     assert_eq!(out.exit_code, EXIT_SLO_FAILED);
-    let text = loadgen::report::text::render(r, &out.verdicts);
+    let text = loadgen::report::render(r, &out.verdicts);
     assert!(text.contains("target rate missed for us"), "{text}");
     // Latency is measured from the schedule: queueing behind 2 connections shows.
     let g = &r.groups[&key("us", "us", "v1", "2xx")];

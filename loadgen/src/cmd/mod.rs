@@ -6,7 +6,7 @@
 //! - [`compare`]: the p95/p99 regression gate against a baseline (`loadgen compare`).
 //! - [`lab`]: the embedded two-region fleet and a run against it (`loadgen lab`).
 
-pub mod compare;
+pub(crate) mod compare;
 pub mod lab;
-pub mod merge;
+pub(crate) mod merge;
 pub mod run;

@@ -8,11 +8,11 @@
 
 pub mod console;
 mod files;
-pub mod hdrlog;
-pub mod html;
+pub(crate) mod hdrlog;
+pub(crate) mod html;
 pub mod json;
 pub mod junit;
-pub mod k6;
+pub(crate) mod k6;
 pub mod text;
 
 use std::path::Path;
