@@ -1,6 +1,6 @@
 //! Writing the report files a run or a merge asks for besides `--json`:
-//! `--summary-export` ([`crate::summary`]), `--junit` ([`crate::junit`]) and `--html`
-//! ([`crate::html`]).
+//! `--summary-export` ([`crate::report::k6`]), `--junit` ([`crate::report::junit`]) and `--html`
+//! ([`crate::report::html`]).
 
 use std::path::Path;
 
