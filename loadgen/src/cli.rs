@@ -77,8 +77,8 @@ Exit codes:
 /// Report files written after a run or a merge (beside `--json`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ExportArgs {
-    /// Write a k6-compatible summary JSON (like `k6 run --summary-export`); threshold
-    /// entries are `{"ok": true}` when the threshold PASSED.
+    /// Write a k6-compatible summary JSON (like `k6 run --summary-export`): thresholds are
+    /// k6's bare booleans, `true` when the threshold FAILED.
     #[arg(long, env = "LOADGEN_SUMMARY_EXPORT")]
     pub summary_export: Option<PathBuf>,
 

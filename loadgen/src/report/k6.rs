@@ -8,12 +8,16 @@
 //! - `http_reqs`: `count`, `rate` (completed requests per measured second);
 //! - `http_req_failed`: `value` (the failure rate, also as `rate`), `passes` and `fails`
 //!   with k6's meaning: `passes` counts requests for which "failed" was true;
-//! - `dropped_iterations`: `count`, `rate`.
+//! - `dropped_iterations`: `count`, `rate`;
+//! - `iterations`: `count`, `rate` (one request is one iteration of k6's open model);
+//! - `http_req_duration{expected_response:true}`: the trend of responses below 400, as k6
+//!   always exports it.
 //!
-//! **Thresholds differ on purpose.** k6 writes `"thresholds": {"p(95)<200": false}` where
-//! the boolean means "this threshold failed", which reads backwards. Here each threshold is
-//! `{"ok": true}` when it **passed** (the form k6's `handleSummary` data uses), so the flag
-//! means what it says.
+//! Thresholds are exactly k6's: `"thresholds": {"p(95)<200": false}`, a bare boolean keyed
+//! by the expression, `true` when the threshold **failed** (k6 1.x's `--summary-export`
+//! convention), so tools reading k6 files read ours the same way. What loadgen cannot fill
+//! honestly is left out: `data_received`/`data_sent` (bytes are not counted), `vus` and
+//! `vus_max` (there are no virtual users), and k6's per-phase timings.
 
 use serde_json::{json, Map, Value};
 
@@ -39,12 +43,17 @@ fn scope_key(name: &str, s: &Scope) -> String {
 }
 
 fn trend(r: &Results, s: &Scope) -> Value {
+    trend_where(r, |k| {
+        s.target.as_deref().map_or(true, |x| x == k.target)
+            && s.region.as_deref().map_or(true, |x| x == k.region)
+            && s.version.as_deref().map_or(true, |x| x == k.version)
+    })
+}
+
+fn trend_where(r: &Results, hit: impl Fn(&crate::results::GroupKey) -> bool) -> Value {
     let mut h = new_histogram();
     for (k, g) in &r.groups {
-        let hit = s.target.as_deref().map_or(true, |x| x == k.target)
-            && s.region.as_deref().map_or(true, |x| x == k.region)
-            && s.version.as_deref().map_or(true, |x| x == k.version);
-        if hit {
+        if hit(k) {
             let _ = h.add(&g.corrected);
         }
     }
@@ -138,6 +147,14 @@ pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
         "dropped_iterations".into(),
         json!({"count": dropped, "rate": rate(dropped)}),
     );
+    metrics.insert(
+        "iterations".into(),
+        json!({"count": completed, "rate": rate(completed)}),
+    );
+    metrics.insert(
+        "http_req_duration{expected_response:true}".into(),
+        trend_where(r, |k| matches!(k.class.as_str(), "1xx" | "2xx" | "3xx")),
+    );
 
     for (slo, v) in slos.iter().zip(verdicts) {
         let (metric, expr) = threshold_home(slo);
@@ -149,15 +166,10 @@ pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
                 .entry("thresholds")
                 .or_insert_with(|| Value::Object(Map::new()));
             if let Value::Object(th) = th {
-                // Several SLOs can share an expression text under different scopes only
-                // through different metric keys, so a clash here is the same SLO twice.
-                let ok = v.pass
-                    && th
-                        .get(&expr)
-                        .and_then(|x| x.get("ok"))
-                        .and_then(Value::as_bool)
-                        .unwrap_or(true);
-                th.insert(expr, json!({ "ok": ok }));
+                // k6's convention: true means the threshold failed. The same expression
+                // under the same metric twice fails if either did.
+                let failed = !v.pass || th.get(&expr).and_then(Value::as_bool).unwrap_or(false);
+                th.insert(expr, Value::Bool(failed));
             }
         }
     }
@@ -176,7 +188,7 @@ mod tests {
     use crate::results::{GroupHist, GroupKey, TargetResult};
 
     #[test]
-    fn thresholds_say_passed_and_submetrics_exist() {
+    fn thresholds_are_k6s_booleans_and_submetrics_exist() {
         let mut g = GroupHist::new();
         for v in 1..=1000u64 {
             g.corrected.record(v * 100).unwrap();
@@ -216,13 +228,18 @@ mod tests {
         assert!(verdicts[0].pass && !verdicts[1].pass);
         let v = build(&r, &slos, &verdicts);
         let m = &v["metrics"];
+        // true = failed, as k6 writes it.
+        assert_eq!(m["http_req_duration"]["thresholds"]["p95<200ms"], false);
         assert_eq!(
-            m["http_req_duration"]["thresholds"]["p95<200ms"]["ok"],
+            m["http_req_duration{target:us}"]["thresholds"]["p(99)<50"],
             true
         );
-        assert_eq!(
-            m["http_req_duration{target:us}"]["thresholds"]["p(99)<50"]["ok"],
-            false
+        assert_eq!(m["iterations"]["count"], 1000);
+        assert!(
+            m["http_req_duration{expected_response:true}"]["p(95)"]
+                .as_f64()
+                .unwrap()
+                > 90.0
         );
         let p95 = m["http_req_duration{target:us,version:v1}"]["p(95)"]
             .as_f64()
