@@ -95,6 +95,12 @@ pub struct ExportArgs {
     /// group, tagged `target/region/version/class`). Runs only, not merges.
     #[arg(long, env = "LOADGEN_HDR_LOG")]
     pub hdr_log: Option<PathBuf>,
+
+    /// Print every column of the latency table (p90, p99.9, the uncorrected p99) and the
+    /// full accounting table; by default the report fits the terminal (100 columns when
+    /// there is none).
+    #[arg(long, env = "LOADGEN_WIDE")]
+    pub wide: bool,
 }
 
 /// Flags of `loadgen merge`.

@@ -16,10 +16,9 @@ fn shape(report: &str) -> String {
     let mut out = String::new();
     for line in report.lines() {
         // The pacing warning appears when the machine is slow: timing, not shape.
-        let line = line
-            .split("  (WARNING: the generator is falling behind")
-            .next()
-            .unwrap_or(line);
+        if line.starts_with("  WARNING: the generator is falling behind") {
+            continue;
+        }
         let line = if line.contains("connections for") {
             // Opened and peak depend on how answers interleave.
             let head = line.split(':').next().unwrap_or("");
@@ -122,4 +121,75 @@ fn the_report_keeps_its_shape() {
     }
     let want = std::fs::read_to_string(&path).expect("tests/golden/report.txt (record it)");
     assert_eq!(got, want, "the report's shape changed:\n{text}");
+}
+
+#[test]
+fn the_report_fits_the_terminal_and_wide_shows_every_column() {
+    let rt = server_runtime();
+    let us = echo(&rt, "us", "v1", "");
+    let eu = echo(&rt, "eu", "v2", "delay=30ms");
+    let t1 = format!("us=http://{}/", us.addr());
+    let t2 = format!("eu=http://{}/", eu.addr());
+    let cfg = config(&[
+        "--target",
+        &t1,
+        "--target",
+        &t2,
+        "--rps",
+        "100",
+        "--duration",
+        "1s",
+    ]);
+    let out = loadgen::execute(cfg, false).unwrap();
+    rt.block_on(us.shutdown()).unwrap();
+    rt.block_on(eu.shutdown()).unwrap();
+    use loadgen::report::text::{render_styled, Style};
+    let width = |s: &str| s.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    let compact = render_styled(
+        &out.results,
+        &out.verdicts,
+        &Style {
+            wide: false,
+            width: 100,
+        },
+    );
+    assert!(width(&compact) <= 100, "{compact}");
+    let header = compact.lines().find(|l| l.contains("target ┆")).unwrap();
+    assert!(
+        !header.contains("p99.9") && !header.contains("p90"),
+        "{header}"
+    );
+    assert!(
+        compact.contains("Accounting: all 100 scheduled"),
+        "{compact}"
+    );
+    // Narrower: the tables wrap inside their cells instead of breaking the grid.
+    let narrow = render_styled(
+        &out.results,
+        &out.verdicts,
+        &Style {
+            wide: false,
+            width: 70,
+        },
+    );
+    let tables = |s: &str| {
+        s.lines()
+            .filter(|l| l.starts_with(['┌', '│', '╞', '└', '├']))
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0)
+    };
+    assert!(tables(&narrow) <= 70, "{narrow}");
+    let wide = render_styled(
+        &out.results,
+        &out.verdicts,
+        &Style {
+            wide: true,
+            width: 100,
+        },
+    );
+    for col in ["p90", "p99.9", "p99 svc", "requests", "errors", "dropped"] {
+        assert!(wide.contains(col), "{col}: {wide}");
+    }
+    assert!(wide.contains("Accounting (every scheduled request"));
 }

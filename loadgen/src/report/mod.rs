@@ -63,7 +63,8 @@ pub fn finish(f: &Finish<'_>) -> anyhow::Result<()> {
             f.verdicts,
         )
     })();
-    let mut out = render(f.results, f.verdicts);
+    let style = text::Style::for_stdout(f.exports.wide);
+    let mut out = text::render_styled(f.results, f.verdicts, &style);
     for n in &f.notes {
         out.push_str(n);
         out.push('\n');

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{CellAlignment, Table};
+use comfy_table::{CellAlignment, ContentArrangement, Table};
 use hdrhistogram::Histogram;
 
 use crate::judge::slo::{fmt_us, Verdict};
@@ -38,6 +38,53 @@ pub(crate) fn per_sec(n: u64, secs: f64) -> f64 {
 
 /// Renders the human-readable report.
 pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
+    render_styled(r, verdicts, &Style::default())
+}
+
+/// How the report is laid out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Style {
+    /// Every column and the full accounting table.
+    pub wide: bool,
+    /// Columns available; tables wrap inside their cells to fit.
+    pub width: u16,
+}
+
+impl Default for Style {
+    fn default() -> Style {
+        Style {
+            wide: false,
+            width: 100,
+        }
+    }
+}
+
+impl Style {
+    /// The style for stdout: the terminal's width when there is one.
+    pub fn for_stdout(wide: bool) -> Style {
+        let width = if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            Table::new().width().unwrap_or(100)
+        } else {
+            100
+        };
+        Style {
+            wide,
+            width: width.max(40),
+        }
+    }
+}
+
+/// Renders the human-readable report in `style`.
+pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String {
+    let wide = style.wide;
+    // The compact report fits `width`, wrapping inside cells if it must; --wide takes
+    // the width every column needs.
+    let fit = |t: &mut Table| {
+        if !wide {
+            t.set_content_arrangement(ContentArrangement::Dynamic);
+            t.set_width(style.width);
+        }
+    };
     let mut out = String::new();
     if r.interrupted {
         let _ = writeln!(
@@ -48,10 +95,17 @@ pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
     }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    table.set_header(vec![
-        "target", "region", "version", "requests", "rps", "p50", "p90", "p95", "p99", "p99.9",
-        "max", "p99 svc", "errors", "dropped",
-    ]);
+    if wide {
+        table.set_header(vec![
+            "target", "region", "version", "requests", "rps", "p50", "p90", "p95", "p99", "p99.9",
+            "max", "p99 svc", "errors", "dropped",
+        ]);
+    } else {
+        table.set_header(vec![
+            "target", "region", "version", "reqs", "rps", "p50", "p95", "p99", "max", "err", "drop",
+        ]);
+    }
+    fit(&mut table);
     let q = |h: &Histogram<u64>, p: f64| {
         if h.is_empty() {
             "-".to_string()
@@ -93,9 +147,14 @@ pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
                 requests.to_string(),
                 format!("{:.1}", per_sec(requests, r.measured_secs)),
             ];
-            row.extend(QUANTILES.iter().map(|(_, p)| q(&g.corrected, *p)));
-            row.push(max(&g.corrected));
-            row.push(q(&g.service, 0.99));
+            if wide {
+                row.extend(QUANTILES.iter().map(|(_, p)| q(&g.corrected, *p)));
+                row.push(max(&g.corrected));
+                row.push(q(&g.service, 0.99));
+            } else {
+                row.extend([0.5, 0.95, 0.99].iter().map(|p| q(&g.corrected, *p)));
+                row.push(max(&g.corrected));
+            }
             row.push(errors.to_string());
             row.push(dropped);
             table.add_row(row);
@@ -118,27 +177,61 @@ pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    let _ = writeln!(out, "Latency from scheduled time (corrected for coordinated omission); \"p99 svc\" is the uncorrected service time.");
+    if wide {
+        let _ = writeln!(out, "Latency from scheduled time (corrected for coordinated omission); \"p99 svc\" is the uncorrected service time.");
+    } else {
+        let _ = writeln!(
+            out,
+            "Latency from each request's scheduled time (coordinated omission corrected).\n\
+             --wide adds p90, p99.9 and the uncorrected service time."
+        );
+    }
     let _ = writeln!(out, "{table}");
 
-    // Accounting.
+    // Accounting: one sentence when every request was answered below 400.
+    let clean = r.targets.iter().all(|t| {
+        [&t.measured, &t.warmup]
+            .iter()
+            .all(|a| a.ok == a.scheduled && a.bucket_sum() == a.scheduled)
+    });
+    if clean && !wide {
+        let scheduled: u64 = r.targets.iter().map(|t| t.measured.scheduled).sum();
+        let warm: u64 = r.targets.iter().map(|t| t.warmup.scheduled).sum();
+        let _ = writeln!(
+            out,
+            "\nAccounting: all {scheduled} scheduled requests{} answered below 400;\n\
+             none failed, was dropped or was cancelled.",
+            if warm > 0 {
+                format!(" (and {warm} of warm-up)")
+            } else {
+                String::new()
+            }
+        );
+    }
     let mut acc = Table::new();
+    fit(&mut acc);
     acc.load_preset(UTF8_FULL_CONDENSED);
-    acc.set_header(vec![
-        "target",
-        "phase",
-        "scheduled",
-        "ok",
-        "http errors",
-        "timeout",
-        "refused",
-        "reset",
-        "malformed",
-        "other",
-        "dropped",
-        "cancelled",
-        "sum",
-    ]);
+    if wide {
+        acc.set_header(vec![
+            "target",
+            "phase",
+            "scheduled",
+            "ok",
+            "http errors",
+            "timeout",
+            "refused",
+            "reset",
+            "malformed",
+            "other",
+            "dropped",
+            "cancelled",
+            "sum",
+        ]);
+    } else {
+        acc.set_header(vec![
+            "target", "phase", "sched", "ok", "http err", "net err", "dropped", "cancel", "sum",
+        ]);
+    }
     for t in &r.targets {
         for (phase, a) in [("measured", &t.measured), ("warm-up", &t.warmup)] {
             if phase == "warm-up" && a.scheduled == 0 {
@@ -159,6 +252,20 @@ pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
             } else {
                 format!("{sum} != {} (BUG)", a.scheduled)
             };
+            if !wide {
+                acc.add_row(vec![
+                    t.name.clone(),
+                    phase.to_string(),
+                    a.scheduled.to_string(),
+                    a.ok.to_string(),
+                    http,
+                    a.transport_total().to_string(),
+                    a.dropped().to_string(),
+                    a.cancelled.to_string(),
+                    check,
+                ]);
+                continue;
+            }
             acc.add_row(vec![
                 t.name.clone(),
                 phase.to_string(),
@@ -181,10 +288,12 @@ pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
             ]);
         }
     }
-    let _ = writeln!(
-        out,
-        "\nAccounting (every scheduled request ends in exactly one bucket):\n{acc}"
-    );
+    if !clean || wide {
+        let _ = writeln!(
+            out,
+            "\nAccounting (every scheduled request ends in exactly one bucket):\n{acc}"
+        );
+    }
 
     // Rate.
     for t in &r.targets {
@@ -254,7 +363,7 @@ pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
             fmt_us(p.max() as f64),
             p.len(),
             if p.value_at_quantile(0.99) > PACING_WARN_US {
-                "  (WARNING: the generator is falling behind; its own delay inflates latency)"
+                "\n  WARNING: the generator is falling behind; its own delay inflates latency"
             } else {
                 ""
             }
