@@ -233,6 +233,24 @@ pub struct RunArgs {
     #[arg(long = "header")]
     pub headers: Vec<String>,
 
+    /// Request method (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS). A targets-file
+    /// entry may set `method`, `headers`, `content_type`, `body` or `body_file` for its
+    /// own target.
+    #[arg(long, env = "LOADGEN_METHOD", default_value = "GET")]
+    pub method: String,
+
+    /// Request body, sent as given.
+    #[arg(long, env = "LOADGEN_BODY", conflicts_with = "body_file")]
+    pub body: Option<String>,
+
+    /// Request body read from a file (at most 4 MiB), sent as its bytes.
+    #[arg(long, env = "LOADGEN_BODY_FILE")]
+    pub body_file: Option<PathBuf>,
+
+    /// `Content-Type` of the body, e.g. `application/json`.
+    #[arg(long, env = "LOADGEN_CONTENT_TYPE")]
+    pub content_type: Option<String>,
+
     /// Distinct (served region, version) pairs kept per target; responses with further
     /// pairs are counted under region and version `other` (and the report says how many),
     /// so a server inventing values cannot grow memory without end.

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderName;
 
 use crate::cli::{Arrival, RunArgs};
 use crate::judge::slo::Slo;
@@ -39,6 +39,7 @@ fn within(flag: &str, d: Duration, min: Duration, max: Duration) -> Result<Durat
 }
 
 pub use crate::error::UsageError;
+use crate::request::{self, RequestSpec};
 
 /// Everything a run needs, checked.
 #[derive(Debug, Clone)]
@@ -61,7 +62,6 @@ pub struct RunConfig {
     pub threads: usize,
     pub slos: Vec<Slo>,
     pub json: Option<PathBuf>,
-    pub headers: HeaderMap,
     pub region_header: HeaderName,
     pub version_header: HeaderName,
     pub progress: bool,
@@ -76,6 +76,25 @@ pub struct RunConfig {
     pub exports: crate::cli::ExportArgs,
 }
 
+/// The request every target gets unless its targets-file entry says otherwise.
+fn request_from_args(args: &RunArgs) -> Result<RequestSpec, UsageError> {
+    let mut spec = RequestSpec {
+        method: request::parse_method("--method", &args.method)?,
+        ..Default::default()
+    };
+    for h in &args.headers {
+        let (n, v) = request::parse_header("--header", h)?;
+        spec.headers.append(n, v);
+    }
+    request::set_content_type(
+        &mut spec.headers,
+        "--content-type",
+        args.content_type.as_deref(),
+    )?;
+    spec.body = request::body("--body", args.body.as_deref(), args.body_file.as_deref())?;
+    Ok(spec)
+}
+
 impl RunConfig {
     /// Checks the flags and resolves targets (reading the process environment for
     /// `LOADGEN_TARGET_<NAME>`).
@@ -84,9 +103,14 @@ impl RunConfig {
             Some(p) => Some(target::load_file(p)?),
             None => None,
         };
-        let targets = target::resolve(&args.targets, file.as_ref(), args.path.as_deref(), &|k| {
-            std::env::var(k).ok()
-        })?;
+        let defaults = request_from_args(args)?;
+        let targets = target::resolve(
+            &args.targets,
+            file.as_ref(),
+            args.path.as_deref(),
+            &defaults,
+            &|k| std::env::var(k).ok(),
+        )?;
         let stages = match &args.stages {
             Some(s) => parse_stages(s)?,
             None => {
@@ -135,21 +159,6 @@ impl RunConfig {
         within("--tick", args.tick, Duration::ZERO, Duration::from_secs(1))?;
         within("--interval", args.interval, ms, Duration::from_secs(3600))?;
         let slos = crate::judge::slo::gather(&args.slos, args.slo_file.as_deref())?;
-        let mut headers = HeaderMap::new();
-        for h in &args.headers {
-            let (name, value) = h.split_once(':').ok_or_else(|| {
-                UsageError::new(format!("--header {h:?}: expected `Name: value`"))
-            })?;
-            let name: HeaderName = name
-                .trim()
-                .parse()
-                .map_err(|_| UsageError::new(format!("--header {h:?}: bad header name")))?;
-            let value: HeaderValue = value
-                .trim()
-                .parse()
-                .map_err(|_| UsageError::new(format!("--header {h:?}: bad header value")))?;
-            headers.append(name, value);
-        }
         let header_name = |flag: &str, v: &str| {
             v.parse::<HeaderName>()
                 .map_err(|_| UsageError::new(format!("{flag} {v:?}: not a valid header name")))
@@ -187,7 +196,6 @@ impl RunConfig {
                 .min(args.connections.unwrap_or(args.max_connections).max(1)),
             slos,
             json: args.json.clone(),
-            headers,
             region_header: header_name("--region-header", &args.region_header)?,
             version_header: header_name("--version-header", &args.version_header)?,
             progress: !args.no_progress,
@@ -228,6 +236,14 @@ struct JsonSettings {
     region_header: String,
     version_header: String,
     shard: String,
+    /// Per target: method and body size (the body itself may be large or private).
+    requests: std::collections::BTreeMap<String, JsonRequest>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct JsonRequest {
+    method: String,
+    body_bytes: usize,
 }
 
 impl RunConfig {
@@ -253,6 +269,16 @@ impl RunConfig {
             region_header: cfg.region_header.to_string(),
             version_header: cfg.version_header.to_string(),
             shard: cfg.shard.to_string(),
+            requests: cfg
+                .targets
+                .iter()
+                .map(|t| {
+                    let r = &t.request;
+                    let body_bytes = r.body.as_deref().map_or(0, <[u8]>::len);
+                    let method = r.method.to_string();
+                    (t.name.clone(), JsonRequest { method, body_bytes })
+                })
+                .collect(),
         };
         serde_json::to_value(settings).unwrap_or_default()
     }

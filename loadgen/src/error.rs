@@ -23,6 +23,17 @@ pub const MAX_INPUT_BYTES: u64 = 4 * 1024 * 1024;
 /// Reads a small text file the user named (`what` says which, for the message), at most
 /// [`MAX_INPUT_BYTES`].
 pub fn read_input(path: &Path, what: &str) -> Result<String, UsageError> {
+    let bytes = read_input_bytes(path, what)?;
+    String::from_utf8(bytes).map_err(|_| {
+        UsageError::new(format!(
+            "cannot read {what} {}: not UTF-8 text",
+            path.display()
+        ))
+    })
+}
+
+/// Reads a user-supplied file as bytes, at most [`MAX_INPUT_BYTES`] of them.
+pub fn read_input_bytes(path: &Path, what: &str) -> Result<Vec<u8>, UsageError> {
     let fail = |e: String| UsageError::new(format!("cannot read {what} {}: {e}", path.display()));
     let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
     let mut bytes = Vec::new();
@@ -32,5 +43,5 @@ pub fn read_input(path: &Path, what: &str) -> Result<String, UsageError> {
     if bytes.len() as u64 > MAX_INPUT_BYTES {
         return Err(fail(format!("larger than {} MiB", MAX_INPUT_BYTES >> 20)));
     }
-    String::from_utf8(bytes).map_err(|_| fail("not UTF-8 text".into()))
+    Ok(bytes)
 }

@@ -24,7 +24,8 @@
 //!
 //! Shared vocabulary, each in its own small module: [`results`] (what a run measured),
 //! [`error`] (bad input, exit 2), [`units`] (durations for people), [`config`] (a checked
-//! run configuration), [`target`] (named targets) and [`cli`] (the flags).
+//! run configuration), [`target`] (named targets), [`request`] (what each target is sent) and
+//! [`cli`] (the flags).
 //!
 //! The public surface is what the binary, the tests and the benches use: [`run`],
 //! [`execute`] and [`RunOutcome`], the exit codes, the configuration, the results model,
@@ -38,6 +39,7 @@ pub mod judge;
 mod live;
 pub mod record;
 pub mod report;
+pub mod request;
 pub mod results;
 pub mod schedule;
 mod send;

@@ -13,6 +13,7 @@ use http::uri::{Authority, PathAndQuery, Uri};
 use serde::Deserialize;
 
 use crate::error::UsageError;
+use crate::request::{self, RequestOverride, RequestSpec};
 
 /// A resolved target.
 #[derive(Debug, Clone)]
@@ -27,6 +28,8 @@ pub struct Target {
     pub path: PathAndQuery,
     /// Share of the total rate (relative).
     pub weight: f64,
+    /// Method, extra headers and body sent to it.
+    pub request: RequestSpec,
 }
 
 impl Target {
@@ -58,7 +61,16 @@ impl Target {
 #[serde(untagged)]
 enum FileEntry {
     Url(String),
-    Full { url: String, weight: Option<f64> },
+    Full {
+        url: String,
+        weight: Option<f64>,
+        method: Option<String>,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        content_type: Option<String>,
+        body: Option<String>,
+        body_file: Option<std::path::PathBuf>,
+    },
 }
 
 #[derive(Debug, Deserialize)]
@@ -70,8 +82,17 @@ enum FileShape {
     Flat(BTreeMap<String, FileEntry>),
 }
 
-/// Targets loaded from a file: name -> (URL, weight).
-pub type FileTargets = BTreeMap<String, (String, Option<f64>)>;
+/// One target of a targets file.
+#[derive(Debug, Clone)]
+pub struct FileTarget {
+    pub url: String,
+    pub weight: Option<f64>,
+    /// What this target's request changes from the flags'.
+    pub request: RequestOverride,
+}
+
+/// Targets loaded from a file, by name.
+pub type FileTargets = BTreeMap<String, FileTarget>;
 
 /// Reads a TOML or YAML targets file (chosen by extension; otherwise TOML, then YAML).
 pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
@@ -89,13 +110,49 @@ pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
         FileShape::Wrapped { targets } => targets,
         FileShape::Flat(m) => m,
     };
-    Ok(map
-        .into_iter()
-        .map(|(k, v)| match v {
-            FileEntry::Url(u) => (k, (u, None)),
-            FileEntry::Full { url, weight } => (k, (url, weight)),
+    let base = path.parent().unwrap_or(Path::new("."));
+    map.into_iter()
+        .map(|(k, v)| {
+            let t = match v {
+                FileEntry::Url(url) => FileTarget {
+                    url,
+                    weight: None,
+                    request: RequestOverride::default(),
+                },
+                FileEntry::Full {
+                    url,
+                    weight,
+                    method,
+                    headers,
+                    content_type,
+                    body,
+                    body_file,
+                } => {
+                    let what = format!("targets file {}: target {k:?}", path.display());
+                    let mut over = RequestOverride {
+                        method: method
+                            .map(|m| request::parse_method(&format!("{what}: method"), &m))
+                            .transpose()?,
+                        ..Default::default()
+                    };
+                    for (n, v) in &headers {
+                        let (n, v) = request::header(&format!("{what}: header"), n, v)?;
+                        over.headers.append(n, v);
+                    }
+                    request::set_content_type(&mut over.headers, &what, content_type.as_deref())?;
+                    // A relative body file is found beside the targets file.
+                    let body_file = body_file.map(|p| base.join(p));
+                    over.body = request::body(&what, body.as_deref(), body_file.as_deref())?;
+                    FileTarget {
+                        url,
+                        weight,
+                        request: over,
+                    }
+                }
+            };
+            Ok((k, t))
         })
-        .collect())
+        .collect()
 }
 
 /// Splits a trailing `@WEIGHT` off a target spec, if what follows `@` is a number.
@@ -126,6 +183,7 @@ pub fn resolve(
     specs: &[String],
     file: Option<&FileTargets>,
     path_override: Option<&str>,
+    defaults: &RequestSpec,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Target>, UsageError> {
     let mut wanted: Vec<(String, Option<String>, Option<f64>)> = Vec::new();
@@ -148,7 +206,7 @@ pub fn resolve(
             Some(f) if !f.is_empty() => {
                 wanted = f
                     .iter()
-                    .map(|(k, (u, w))| (k.clone(), Some(u.clone()), *w))
+                    .map(|(k, t)| (k.clone(), Some(t.url.clone()), t.weight))
                     .collect();
             }
             _ => {
@@ -167,6 +225,8 @@ pub fn resolve(
     let mut out: Vec<Target> = Vec::with_capacity(wanted.len());
     let mut seen = std::collections::HashSet::new();
     for (name, url, weight) in wanted {
+        // A file entry's request changes apply to its name however its URL was found.
+        let over = file.and_then(|f| f.get(&name)).map(|t| &t.request);
         let (url, file_weight) = match url {
             Some(u) => (u, None),
             None => {
@@ -175,8 +235,8 @@ pub fn resolve(
                         "target {name:?}: a name may hold letters, digits, '-', '_' and '.'"
                     )));
                 }
-                if let Some((u, w)) = file.and_then(|f| f.get(&name)) {
-                    (u.clone(), *w)
+                if let Some(t) = file.and_then(|f| f.get(&name)) {
+                    (t.url.clone(), t.weight)
                 } else {
                     let key = format!(
                         "LOADGEN_TARGET_{}",
@@ -247,6 +307,10 @@ pub fn resolve(
             authority,
             path,
             weight,
+            request: match over {
+                Some(o) => defaults.overlay(o),
+                None => defaults.clone(),
+            },
         });
     }
     let total: f64 = out.iter().map(|t| t.weight).sum();
@@ -301,14 +365,19 @@ mod tests {
     #[test]
     fn resolution_order() {
         let mut file = FileTargets::new();
-        file.insert("eu".into(), ("http://eu.file:81/x".into(), Some(3.0)));
-        file.insert("us".into(), ("http://us.file/".into(), None));
+        let entry = |url: &str, weight| FileTarget {
+            url: url.into(),
+            weight,
+            request: RequestOverride::default(),
+        };
+        file.insert("eu".into(), entry("http://eu.file:81/x", Some(3.0)));
+        file.insert("us".into(), entry("http://us.file/", None));
         let env = |k: &str| (k == "LOADGEN_TARGET_AP").then(|| "http://ap.env:9/".to_string());
         let specs: Vec<String> = ["us=http://us.flag:8080/", "eu", "ap", "sa@2"]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let t = resolve(&specs, Some(&file), None, &env).unwrap();
+        let t = resolve(&specs, Some(&file), None, &RequestSpec::default(), &env).unwrap();
         assert_eq!(t[0].url.to_string(), "http://us.flag:8080/");
         assert_eq!(t[1].authority.as_str(), "eu.file:81");
         assert_eq!(t[1].path.as_str(), "/x");
@@ -330,13 +399,20 @@ mod tests {
             "x=/only/path",
         ] {
             assert!(
-                resolve(&[bad.to_string()], None, None, &no_env).is_err(),
+                resolve(
+                    &[bad.to_string()],
+                    None,
+                    None,
+                    &RequestSpec::default(),
+                    &no_env
+                )
+                .is_err(),
                 "{bad}"
             );
         }
-        assert!(resolve(&[], None, None, &no_env).is_err());
+        assert!(resolve(&[], None, None, &RequestSpec::default(), &no_env).is_err());
         let dup = vec!["us".to_string(), "us".to_string()];
-        assert!(resolve(&dup, None, None, &no_env).is_err());
+        assert!(resolve(&dup, None, None, &RequestSpec::default(), &no_env).is_err());
     }
 
     #[test]
@@ -357,12 +433,52 @@ mod tests {
         .unwrap();
         for p in [toml_path, yaml_path] {
             let f = load_file(&p).unwrap();
-            assert_eq!(f["us"], ("http://a/".to_string(), None));
-            assert_eq!(f["eu"], ("http://b/".to_string(), Some(2.0)));
-            let t = resolve(&[], Some(&f), Some("/echo?x=1"), &no_env).unwrap();
+            assert_eq!((f["us"].url.as_str(), f["us"].weight), ("http://a/", None));
+            assert_eq!(
+                (f["eu"].url.as_str(), f["eu"].weight),
+                ("http://b/", Some(2.0))
+            );
+            let t = resolve(
+                &[],
+                Some(&f),
+                Some("/echo?x=1"),
+                &RequestSpec::default(),
+                &no_env,
+            )
+            .unwrap();
             assert_eq!(t.len(), 2);
             assert_eq!(t[0].path.as_str(), "/echo?x=1");
         }
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn a_file_entry_sets_its_own_request() {
+        let dir = std::env::temp_dir().join(format!("loadgen-tr-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("order.json"), b"{\"id\":1}").unwrap();
+        let p = dir.join("t.yaml");
+        std::fs::write(
+            &p,
+            "us: http://a/\neu:\n  url: http://b/echo\n  method: post\n  body_file: order.json\n  content_type: application/json\n  headers: {x-a: \"2\"}\n",
+        )
+        .unwrap();
+        let f = load_file(&p).unwrap();
+        let mut defaults = RequestSpec::default();
+        defaults
+            .headers
+            .insert("x-a", http::HeaderValue::from_static("1"));
+        let t = resolve(&[], Some(&f), None, &defaults, &no_env).unwrap();
+        let (eu, us) = (&t[0], &t[1]);
+        assert_eq!(eu.request.method, http::Method::POST);
+        assert_eq!(eu.request.body.as_deref(), Some(&b"{\"id\":1}"[..]));
+        assert_eq!(eu.request.headers["content-type"], "application/json");
+        assert_eq!(eu.request.headers["x-a"], "2");
+        assert_eq!(us.request.method, http::Method::GET);
+        assert_eq!(us.request.headers["x-a"], "1");
+        std::fs::write(&p, "eu:\n  url: http://b/\n  body_file: missing.bin\n").unwrap();
+        let e = load_file(&p).unwrap_err().to_string();
+        assert!(e.contains("cannot read body file"), "{e}");
         std::fs::remove_dir_all(&dir).ok();
     }
 }

@@ -104,6 +104,41 @@ fn usage_errors_exit_2_with_a_clear_message() {
             &["--target", "us=http://127.0.0.1:1/", "--header", "no-colon"],
             "--header",
         ),
+        (
+            &[
+                "--target",
+                "us=http://127.0.0.1:1/",
+                "--method",
+                "POST",
+                "--body-file",
+                "/nonexistent/body.json",
+            ],
+            "cannot read body file /nonexistent/body.json",
+        ),
+        (
+            &["--target", "us=http://127.0.0.1:1/", "--method", "CONNECT"],
+            "tunnels are not load-tested",
+        ),
+        (
+            &[
+                "--target",
+                "us=http://127.0.0.1:1/",
+                "--body",
+                "x",
+                "--body-file",
+                "/etc/hostname",
+            ],
+            "cannot be used with",
+        ),
+        (
+            &[
+                "--target",
+                "us=http://127.0.0.1:1/",
+                "--header",
+                "Content-Length: 3",
+            ],
+            "set by loadgen from the body",
+        ),
         (&["--no-such-flag"], "unexpected argument"),
         (&[], "no targets"),
         (

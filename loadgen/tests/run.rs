@@ -473,3 +473,76 @@ fn stages_and_threads_split_the_schedule_exactly() {
     assert_eq!(t[1].measured.scheduled, 75);
     assert_eq!(t[0].measured.ok + t[1].measured.ok, 300);
 }
+
+#[test]
+fn one_run_mixes_methods_and_bodies_per_target() {
+    let rt = server_runtime();
+    let us = echo(&rt, "us", "v1", "");
+    let eu = echo(&rt, "eu", "v1", "");
+    let dir = std::env::temp_dir().join(format!("loadgen-mix-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("order.json"), br#"{"order":42}"#).unwrap();
+    let file = dir.join("targets.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "us: http://{}/\neu:\n  url: http://{}/echo\n  method: POST\n  body_file: order.json\n  content_type: application/json\n",
+            us.addr(),
+            eu.addr()
+        ),
+    )
+    .unwrap();
+    let cfg = config(&[
+        "--targets-file",
+        file.to_str().unwrap(),
+        "--rps",
+        "200",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+    ]);
+    let out = execute(cfg, false).unwrap();
+    let r = &out.results;
+    assert_sums(r);
+    for t in &r.targets {
+        assert_eq!(t.measured.ok, 100, "{}: {:?}", t.name, t.measured);
+    }
+    // Each server counted exactly the method and route its target was given.
+    let count = |addr, needle: &str| -> f64 {
+        http(addr, "GET", "/metrics")
+            .lines()
+            .filter(|l| l.starts_with("http_requests_total") && l.contains(needle))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    assert_eq!(count(eu.addr(), r#"method="POST",route="/echo""#), 100.0);
+    assert_eq!(count(us.addr(), r#"method="GET",route="/""#), 100.0);
+    assert_eq!(count(us.addr(), r#"method="POST""#), 0.0);
+    rt.block_on(us.shutdown()).unwrap();
+    rt.block_on(eu.shutdown()).unwrap();
+    std::fs::remove_dir_all(&dir).ok();
+}
+
+#[test]
+fn head_requests_keep_their_connections() {
+    let out = run_against(
+        "us",
+        "",
+        &[
+            "--method",
+            "head",
+            "--rps",
+            "100",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+        ],
+    );
+    let t = &out.results.targets[0];
+    assert_sums(&out.results);
+    assert_eq!(t.measured.ok, 100, "{:?}", t.measured);
+    // Reading a body a HEAD answer does not have would stall or close each connection.
+    assert!(t.pool.opened <= 4, "{:?}", t.pool);
+}

@@ -74,7 +74,10 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
     let names: Vec<String> = cfg
         .targets
         .iter()
-        .map(|t| format!("{}={}", t.name, t.url))
+        .map(|t| match t.request.describe() {
+            Some(what) => format!("{}={} ({what})", t.name, t.url),
+            None => format!("{}={}", t.name, t.url),
+        })
         .collect();
     console::note(format_args!(
         "loadgen: running against {} for {:?} (+{:?} warm-up), {} arrivals",

@@ -27,9 +27,11 @@ use std::net::SocketAddr;
 
 use http::header::{HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
+use http::Method;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
+use crate::request::RequestSpec;
 use crate::results::Failure;
 
 /// Largest response head accepted; a longer one is a malformed response.
@@ -40,10 +42,13 @@ const MAX_HEADERS: usize = 128;
 /// Read buffer size; bodies larger than this stream through it.
 const READ_CHUNK: usize = 16 * 1024;
 
-/// Serialises a `GET` for `path` with `headers` (which carry `Host`).
-pub fn encode_request(path: &PathAndQuery, headers: &HeaderMap) -> Vec<u8> {
-    let mut out = Vec::with_capacity(64 + headers.len() * 32);
-    out.extend_from_slice(b"GET ");
+/// Serialises `spec` for `path` with `headers` (which carry `Host`), body included.
+/// A body, and any method that usually carries one, gets a `Content-Length`.
+pub fn encode_request(spec: &RequestSpec, path: &PathAndQuery, headers: &HeaderMap) -> Vec<u8> {
+    let body = spec.body.as_deref().unwrap_or(&[]);
+    let mut out = Vec::with_capacity(64 + headers.len() * 32 + body.len());
+    out.extend_from_slice(spec.method.as_str().as_bytes());
+    out.push(b' ');
     out.extend_from_slice(path.as_str().as_bytes());
     out.extend_from_slice(b" HTTP/1.1\r\n");
     for (name, value) in headers {
@@ -52,7 +57,13 @@ pub fn encode_request(path: &PathAndQuery, headers: &HeaderMap) -> Vec<u8> {
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    let framed =
+        spec.body.is_some() || matches!(spec.method, Method::POST | Method::PUT | Method::PATCH);
+    if framed {
+        out.extend_from_slice(format!("content-length: {}\r\n", body.len()).as_bytes());
+    }
     out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(body);
     out
 }
 
@@ -124,6 +135,7 @@ impl Conn {
     pub async fn exchange(
         &mut self,
         request: &[u8],
+        answer_has_body: bool,
         region_header: &HeaderName,
         version_header: &HeaderName,
     ) -> Result<(Answer, bool), ExchangeError> {
@@ -186,7 +198,7 @@ impl Conn {
             body,
             mut keep,
         } = head;
-        let body = if status == 204 || status == 304 {
+        let body = if !answer_has_body || status == 204 || status == 304 {
             BodyLen::None
         } else {
             body
@@ -512,7 +524,11 @@ mod tests {
     fn req() -> Vec<u8> {
         let mut h = HeaderMap::new();
         h.insert(http::header::HOST, "t".parse().unwrap());
-        encode_request(&PathAndQuery::from_static("/x?y=1"), &h)
+        encode_request(
+            &RequestSpec::default(),
+            &PathAndQuery::from_static("/x?y=1"),
+            &h,
+        )
     }
 
     #[test]
@@ -531,18 +547,56 @@ mod tests {
         ])
         .await;
         let mut c = Conn::connect(addr).await.unwrap();
-        let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
         assert_eq!(a.status, 200);
         assert_eq!(a.region.as_deref(), Some(&b"eu"[..]));
         assert_eq!(a.version.as_deref(), Some(&b"v2"[..]));
         assert!(keep);
-        let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
         assert_eq!(a.status, 503);
         assert_eq!(a.region, None);
         assert!(keep);
-        let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
         assert_eq!(a.status, 204);
         assert!(!keep, "connection: close must end reuse");
+    }
+
+    #[test]
+    fn a_body_is_framed_and_follows_the_head() {
+        let mut h = HeaderMap::new();
+        h.insert(http::header::HOST, "t".parse().unwrap());
+        let spec = RequestSpec {
+            method: Method::POST,
+            body: Some(std::sync::Arc::from(&b"{\"a\":1}"[..])),
+            ..Default::default()
+        };
+        let got = encode_request(&spec, &PathAndQuery::from_static("/echo"), &h);
+        assert_eq!(
+            got,
+            b"POST /echo HTTP/1.1\r\nhost: t\r\ncontent-length: 7\r\n\r\n{\"a\":1}".to_vec()
+        );
+        // A bodiless PUT still says so, or a server may wait for a body.
+        let put = RequestSpec {
+            method: Method::PUT,
+            ..Default::default()
+        };
+        let got = encode_request(&put, &PathAndQuery::from_static("/"), &h);
+        assert!(got.ends_with(b"content-length: 0\r\n\r\n"));
+    }
+
+    #[tokio::test]
+    async fn a_head_answer_has_no_body_whatever_its_length_says() {
+        let addr = scripted(vec![
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n".to_vec(),
+            b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n".to_vec(),
+        ])
+        .await;
+        let mut c = Conn::connect(addr).await.unwrap();
+        for _ in 0..2 {
+            let (a, keep) = c.exchange(&req(), false, &REGION, &VERSION).await.unwrap();
+            assert_eq!(a.status, 200);
+            assert!(keep, "the next answer starts right after the head");
+        }
     }
 
     #[tokio::test]
@@ -554,7 +608,7 @@ mod tests {
         let addr = scripted(vec![reply.clone(), reply]).await;
         let mut c = Conn::connect(addr).await.unwrap();
         for _ in 0..2 {
-            let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+            let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
             assert_eq!(a.status, 200);
             assert!(keep);
             assert!(c.buf.capacity() <= 4 * READ_CHUNK, "{}", c.buf.capacity());
@@ -566,7 +620,9 @@ mod tests {
         let addr = scripted(vec![b"SSH-2.0-nope\r\n\r\n".to_vec()]).await;
         let mut c = Conn::connect(addr).await.unwrap();
         assert_eq!(
-            c.exchange(&req(), &REGION, &VERSION).await.unwrap_err(),
+            c.exchange(&req(), true, &REGION, &VERSION)
+                .await
+                .unwrap_err(),
             ExchangeError::Failed(Failure::Malformed)
         );
 
@@ -577,7 +633,9 @@ mod tests {
         .await;
         let mut c = Conn::connect(addr).await.unwrap();
         assert_eq!(
-            c.exchange(&req(), &REGION, &VERSION).await.unwrap_err(),
+            c.exchange(&req(), true, &REGION, &VERSION)
+                .await
+                .unwrap_err(),
             ExchangeError::Failed(Failure::Reset)
         );
     }
@@ -589,10 +647,12 @@ mod tests {
         ])
         .await;
         let mut c = Conn::connect(addr).await.unwrap();
-        c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
         // The scripted server has no more replies and closes.
         assert_eq!(
-            c.exchange(&req(), &REGION, &VERSION).await.unwrap_err(),
+            c.exchange(&req(), true, &REGION, &VERSION)
+                .await
+                .unwrap_err(),
             ExchangeError::Stale
         );
     }
@@ -601,7 +661,7 @@ mod tests {
     async fn body_until_close_is_read_and_ends_reuse() {
         let addr = scripted(vec![b"HTTP/1.0 200 OK\r\n\r\nall of it".to_vec()]).await;
         let mut c = Conn::connect(addr).await.unwrap();
-        let (a, keep) = c.exchange(&req(), &REGION, &VERSION).await.unwrap();
+        let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
         assert_eq!(a.status, 200);
         assert!(!keep);
     }

@@ -94,14 +94,24 @@ async fn exchange(
         None => conn.insert(connect(wk, ti, t).await?),
     };
     let mut outcome = c
-        .exchange(&t.request, &wk.region_header, &wk.version_header)
+        .exchange(
+            &t.request,
+            t.answer_has_body,
+            &wk.region_header,
+            &wk.version_header,
+        )
         .await;
     if matches!(outcome, Err(ExchangeError::Stale)) {
         // The server closed this idle keep-alive connection meanwhile: replace it, don't
         // blame the request.
         let c = conn.insert(connect(wk, ti, t).await?);
         outcome = c
-            .exchange(&t.request, &wk.region_header, &wk.version_header)
+            .exchange(
+                &t.request,
+                t.answer_has_body,
+                &wk.region_header,
+                &wk.version_header,
+            )
             .await;
     }
     match outcome {

@@ -38,6 +38,8 @@ pub(super) struct TargetCtx {
     pub(super) addr: SocketAddr,
     /// The request, serialised once.
     pub(super) request: Vec<u8>,
+    /// False for `HEAD`, whose answers carry no body.
+    pub(super) answer_has_body: bool,
     pub(super) max_conns: usize,
     pub(super) max_in_flight: usize,
     pub(super) state: RefCell<TargetState>,

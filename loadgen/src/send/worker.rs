@@ -66,7 +66,7 @@ fn build(setup: &Setup) -> Rc<Worker> {
         .iter()
         .zip(addrs.iter())
         .map(|(t, addr)| {
-            let mut headers = cfg.headers.clone();
+            let mut headers = t.request.headers.clone();
             if !headers.contains_key(HOST) {
                 if let Ok(v) = HeaderValue::from_str(t.authority.as_str()) {
                     headers.insert(HOST, v);
@@ -74,7 +74,8 @@ fn build(setup: &Setup) -> Rc<Worker> {
             }
             TargetCtx {
                 addr: *addr,
-                request: encode_request(&t.path, &headers),
+                request: encode_request(&t.request, &t.path, &headers),
+                answer_has_body: t.request.answer_has_body(),
                 max_conns: share(cfg.connections, n, w),
                 max_in_flight: share(cfg.max_in_flight, n, w),
                 state: RefCell::new(TargetState::default()),
