@@ -60,6 +60,10 @@ fn html_report_is_self_contained_and_draws_the_plot() {
     assert!(text.contains("Latency over time per group"));
     assert!(text.contains("us, region us, version v1 over time"));
     assert!(text.contains("PASS"));
+    // Verdicts come first, settings in human units.
+    let at = |needle: &str| text.find(needle).unwrap_or(usize::MAX);
+    assert!(at("SLO verdicts") < at("Run settings"), "verdicts first");
+    assert!(text.contains("<th>max lag</th><td>1s</td>"), "human units");
     // The SVG namespace is an identifier, not a fetched resource.
     let refs = external_refs(&text);
     assert!(refs.is_empty(), "external references: {refs:?}");

@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
+use std::time::Duration;
 
 use hdrhistogram::Histogram;
 use html_escape::encode_text as esc;
@@ -151,6 +152,55 @@ fn timeline_svg(points: &[(f64, [f64; 3])], title: &str) -> String {
     s
 }
 
+/// One setting for people: durations as `1s` rather than `max_lag_secs 1.0`, stages as
+/// ramps, requests as `POST, 12 B body`; anything else as written.
+fn human_setting(key: &str, v: &serde_json::Value) -> (String, String) {
+    use serde_json::Value;
+    let secs = |x: &Value| {
+        x.as_f64().filter(|s| s.is_finite() && *s >= 0.0).map(|s| {
+            humantime::format_duration(Duration::from_micros((s * 1e6).round() as u64)).to_string()
+        })
+    };
+    if let Some(name) = key.strip_suffix("_secs") {
+        if let Some(d) = secs(v) {
+            return (name.replace('_', " "), d);
+        }
+    }
+    let text = match (key, v) {
+        ("stages", Value::Array(stages)) => stages
+            .iter()
+            .filter_map(|st| {
+                let st = st.as_array()?;
+                let (d, from, to) = (
+                    secs(st.first()?)?,
+                    st.get(1)?.as_f64()?,
+                    st.get(2)?.as_f64()?,
+                );
+                Some(if from == to {
+                    format!("{d} at {from} rps")
+                } else {
+                    format!("{d} from {from} to {to} rps")
+                })
+            })
+            .collect::<Vec<_>>()
+            .join(", then "),
+        ("requests", Value::Object(per)) => per
+            .iter()
+            .map(|(t, r)| {
+                let method = r.get("method").and_then(Value::as_str).unwrap_or("GET");
+                match r.get("body_bytes").and_then(Value::as_u64) {
+                    Some(n) if n > 0 => format!("{t}: {method}, {n} B body"),
+                    _ => format!("{t}: {method}"),
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; "),
+        (_, Value::String(s)) => s.clone(),
+        (_, other) => other.to_string(),
+    };
+    (key.replace('_', " "), text)
+}
+
 /// Renders the report. `settings` is the run's settings object (as in the JSON report);
 /// `timeline`, when the run kept one, adds latency-over-time plots.
 pub fn render(
@@ -163,6 +213,24 @@ pub fn render(
     o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>loadgen report</title><style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}.plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}</style></head><body>\n<h1>loadgen report</h1>\n");
     if r.interrupted {
         o.push_str("<p class=\"fail\">Partial report: the run was interrupted.</p>\n");
+    }
+    // Verdicts first: the question a run answers is whether it passed.
+    o.push_str("<h2>SLO verdicts</h2>\n");
+    if verdicts.is_empty() {
+        o.push_str("<p>No SLOs were given.</p>\n");
+    } else {
+        o.push_str("<table><tr><th>SLO</th><th>measured</th><th>verdict</th></tr>");
+        for v in verdicts {
+            let _ = write!(
+                o,
+                "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
+                esc(&v.slo),
+                esc(&v.detail),
+                if v.pass { "pass" } else { "fail" },
+                if v.pass { "PASS" } else { "FAIL" }
+            );
+        }
+        o.push_str("</table>\n");
     }
     // Settings.
     o.push_str("<h2>Run settings</h2>\n<table>");
@@ -182,11 +250,8 @@ pub fn render(
     }
     if let serde_json::Value::Object(m) = settings {
         for (k, v) in m {
-            let v = match v {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            };
-            let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+            let (k, v) = human_setting(k, v);
+            let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(&k), esc(&v));
         }
     }
     o.push_str("</table>\n");
@@ -299,24 +364,48 @@ pub fn render(
         o.push_str("</div>\n");
     }
 
-    // Verdicts.
-    o.push_str("<h2>SLO verdicts</h2>\n");
-    if verdicts.is_empty() {
-        o.push_str("<p>No SLOs were given.</p>\n");
-    } else {
-        o.push_str("<table><tr><th>SLO</th><th>measured</th><th>verdict</th></tr>");
-        for v in verdicts {
-            let _ = write!(
-                o,
-                "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
-                esc(&v.slo),
-                esc(&v.detail),
-                if v.pass { "pass" } else { "fail" },
-                if v.pass { "PASS" } else { "FAIL" }
-            );
-        }
-        o.push_str("</table>\n");
-    }
     o.push_str("</body></html>\n");
     o
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn settings_read_in_human_units() {
+        let h = |k: &str, v: serde_json::Value| human_setting(k, &v);
+        assert_eq!(
+            h("max_lag_secs", json!(1.0)),
+            ("max lag".into(), "1s".into())
+        );
+        assert_eq!(
+            h("tick_secs", json!(0.0002)),
+            ("tick".into(), "200us".into())
+        );
+        assert_eq!(
+            h(
+                "stages",
+                json!([[30.0, 0.0, 1000.0], [120.0, 1000.0, 1000.0]])
+            )
+            .1,
+            "30s from 0 to 1000 rps, then 2m at 1000 rps"
+        );
+        assert_eq!(
+            h(
+                "requests",
+                json!({"eu": {"method": "POST", "body_bytes": 12}, "us": {"method": "GET", "body_bytes": 0}})
+            )
+            .1,
+            "eu: POST, 12 B body; us: GET"
+        );
+        // What is not a duration stays as written.
+        assert_eq!(
+            h("timeout_secs", json!("x")),
+            ("timeout secs".into(), "x".into())
+        );
+        assert_eq!(h("seed", json!(7)), ("seed".into(), "7".into()));
+    }
 }
