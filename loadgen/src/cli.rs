@@ -233,6 +233,12 @@ pub struct RunArgs {
     #[arg(long = "header")]
     pub headers: Vec<String>,
 
+    /// Look a target's name up again when a new connection is opened this long after the
+    /// last lookup, as a client in a cluster does; connections take all the addresses in
+    /// turn. `0` looks each name up once.
+    #[arg(long, env = "LOADGEN_RESOLVE_EVERY", value_parser = humantime::parse_duration, default_value = "5s")]
+    pub resolve_every: Duration,
+
     /// Request method (GET, POST, PUT, PATCH, DELETE, HEAD, OPTIONS). A targets-file
     /// entry may set `method`, `headers`, `content_type`, `body` or `body_file` for its
     /// own target.

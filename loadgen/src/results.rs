@@ -227,6 +227,12 @@ pub struct PoolStats {
     /// Time a request waited for a free connection, microseconds (0 when one was free
     /// or a new one could be opened at once).
     pub wait: Histogram<u64>,
+    /// The target's name looked up again during the run (`--resolve-every`).
+    pub lookups: u64,
+    /// Of those, lookups that failed or found no address (the last addresses were kept).
+    pub lookup_failures: u64,
+    /// Lookups that found a different set of addresses: a DNS failover, seen by the client.
+    pub address_changes: u64,
 }
 
 impl Default for PoolStats {
@@ -238,6 +244,9 @@ impl Default for PoolStats {
             queued_at_cap: 0,
             dropped_at_cap: 0,
             wait: new_histogram(),
+            lookups: 0,
+            lookup_failures: 0,
+            address_changes: 0,
         }
     }
 }
@@ -250,6 +259,9 @@ impl PoolStats {
         self.queued_at_cap += o.queued_at_cap;
         self.dropped_at_cap += o.dropped_at_cap;
         let _ = self.wait.add(&o.wait);
+        self.lookups += o.lookups;
+        self.lookup_failures += o.lookup_failures;
+        self.address_changes += o.address_changes;
     }
 }
 

@@ -43,16 +43,18 @@ impl Target {
         (host.to_string(), self.authority.port_u16().unwrap_or(80))
     }
 
-    /// Resolves the host name to a socket address (first answer).
-    pub async fn resolve(&self) -> anyhow::Result<SocketAddr> {
+    /// Resolves the host name to all its socket addresses.
+    pub async fn resolve(&self) -> anyhow::Result<Vec<SocketAddr>> {
         use anyhow::Context as _;
         let (host, port) = self.host_port();
-        let mut addrs = tokio::net::lookup_host((host.as_str(), port))
+        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
             .await
-            .with_context(|| format!("cannot resolve target {} ({})", self.name, self.url))?;
-        addrs
-            .next()
-            .with_context(|| format!("target {} ({}) resolved to no address", self.name, self.url))
+            .with_context(|| format!("cannot resolve target {} ({})", self.name, self.url))?
+            .collect();
+        if addrs.is_empty() {
+            anyhow::bail!("target {} ({}) resolved to no address", self.name, self.url);
+        }
+        Ok(addrs)
     }
 }
 

@@ -546,3 +546,53 @@ fn head_requests_keep_their_connections() {
     // Reading a body a HEAD answer does not have would stall or close each connection.
     assert!(t.pool.opened <= 4, "{:?}", t.pool);
 }
+
+#[test]
+fn names_are_looked_up_again_as_connections_open() {
+    // Every answer closes its connection, so each request opens a new one.
+    let addr = scripted_server(
+        |_| response("200 OK", &["connection: close", "x-echo-region: us"], "ok"),
+        None,
+    );
+    let by_name = format!("us=http://localhost:{}/", addr.port());
+    let cfg = config(&[
+        "--target",
+        &by_name,
+        "--rps",
+        "100",
+        "--duration",
+        "1s",
+        "--warmup",
+        "0s",
+        "--resolve-every",
+        "50ms",
+    ]);
+    let out = execute(cfg, false).unwrap();
+    let t = &out.results.targets[0];
+    assert_sums(&out.results);
+    assert_eq!(t.measured.ok, 100, "{:?}", t.measured);
+    assert!(t.pool.lookups >= 1, "{:?}", t.pool);
+    assert_eq!(t.pool.lookup_failures, 0, "{:?}", t.pool);
+    assert_eq!(t.pool.address_changes, 0, "{:?}", t.pool);
+
+    // `0` looks the name up once, and IP literals never again.
+    for (target, every) in [
+        (by_name.clone(), "0"),
+        (format!("us=http://{addr}/"), "50ms"),
+    ] {
+        let cfg = config(&[
+            "--target",
+            &target,
+            "--rps",
+            "50",
+            "--duration",
+            "500ms",
+            "--warmup",
+            "0s",
+            "--resolve-every",
+            every,
+        ]);
+        let out = execute(cfg, false).unwrap();
+        assert_eq!(out.results.targets[0].pool.lookups, 0, "{target} {every}");
+    }
+}

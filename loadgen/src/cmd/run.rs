@@ -74,9 +74,17 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
     let names: Vec<String> = cfg
         .targets
         .iter()
-        .map(|t| match t.request.describe() {
-            Some(what) => format!("{}={} ({what})", t.name, t.url),
-            None => format!("{}={}", t.name, t.url),
+        .zip(&addrs)
+        .map(|(t, a)| {
+            let mut notes: Vec<String> = t.request.describe().into_iter().collect();
+            if a.len() > 1 {
+                notes.push(format!("{} addresses in turn", a.len()));
+            }
+            if notes.is_empty() {
+                format!("{}={}", t.name, t.url)
+            } else {
+                format!("{}={} ({})", t.name, t.url, notes.join(", "))
+            }
         })
         .collect();
     console::note(format_args!(

@@ -177,6 +177,21 @@ impl Recorder {
         self.targets[target].pool.opened += 1;
     }
 
+    /// The target's name was looked up again: `found` whether it gave addresses,
+    /// `changed` whether they differ from the ones in use. Counted in warm-up too: a
+    /// failover is news whenever it happens.
+    pub fn dns_lookup(&mut self, target: usize, found: bool, changed: bool) {
+        // A lookup may finish after the run's recorder was taken (and replaced by an
+        // empty one): nothing to count it in then.
+        let Some(t) = self.targets.get_mut(target) else {
+            return;
+        };
+        let p = &mut t.pool;
+        p.lookups += 1;
+        p.lookup_failures += u64::from(!found);
+        p.address_changes += u64::from(changed);
+    }
+
     /// The target now has `slots` connection slots (open or opening).
     #[inline]
     pub fn pool_slots(&mut self, target: usize, slots: usize) {

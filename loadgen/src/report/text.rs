@@ -338,6 +338,13 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
                 }
             );
         }
+        if pool.lookups > 0 {
+            let _ = writeln!(
+                out,
+                "  DNS for {}: looked up again {} times, {} failed (last addresses kept), {} changed the addresses",
+                t.name, pool.lookups, pool.lookup_failures, pool.address_changes
+            );
+        }
     }
     let limits = crate::judge::limits::limits(r);
     for l in &limits {

@@ -26,6 +26,8 @@
 //! healthy one can double its pool every round trip. Time a request spends in the queue is
 //! recorded on its own (`PoolStats::wait`): with enough connections it stays near zero, and
 //! when it does not, the generator, not the service, limited the run, and the report says so.
+//! New connections take the target's addresses in turn, and its name is looked up again in
+//! the background as they open (`dns`).
 //!
 //! A connection task serves requests back to back while the queue holds work, then parks
 //! its connection in the idle list. Each request's timeout covers connecting and the whole
@@ -39,6 +41,7 @@
 //! accounting bucket.
 
 pub(crate) mod clock;
+mod dns;
 pub(crate) mod http1;
 mod serve;
 mod state;
@@ -84,11 +87,12 @@ pub struct EngineOutput {
     pub interrupted: bool,
 }
 
-/// Runs the schedule against the targets. `addrs[i]` is where `cfg.targets[i]` lives,
+/// Runs the schedule against the targets. `addrs[i]` are the addresses `cfg.targets[i]`
+/// resolved to at the start (at least one),
 /// `plans[i]` its rate plan. Setting `stop` to true ends the run early.
 pub fn run(
     cfg: &Arc<RunConfig>,
-    addrs: &[SocketAddr],
+    addrs: &[Vec<SocketAddr>],
     plans: &[Arc<RatePlan>],
     stop: watch::Receiver<bool>,
     live: Option<Arc<Live>>,
@@ -152,7 +156,7 @@ pub fn run(
 pub(super) struct Setup {
     cfg: Arc<RunConfig>,
     w: usize,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<Vec<SocketAddr>>,
     plans: Vec<Arc<RatePlan>>,
     start_ns: u64,
     stop: watch::Receiver<bool>,

@@ -68,7 +68,7 @@ pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut
 }
 
 /// Opens a connection, counting it as under way meanwhile (the pacing in `dispatch`).
-async fn connect(wk: &Worker, ti: usize, t: &TargetCtx) -> Result<Conn, Failure> {
+async fn connect(wk: &Rc<Worker>, ti: usize, t: &TargetCtx) -> Result<Conn, Failure> {
     t.state.borrow_mut().opening += 1;
     // Decrements on every way out, including a timeout dropping this future.
     struct Opening<'a>(&'a TargetCtx);
@@ -78,13 +78,19 @@ async fn connect(wk: &Worker, ti: usize, t: &TargetCtx) -> Result<Conn, Failure>
         }
     }
     let _opening = Opening(t);
-    let c = Conn::connect(t.addr).await?;
+    refresh_if_due(wk, ti);
+    let addr = t
+        .dns
+        .borrow_mut()
+        .pick(wk.index)
+        .ok_or(Failure::OtherTransport)?;
+    let c = Conn::connect(addr).await?;
     wk.rec.borrow_mut().conn_opened(ti);
     Ok(c)
 }
 
 async fn exchange(
-    wk: &Worker,
+    wk: &Rc<Worker>,
     ti: usize,
     t: &TargetCtx,
     conn: &mut Option<Conn>,
@@ -130,4 +136,22 @@ async fn exchange(
             Err(f)
         }
     }
+}
+
+/// Starts a background lookup of target `ti`'s name if one is due (see `dns`).
+fn refresh_if_due(wk: &Rc<Worker>, ti: usize) {
+    let Some((host, port)) = wk.targets[ti]
+        .dns
+        .borrow_mut()
+        .start_lookup(now_ns(), wk.resolve_every)
+    else {
+        return;
+    };
+    let wk = wk.clone();
+    tokio::task::spawn_local(async move {
+        let found = super::dns::lookup(host, port).await;
+        let ok = !found.is_empty();
+        let changed = wk.targets[ti].dns.borrow_mut().update(now_ns(), found);
+        wk.rec.borrow_mut().dns_lookup(ti, ok, changed);
+    });
 }

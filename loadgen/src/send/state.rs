@@ -4,12 +4,12 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use http::header::HeaderName;
 use tokio::sync::Notify;
 
+use super::dns::Dns;
 use super::http1::Conn;
 use crate::record::Recorder;
 
@@ -35,7 +35,8 @@ pub(super) struct TargetState {
 }
 
 pub(super) struct TargetCtx {
-    pub(super) addr: SocketAddr,
+    /// Where new connections go.
+    pub(super) dns: RefCell<Dns>,
     /// The request, serialised once.
     pub(super) request: Vec<u8>,
     /// False for `HEAD`, whose answers carry no body.
@@ -49,6 +50,10 @@ pub(super) struct Worker {
     pub(super) targets: Vec<TargetCtx>,
     pub(super) rec: RefCell<Recorder>,
     pub(super) timeout: Duration,
+    /// `--resolve-every` (zero: names are looked up once).
+    pub(super) resolve_every: Duration,
+    /// This worker's index, so workers start their round-robin on different addresses.
+    pub(super) index: usize,
     pub(super) region_header: HeaderName,
     pub(super) version_header: HeaderName,
     /// Total queued + active across targets, and a wake-up when it reaches zero.

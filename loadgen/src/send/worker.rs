@@ -13,6 +13,7 @@ use http::header::{HeaderValue, HOST};
 use tokio::sync::Notify;
 
 use super::clock::{now_ns, PreciseTimer};
+use super::dns::Dns;
 use super::http1::encode_request;
 use super::state::{Job, TargetCtx, TargetState, Worker};
 use super::{
@@ -72,8 +73,9 @@ fn build(setup: &Setup) -> Rc<Worker> {
                     headers.insert(HOST, v);
                 }
             }
+            let (host, port) = t.host_port();
             TargetCtx {
-                addr: *addr,
+                dns: RefCell::new(Dns::new(host, port, addr.clone(), start_ns)),
                 request: encode_request(&t.request, &t.path, &headers),
                 answer_has_body: t.request.answer_has_body(),
                 max_conns: share(cfg.connections, n, w),
@@ -98,6 +100,8 @@ fn build(setup: &Setup) -> Rc<Worker> {
             r
         }),
         timeout: cfg.timeout,
+        resolve_every: cfg.resolve_every,
+        index: w,
         region_header: cfg.region_header.clone(),
         version_header: cfg.version_header.clone(),
         outstanding: Cell::new(0),

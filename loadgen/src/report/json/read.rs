@@ -75,6 +75,13 @@ struct RawPool {
     queued_at_cap: u64,
     dropped_at_cap: u64,
     wait: RawHist,
+    // Reports from before DNS re-resolution have none of these.
+    #[serde(default)]
+    dns_lookups: u64,
+    #[serde(default)]
+    dns_failures: u64,
+    #[serde(default)]
+    dns_changes: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -229,6 +236,9 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
                 queued_at_cap: p.queued_at_cap,
                 dropped_at_cap: p.dropped_at_cap,
                 wait: hdr(&format!("{}/connection wait", t.name), &p.wait.hdr)?,
+                lookups: p.dns_lookups,
+                lookup_failures: p.dns_failures,
+                address_changes: p.dns_changes,
             },
             None => PoolStats::default(),
         };

@@ -71,6 +71,9 @@ struct JsonPool {
     dropped_at_cap: u64,
     /// Time requests waited for a free connection.
     wait: Summary,
+    dns_lookups: u64,
+    dns_failures: u64,
+    dns_changes: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -137,6 +140,9 @@ pub fn to_json_with(
                     queued_at_cap: t.pool.queued_at_cap,
                     dropped_at_cap: t.pool.dropped_at_cap,
                     wait: summary(&t.pool.wait),
+                    dns_lookups: t.pool.lookups,
+                    dns_failures: t.pool.lookup_failures,
+                    dns_changes: t.pool.address_changes,
                 },
             })
             .collect(),
