@@ -83,35 +83,41 @@ fn regex_lite(_pattern: &str) -> impl Fn(&str) -> String {
     }
 }
 
-#[test]
-fn the_report_keeps_its_shape() {
+/// Runs loadgen with `words` against echo-svc us (v1) and eu (v2, with `eu_faults`).
+fn two_regions(eu_faults: &str, words: &[&str]) -> loadgen::RunOutcome {
     let rt = server_runtime();
     let us = echo(&rt, "us", "v1", "");
-    // Every eu answer is a 503: an error column that does not depend on sampling.
-    let eu = echo(&rt, "eu", "v2", "status=503");
+    let eu = echo(&rt, "eu", "v2", eu_faults);
     let t1 = format!("us=http://{}/", us.addr());
     let t2 = format!("eu=http://{}/", eu.addr());
-    let cfg = config(&[
-        "--target",
-        &t1,
-        "--target",
-        &t2,
-        "--rps",
-        "200",
-        "--duration",
-        "1s",
-        "--seed",
-        "7",
-        "--slo",
-        "p99<10s",
-        "--slo",
-        "error_rate<1%",
-        "--slo",
-        "dropped==0",
-    ]);
-    let out = loadgen::execute(cfg, false).unwrap();
+    let mut argv = vec!["--target", t1.as_str(), "--target", t2.as_str()];
+    argv.extend_from_slice(words);
+    let out = loadgen::execute(config(&argv), false).unwrap();
     rt.block_on(us.shutdown()).unwrap();
     rt.block_on(eu.shutdown()).unwrap();
+    out
+}
+
+#[test]
+fn the_report_keeps_its_shape() {
+    // Every eu answer is a 503: an error column that does not depend on sampling.
+    let out = two_regions(
+        "status=503",
+        &[
+            "--rps",
+            "200",
+            "--duration",
+            "1s",
+            "--seed",
+            "7",
+            "--slo",
+            "p99<10s",
+            "--slo",
+            "error_rate<1%",
+            "--slo",
+            "dropped==0",
+        ],
+    );
     let text = loadgen::report::render(&out.results, &out.verdicts);
     let got = shape(&text);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.txt");
@@ -125,24 +131,7 @@ fn the_report_keeps_its_shape() {
 
 #[test]
 fn the_report_fits_the_terminal_and_wide_shows_every_column() {
-    let rt = server_runtime();
-    let us = echo(&rt, "us", "v1", "");
-    let eu = echo(&rt, "eu", "v2", "delay=30ms");
-    let t1 = format!("us=http://{}/", us.addr());
-    let t2 = format!("eu=http://{}/", eu.addr());
-    let cfg = config(&[
-        "--target",
-        &t1,
-        "--target",
-        &t2,
-        "--rps",
-        "100",
-        "--duration",
-        "1s",
-    ]);
-    let out = loadgen::execute(cfg, false).unwrap();
-    rt.block_on(us.shutdown()).unwrap();
-    rt.block_on(eu.shutdown()).unwrap();
+    let out = two_regions("delay=30ms", &["--rps", "100", "--duration", "1s"]);
     use loadgen::report::text::{render_styled, Style};
     let width = |s: &str| s.lines().map(|l| l.chars().count()).max().unwrap_or(0);
     let compact = render_styled(

@@ -90,13 +90,18 @@ def body_stall(echo: str) -> str:
         except BlockingIOError:
             pass
         socks.append(s)
+    return settle_and_close(proc, socks, "300 stalled 1 MiB bodies", before)
+
+
+def settle_and_close(proc, socks, label: str, before) -> str:
+    """Lets the server take the load in, reads its peak, then closes everything."""
     time.sleep(2)
     peak = status(proc.pid)
     for s in socks:
         s.close()
     proc.terminate()
     proc.wait(timeout=30)
-    return row("300 stalled 1 MiB bodies", before, peak)
+    return row(label, before, peak)
 
 
 def unread(echo: str) -> str:
@@ -113,13 +118,7 @@ def unread(echo: str) -> str:
         except OSError:
             pass
         socks.append(s)
-    time.sleep(2)
-    peak = status(proc.pid)
-    for s in socks:
-        s.close()
-    proc.terminate()
-    proc.wait(timeout=30)
-    return row("150 unread 1 MiB /echo answers", before, peak)
+    return settle_and_close(proc, socks, "150 unread 1 MiB /echo answers", before)
 
 
 def hops(echo: str) -> str:

@@ -252,40 +252,32 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             } else {
                 format!("{sum} != {} (BUG)", a.scheduled)
             };
-            if !wide {
-                acc.add_row(vec![
-                    t.name.clone(),
-                    phase.to_string(),
-                    a.scheduled.to_string(),
-                    a.ok.to_string(),
-                    http,
-                    a.transport_total().to_string(),
-                    a.dropped().to_string(),
-                    a.cancelled.to_string(),
-                    check,
-                ]);
-                continue;
-            }
-            acc.add_row(vec![
+            let mut row = vec![
                 t.name.clone(),
                 phase.to_string(),
                 a.scheduled.to_string(),
                 a.ok.to_string(),
                 http,
-                a.timeout.to_string(),
-                a.refused.to_string(),
-                a.reset.to_string(),
-                a.malformed.to_string(),
-                a.other_transport.to_string(),
-                format!(
-                    "{} (cap {}, behind {})",
-                    a.dropped(),
-                    a.dropped_cap,
-                    a.dropped_behind
-                ),
-                a.cancelled.to_string(),
-                check,
-            ]);
+            ];
+            if wide {
+                row.extend([
+                    a.timeout.to_string(),
+                    a.refused.to_string(),
+                    a.reset.to_string(),
+                    a.malformed.to_string(),
+                    a.other_transport.to_string(),
+                    format!(
+                        "{} (cap {}, behind {})",
+                        a.dropped(),
+                        a.dropped_cap,
+                        a.dropped_behind
+                    ),
+                ]);
+            } else {
+                row.extend([a.transport_total().to_string(), a.dropped().to_string()]);
+            }
+            row.extend([a.cancelled.to_string(), check]);
+            acc.add_row(row);
         }
     }
     if !clean || wide {
