@@ -258,6 +258,8 @@ pub fn parse_loadgen(text: &str) -> anyhow::Result<Reported> {
             + get("refused")
             + get("reset")
             + get("malformed")
+            + get("tls")
+            + get("dns")
             + get("other_transport");
         r.dropped += get("dropped_cap") + get("dropped_behind");
     }

@@ -141,7 +141,7 @@ pub struct CompareArgs {
 /// Flags of a load run.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
-    /// Targets: `name`, `name=URL`, or a URL; comma-separated or repeated.
+    /// Targets: `name`, `name=URL`, or a URL (`http://` or `https://`); comma-separated or repeated.
     /// A trailing `@WEIGHT` sets the share of the rate (default: even split).
     /// Bare names resolve from the targets file, then `LOADGEN_TARGET_<NAME>`,
     /// then `http://echo.<name>.mesh.local/`.
@@ -232,6 +232,16 @@ pub struct RunArgs {
     /// Extra request header `Name: value`, repeatable.
     #[arg(long = "header")]
     pub headers: Vec<String>,
+
+    /// For `https://` targets: trust the PEM certificates in FILE instead of the bundled
+    /// Mozilla roots (a mesh's root CA, a test CA).
+    #[arg(long, env = "LOADGEN_CACERT", value_name = "FILE")]
+    pub cacert: Option<PathBuf>,
+
+    /// For `https://` targets: do not check certificates or host names (traffic is
+    /// encrypted, not authenticated). Reported in the run header and the JSON settings.
+    #[arg(long, env = "LOADGEN_INSECURE", conflicts_with = "cacert")]
+    pub insecure: bool,
 
     /// Look a target's name up again when a new connection is opened this long after the
     /// last lookup, as a client in a cluster does; connections take all the addresses in

@@ -62,6 +62,9 @@ pub struct RunConfig {
     pub threads: usize,
     pub slos: Vec<Slo>,
     pub json: Option<PathBuf>,
+    /// TLS client settings, when a target is `https://` (or `--cacert`/`--insecure` was
+    /// given, so a bad file is an error whatever the targets).
+    pub tls: Option<crate::tls::Tls>,
     /// Re-resolve names this often (on new connections); zero: once.
     pub resolve_every: Duration,
     pub region_header: HeaderName,
@@ -176,7 +179,6 @@ impl RunConfig {
             return Err(UsageError::new("--timeout must be > 0"));
         }
         Ok(RunConfig {
-            targets,
             stages,
             warmup: args.warmup,
             arrival: args.arrival,
@@ -198,6 +200,14 @@ impl RunConfig {
                 .min(args.connections.unwrap_or(args.max_connections).max(1)),
             slos,
             json: args.json.clone(),
+            tls: if targets.iter().any(|t| t.tls.is_some())
+                || args.cacert.is_some()
+                || args.insecure
+            {
+                Some(crate::tls::build(args.cacert.as_deref(), args.insecure)?)
+            } else {
+                None
+            },
             resolve_every: within(
                 "--resolve-every",
                 args.resolve_every,
@@ -220,6 +230,7 @@ impl RunConfig {
             },
             exports: args.exports.clone(),
             metrics_addr: args.metrics_addr,
+            targets,
         })
     }
 
@@ -240,6 +251,9 @@ struct JsonSettings {
     max_lag_secs: f64,
     tick_secs: f64,
     resolve_every_secs: f64,
+    /// Present when TLS was set up: `insecure` true means certificates were not checked.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tls: Option<JsonTls>,
     threads: usize,
     seed: u64,
     region_header: String,
@@ -247,6 +261,12 @@ struct JsonSettings {
     shard: String,
     /// Per target: method and body size (the body itself may be large or private).
     requests: std::collections::BTreeMap<String, JsonRequest>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct JsonTls {
+    insecure: bool,
+    cacert: Option<String>,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -274,6 +294,10 @@ impl RunConfig {
             max_lag_secs: cfg.max_lag.as_secs_f64(),
             tick_secs: cfg.tick.as_secs_f64(),
             resolve_every_secs: cfg.resolve_every.as_secs_f64(),
+            tls: cfg.tls.as_ref().map(|t| JsonTls {
+                insecure: t.insecure,
+                cacert: t.cacert.as_ref().map(|p| p.display().to_string()),
+            }),
             threads: cfg.threads,
             seed: cfg.seed,
             region_header: cfg.region_header.to_string(),

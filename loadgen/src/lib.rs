@@ -24,7 +24,8 @@
 //!
 //! Shared vocabulary, each in its own small module: [`results`] (what a run measured),
 //! [`error`] (bad input, exit 2), [`units`] (durations for people), [`config`] (a checked
-//! run configuration), [`target`] (named targets), [`request`] (what each target is sent) and
+//! run configuration), [`target`] (named targets), [`request`] (what each target is sent), [`tls`] (trusted
+//! roots for `https://`) and
 //! [`cli`] (the flags).
 //!
 //! The public surface is what the binary, the tests and the benches use: [`run`],
@@ -44,6 +45,7 @@ pub mod results;
 pub mod schedule;
 mod send;
 pub mod target;
+pub mod tls;
 pub mod units;
 
 pub use cmd::run::{execute, run, RunOutcome};

@@ -45,6 +45,11 @@ pub enum Failure {
     Reset,
     /// The response was not valid HTTP/1.1.
     Malformed,
+    /// The TLS handshake failed (certificate not trusted, expired or for another host;
+    /// a server that speaks plain HTTP on an `https://` URL).
+    Tls,
+    /// The target's name resolved to no address, so no connection could be opened.
+    Dns,
     /// Any other transport error.
     OtherTransport,
     /// Not sent: the target's in-flight cap was reached.
@@ -67,6 +72,12 @@ pub struct Accounting {
     pub refused: u64,
     pub reset: u64,
     pub malformed: u64,
+    /// TLS handshakes that failed (absent from reports older than TLS support).
+    #[serde(default)]
+    pub tls: u64,
+    /// No address to connect to (absent from older reports).
+    #[serde(default)]
+    pub dns: u64,
     pub other_transport: u64,
     pub dropped_cap: u64,
     pub dropped_behind: u64,
@@ -78,7 +89,7 @@ impl Accounting {
         self.http_errors.values().sum()
     }
     pub fn transport_total(&self) -> u64 {
-        self.refused + self.reset + self.malformed + self.other_transport
+        self.refused + self.reset + self.malformed + self.tls + self.dns + self.other_transport
     }
     /// HTTP errors, timeouts and transport errors.
     pub fn failed(&self) -> u64 {
@@ -106,6 +117,8 @@ impl Accounting {
             self.refused,
             self.reset,
             self.malformed,
+            self.tls,
+            self.dns,
             self.other_transport,
             self.dropped_cap,
             self.dropped_behind,
@@ -122,6 +135,8 @@ impl Accounting {
             Failure::Refused => self.refused += 1,
             Failure::Reset => self.reset += 1,
             Failure::Malformed => self.malformed += 1,
+            Failure::Tls => self.tls += 1,
+            Failure::Dns => self.dns += 1,
             Failure::OtherTransport => self.other_transport += 1,
             Failure::DroppedCap => self.dropped_cap += 1,
             Failure::DroppedBehind => self.dropped_behind += 1,
@@ -142,6 +157,8 @@ impl Accounting {
         self.refused = self.refused.saturating_add(o.refused);
         self.reset = self.reset.saturating_add(o.reset);
         self.malformed = self.malformed.saturating_add(o.malformed);
+        self.tls = self.tls.saturating_add(o.tls);
+        self.dns = self.dns.saturating_add(o.dns);
         self.other_transport = self.other_transport.saturating_add(o.other_transport);
         self.dropped_cap = self.dropped_cap.saturating_add(o.dropped_cap);
         self.dropped_behind = self.dropped_behind.saturating_add(o.dropped_behind);
@@ -233,6 +250,12 @@ pub struct PoolStats {
     pub lookup_failures: u64,
     /// Lookups that found a different set of addresses: a DNS failover, seen by the client.
     pub address_changes: u64,
+    /// TLS handshakes completed (one per connection opened to an `https://` target), and
+    /// of those, the ones that resumed an earlier session.
+    pub handshakes: u64,
+    pub resumed: u64,
+    /// The last TLS handshake error, for the report's line about it.
+    pub tls_error: Option<String>,
 }
 
 impl Default for PoolStats {
@@ -247,6 +270,9 @@ impl Default for PoolStats {
             lookups: 0,
             lookup_failures: 0,
             address_changes: 0,
+            handshakes: 0,
+            resumed: 0,
+            tls_error: None,
         }
     }
 }
@@ -262,6 +288,11 @@ impl PoolStats {
         self.lookups += o.lookups;
         self.lookup_failures += o.lookup_failures;
         self.address_changes += o.address_changes;
+        self.handshakes += o.handshakes;
+        self.resumed += o.resumed;
+        if o.tls_error.is_some() {
+            self.tls_error.clone_from(&o.tls_error);
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 //!
 //! Resolution order for a bare name: `--target name=URL`, the targets file, the
 //! environment variable `LOADGEN_TARGET_<NAME>`, then the mesh convention
-//! `http://echo.<name>.mesh.local/`. Only plain `http://` is spoken: the generator
-//! writes HTTP/1.1 straight onto TCP connections to keep the per-request cost low.
+//! `http://echo.<name>.mesh.local/`. `http://` and `https://` are spoken, both as
+//! HTTP/1.1 written straight onto the connection to keep the per-request cost low.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -30,6 +30,8 @@ pub struct Target {
     pub weight: f64,
     /// Method, extra headers and body sent to it.
     pub request: RequestSpec,
+    /// `https://`: connections are TLS, checked against this server name.
+    pub tls: Option<rustls::pki_types::ServerName<'static>>,
 }
 
 impl Target {
@@ -40,15 +42,26 @@ impl Target {
             .host()
             .trim_start_matches('[')
             .trim_end_matches(']');
-        (host.to_string(), self.authority.port_u16().unwrap_or(80))
+        let default_port = if self.tls.is_some() { 443 } else { 80 };
+        (
+            host.to_string(),
+            self.authority.port_u16().unwrap_or(default_port),
+        )
     }
 
     /// Resolves the host name to all its socket addresses.
     pub async fn resolve(&self) -> anyhow::Result<Vec<SocketAddr>> {
         use anyhow::Context as _;
         let (host, port) = self.host_port();
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-            .await
+        // Bounded: a resolver that never answers must not hang the start of the run.
+        let lookup = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            tokio::net::lookup_host((host.as_str(), port)),
+        )
+        .await
+        .map_err(|_| anyhow::anyhow!("no answer within 10s"))
+        .and_then(|r| r.map_err(anyhow::Error::from));
+        let addrs: Vec<SocketAddr> = lookup
             .with_context(|| format!("cannot resolve target {} ({})", self.name, self.url))?
             .collect();
         if addrs.is_empty() {
@@ -254,11 +267,12 @@ pub fn resolve(
         let uri: Uri = url
             .parse()
             .map_err(|e| UsageError::new(format!("target {name:?}: bad URL {url:?}: {e}")))?;
-        match uri.scheme_str() {
-            Some("http") => {}
+        let https = match uri.scheme_str() {
+            Some("http") => false,
+            Some("https") => true,
             Some(other) => {
                 return Err(UsageError::new(format!(
-                    "target {name:?}: URL {url:?}: only http:// is supported, not {other}://"
+                    "target {name:?}: URL {url:?}: only http:// and https:// are supported, not {other}://"
                 )))
             }
             None => {
@@ -266,12 +280,24 @@ pub fn resolve(
                     "target {name:?}: URL {url:?} needs a scheme, e.g. http://host:port/"
                 )))
             }
-        }
+        };
         let authority = uri
             .authority()
             .cloned()
             .ok_or_else(|| UsageError::new(format!("target {name:?}: URL {url:?} has no host")))?;
         check_authority(&name, &url, &authority)?;
+        let tls = if https {
+            let host = authority
+                .host()
+                .trim_start_matches('[')
+                .trim_end_matches(']');
+            Some(
+                crate::tls::server_name(host)
+                    .map_err(|e| UsageError::new(format!("target {name:?}: URL {url:?}: {e}")))?,
+            )
+        } else {
+            None
+        };
         let name = if name.is_empty() {
             authority.to_string()
         } else {
@@ -313,6 +339,7 @@ pub fn resolve(
                 Some(o) => defaults.overlay(o),
                 None => defaults.clone(),
             },
+            tls,
         });
     }
     let total: f64 = out.iter().map(|t| t.weight).sum();
@@ -391,9 +418,33 @@ mod tests {
     }
 
     #[test]
+    fn https_targets_default_to_port_443_and_carry_their_server_name() {
+        let specs = [
+            "a=https://echo.eu.example/".to_string(),
+            "https://127.0.0.1:8443/x".to_string(),
+        ];
+        let t = resolve(&specs, None, None, &RequestSpec::default(), &no_env).unwrap();
+        assert_eq!(t[0].host_port(), ("echo.eu.example".to_string(), 443));
+        assert!(t[0].tls.is_some());
+        assert_eq!(t[1].host_port(), ("127.0.0.1".to_string(), 8443));
+        assert!(matches!(
+            t[1].tls,
+            Some(rustls::pki_types::ServerName::IpAddress(_))
+        ));
+        let plain = resolve(
+            &["http://x/".to_string()],
+            None,
+            None,
+            &RequestSpec::default(),
+            &no_env,
+        )
+        .unwrap();
+        assert!(plain[0].tls.is_none());
+    }
+
+    #[test]
     fn rejects_bad_specs() {
         for bad in [
-            "https://x/",
             "us=ftp://x",
             "us=not a url",
             "b@d name",

@@ -317,6 +317,8 @@ fn interrupted_run(signal: i32) {
         + n("refused")
         + n("reset")
         + n("malformed")
+        + n("tls")
+        + n("dns")
         + n("other_transport")
         + n("dropped_cap")
         + n("dropped_behind")

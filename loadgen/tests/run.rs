@@ -289,6 +289,42 @@ fn refused_connections_are_counted() {
 }
 
 #[test]
+fn a_name_that_does_not_resolve_counts_in_its_own_bucket_while_the_others_go_on() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "");
+    let us = format!("us=http://{}/", e.addr());
+    // `.invalid` never resolves (RFC 6761).
+    let nx_target = "nx=http://echo.nowhere.invalid:8080/";
+    let out = execute(
+        config(&[
+            "--target",
+            &us,
+            "--target",
+            nx_target,
+            "--rps",
+            "100",
+            "--duration",
+            "2500ms",
+        ]),
+        false,
+    )
+    .unwrap();
+    rt.block_on(e.shutdown()).unwrap();
+    let r = &out.results;
+    assert_sums(r);
+    let (us, nx) = (&r.targets[0], &r.targets[1]);
+    assert_eq!(us.measured.ok, us.measured.scheduled, "{:?}", us.measured);
+    assert!(nx.measured.scheduled > 0);
+    assert_eq!(nx.measured.dns, nx.measured.scheduled, "{:?}", nx.measured);
+    // It was looked up again while the run went on (once a second), and failed each time.
+    assert!(nx.pool.lookups >= 1, "{:?}", nx.pool);
+    assert_eq!(nx.pool.lookups, nx.pool.lookup_failures);
+    // Only when no target resolves is the run an error.
+    let alone = execute(config(&["--target", nx_target, "--duration", "1s"]), false);
+    assert!(format!("{:#}", alone.unwrap_err()).contains("cannot resolve target nx"));
+}
+
+#[test]
 fn timeouts_are_counted() {
     let rt = server_runtime();
     let e = echo(&rt, "us", "v1", "delay=3s");

@@ -51,12 +51,27 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         .enable_all()
         .build()
         .context("cannot start the control runtime")?;
+    // A target whose name does not resolve does not stop the others: its requests count
+    // in the `dns` bucket while it is retried. Only when no target resolves is it an error.
     let addrs = control.block_on(async {
         let mut addrs = Vec::new();
+        let mut last_error = None;
         for t in &cfg.targets {
-            addrs.push(t.resolve().await?);
+            match t.resolve().await {
+                Ok(a) => addrs.push(a),
+                Err(e) => {
+                    console::note(format_args!(
+                        "loadgen: WARNING {e:#}; its requests count as dns failures until it resolves"
+                    ));
+                    addrs.push(Vec::new());
+                    last_error = Some(e);
+                }
+            }
         }
-        anyhow::Ok(addrs)
+        match last_error {
+            Some(e) if addrs.iter().all(Vec::is_empty) => Err(e),
+            _ => anyhow::Ok(addrs),
+        }
     })?;
     let total_weight: f64 = cfg.targets.iter().map(|t| t.weight).sum();
     let plans: Vec<Arc<RatePlan>> = cfg
@@ -80,6 +95,9 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
             if a.len() > 1 {
                 notes.push(format!("{} addresses in turn", a.len()));
             }
+            if t.tls.is_some() && cfg.tls.as_ref().is_some_and(|x| x.insecure) {
+                notes.push("TLS, certificates NOT checked".into());
+            }
             if notes.is_empty() {
                 format!("{}={}", t.name, t.url)
             } else {
@@ -94,6 +112,12 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         cfg.warmup,
         format!("{:?}", cfg.arrival).to_lowercase()
     ));
+    if cfg.tls.as_ref().is_some_and(|x| x.insecure) {
+        console::note(format_args!(
+            "loadgen: WARNING --insecure: https certificates and host names are not checked; \
+             the traffic is encrypted but not authenticated"
+        ));
+    }
     let (stop_tx, stop_rx) = watch::channel(false);
     let live = {
         let l = live::Live::new(cfg.threads);

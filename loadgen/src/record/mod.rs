@@ -177,6 +177,20 @@ impl Recorder {
         self.targets[target].pool.opened += 1;
     }
 
+    /// A TLS handshake completed on a new connection (`resumed`: an earlier session was
+    /// taken up again).
+    pub fn tls_handshake(&mut self, target: usize, resumed: bool) {
+        let p = &mut self.targets[target].pool;
+        p.handshakes += 1;
+        p.resumed += u64::from(resumed);
+    }
+
+    /// A TLS handshake failed; the request is counted by [`Recorder::failure`], this
+    /// keeps what went wrong for the report.
+    pub fn tls_error(&mut self, target: usize, error: String) {
+        self.targets[target].pool.tls_error = Some(error);
+    }
+
     /// The target's name was looked up again: `found` whether it gave addresses,
     /// `changed` whether they differ from the ones in use. Counted in warm-up too: a
     /// failover is news whenever it happens.

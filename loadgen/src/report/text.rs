@@ -222,6 +222,8 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             "refused",
             "reset",
             "malformed",
+            "tls",
+            "dns",
             "other",
             "dropped",
             "cancelled",
@@ -265,6 +267,8 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
                     a.refused.to_string(),
                     a.reset.to_string(),
                     a.malformed.to_string(),
+                    a.tls.to_string(),
+                    a.dns.to_string(),
                     a.other_transport.to_string(),
                     format!(
                         "{} (cap {}, behind {})",
@@ -328,6 +332,29 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
                 } else {
                     fmt_us(pool.wait.value_at_quantile(0.99) as f64)
                 }
+            );
+        }
+        if pool.handshakes > 0 || pool.tls_error.is_some() {
+            let _ = writeln!(
+                out,
+                "  TLS for {}: {} handshakes ({} resumed), timed in the requests that opened them",
+                t.name, pool.handshakes, pool.resumed
+            );
+        }
+        if let Some(e) = &pool.tls_error {
+            let failed = t.measured.tls + t.warmup.tls;
+            let _ = writeln!(
+                out,
+                "  TLS FAILED for {}: {failed} requests could not open a connection; last error: {e}",
+                t.name
+            );
+        }
+        if t.measured.dns + t.warmup.dns > 0 {
+            let _ = writeln!(
+                out,
+                "  DNS FAILED for {}: {} requests found no address to connect to",
+                t.name,
+                t.measured.dns + t.warmup.dns
             );
         }
         if pool.lookups > 0 {

@@ -25,7 +25,7 @@ pub(super) struct Dns {
 }
 
 impl Dns {
-    /// `addrs` are the startup lookup's answers (at least one).
+    /// `addrs` are the startup lookup's answers (none if it failed).
     pub(super) fn new(host: String, port: u16, mut addrs: Vec<SocketAddr>, now: u64) -> Dns {
         addrs.sort();
         addrs.dedup();
@@ -59,8 +59,15 @@ impl Dns {
         Some((self.host.clone(), self.port))
     }
 
-    /// Whether a lookup should start now.
+    /// Whether a lookup should start now. A name with no address yet (it did not resolve
+    /// at the start) is retried every [`RETRY_UNRESOLVED`], whatever `--resolve-every`
+    /// says: its requests fail in the `dns` bucket until it resolves.
     fn due(&self, now: u64, every: Duration) -> bool {
+        let every = if self.addrs.is_empty() {
+            RETRY_UNRESOLVED
+        } else {
+            every
+        };
         !self.literal
             && !self.looking_up
             && !every.is_zero()
@@ -85,6 +92,9 @@ impl Dns {
         true
     }
 }
+
+/// How often a name that has no address at all is looked up again.
+const RETRY_UNRESOLVED: Duration = Duration::from_secs(1);
 
 /// Bound on one background lookup; a resolver that hangs counts as a failed lookup.
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);

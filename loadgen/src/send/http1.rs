@@ -23,14 +23,13 @@
 //! (a smuggling pattern), and chunk sizes that overflow are malformed responses.
 
 use std::io;
-use std::net::SocketAddr;
 
 use http::header::{HeaderMap, HeaderName};
 use http::uri::PathAndQuery;
 use http::Method;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-use tokio::net::TcpStream;
 
+use super::stream::{io_failure, Stream};
 use crate::request::RequestSpec;
 use crate::results::Failure;
 
@@ -87,24 +86,10 @@ pub enum ExchangeError {
     Failed(Failure),
 }
 
-/// Maps an I/O error to its accounting bucket.
-pub fn io_failure(e: &io::Error) -> Failure {
-    use std::io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => Failure::Refused,
-        K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe | K::UnexpectedEof => {
-            Failure::Reset
-        }
-        K::InvalidData => Failure::Malformed,
-        K::TimedOut => Failure::Timeout,
-        _ => Failure::OtherTransport,
-    }
-}
-
 /// One open connection.
 #[derive(Debug)]
 pub struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     buf: Vec<u8>,
     /// Whether a request has completed on it (so a silent close is a stale keep-alive).
     used: bool,
@@ -119,15 +104,13 @@ enum BodyLen {
 }
 
 impl Conn {
-    /// Opens a connection (`TCP_NODELAY`: requests are single small writes).
-    pub async fn connect(addr: SocketAddr) -> Result<Conn, Failure> {
-        let stream = TcpStream::connect(addr).await.map_err(|e| io_failure(&e))?;
-        let _ = stream.set_nodelay(true);
-        Ok(Conn {
+    /// Wraps a freshly opened stream.
+    pub fn new(stream: Stream) -> Conn {
+        Conn {
             stream,
             buf: Vec::with_capacity(READ_CHUNK),
             used: false,
-        })
+        }
     }
 
     /// Sends `request` and reads the whole response. On `Ok`, the flag says whether the
@@ -148,17 +131,16 @@ impl Conn {
             }
         };
         self.buf.clear();
-        if reused {
-            // An idle keep-alive connection must be silent: bytes waiting here belong to
-            // no request of ours, and EOF means the server closed it.
-            let mut probe = [0u8; 1];
-            match self.stream.try_read(&mut probe) {
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                _ => return Err(ExchangeError::Stale),
-            }
+        if reused && !self.stream.idle_and_open() {
+            return Err(ExchangeError::Stale);
         }
         let sent_ns = crate::send::clock::now_ns();
-        if let Err(e) = self.stream.write_all(request).await {
+        // Flush: a no-op on TCP, and what pushes TLS records out.
+        let written = match self.stream.write_all(request).await {
+            Ok(()) => self.stream.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
             return Err(stale_or(io_failure(&e), false));
         }
 
@@ -489,6 +471,7 @@ mod head_props {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use std::net::SocketAddr;
     use tokio::net::TcpListener;
 
     const REGION: HeaderName = HeaderName::from_static("x-echo-region");
@@ -521,6 +504,11 @@ mod tests {
         addr
     }
 
+    async fn plain(addr: std::net::SocketAddr) -> Conn {
+        let dial = crate::send::stream::Dial { tls: None };
+        Conn::new(Stream::open(addr, &dial).await.unwrap().0)
+    }
+
     fn req() -> Vec<u8> {
         let mut h = HeaderMap::new();
         h.insert(http::header::HOST, "t".parse().unwrap());
@@ -546,7 +534,7 @@ mod tests {
             b"HTTP/1.1 204 No Content\r\nconnection: close\r\n\r\n".to_vec(),
         ])
         .await;
-        let mut c = Conn::connect(addr).await.unwrap();
+        let mut c = plain(addr).await;
         let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
         assert_eq!(a.status, 200);
         assert_eq!(a.region.as_deref(), Some(&b"eu"[..]));
@@ -591,7 +579,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n".to_vec(),
         ])
         .await;
-        let mut c = Conn::connect(addr).await.unwrap();
+        let mut c = plain(addr).await;
         for _ in 0..2 {
             let (a, keep) = c.exchange(&req(), false, &REGION, &VERSION).await.unwrap();
             assert_eq!(a.status, 200);
@@ -606,7 +594,7 @@ mod tests {
             format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\n\r\n", body.len()).into_bytes();
         reply.extend_from_slice(&body);
         let addr = scripted(vec![reply.clone(), reply]).await;
-        let mut c = Conn::connect(addr).await.unwrap();
+        let mut c = plain(addr).await;
         for _ in 0..2 {
             let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
             assert_eq!(a.status, 200);
@@ -618,7 +606,7 @@ mod tests {
     #[tokio::test]
     async fn garbage_and_truncation_are_classified() {
         let addr = scripted(vec![b"SSH-2.0-nope\r\n\r\n".to_vec()]).await;
-        let mut c = Conn::connect(addr).await.unwrap();
+        let mut c = plain(addr).await;
         assert_eq!(
             c.exchange(&req(), true, &REGION, &VERSION)
                 .await
@@ -631,7 +619,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 10\r\n\r\nabc".to_vec()
         ])
         .await;
-        let mut c = Conn::connect(addr).await.unwrap();
+        let mut c = plain(addr).await;
         assert_eq!(
             c.exchange(&req(), true, &REGION, &VERSION)
                 .await
@@ -646,7 +634,7 @@ mod tests {
             b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n".to_vec()
         ])
         .await;
-        let mut c = Conn::connect(addr).await.unwrap();
+        let mut c = plain(addr).await;
         c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
         // The scripted server has no more replies and closes.
         assert_eq!(
@@ -660,7 +648,7 @@ mod tests {
     #[tokio::test]
     async fn body_until_close_is_read_and_ends_reuse() {
         let addr = scripted(vec![b"HTTP/1.0 200 OK\r\n\r\nall of it".to_vec()]).await;
-        let mut c = Conn::connect(addr).await.unwrap();
+        let mut c = plain(addr).await;
         let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
         assert_eq!(a.status, 200);
         assert!(!keep);

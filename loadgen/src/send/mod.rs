@@ -45,6 +45,7 @@ mod dns;
 pub(crate) mod http1;
 mod serve;
 mod state;
+mod stream;
 mod worker;
 
 use std::net::SocketAddr;
@@ -88,7 +89,7 @@ pub struct EngineOutput {
 }
 
 /// Runs the schedule against the targets. `addrs[i]` are the addresses `cfg.targets[i]`
-/// resolved to at the start (at least one),
+/// resolved to at the start (none if its name did not resolve),
 /// `plans[i]` its rate plan. Setting `stop` to true ends the run early.
 pub fn run(
     cfg: &Arc<RunConfig>,

@@ -6,6 +6,7 @@ use std::rc::Rc;
 use super::clock::now_ns;
 use super::http1::{Answer, Conn, ExchangeError};
 use super::state::{Job, TargetCtx, Worker};
+use super::stream::{Handshake, Stream};
 use crate::record::Answered;
 use crate::results::Failure;
 
@@ -79,14 +80,23 @@ async fn connect(wk: &Rc<Worker>, ti: usize, t: &TargetCtx) -> Result<Conn, Fail
     }
     let _opening = Opening(t);
     refresh_if_due(wk, ti);
-    let addr = t
-        .dns
-        .borrow_mut()
-        .pick(wk.index)
-        .ok_or(Failure::OtherTransport)?;
-    let c = Conn::connect(addr).await?;
-    wk.rec.borrow_mut().conn_opened(ti);
-    Ok(c)
+    let addr = t.dns.borrow_mut().pick(wk.index).ok_or(Failure::Dns)?;
+    match Stream::open(addr, &t.dial).await {
+        Ok((stream, handshake)) => {
+            let mut rec = wk.rec.borrow_mut();
+            rec.conn_opened(ti);
+            if handshake != Handshake::None {
+                rec.tls_handshake(ti, handshake == Handshake::Resumed);
+            }
+            Ok(Conn::new(stream))
+        }
+        Err(e) => {
+            if let Some(msg) = e.tls {
+                wk.rec.borrow_mut().tls_error(ti, msg);
+            }
+            Err(e.failure)
+        }
+    }
 }
 
 async fn exchange(

@@ -11,6 +11,7 @@ use tokio::sync::Notify;
 
 use super::dns::Dns;
 use super::http1::Conn;
+use super::stream::Dial;
 use crate::record::Recorder;
 
 #[derive(Clone, Copy)]
@@ -37,6 +38,8 @@ pub(super) struct TargetState {
 pub(super) struct TargetCtx {
     /// Where new connections go.
     pub(super) dns: RefCell<Dns>,
+    /// How they are opened (TLS or not).
+    pub(super) dial: Dial,
     /// The request, serialised once.
     pub(super) request: Vec<u8>,
     /// False for `HEAD`, whose answers carry no body.

@@ -16,6 +16,7 @@ use super::clock::{now_ns, PreciseTimer};
 use super::dns::Dns;
 use super::http1::encode_request;
 use super::state::{Job, TargetCtx, TargetState, Worker};
+use super::stream::Dial;
 use super::{
     share, Setup, DISPATCH_BATCH, DRAIN_SLACK, MIN_OPENING, PUBLISH_EVERY_NS, STOP_GRACE,
     YIELD_BELOW_NS,
@@ -76,6 +77,13 @@ fn build(setup: &Setup) -> Rc<Worker> {
             let (host, port) = t.host_port();
             TargetCtx {
                 dns: RefCell::new(Dns::new(host, port, addr.clone(), start_ns)),
+                dial: Dial {
+                    tls: t
+                        .tls
+                        .clone()
+                        .zip(cfg.tls.as_ref())
+                        .map(|(name, tls)| (tls.client.clone(), name)),
+                },
                 request: encode_request(&t.request, &t.path, &headers),
                 answer_has_body: t.request.answer_has_body(),
                 max_conns: share(cfg.connections, n, w),

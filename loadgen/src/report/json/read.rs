@@ -82,6 +82,13 @@ struct RawPool {
     dns_failures: u64,
     #[serde(default)]
     dns_changes: u64,
+    // Nor from before TLS support.
+    #[serde(default)]
+    tls_handshakes: u64,
+    #[serde(default)]
+    tls_resumed: u64,
+    #[serde(default)]
+    tls_error: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -239,6 +246,9 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
                 lookups: p.dns_lookups,
                 lookup_failures: p.dns_failures,
                 address_changes: p.dns_changes,
+                handshakes: p.tls_handshakes,
+                resumed: p.tls_resumed,
+                tls_error: p.tls_error,
             },
             None => PoolStats::default(),
         };

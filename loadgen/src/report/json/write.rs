@@ -59,11 +59,11 @@ struct JsonTarget<'a> {
     groups_folded: u64,
     accounting: &'a Accounting,
     warmup: &'a Accounting,
-    connections: JsonPool,
+    connections: JsonPool<'a>,
 }
 
 #[derive(Debug, Serialize)]
-struct JsonPool {
+struct JsonPool<'a> {
     opened: u64,
     peak: u64,
     cap: u64,
@@ -74,6 +74,10 @@ struct JsonPool {
     dns_lookups: u64,
     dns_failures: u64,
     dns_changes: u64,
+    tls_handshakes: u64,
+    tls_resumed: u64,
+    /// The last TLS handshake error, if any failed.
+    tls_error: Option<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -143,6 +147,9 @@ pub fn to_json_with(
                     dns_lookups: t.pool.lookups,
                     dns_failures: t.pool.lookup_failures,
                     dns_changes: t.pool.address_changes,
+                    tls_handshakes: t.pool.handshakes,
+                    tls_resumed: t.pool.resumed,
+                    tls_error: t.pool.tls_error.as_deref(),
                 },
             })
             .collect(),

@@ -1,0 +1,307 @@
+//! `https://` targets over real sockets: echo-svc behind a TLS front (rustls, as a mesh
+//! gateway or an ingress would terminate it), with certificates made for each case by a
+//! test CA. What is checked is what a user relies on: a trusted certificate serves and
+//! counts its handshakes, and every way a handshake can fail lands in the `tls` bucket
+//! with the reason in the report, while the run's plain targets go on.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{echo, loadgen_bin, output_within, server_runtime};
+use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+
+/// A test certificate authority, written as PEM for `--cacert`.
+struct Ca {
+    cert: rcgen::Certificate,
+    key: KeyPair,
+    pem: PathBuf,
+}
+
+fn make_ca(dir: &std::path::Path, name: &str) -> Ca {
+    std::fs::create_dir_all(dir).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    p.distinguished_name.push(rcgen::DnType::CommonName, name);
+    let cert = p.self_signed(&key).unwrap();
+    let pem = dir.join("ca.pem");
+    std::fs::write(&pem, cert.pem()).unwrap();
+    Ca { cert, key, pem }
+}
+
+/// A server certificate for `names` (DNS names or IP addresses), signed by `ca`;
+/// `expired` dates it in the past.
+fn leaf(
+    ca: &Ca,
+    names: &[&str],
+    expired: bool,
+) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let key = KeyPair::generate().unwrap();
+    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
+    p.subject_alt_names = names
+        .iter()
+        .map(|n| match n.parse() {
+            Ok(ip) => SanType::IpAddress(ip),
+            Err(_) => SanType::DnsName((*n).try_into().unwrap()),
+        })
+        .collect();
+    if expired {
+        p.not_before = rcgen::date_time_ymd(2020, 1, 1);
+        p.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    }
+    let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
+    (
+        cert.der().clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+}
+
+/// Terminates TLS on a loopback port and relays each connection to `upstream`.
+fn tls_front(
+    rt: &tokio::runtime::Runtime,
+    upstream: SocketAddr,
+    (cert, key): (CertificateDer<'static>, PrivateKeyDer<'static>),
+) -> SocketAddr {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+            });
+        }
+    });
+    addr
+}
+
+fn run(args: &[String]) -> (i32, String, String, serde_json::Value, tempfile_dir::Dir) {
+    let dir = tempfile_dir::Dir::new();
+    let json = dir.path().join("r.json");
+    let mut cmd = loadgen_bin();
+    cmd.args(args)
+        .args([
+            "--rps",
+            "100",
+            "--duration",
+            "1s",
+            "--timeout",
+            "5s",
+            "--json",
+        ])
+        .arg(&json);
+    let out = output_within(cmd, Duration::from_secs(60));
+    let v = serde_json::from_str(&std::fs::read_to_string(&json).unwrap_or_default())
+        .unwrap_or(serde_json::Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+        v,
+        dir,
+    )
+}
+
+/// A per-test scratch folder, removed when dropped.
+mod tempfile_dir {
+    pub struct Dir(std::path::PathBuf);
+    impl Dir {
+        pub fn new() -> Dir {
+            use std::sync::atomic::{AtomicU32, Ordering};
+            static N: AtomicU32 = AtomicU32::new(0);
+            let p = std::env::temp_dir().join(format!(
+                "loadgen-tls-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&p).unwrap();
+            Dir(p)
+        }
+        pub fn path(&self) -> &std::path::Path {
+            &self.0
+        }
+    }
+    impl Drop for Dir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+}
+
+fn target(v: &serde_json::Value, name: &str) -> serde_json::Value {
+    v["targets"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == name)
+        .cloned()
+        .unwrap()
+}
+
+#[test]
+fn a_trusted_certificate_serves_and_its_handshakes_are_counted() {
+    let rt = server_runtime();
+    let dir = tempfile_dir::Dir::new();
+    let ca = make_ca(dir.path(), "loadgen test CA");
+    let e = echo(&rt, "us", "v1", "");
+    let front = tls_front(&rt, e.addr(), leaf(&ca, &["localhost", "127.0.0.1"], false));
+    for host in ["127.0.0.1", "localhost"] {
+        let (code, stdout, _, v, _d) = run(&[
+            "--target".into(),
+            format!("us=https://{host}:{}/", front.port()),
+            "--cacert".into(),
+            ca.pem.display().to_string(),
+        ]);
+        assert_eq!(code, 0, "{stdout}");
+        let t = target(&v, "us");
+        let a = &t["accounting"];
+        assert_eq!(a["ok"], a["scheduled"], "{a}");
+        assert_eq!(a["tls"], 0);
+        let conns = &t["connections"];
+        assert!(conns["opened"].as_u64().unwrap() >= 1);
+        assert_eq!(conns["tls_handshakes"], conns["opened"], "{conns}");
+        // Kept alive: a session ticket arriving on an idle connection is not taken for
+        // a closed one, so connections carry many requests each.
+        assert!(
+            conns["opened"].as_u64().unwrap() * 4 <= a["scheduled"].as_u64().unwrap(),
+            "{conns} {a}"
+        );
+        assert_eq!(v["settings"]["tls"]["insecure"], false);
+        // Served by echo-svc through the front: the region header came back over TLS.
+        assert!(
+            v["groups"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|g| g["region"] == "us" && g["version"] == "v1"),
+            "{}",
+            v["groups"]
+        );
+        assert!(stdout.contains("TLS for us:"), "{stdout}");
+    }
+    rt.block_on(e.shutdown()).unwrap();
+}
+
+#[test]
+fn every_bad_handshake_lands_in_the_tls_bucket_and_the_plain_target_goes_on() {
+    let rt = server_runtime();
+    let dir = tempfile_dir::Dir::new();
+    let ca = make_ca(dir.path(), "loadgen test CA");
+    let other_ca = make_ca(&dir.path().join("other"), "some other CA");
+    let e = echo(&rt, "eu", "v1", "");
+    let plain = echo(&rt, "us", "v1", "");
+    let cases = [
+        (
+            "expired",
+            tls_front(&rt, e.addr(), leaf(&ca, &["127.0.0.1"], true)),
+            "expired",
+        ),
+        (
+            "wrong-host",
+            tls_front(&rt, e.addr(), leaf(&ca, &["not-this-host.example"], false)),
+            "not valid for name",
+        ),
+        (
+            "unknown-ca",
+            tls_front(&rt, e.addr(), leaf(&other_ca, &["127.0.0.1"], false)),
+            "UnknownIssuer",
+        ),
+        // A server that speaks plain HTTP where TLS was expected.
+        ("plain-http", e.addr(), "corrupt message"),
+    ];
+    for (case, addr, reason) in cases {
+        let (code, stdout, stderr, v, _d) = run(&[
+            "--target".into(),
+            format!("eu=https://127.0.0.1:{}/", addr.port()),
+            "--target".into(),
+            format!("us=http://{}/", plain.addr()),
+            "--cacert".into(),
+            ca.pem.display().to_string(),
+            "--slo".into(),
+            "error_rate<0.5".into(),
+        ]);
+        let eu = target(&v, "eu");
+        let a = &eu["accounting"];
+        assert_eq!(a["tls"], a["scheduled"], "{case}: {a}\n{stdout}{stderr}");
+        assert!(a["scheduled"].as_u64().unwrap() > 0, "{case}");
+        let err = eu["connections"]["tls_error"].as_str().unwrap_or_default();
+        assert!(err.contains(reason), "{case}: {err:?}");
+        assert!(
+            stdout.contains("TLS FAILED for eu") && stdout.contains(reason),
+            "{case}: {stdout}"
+        );
+        let us = target(&v, "us");
+        assert_eq!(
+            us["accounting"]["ok"], us["accounting"]["scheduled"],
+            "{case}"
+        );
+        // Half the requests failed: the SLO gate says so.
+        assert_eq!(code, 99, "{case}: {stdout}");
+    }
+    rt.block_on(e.shutdown()).unwrap();
+    rt.block_on(plain.shutdown()).unwrap();
+}
+
+#[test]
+fn insecure_accepts_any_certificate_and_says_so_loudly() {
+    let rt = server_runtime();
+    let dir = tempfile_dir::Dir::new();
+    let ca = make_ca(dir.path(), "loadgen test CA");
+    let e = echo(&rt, "eu", "v2", "");
+    let front = tls_front(&rt, e.addr(), leaf(&ca, &["elsewhere.example"], true));
+    let (code, stdout, stderr, v, _d) = run(&[
+        "--target".into(),
+        format!("eu=https://127.0.0.1:{}/", front.port()),
+        "--insecure".into(),
+    ]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let a = &target(&v, "eu")["accounting"];
+    assert_eq!(a["ok"], a["scheduled"]);
+    assert_eq!(v["settings"]["tls"]["insecure"], true);
+    assert!(stderr.contains("WARNING --insecure"), "{stderr}");
+    assert!(stderr.contains("certificates NOT checked"), "{stderr}");
+    rt.block_on(e.shutdown()).unwrap();
+}
+
+#[test]
+fn a_bad_cacert_file_is_a_usage_error() {
+    let dir = tempfile_dir::Dir::new();
+    let junk = dir.path().join("junk.pem");
+    std::fs::write(&junk, "not a certificate\n").unwrap();
+    for (file, says) in [
+        (dir.path().join("missing.pem"), "cannot read --cacert"),
+        (junk, "holds no PEM certificate"),
+    ] {
+        let (code, _, stderr, _, _d) = run(&[
+            "--target".into(),
+            "x=https://127.0.0.1:1/".into(),
+            "--cacert".into(),
+            file.display().to_string(),
+        ]);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+}
