@@ -126,6 +126,8 @@ fn record(c: &mut Criterion) {
                     due_ns: 0,
                     sent_ns: 1_000 + (i & 0xffff),
                     done_ns: 250_000 + (i & 0xfffff),
+                    sent_bytes: 40,
+                    received_bytes: 160,
                 },
             );
         })
@@ -154,11 +156,15 @@ fn record(c: &mut Criterion) {
                     due_ns: 0,
                     sent_ns: 1_000,
                     done_ns: 250_000 + (i as u64 & 0xfffff),
+                    sent_bytes: 40,
+                    received_bytes: 160,
                 },
             );
         })
     });
-    g.bench_function("pacing_lag", |b| b.iter(|| r.pacing_lag(black_box(42_000))));
+    g.bench_function("pacing_lag", |b| {
+        b.iter(|| r.pacing_lag(black_box(42_000), 0))
+    });
     g.finish();
 }
 
@@ -211,6 +217,8 @@ fn results_with_groups() -> Results {
                 due_ns: 0,
                 sent_ns: 100,
                 done_ns: 200_000 + (i * 37) % 300_000,
+                sent_bytes: 40,
+                received_bytes: 160,
             },
         );
     }

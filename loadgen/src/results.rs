@@ -256,6 +256,10 @@ pub struct PoolStats {
     pub resumed: u64,
     /// The last TLS handshake error, for the report's line about it.
     pub tls_error: Option<String>,
+    /// Bytes written for, and read in answer to, the measured requests that got a
+    /// response (HTTP framing included, TLS records not): k6's `data_sent`/`data_received`.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
 }
 
 impl Default for PoolStats {
@@ -273,6 +277,8 @@ impl Default for PoolStats {
             handshakes: 0,
             resumed: 0,
             tls_error: None,
+            bytes_sent: 0,
+            bytes_received: 0,
         }
     }
 }
@@ -290,6 +296,8 @@ impl PoolStats {
         self.address_changes += o.address_changes;
         self.handshakes += o.handshakes;
         self.resumed += o.resumed;
+        self.bytes_sent += o.bytes_sent;
+        self.bytes_received += o.bytes_received;
         if o.tls_error.is_some() {
             self.tls_error.clone_from(&o.tls_error);
         }
@@ -316,6 +324,12 @@ pub struct Timeline {
     /// Wall-clock start of the measured window, seconds since the Unix epoch.
     pub origin_unix_secs: f64,
     pub slices: BTreeMap<(u64, GroupKey), Vec<Vec<u8>>>,
+    /// Measured requests that got no answer, per interval and target name: `[failed,
+    /// dropped]` (transport errors and timeouts by when they ended, drops by when they
+    /// were due).
+    pub unanswered: BTreeMap<(u64, String), [u64; 2]>,
+    /// Largest pacing lag (the generator's own delay) per interval, microseconds.
+    pub pacing_max_us: BTreeMap<u64, u64>,
 }
 
 impl Timeline {
@@ -326,6 +340,15 @@ impl Timeline {
         }
         for (k, v) in o.slices {
             self.slices.entry(k).or_default().extend(v);
+        }
+        for (k, us) in o.pacing_max_us {
+            let e = self.pacing_max_us.entry(k).or_default();
+            *e = (*e).max(us);
+        }
+        for (k, [f, d]) in o.unanswered {
+            let e = self.unanswered.entry(k).or_default();
+            e[0] += f;
+            e[1] += d;
         }
     }
 

@@ -24,6 +24,15 @@ fn external_refs(html: &str) -> Vec<String> {
     out
 }
 
+/// The SVG whose aria-label is `label`.
+fn plot<'a>(html: &'a str, label: &str) -> &'a str {
+    let start = html
+        .find(&format!("aria-label=\"{label}\""))
+        .unwrap_or_else(|| panic!("no plot {label:?}"));
+    let end = html[start..].find("</svg>").unwrap() + start;
+    &html[start..end]
+}
+
 #[test]
 fn html_report_is_self_contained_and_draws_the_plot() {
     let rt = common::server_runtime();
@@ -31,7 +40,8 @@ fn html_report_is_self_contained_and_draws_the_plot() {
     let dir = std::env::temp_dir().join(format!("loadgen-html-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let html = dir.join("report.html");
-    let url = format!("us=http://{}/", echo.addr());
+    // One answer in ten a 503, so the errors line has something to draw.
+    let url = format!("us=http://{}/?status=503:10", echo.addr());
     let o = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args([
             "--no-progress",
@@ -56,9 +66,17 @@ fn html_report_is_self_contained_and_draws_the_plot() {
     // User text with markup characters (the SLO) comes out escaped.
     assert!(text.contains("p99&lt;10s") && !text.contains("p99<10s"));
     assert!(text.contains("<polyline class=\"series\""));
-    // Latency over time: one plot for the group, with a point per interval.
-    assert!(text.contains("Latency over time per group"));
-    assert!(text.contains("us, region us, version v1 over time"));
+    // Over time: answers per second by served region/version, then latency per group.
+    assert!(text.contains("<h2>Over time</h2>"));
+    let rps = plot(
+        &text,
+        "target us: answers per second by served region/version",
+    );
+    assert!(
+        rps.contains(">us/v1</text>") && rps.contains(" rps</text>"),
+        "{rps}"
+    );
+    assert!(text.contains("us, region us, version v1 latency over time"));
     assert!(text.contains("PASS"));
     // Verdicts come first, settings in human units.
     let at = |needle: &str| text.find(needle).unwrap_or(usize::MAX);

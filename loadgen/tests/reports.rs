@@ -242,6 +242,14 @@ fn summary_export_and_junit() {
     assert!(failed("http_req_duration", "p99<1us"));
     let reqs = m["http_reqs"]["count"].as_u64().unwrap();
     assert_eq!(reqs, counts(&read_json(&report)).0);
+    // Bytes: exactly the serialised request per answered request; answers at least a head.
+    let request = format!("GET / HTTP/1.1\r\nhost: {}\r\n\r\n", echo.addr());
+    assert_eq!(
+        m["data_sent"]["count"].as_u64().unwrap(),
+        reqs * request.len() as u64
+    );
+    let received = m["data_received"]["count"].as_u64().unwrap();
+    assert!(received > reqs * 60, "{received} bytes for {reqs} answers");
     assert!(
         m["http_req_duration{target:us,version:v1}"]["p(99)"]
             .as_f64()
@@ -303,6 +311,8 @@ fn summary_export_and_junit() {
             "http_req_failed",
             "iterations",
             "http_req_duration{expected_response:true}",
+            "data_sent",
+            "data_received",
         ] {
             let mut k = Vec::new();
             keys(
@@ -318,6 +328,19 @@ fn summary_export_and_junit() {
         keys(&s, "", &mut have);
         let missing: Vec<_> = want.iter().filter(|k| !have.contains(k)).collect();
         assert!(missing.is_empty(), "missing k6 keys: {missing:?}");
+        // The same server's answers, counted by both: bytes per answer agree closely.
+        let per = |v: &serde_json::Value, n: f64| v["count"].as_f64().unwrap() / n;
+        let (ours, k6s) = (
+            per(&m["data_received"], reqs as f64),
+            per(
+                &k6m["data_received"],
+                k6m["http_reqs"]["count"].as_f64().unwrap(),
+            ),
+        );
+        assert!(
+            (ours - k6s).abs() <= 0.25 * k6s,
+            "bytes per answer: loadgen {ours}, k6 {k6s}"
+        );
     } else {
         // scripts/install-tools.sh installs it; CI must not pass by skipping.
         assert!(

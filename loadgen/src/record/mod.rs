@@ -46,6 +46,9 @@ pub struct Answered<'a> {
     pub due_ns: u64,
     pub sent_ns: u64,
     pub done_ns: u64,
+    /// Bytes of the request, and of the answer as read.
+    pub sent_bytes: u64,
+    pub received_bytes: u64,
 }
 
 /// One worker's recording state.
@@ -64,6 +67,10 @@ pub struct Recorder {
     cur_end_ns: u64,
     /// Finished intervals: (index, group, compressed histogram).
     done: Vec<(u64, usize, Vec<u8>)>,
+    /// Measured requests without an answer per (interval, target): [failed, dropped].
+    unanswered: BTreeMap<(u64, usize), [u64; 2]>,
+    /// Largest pacing lag per interval, microseconds.
+    lag_max: BTreeMap<u64, u64>,
     /// Distinct (region, version) pairs seen per target, and the cap on them.
     pairs: Vec<Vec<Pair>>,
     max_groups: usize,
@@ -87,6 +94,8 @@ impl Recorder {
             cur_interval: 0,
             cur_end_ns: u64::MAX,
             done: Vec::new(),
+            unanswered: BTreeMap::new(),
+            lag_max: BTreeMap::new(),
             pairs: vec![Vec::new(); targets],
             max_groups: DEFAULT_MAX_GROUPS,
         }
@@ -134,6 +143,14 @@ impl Recorder {
         }
     }
 
+    /// The timeline interval `at_ns` falls in; `None` when no timeline is kept.
+    #[inline]
+    fn interval_of(&self, at_ns: u64) -> Option<u64> {
+        at_ns
+            .saturating_sub(self.origin_ns)
+            .checked_div(self.interval_ns)
+    }
+
     fn acct(&mut self, target: usize, warmup: bool) -> &mut Accounting {
         let t = &mut self.targets[target];
         if warmup {
@@ -149,16 +166,27 @@ impl Recorder {
         self.acct(target, warmup).scheduled += 1;
     }
 
-    /// The generator handed a measured request to the engine `lag_ns` after its due time.
+    /// The generator handed a measured request to the engine `lag_ns` after its due time,
+    /// at `now_ns`.
     #[inline]
-    pub fn pacing_lag(&mut self, lag_ns: u64) {
-        self.pacing.saturating_record(lag_ns / 1000);
+    pub fn pacing_lag(&mut self, lag_ns: u64, now_ns: u64) {
+        let us = lag_ns / 1000;
+        self.pacing.saturating_record(us);
+        if let Some(idx) = self.interval_of(now_ns) {
+            let m = self.lag_max.entry(idx).or_default();
+            *m = (*m).max(us);
+        }
     }
 
-    /// A request ended without a response.
+    /// A request ended without a response; `at_ns` is when (for a drop: when it was
+    /// due), placing it on the timeline.
     #[inline]
-    pub fn failure(&mut self, target: usize, warmup: bool, f: Failure) {
+    pub fn failure(&mut self, target: usize, warmup: bool, f: Failure, at_ns: u64) {
         self.acct(target, warmup).add_failure(f);
+        if let Some(idx) = self.interval_of(at_ns).filter(|_| !warmup) {
+            let dropped = matches!(f, Failure::DroppedCap | Failure::DroppedBehind);
+            self.unanswered.entry((idx, target)).or_default()[usize::from(dropped)] += 1;
+        }
     }
 
     /// `n` requests were cancelled at shutdown.
@@ -248,6 +276,8 @@ impl Recorder {
             due_ns,
             sent_ns,
             done_ns,
+            sent_bytes,
+            received_bytes,
         } = *a;
         let acct = self.acct(target, warmup);
         if status < 400 {
@@ -258,6 +288,9 @@ impl Recorder {
         if warmup {
             return;
         }
+        let pool = &mut self.targets[target].pool;
+        pool.bytes_sent += sent_bytes;
+        pool.bytes_received += received_bytes;
         let (mut region, mut version, class) =
             (label(region), label(version), status_class(status));
         // A new pair beyond the cap is counted under `other`.
@@ -379,6 +412,11 @@ impl Recorder {
             interval_secs: self.interval_ns as f64 / 1e9,
             ..Timeline::default()
         };
+        timeline.pacing_max_us = std::mem::take(&mut self.lag_max);
+        for ((idx, ti), n) in std::mem::take(&mut self.unanswered) {
+            let name = names.get(ti).cloned().unwrap_or_default();
+            timeline.unanswered.insert((idx, name), n);
+        }
         for (idx, gi, bytes) in std::mem::take(&mut self.done) {
             if let Some(g) = self.groups.get(gi) {
                 timeline
@@ -402,6 +440,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn unanswered_requests_and_pacing_lag_land_in_their_intervals() {
+        let mut r = Recorder::new(1);
+        r.keep_timeline(1_000, 1_000_000_000);
+        r.failure(0, false, Failure::Refused, 1_000 + 1_500_000_000);
+        r.failure(0, false, Failure::DroppedCap, 1_000 + 2_200_000_000);
+        r.failure(0, true, Failure::Timeout, 1_000 + 2_200_000_000);
+        r.pacing_lag(5_000_000, 1_000 + 500_000_000);
+        r.pacing_lag(2_000_000, 1_000 + 600_000_000);
+        let (_, _, _, tl) = r.into_parts(&["us".into()]);
+        let want: BTreeMap<(u64, String), [u64; 2]> =
+            [((1, "us".into()), [1, 0]), ((2, "us".into()), [0, 1])].into();
+        assert_eq!(tl.unanswered, want, "warm-up is not on the timeline");
+        assert_eq!(tl.pacing_max_us, [(0, 5_000)].into());
+    }
+
+    #[test]
     fn buckets_sum_and_groups_split() {
         let mut r = Recorder::new(2);
         for i in 0..10u64 {
@@ -418,11 +472,13 @@ mod tests {
                     due_ns: 0,
                     sent_ns: 1_000_000,
                     done_ns: 2_000_000 + i * 1000,
+                    sent_bytes: 40,
+                    received_bytes: 100,
                 },
             );
         }
         r.scheduled(1, false);
-        r.failure(1, false, Failure::Refused);
+        r.failure(1, false, Failure::Refused, 0);
         r.scheduled(1, true);
         r.response(
             1,
@@ -434,6 +490,8 @@ mod tests {
                 due_ns: 0,
                 sent_ns: 0,
                 done_ns: 1000,
+                sent_bytes: 40,
+                received_bytes: 100,
             },
         );
         let (targets, groups, _) = r.into_groups(&["us".into(), "eu".into()]);
@@ -444,6 +502,10 @@ mod tests {
         assert_eq!(targets[0].measured.http_errors[&503], 2);
         assert_eq!(targets[1].measured.bucket_sum(), 1);
         assert_eq!(targets[1].warmup.ok, 1);
+        // Bytes count the measured answers only, like the histograms.
+        assert_eq!(targets[0].pool.bytes_sent, 400);
+        assert_eq!(targets[0].pool.bytes_received, 1000);
+        assert_eq!(targets[1].pool.bytes_sent, 0);
         // 2xx v1, 2xx v2, 5xx v1, 5xx v2; warm-up is not in the histograms.
         assert_eq!(groups.len(), 4);
         let k = GroupKey {

@@ -106,10 +106,19 @@ fn spectrum_svg(h: &Histogram<u64>, title: &str) -> String {
     s
 }
 
-/// Latency over time of one group: p50, p99 and max per interval, as an SVG.
-fn timeline_svg(points: &[(f64, [f64; 3])], title: &str) -> String {
-    let t_max = points.iter().map(|p| p.0).fold(0.0, f64::max).max(1e-3);
-    let y_max = points.iter().map(|p| p.1[2]).fold(0.0, f64::max).max(0.001) * 1.1;
+/// Colours for a plot's series, in order.
+const COLOURS: [&str; 6] = [
+    "#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd", "#d62728",
+];
+
+/// One line of a plot over time: its label and its (seconds, value) points.
+type Series = (String, Vec<(f64, f64)>);
+
+/// Values over time as an SVG line plot, one line per series, `unit` on the y axis.
+fn over_time_svg(series: &[Series], unit: &str, title: &str) -> String {
+    let all = || series.iter().flat_map(|(_, p)| p.iter());
+    let t_max = all().map(|p| p.0).fold(0.0, f64::max).max(1e-3);
+    let y_max = all().map(|p| p.1).fold(0.0, f64::max).max(0.001) * 1.1;
     let px = |x: f64| LEFT + x / t_max * (W - LEFT - RIGHT);
     let py = |y: f64| H - BOTTOM - y / y_max * (H - BOTTOM - TOP);
     let mut s = String::new();
@@ -125,28 +134,28 @@ fn timeline_svg(points: &[(f64, [f64; 3])], title: &str) -> String {
         let x = t_max * i as f64 / 4.0;
         let _ = write!(
             s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{y:.2} ms</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{x:.1} s</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{y:.2} {unit}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{x:.1} s</text>",
             LEFT - 5.0,
             py(y) + 4.0,
             px(x),
             H - BOTTOM + 15.0
         );
     }
-    for (i, (name, colour)) in [("p50", "#1f77b4"), ("p99", "#ff7f0e"), ("max", "#7f7f7f")]
-        .iter()
-        .enumerate()
-    {
+    let mut label_x = LEFT + 10.0;
+    for (i, (name, points)) in series.iter().enumerate() {
+        let colour = COLOURS[i % COLOURS.len()];
         let pts: Vec<String> = points
             .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(v[i])))
+            .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v)))
             .collect();
         let _ = write!(
             s,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{colour}\">{name}</text>",
+            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/><text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
             pts.join(" "),
-            LEFT + 10.0 + 45.0 * i as f64,
-            TOP + 14.0
+            TOP + 14.0,
+            esc(name)
         );
+        label_x += 12.0 + 6.5 * name.len() as f64;
     }
     s.push_str("</svg>");
     s
@@ -326,38 +335,107 @@ pub fn render(
     if let Some(tl) = timeline.filter(|t| !t.slices.is_empty() && t.interval_secs > 0.0) {
         let _ = write!(
             o,
-            "<h2>Latency over time per group</h2>\n<p>Per {:.3} s interval, by completion time from the start of the measured window.</p>\n<div class=\"plots\">",
+            "<h2>Over time</h2>\n<p>Per {:.3} s interval, by completion time from the start of the measured window: answers per second by the region and version that served them (a failover or a canary shift shows here), with HTTP errors, requests that got no answer and drops; the generator's pacing lag; then latency per group.</p>\n<div class=\"plots\">",
             tl.interval_secs
         );
         let mut per: BTreeMap<Row, BTreeMap<u64, Vec<Vec<u8>>>> = BTreeMap::new();
+        // Per target: answers per second by served region/version, and HTTP errors.
+        let mut rates: BTreeMap<String, BTreeMap<String, BTreeMap<u64, u64>>> = BTreeMap::new();
         for ((idx, k), parts) in &tl.slices {
             per.entry((k.target.clone(), k.region.clone(), k.version.clone()))
                 .or_default()
                 .entry(*idx)
                 .or_default()
                 .extend(parts.iter().cloned());
+            let n = Timeline::histogram(parts).len();
+            let by = rates.entry(k.target.clone()).or_default();
+            *by.entry(format!("{}/{}", k.region, k.version))
+                .or_default()
+                .entry(*idx)
+                .or_default() += n;
+            if k.class == "4xx" || k.class == "5xx" {
+                *by.entry(format!("{} errors", k.class))
+                    .or_default()
+                    .entry(*idx)
+                    .or_default() += n;
+            }
         }
-        for ((t, rg, v), slices) in &per {
-            let points: Vec<(f64, [f64; 3])> = slices
+        for ((idx, t), [failed, dropped]) in &tl.unanswered {
+            let by = rates.entry(t.clone()).or_default();
+            for (name, n) in [("no answer", *failed), ("dropped", *dropped)] {
+                if n > 0 {
+                    *by.entry(name.into()).or_default().entry(*idx).or_default() += n;
+                }
+            }
+        }
+        let at = |idx: u64| (idx as f64 + 1.0) * tl.interval_secs;
+        for (t, by) in &rates {
+            // Every whole interval of the measured window, so a region that stops
+            // answering drops to 0; the ragged tail (answers completing after the window,
+            // or a part-interval) would read as a fall in the rate, so it is left out.
+            let whole = (r.measured_secs / tl.interval_secs + 1e-6).floor() as u64;
+            let intervals: std::collections::BTreeSet<u64> = by
+                .values()
+                .flat_map(|m| m.keys().copied())
+                .filter(|i| *i < whole)
+                .collect();
+            let series: Vec<Series> = by
                 .iter()
-                .map(|(idx, parts)| {
-                    let h = Timeline::histogram(parts);
-                    let ms = |us: u64| us as f64 / 1000.0;
-                    (
-                        (*idx as f64 + 1.0) * tl.interval_secs,
-                        [
-                            ms(h.value_at_quantile(0.5)),
-                            ms(h.value_at_quantile(0.99)),
-                            ms(h.max()),
-                        ],
-                    )
+                .map(|(name, counts)| {
+                    let pts = intervals
+                        .iter()
+                        .map(|i| {
+                            let n = counts.get(i).copied().unwrap_or(0);
+                            (at(*i), n as f64 / tl.interval_secs)
+                        })
+                        .collect();
+                    (name.clone(), pts)
                 })
                 .collect();
+            let title = format!("target {t}: answers per second by served region/version");
+            let _ = write!(
+                o,
+                "<figure>{}<figcaption>{}</figcaption></figure>",
+                over_time_svg(&series, "rps", &title),
+                esc(&title)
+            );
+        }
+        if !tl.pacing_max_us.is_empty() {
+            let lag: Vec<(f64, f64)> = tl
+                .pacing_max_us
+                .iter()
+                .map(|(i, us)| (at(*i), *us as f64 / 1000.0))
+                .collect();
+            let title = "pacing lag: the generator's own delay, largest per interval";
+            let _ = write!(
+                o,
+                "<figure>{}<figcaption>{}</figcaption></figure>",
+                over_time_svg(&[("max lag".into(), lag)], "ms", title),
+                esc(title)
+            );
+        }
+        for ((t, rg, v), slices) in &per {
+            let mut series: Vec<Series> = ["p50", "p99", "max"]
+                .iter()
+                .map(|n| (n.to_string(), Vec::new()))
+                .collect();
+            for (idx, parts) in slices {
+                let h = Timeline::histogram(parts);
+                let ms = |us: u64| us as f64 / 1000.0;
+                let vals = [
+                    ms(h.value_at_quantile(0.5)),
+                    ms(h.value_at_quantile(0.99)),
+                    ms(h.max()),
+                ];
+                for (s, v) in series.iter_mut().zip(vals) {
+                    s.1.push((at(*idx), v));
+                }
+            }
             let title = format!("target {t}, region {rg}, version {v}");
             let _ = write!(
                 o,
-                "<figure>{}<figcaption>{} over time</figcaption></figure>",
-                timeline_svg(&points, &title),
+                "<figure>{}<figcaption>{} latency over time</figcaption></figure>",
+                over_time_svg(&series, "ms", &title),
                 esc(&title)
             );
         }

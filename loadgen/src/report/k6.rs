@@ -11,13 +11,15 @@
 //! - `dropped_iterations`: `count`, `rate`;
 //! - `iterations`: `count`, `rate` (one request is one iteration of k6's open model);
 //! - `http_req_duration{expected_response:true}`: the trend of responses below 400, as k6
-//!   always exports it.
+//!   always exports it;
+//! - `data_sent`/`data_received`: `count` (bytes) and `rate` (bytes per second) of the
+//!   measured requests that got an answer and of their answers, HTTP framing included (k6
+//!   counts on the socket, so with TLS its figures also hold the record overhead).
 //!
 //! Thresholds are exactly k6's: `"thresholds": {"p(95)<200": false}`, a bare boolean keyed
 //! by the expression, `true` when the threshold **failed** (k6 1.x's `--summary-export`
 //! convention), so tools reading k6 files read ours the same way. What loadgen cannot fill
-//! honestly is left out: `data_received`/`data_sent` (bytes are not counted), `vus` and
-//! `vus_max` (there are no virtual users), and k6's per-phase timings.
+//! honestly is left out: `vus` and `vus_max` (there are no virtual users), and k6's per-phase timings.
 
 use serde_json::{json, Map, Value};
 
@@ -150,6 +152,17 @@ pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
     metrics.insert(
         "iterations".into(),
         json!({"count": completed, "rate": rate(completed)}),
+    );
+    let (sent, received) = r.targets.iter().fold((0, 0), |(s, rc), t| {
+        (s + t.pool.bytes_sent, rc + t.pool.bytes_received)
+    });
+    metrics.insert(
+        "data_sent".into(),
+        json!({"count": sent, "rate": rate(sent)}),
+    );
+    metrics.insert(
+        "data_received".into(),
+        json!({"count": received, "rate": rate(received)}),
     );
     metrics.insert(
         "http_req_duration{expected_response:true}".into(),

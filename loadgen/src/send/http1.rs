@@ -74,6 +74,8 @@ pub struct Answer {
     pub version: Option<Box<[u8]>>,
     /// When the request was written (monotonic ns).
     pub sent_ns: u64,
+    /// Bytes read for this answer (head and body).
+    pub received: u64,
 }
 
 /// Why an exchange failed.
@@ -93,6 +95,8 @@ pub struct Conn {
     buf: Vec<u8>,
     /// Whether a request has completed on it (so a silent close is a stale keep-alive).
     used: bool,
+    /// Bytes read during the current exchange.
+    received: u64,
 }
 
 /// How the response body is delimited.
@@ -110,6 +114,7 @@ impl Conn {
             stream,
             buf: Vec::with_capacity(READ_CHUNK),
             used: false,
+            received: 0,
         }
     }
 
@@ -131,6 +136,7 @@ impl Conn {
             }
         };
         self.buf.clear();
+        self.received = 0;
         if reused && !self.stream.idle_and_open() {
             return Err(ExchangeError::Stale);
         }
@@ -232,6 +238,7 @@ impl Conn {
                 region,
                 version,
                 sent_ns,
+                received: self.received,
             },
             keep,
         ))
@@ -242,7 +249,9 @@ impl Conn {
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(READ_CHUNK);
         }
-        self.stream.read_buf(&mut self.buf).await
+        let n = self.stream.read_buf(&mut self.buf).await?;
+        self.received += n as u64;
+        Ok(n)
     }
 
     /// Reads a chunked body whose first bytes are in the buffer. `Ok(true)` when it ended

@@ -27,7 +27,9 @@
 //! recorded on its own (`PoolStats::wait`): with enough connections it stays near zero, and
 //! when it does not, the generator, not the service, limited the run, and the report says so.
 //! New connections take the target's addresses in turn, and its name is looked up again in
-//! the background as they open (`dns`).
+//! the background as they open (`dns`). A connection is plain TCP or TLS over it
+//! (`stream`); the handshake is part of the connect, so of the latency of the request
+//! that needed the connection.
 //!
 //! A connection task serves requests back to back while the queue holds work, then parks
 //! its connection in the idle list. Each request's timeout covers connecting and the whole

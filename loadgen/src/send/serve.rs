@@ -35,15 +35,17 @@ pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut
                         due_ns: job.due_ns,
                         sent_ns: resp.sent_ns,
                         done_ns: done,
+                        sent_bytes: t.request.len() as u64,
+                        received_bytes: resp.received,
                     },
                 ),
                 Ok(Err(f)) => {
                     conn = None;
-                    rec.failure(ti, job.warmup, f);
+                    rec.failure(ti, job.warmup, f, done);
                 }
                 Err(_) => {
                     conn = None;
-                    rec.failure(ti, job.warmup, Failure::Timeout);
+                    rec.failure(ti, job.warmup, Failure::Timeout, done);
                 }
             }
         }

@@ -293,13 +293,13 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_ns: u64, now: u64, max_lag
         let mut rec = wk.rec.borrow_mut();
         rec.scheduled(ti, due.warmup);
         if lag > max_lag_ns {
-            rec.failure(ti, due.warmup, Failure::DroppedBehind);
+            rec.failure(ti, due.warmup, Failure::DroppedBehind, due_ns);
             return;
         }
         if !due.warmup {
             // Pacing lag: due time to hand-over (to a connection, a new connection, the
             // queue for a busy one, or the drop counter): the generator's own delay.
-            rec.pacing_lag(lag);
+            rec.pacing_lag(lag, now);
         }
     }
     let t = &wk.targets[ti];
@@ -313,7 +313,7 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_ns: u64, now: u64, max_lag
         let at_cap = st.conns >= t.max_conns;
         drop(st);
         let mut rec = wk.rec.borrow_mut();
-        rec.failure(ti, due.warmup, Failure::DroppedCap);
+        rec.failure(ti, due.warmup, Failure::DroppedCap, due_ns);
         if at_cap {
             rec.at_cap(ti, due.warmup, true);
         }

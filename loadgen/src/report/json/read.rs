@@ -89,6 +89,10 @@ struct RawPool {
     tls_resumed: u64,
     #[serde(default)]
     tls_error: Option<String>,
+    #[serde(default)]
+    bytes_sent: u64,
+    #[serde(default)]
+    bytes_received: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,6 +253,8 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
                 handshakes: p.tls_handshakes,
                 resumed: p.tls_resumed,
                 tls_error: p.tls_error,
+                bytes_sent: p.bytes_sent,
+                bytes_received: p.bytes_received,
             },
             None => PoolStats::default(),
         };

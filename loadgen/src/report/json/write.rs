@@ -78,6 +78,9 @@ struct JsonPool<'a> {
     tls_resumed: u64,
     /// The last TLS handshake error, if any failed.
     tls_error: Option<&'a str>,
+    /// Bytes of the measured requests that got an answer, and of those answers.
+    bytes_sent: u64,
+    bytes_received: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -150,6 +153,8 @@ pub fn to_json_with(
                     tls_handshakes: t.pool.handshakes,
                     tls_resumed: t.pool.resumed,
                     tls_error: t.pool.tls_error.as_deref(),
+                    bytes_sent: t.pool.bytes_sent,
+                    bytes_received: t.pool.bytes_received,
                 },
             })
             .collect(),
