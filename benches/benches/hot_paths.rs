@@ -241,6 +241,7 @@ fn results_with_groups() -> Results {
         pacing,
         measured_secs: 20.0,
         interrupted: false,
+        tick_ns: 0,
     }
 }
 

@@ -143,7 +143,7 @@ fn client_inner(
 
 fn peer_program(tool: Tool, loadgen: &Path) -> Option<PathBuf> {
     match tool {
-        Tool::Loadgen | Tool::LoadgenTick => Some(loadgen.to_path_buf()),
+        Tool::Loadgen | Tool::LoadgenExact => Some(loadgen.to_path_buf()),
         // k6 from the project's Python virtualenv when it is not on PATH.
         Tool::K6 => which("k6").or_else(|| which(".venv/bin/k6")),
         Tool::Oha => which("oha").or_else(|| {
@@ -227,7 +227,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         for &rate in &a.rates {
             let mut order = vec![
                 Tool::Loadgen,
-                Tool::LoadgenTick,
+                Tool::LoadgenExact,
                 Tool::K6,
                 Tool::Oha,
                 Tool::Autocannon,

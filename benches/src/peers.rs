@@ -16,8 +16,8 @@ use serde_json::Value;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Loadgen,
-    /// loadgen with `--tick 1ms`: one wake-up per millisecond, as oha and wrk2 pace.
-    LoadgenTick,
+    /// loadgen in exact mode (`--tick 0s`): one wake-up per request at its due time.
+    LoadgenExact,
     K6,
     Oha,
     Autocannon,
@@ -29,7 +29,7 @@ impl Tool {
     pub fn name(self) -> &'static str {
         match self {
             Tool::Loadgen => "loadgen",
-            Tool::LoadgenTick => "loadgen-tick",
+            Tool::LoadgenExact => "loadgen-exact",
             Tool::K6 => "k6",
             Tool::Oha => "oha",
             Tool::Autocannon => "autocannon",
@@ -41,8 +41,8 @@ impl Tool {
     /// How the tool is told the rate, for the table.
     pub fn mode(self) -> &'static str {
         match self {
-            Tool::Loadgen => "open loop, fixed arrivals",
-            Tool::LoadgenTick => "open loop, --tick 1ms",
+            Tool::Loadgen => "open loop, default (--tick 500us)",
+            Tool::LoadgenExact => "open loop, --tick 0s (exact)",
             Tool::K6 => "constant-arrival-rate",
             Tool::Oha => "-q, --latency-correction",
             Tool::Autocannon => "-R (overall rate)",
@@ -107,7 +107,7 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
         env: Vec::new(),
     };
     match tool {
-        Tool::Loadgen | Tool::LoadgenTick => {
+        Tool::Loadgen | Tool::LoadgenExact => {
             inv.args = [
                 "--target".to_string(),
                 url.to_string(),
@@ -124,8 +124,8 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
                 report.display().to_string(),
             ]
             .into();
-            if tool == Tool::LoadgenTick {
-                inv.args.extend(["--tick".to_string(), "1ms".to_string()]);
+            if tool == Tool::LoadgenExact {
+                inv.args.extend(["--tick".to_string(), "0s".to_string()]);
             }
             inv.report_file = Some(report);
         }
@@ -221,7 +221,7 @@ pub fn wrk_args(url: &str, load: Load) -> Vec<String> {
 /// Reads a tool's report (stdout or its report file's contents).
 pub fn parse(tool: Tool, text: &str) -> anyhow::Result<Reported> {
     match tool {
-        Tool::Loadgen | Tool::LoadgenTick => parse_loadgen(text),
+        Tool::Loadgen | Tool::LoadgenExact => parse_loadgen(text),
         Tool::K6 => parse_k6(text),
         Tool::Oha => parse_oha(text),
         Tool::Autocannon => parse_autocannon(text),

@@ -389,4 +389,7 @@ pub struct Results {
     pub measured_secs: f64,
     /// The run was stopped early by a signal.
     pub interrupted: bool,
+    /// The schedule's tick in nanoseconds (`--tick`): 0 for exact pacing; otherwise each
+    /// request's intended time is the tick boundary it was sent at.
+    pub tick_ns: u64,
 }

@@ -632,3 +632,64 @@ fn names_are_looked_up_again_as_connections_open() {
         assert_eq!(out.results.targets[0].pool.lookups, 0, "{target} {every}");
     }
 }
+
+/// The default coarsens the schedule to ticks; the tick boundary is then the request's
+/// intended time, so waiting for the tick is neither latency nor pacing lag, and the count
+/// per run is still the schedule's.
+#[test]
+fn a_coarse_tick_moves_the_intended_time_and_never_adds_its_wait_to_latency() {
+    // A 20 ms tick at 500 rps: timed from the exact due time, the median request would
+    // carry about 10 ms of the generator's own wait; timed from its tick, well under 5.
+    let coarse = run_against(
+        "us",
+        "",
+        &["--rps", "500", "--duration", "2s", "--tick", "20ms"],
+    );
+    let exact = run_against(
+        "us",
+        "",
+        &["--rps", "500", "--duration", "2s", "--tick", "0s"],
+    );
+    for out in [&coarse, &exact] {
+        assert_sums(&out.results);
+        assert_eq!(out.results.targets[0].measured.scheduled, 1000);
+        assert_eq!(out.results.targets[0].measured.ok, 1000);
+    }
+    let g = &coarse.results.groups[&key("us", "us", "v1", "2xx")];
+    let p50 = g.corrected.value_at_quantile(0.5);
+    assert!(p50 < 5_000, "coarse-tick corrected p50 {p50}µs");
+    let lag = coarse.results.pacing.value_at_quantile(0.5);
+    assert!(lag < 5_000, "coarse-tick pacing lag p50 {lag}µs");
+    assert_eq!(coarse.results.tick_ns, 20_000_000);
+    assert_eq!(exact.results.tick_ns, 0);
+
+    let text = |r| loadgen::report::text::render(r, &[]);
+    assert!(
+        text(&coarse.results).contains("schedule: coarsened to 20.00ms ticks"),
+        "{}",
+        text(&coarse.results)
+    );
+    assert!(!text(&exact.results).contains("coarsened"));
+}
+
+/// Without `--tick` the default coarsens to 0.5 ms, and the JSON says so.
+#[test]
+fn the_default_tick_is_half_a_millisecond_and_the_json_says_so() {
+    let json = std::env::temp_dir().join(format!("loadgen-tick-{}.json", std::process::id()));
+    let j = json.to_str().unwrap().to_string();
+    let out = run_against(
+        "eu",
+        "",
+        &["--rps", "200", "--duration", "1s", "--json", &j],
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    // Read back (as `merge` and `compare` do), a saved report keeps its tick.
+    let saved = loadgen::report::load(&json).unwrap();
+    std::fs::remove_file(&json).ok();
+    assert_eq!(out.results.tick_ns, 500_000);
+    assert_eq!(v["tick_us"], 500.0);
+    assert_eq!(v["settings"]["tick_secs"], 0.0005);
+    assert_eq!(saved.results.tick_ns, 500_000);
+    assert_eq!(out.results.targets[0].measured.scheduled, 200);
+}

@@ -198,6 +198,7 @@ mod tests {
             pacing: crate::results::new_histogram(),
             measured_secs: 1.0,
             interrupted: false,
+            tick_ns: 0,
         };
         for (t, v, lat) in groups {
             let mut g = GroupHist::new();

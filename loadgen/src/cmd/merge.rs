@@ -41,6 +41,8 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
     let mut origin: BTreeMap<String, String> = BTreeMap::new();
     let mut groups: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
     let mut pacing = new_histogram();
+    // Shards of one run share their tick; of differing runs, the coarsest is reported.
+    let mut tick_ns = 0;
     let mut measured_secs: f64 = 0.0;
     let mut interrupted = false;
     for run in runs {
@@ -75,6 +77,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
         let _ = pacing.add(&r.pacing);
         measured_secs = measured_secs.max(r.measured_secs);
         interrupted |= r.interrupted;
+        tick_ns = tick_ns.max(r.tick_ns);
     }
     Ok(Results {
         targets,
@@ -82,6 +85,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
         pacing,
         measured_secs,
         interrupted,
+        tick_ns,
     })
 }
 
@@ -165,6 +169,7 @@ mod tests {
                 pacing: new_histogram(),
                 measured_secs: secs,
                 interrupted: false,
+                tick_ns: 0,
             },
             settings: serde_json::Value::Null,
             slos: vec![],

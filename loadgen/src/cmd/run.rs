@@ -164,14 +164,6 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
 
     let (results, timeline) = out.into_results(&cfg, &plans);
     let (verdicts, exit_code) = crate::judge::judge(&cfg.slos, &results);
-    let notes = if cfg.tick.is_zero() {
-        Vec::new()
-    } else {
-        vec![format!(
-            "note: --tick {:?} batches dispatch; pacing lag up to one tick is by design",
-            cfg.tick
-        )]
-    };
     crate::report::finish(&crate::report::Finish {
         results: &results,
         slos: &cfg.slos,
@@ -181,7 +173,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         json: cfg.json.as_deref(),
         exports: &cfg.exports,
         timeline: Some(&timeline),
-        notes,
+        notes: Vec::new(),
     })?;
     Ok(RunOutcome {
         results,

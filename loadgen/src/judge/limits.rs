@@ -150,6 +150,7 @@ mod tests {
             pacing: new_histogram(),
             measured_secs: 1.0,
             interrupted: false,
+            tick_ns: 0,
         }
     }
 

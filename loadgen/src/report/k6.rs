@@ -220,6 +220,7 @@ mod tests {
             pacing: new_histogram(),
             measured_secs: 1.0,
             interrupted: false,
+            tick_ns: 0,
         };
         r.targets[0].measured.scheduled = 1000;
         r.targets[0].measured.ok = 1000;

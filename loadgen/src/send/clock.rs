@@ -13,12 +13,23 @@ use tokio::io::unix::AsyncFd;
 /// Nanoseconds on `CLOCK_MONOTONIC`.
 #[inline]
 pub fn now_ns() -> u64 {
+    read_clock(libc::CLOCK_MONOTONIC)
+}
+
+/// Nanoseconds on `CLOCK_REALTIME`, the clock the kernel's receive timestamps use.
+#[inline]
+pub fn realtime_ns() -> u64 {
+    read_clock(libc::CLOCK_REALTIME)
+}
+
+#[inline]
+fn read_clock(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
     };
-    // SAFETY: `ts` is a valid, writable timespec; CLOCK_MONOTONIC always exists on Linux.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    // SAFETY: `ts` is a valid, writable timespec; both clocks always exist on Linux.
+    unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
@@ -27,6 +38,29 @@ pub fn now_ns() -> u64 {
 pub fn tighten_timer_slack() {
     // SAFETY: PR_SET_TIMERSLACK takes an integer argument and touches no memory.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+}
+
+/// Blocks the calling thread until `CLOCK_MONOTONIC` reaches `deadline_ns`.
+///
+/// The dispatcher holds its whole single-threaded runtime in this sleep for short waits:
+/// answers that arrive meanwhile wait in their sockets (the kernel stamps their arrival,
+/// see `stream`) and are all read in the one wake-up that sends the next requests,
+/// instead of each waking the thread on its own.
+pub fn sleep_blocking_until(deadline_ns: u64) {
+    let ts = libc::timespec {
+        tv_sec: (deadline_ns / 1_000_000_000) as _,
+        tv_nsec: (deadline_ns % 1_000_000_000) as _,
+    };
+    // SAFETY: `ts` is a valid timespec; a null remainder is allowed with TIMER_ABSTIME.
+    // An interrupted sleep (EINTR) returns early, which the caller's clock check absorbs.
+    unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    };
 }
 
 struct Fd(OwnedFd);

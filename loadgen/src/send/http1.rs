@@ -74,6 +74,9 @@ pub struct Answer {
     pub version: Option<Box<[u8]>>,
     /// When the request was written (monotonic ns).
     pub sent_ns: u64,
+    /// When the answer's last bytes reached this host, stamped by the kernel (monotonic
+    /// ns; 0 if unstamped).
+    pub arrived_ns: u64,
     /// Bytes read for this answer (head and body).
     pub received: u64,
 }
@@ -238,6 +241,7 @@ impl Conn {
                 region,
                 version,
                 sent_ns,
+                arrived_ns: self.stream.arrived_ns(),
                 received: self.received,
             },
             keep,

@@ -75,6 +75,9 @@ pub(super) const DISPATCH_BATCH: usize = 64;
 /// by sleeping. Kept small: a thread that spins loses its wake-up priority under a busy
 /// kernel scheduler, which costs more pacing precision than it saves.
 pub(super) const YIELD_BELOW_NS: u64 = 5_000;
+/// Waits up to this long hold the worker thread in a plain sleep (answers wait in their
+/// sockets, stamped by the kernel); longer ones sleep in the reactor, woken by answers.
+pub(super) const HOLD_BELOW_NS: u64 = 2_000_000;
 /// How often workers publish counters for live progress.
 pub(super) const PUBLISH_EVERY_NS: u64 = 250_000_000;
 /// Connects that may be under way at once per target and worker, however small the pool.
@@ -272,6 +275,7 @@ impl EngineOutput {
                 pacing,
                 measured_secs,
                 interrupted: out.interrupted,
+                tick_ns: cfg.tick.as_nanos() as u64,
             },
             timeline,
         )

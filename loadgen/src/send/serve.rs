@@ -21,7 +21,13 @@ pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut
         };
         wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
         let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, ti, t, &mut conn)).await;
-        let done = now_ns();
+        let now = now_ns();
+        // An answer is timed by its arrival, which the kernel stamped: the dispatcher may
+        // have slept past it to save a wake-up (see `worker`).
+        let done = match &attempt {
+            Ok(Ok(a)) if a.arrived_ns >= a.sent_ns && a.arrived_ns != 0 => a.arrived_ns.min(now),
+            _ => now,
+        };
         {
             let mut rec = wk.rec.borrow_mut();
             match attempt {

@@ -4,9 +4,17 @@
 //! `match` the compiler sees through, and a plain-HTTP run pays nothing for TLS. Opening
 //! a TLS stream includes the handshake, so its cost lands in the latency of the request
 //! that needed the connection, exactly as the TCP connect does.
+//!
+//! Every TCP socket asks the kernel to stamp each segment's arrival (`SO_TIMESTAMPNS`)
+//! and reads with `recvmsg`, keeping the arrival time of the last segment each read
+//! consumed. The dispatcher may leave answers in their sockets while it sleeps until the
+//! next send (one wake-up for both, see `worker`); the stamp keeps that wait out of the
+//! measured latency. tokio's `TcpStream` cannot return control messages, hence the
+//! hand-written read (`Tcp::poll_read`).
 
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd as _, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -64,8 +72,128 @@ pub enum Handshake {
 
 #[derive(Debug)]
 pub enum Stream {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Tcp),
+    Tls(Box<TlsStream<Tcp>>),
+}
+
+/// A TCP stream whose reads carry the kernel's arrival time of the data they return.
+#[derive(Debug)]
+pub struct Tcp {
+    inner: TcpStream,
+    /// Monotonic ns at which the last segment consumed by the latest read arrived; 0
+    /// until a stamped read.
+    arrived_ns: u64,
+}
+
+impl Tcp {
+    fn new(inner: TcpStream) -> Tcp {
+        let on: libc::c_int = 1;
+        // SAFETY: a valid socket and a c_int option value of the right size. Failure
+        // leaves reads unstamped, and their answers timed when read.
+        unsafe {
+            libc::setsockopt(
+                inner.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        Tcp {
+            inner,
+            arrived_ns: 0,
+        }
+    }
+}
+
+/// `recvmsg` into `buf`; returns the bytes read and the arrival stamp (realtime ns) of the
+/// last segment they came from, if the kernel attached one.
+fn recv_stamped(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, u64)> {
+    // u64-aligned room for one timespec control message and then some.
+    let mut control = [0u64; 8];
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: zeroed msghdr is a valid empty header; every pointer set below outlives the
+    // call, and the lengths are those of the buffers they point to.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: `msg` describes valid, writable buffers (see above).
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut stamp = 0u64;
+    // SAFETY: the CMSG_* walk stays inside `control`, bounded by msg_controllen as the
+    // kernel set it; the data of an SCM_TIMESTAMPNS message is one timespec.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                stamp = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    Ok((n as usize, stamp))
+}
+
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let me = self.get_mut();
+        loop {
+            std::task::ready!(me.inner.poll_read_ready(cx))?;
+            let fd = me.inner.as_raw_fd();
+            // SAFETY: recvmsg only writes initialised bytes into the part it reports.
+            let unfilled = unsafe { buf.unfilled_mut() };
+            match me
+                .inner
+                .try_io(tokio::io::Interest::READABLE, || recv_stamped(fd, unfilled))
+            {
+                Ok((n, stamp)) => {
+                    // SAFETY: the kernel wrote `n` bytes at the start of `unfilled`.
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    if stamp != 0 {
+                        // Realtime stamp to monotonic: its age now, taken off the
+                        // monotonic clock (a clock step mid-read is the only error).
+                        let age = crate::send::clock::realtime_ns().saturating_sub(stamp);
+                        me.arrived_ns = crate::send::clock::now_ns().saturating_sub(age);
+                    }
+                    return Poll::Ready(Ok(()));
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                Err(e) => return Poll::Ready(Err(e)),
+            }
+        }
+    }
+}
+
+impl AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
 }
 
 impl Stream {
@@ -73,6 +201,7 @@ impl Stream {
     pub async fn open(addr: SocketAddr, dial: &Dial) -> Result<(Stream, Handshake), DialError> {
         let tcp = TcpStream::connect(addr).await.map_err(|e| io_failure(&e))?;
         let _ = tcp.set_nodelay(true);
+        let tcp = Tcp::new(tcp);
         let Some((config, name)) = &dial.tls else {
             return Ok((Stream::Plain(tcp), Handshake::None));
         };
@@ -92,11 +221,19 @@ impl Stream {
 
     /// Whether an idle keep-alive connection is still silent. Bytes waiting on it belong
     /// to no request of ours, and EOF (or a TLS close) means the server closed it.
+    /// When the data of the latest read arrived (monotonic ns), or 0 if not stamped.
+    pub fn arrived_ns(&self) -> u64 {
+        match self {
+            Stream::Plain(s) => s.arrived_ns,
+            Stream::Tls(s) => s.get_ref().0.arrived_ns,
+        }
+    }
+
     pub fn idle_and_open(&mut self) -> bool {
         match self {
             Stream::Plain(s) => {
                 let mut probe = [0u8; 1];
-                matches!(s.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                matches!(s.inner.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
             }
             Stream::Tls(s) => {
                 // One poll without a real waker: rustls consumes what is not application

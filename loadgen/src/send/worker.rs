@@ -12,14 +12,14 @@ use anyhow::Context as _;
 use http::header::{HeaderValue, HOST};
 use tokio::sync::Notify;
 
-use super::clock::{now_ns, PreciseTimer};
+use super::clock::{now_ns, sleep_blocking_until, PreciseTimer};
 use super::dns::Dns;
 use super::http1::encode_request;
 use super::state::{Job, TargetCtx, TargetState, Worker};
 use super::stream::Dial;
 use super::{
-    share, Setup, DISPATCH_BATCH, DRAIN_SLACK, MIN_OPENING, PUBLISH_EVERY_NS, STOP_GRACE,
-    YIELD_BELOW_NS,
+    share, Setup, DISPATCH_BATCH, DRAIN_SLACK, HOLD_BELOW_NS, MIN_OPENING, PUBLISH_EVERY_NS,
+    STOP_GRACE, YIELD_BELOW_NS,
 };
 use crate::live::Live;
 use crate::record::Recorder;
@@ -149,6 +149,7 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
     let mut spins = 0u64;
     let mut next_publish = start_ns + PUBLISH_EVERY_NS;
     let mut interrupted = *stop.borrow();
+    let mut settled = false;
 
     while !interrupted {
         // The earliest next request across this worker's targets.
@@ -160,8 +161,11 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
         else {
             break;
         };
-        // The schedule counts from the run's start; from here on due_ns is absolute.
-        let due_ns = start_ns + due.due_ns;
+        // The schedule counts from the run's start; from here on due_ns is absolute. With
+        // a tick, the request's intended time *is* the tick boundary it is sent at (the
+        // schedule is coarsened, not delayed), so waiting for the tick never counts as
+        // latency or pacing lag.
+        let due_ns = intended_at(start_ns + due.due_ns, start_ns, tick_ns);
         let now = now_ns();
         if due_ns > now {
             batch = 0;
@@ -181,17 +185,36 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
                 }
                 continue;
             }
+            if due_ns - now <= HOLD_BELOW_NS {
+                if !settled {
+                    // First let the connection tasks write what was just handed over and
+                    // read the answers that are in; then look at the clock again.
+                    settled = true;
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                // A short wait holds the thread: answers arriving meanwhile are read
+                // (by their kernel stamps) in the wake-up that sends the next requests,
+                // one wake-up for both instead of one per answer.
+                settled = false;
+                sleep_blocking_until(due_ns);
+                if *stop.borrow() {
+                    interrupted = true;
+                }
+                continue;
+            }
             // A closed stop channel (sender gone) means no stop can come: that branch is
             // then simply disabled.
             tokio::select! {
                 biased;
                 Ok(()) = stop.changed() => { interrupted = true; break; }
-                r = timer.sleep_until(wake_at(due_ns, start_ns, tick_ns)) => r.context("timer wait failed")?,
+                r = timer.sleep_until(due_ns) => r.context("timer wait failed")?,
             }
             continue;
         }
         let (ti, stream) = &mut streams[si];
         stream.next();
+        settled = false;
         dispatch(wk, *ti, due, due_ns, now, max_lag_ns);
         batch += 1;
         if batch >= DISPATCH_BATCH {
@@ -275,10 +298,12 @@ fn publish_from(rec: &Recorder, live: &Live, w: usize) {
     }
 }
 
-/// When to wake for a request due at `due_ns`: then, or with a `--tick`, at the next tick
-/// boundary (counted from the run's start) at or after it.
+/// A request's intended send time: its due time, or with a `--tick`, the first tick
+/// boundary (counted from the run's start) at or after it. Every request of one tick
+/// window then shares one wake-up and one intended time, and the count per window is the
+/// schedule's, so the rate is unchanged.
 #[inline]
-fn wake_at(due_ns: u64, start_ns: u64, tick_ns: u64) -> u64 {
+fn intended_at(due_ns: u64, start_ns: u64, tick_ns: u64) -> u64 {
     if tick_ns == 0 || due_ns <= start_ns {
         return due_ns;
     }
@@ -344,16 +369,16 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_ns: u64, now: u64, max_lag
 
 #[cfg(test)]
 mod tests {
-    use super::wake_at;
+    use super::intended_at;
 
     #[test]
     fn ticks_round_wake_ups_up_to_the_next_boundary() {
         let start = 1_000_000;
         // No tick: wake exactly when due.
-        assert_eq!(wake_at(start + 1234, start, 0), start + 1234);
+        assert_eq!(intended_at(start + 1234, start, 0), start + 1234);
         // 1 ms tick: never earlier than due, never a whole tick late.
         for due in [1u64, 999_999, 1_000_000, 1_000_001, 5_432_100] {
-            let w = wake_at(start + due, start, 1_000_000);
+            let w = intended_at(start + due, start, 1_000_000);
             assert!(w >= start + due);
             assert!(w - (start + due) < 1_000_000);
             assert_eq!((w - start) % 1_000_000, 0);

@@ -122,6 +122,9 @@ struct RawReport {
     targets: Vec<RawTarget>,
     groups: Vec<RawGroup>,
     pacing: RawHist,
+    /// Absent in reports from before the tick was written: exact pacing.
+    #[serde(default)]
+    tick_us: f64,
     #[serde(default)]
     slos: Vec<RawVerdict>,
 }
@@ -276,6 +279,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             pacing,
             measured_secs: raw.measured_secs,
             interrupted: raw.interrupted,
+            tick_ns: (raw.tick_us * 1000.0).round() as u64,
         },
         settings: raw.settings,
         slos: raw.slos.into_iter().map(|v| v.slo).collect(),

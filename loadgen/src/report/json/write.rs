@@ -104,6 +104,9 @@ struct JsonReport<'a> {
     targets: Vec<JsonTarget<'a>>,
     groups: Vec<JsonGroup<'a>>,
     pacing: Summary,
+    /// The schedule's tick (0: exact pacing, each request at its own due time; otherwise
+    /// requests are sent at, and timed from, tick boundaries).
+    tick_us: f64,
     /// Some target was limited by loadgen rather than the service: the run's outcome
     /// says so apart from the SLOs (gate on it with the SLO `generator_limited==0`).
     generator_limited: bool,
@@ -171,6 +174,7 @@ pub fn to_json_with(
             })
             .collect(),
         pacing: summary(&r.pacing),
+        tick_us: r.tick_ns as f64 / 1000.0,
         generator_limited: !limits.is_empty(),
         limits,
         slos: verdicts,
