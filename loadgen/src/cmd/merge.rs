@@ -137,7 +137,6 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         json: args.json.as_deref(),
         exports: &args.exports,
         timeline: None,
-        notes: Vec::new(),
     })?;
     Ok(exit_code)
 }

@@ -173,7 +173,6 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         json: cfg.json.as_deref(),
         exports: &cfg.exports,
         timeline: Some(&timeline),
-        notes: Vec::new(),
     })?;
     Ok(RunOutcome {
         results,

@@ -41,8 +41,6 @@ pub struct Finish<'a> {
     pub exports: &'a ExportArgs,
     /// Per-interval data (runs only; merged reports have none).
     pub timeline: Option<&'a Timeline>,
-    /// Lines printed after the report.
-    pub notes: Vec<String>,
 }
 
 /// The one end-of-run path: write every report file, then print the report.
@@ -64,11 +62,7 @@ pub fn finish(f: &Finish<'_>) -> anyhow::Result<()> {
         )
     })();
     let style = text::Style::for_stdout(f.exports.wide);
-    let mut out = text::render_styled(f.results, f.verdicts, &style);
-    for n in &f.notes {
-        out.push_str(n);
-        out.push('\n');
-    }
+    let out = text::render_styled(f.results, f.verdicts, &style);
     console::out(&out);
     written
 }
