@@ -37,7 +37,7 @@ pub enum Command {
 /// Flags of `benches slo`.
 #[derive(Debug, Clone, Args)]
 pub struct SloArgs {
-    /// The short CI version: 1000 and 3000 rps, 4 s each after 1 s of warm-up.
+    /// The short CI version: 1000 and 3000 rps, 3 s each after 0.5 s of warm-up.
     #[arg(long)]
     pub short: bool,
 
@@ -45,11 +45,11 @@ pub struct SloArgs {
     #[arg(long = "rate", value_delimiter = ',')]
     pub rates: Vec<f64>,
 
-    /// Measured length of each step (default 4s with --short, else 15s).
+    /// Measured length of each step (default 3s with --short, else 15s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub duration: Option<Duration>,
 
-    /// Warm-up before each step (default 1s with --short, else 2s).
+    /// Warm-up before each step (default 500ms with --short, else 2s).
     #[arg(long, value_parser = humantime::parse_duration)]
     pub warmup: Option<Duration>,
 
@@ -58,13 +58,18 @@ pub struct SloArgs {
     #[arg(long, value_parser = humantime::parse_duration)]
     pub p99: Option<Duration>,
 
-    /// Bound on loadgen's CPU microseconds per request. [default: 150]
+    /// Bound on loadgen's CPU microseconds per request at the highest rate, least of the
+    /// repeats. [default: 90]
     #[arg(long)]
     pub max_loadgen_cpu_us: Option<f64>,
 
-    /// Bound on echo-svc's CPU microseconds per request. [default: 100]
+    /// Bound on echo-svc's CPU microseconds per request, as for loadgen. [default: 90]
     #[arg(long)]
     pub max_echo_cpu_us: Option<f64>,
+
+    /// Runs of each rate step; the CPU gates take the least of the highest rate's runs.
+    #[arg(long, default_value_t = 3)]
+    pub repeats: usize,
 
     /// Server-wide faults for every echo-svc instance, e.g. `delay=30ms` (shows the gate failing).
     #[arg(long)]
@@ -93,6 +98,11 @@ pub struct CompareArgs {
     /// Length of each load run.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
+
+    /// Rounds of each alternation (peers, maximum rate, servers); medians and spreads are
+    /// over them.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 
     /// Rates for loadgen vs peers.
     #[arg(long = "rate", value_delimiter = ',', default_values_t = [5000.0, 20000.0])]

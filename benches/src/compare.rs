@@ -3,16 +3,17 @@
 //!
 //! Sections (each can be skipped with `--skip`):
 //!
-//! - **peers**: echo-svc (`--workers 1`) on the server core; at each rate, loadgen, k6,
-//!   oha, autocannon, hey and loadgen again on the client core. Per run: the client's CPU
-//!   microseconds per response and peak RSS (from `wait4`), the achieved rate and the p50
-//!   and p99 the tool itself reported. Ratios are to the mean of the two loadgen runs, which
-//!   bracket the peers so that a change in background load shows up on both sides.
-//! - **max**: nginx (one process, `return 200`) on the server core; `wrk -t1`, loadgen
-//!   (one thread, open loop at 1.25x wrk's rate), `wrk -t1` again.
+//! - **peers**: echo-svc (`--workers 1`) on the server core; at each rate, `--rounds` times
+//!   over, loadgen (default and exact), k6, oha, autocannon and hey on the client core. Per
+//!   run: the client's CPU microseconds per response and peak RSS (from `wait4`), the
+//!   achieved rate and the p50 and p99 the tool itself reported. Ratios are taken within a
+//!   round, so background load that changes between rounds moves both sides; the README
+//!   shows their median and spread.
+//! - **max**: nginx (one process, `return 200`) on the server core; per round `wrk -t1`
+//!   and loadgen (one thread, open loop at 1.25x that round's wrk rate).
 //! - **servers**: echo-svc and nginx, both pinned to the server core, alternately loaded by
-//!   `wrk -t1` (two rounds) for requests per second per CPU-second of the server, then by
-//!   loadgen at a fixed open-loop rate for p99; idle and peak RSS.
+//!   `wrk -t1` (`--rounds` rounds) for requests per second per CPU-second of the server, then
+//!   by loadgen at a fixed open-loop rate for p99; idle and peak RSS.
 //! - **memory**: loadgen's peak RSS for a run and for a run ten times longer, same rate.
 //!
 //! Every run is bounded by its duration plus a deadline after which it is killed; every
@@ -118,6 +119,7 @@ fn client_inner(
     row.dropped = rep.dropped;
     row.p50_ms = rep.p50_ms;
     row.p99_ms = rep.p99_ms;
+    row.pacing_p99_ms = rep.pacing_p99_ms;
     row.achieved_rps = rep.responses as f64 / duration.as_secs_f64();
     row.cpu_us_per_req = if rep.responses > 0 {
         usage.cpu.as_secs_f64() * 1e6 / rep.responses as f64
@@ -161,6 +163,7 @@ fn peer_program(tool: Tool, loadgen: &Path) -> Option<PathBuf> {
 fn empty_row(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientRun {
     ClientRun {
         tool: tool.name().into(),
+        round: 0,
         mode: tool.mode().into(),
         target_rps,
         duration_secs: duration.as_secs_f64(),
@@ -170,6 +173,7 @@ fn empty_row(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientR
         dropped: 0,
         p50_ms: None,
         p99_ms: None,
+        pacing_p99_ms: None,
         cpu_us_per_req: 0.0,
         cpu_util: 0.0,
         peak_rss_mib: 0.0,
@@ -201,6 +205,9 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
     if which("taskset").is_none() {
         bail!("taskset is not installed (util-linux)");
     }
+    if a.rounds == 0 {
+        bail!("--rounds must be at least 1");
+    }
     let skip = |s: &str| a.skip.iter().any(|x| x == s);
     let work = TempDir::new("compare")?;
     let started_utc = utc_now();
@@ -209,6 +216,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         command: std::env::args().collect::<Vec<_>>().join(" "),
         started_utc,
         connections: a.connections,
+        rounds: a.rounds,
         peers: Vec::new(),
         max: Vec::new(),
         servers: Vec::new(),
@@ -224,33 +232,36 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
 
     if !skip("peers") {
         let echo = start_echo(&a.echo_bin, sc)?;
+        let mut order = vec![
+            Tool::Loadgen,
+            Tool::LoadgenExact,
+            Tool::K6,
+            Tool::Oha,
+            Tool::Autocannon,
+            Tool::Hey,
+        ];
+        order.retain(|t| !skip(t.name()));
         for &rate in &a.rates {
-            let mut order = vec![
-                Tool::Loadgen,
-                Tool::LoadgenExact,
-                Tool::K6,
-                Tool::Oha,
-                Tool::Autocannon,
-                Tool::Hey,
-            ];
-            order.retain(|t| !skip(t.name()));
-            order.push(Tool::Loadgen);
-            for tool in order {
-                let Some(prog) = peer_program(tool, &a.loadgen_bin) else {
-                    results.peers.push(missing(tool, Some(rate), a.duration));
-                    continue;
-                };
-                let inv =
-                    peers::fixed_rate(tool, &prog, &echo.url(), load(rate, a.duration), &work.0);
-                results.peers.push(run_client(
-                    tool,
-                    &inv,
-                    cc,
-                    &echo,
-                    Some(rate),
-                    a.duration,
-                    &work.0,
-                ));
+            for round in 1..=a.rounds {
+                for &tool in &order {
+                    let Some(prog) = peer_program(tool, &a.loadgen_bin) else {
+                        if round == 1 {
+                            results.peers.push(missing(tool, Some(rate), a.duration));
+                        }
+                        continue;
+                    };
+                    let inv = peers::fixed_rate(
+                        tool,
+                        &prog,
+                        &echo.url(),
+                        load(rate, a.duration),
+                        &work.0,
+                    );
+                    let mut row =
+                        run_client(tool, &inv, cc, &echo, Some(rate), a.duration, &work.0);
+                    row.round = round;
+                    results.peers.push(row);
+                }
             }
         }
         drop(echo);
@@ -268,30 +279,28 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
                     files: Vec::new(),
                     env: Vec::new(),
                 };
-                let first = run_client(Tool::Wrk, &inv, cc, &nginx, None, a.duration, &work.0);
-                // loadgen is open loop: ask for more than wrk managed, so the ceiling is its own.
-                let ask = (first.achieved_rps * 1.25).max(1000.0);
-                results.max.push(first);
-                let mut lg = peers::fixed_rate(
-                    Tool::Loadgen,
-                    &a.loadgen_bin,
-                    &nginx.url(),
-                    load(ask, a.duration),
-                    &work.0,
-                );
-                lg.args.extend(["--max-lag".to_string(), "10s".into()]);
-                let mut row = run_client(Tool::Loadgen, &lg, cc, &nginx, None, a.duration, &work.0);
-                row.mode = format!("open loop at {ask:.0}/s, --threads 1");
-                results.max.push(row);
-                results.max.push(run_client(
-                    Tool::Wrk,
-                    &inv,
-                    cc,
-                    &nginx,
-                    None,
-                    a.duration,
-                    &work.0,
-                ));
+                for round in 1..=a.rounds {
+                    let mut first =
+                        run_client(Tool::Wrk, &inv, cc, &nginx, None, a.duration, &work.0);
+                    first.round = round;
+                    // loadgen is open loop: ask for more than wrk managed, so the ceiling is
+                    // its own.
+                    let ask = (first.achieved_rps * 1.25).max(1000.0);
+                    results.max.push(first);
+                    let mut lg = peers::fixed_rate(
+                        Tool::Loadgen,
+                        &a.loadgen_bin,
+                        &nginx.url(),
+                        load(ask, a.duration),
+                        &work.0,
+                    );
+                    lg.args.extend(["--max-lag".to_string(), "10s".into()]);
+                    let mut row =
+                        run_client(Tool::Loadgen, &lg, cc, &nginx, None, a.duration, &work.0);
+                    row.mode = "open loop at 1.25x the round's wrk rate, --threads 1".into();
+                    row.round = round;
+                    results.max.push(row);
+                }
             }
         }
         drop(nginx);
@@ -347,10 +356,10 @@ fn servers(a: &CompareArgs, work: &Path) -> anyhow::Result<Vec<ServerRow>> {
     for s in &list {
         idle.push(procfs::memory(s.pid())?.rss_kib);
     }
-    // Two alternating wrk rounds so that background load hits both servers alike.
+    // Alternating wrk rounds so that background load hits both servers alike.
     let mut rps = vec![Vec::new(); list.len()];
     let mut cpu = vec![Vec::new(); list.len()];
-    for _round in 0..2 {
+    for _round in 0..a.rounds {
         for (i, s) in list.iter().enumerate() {
             let inv = Invocation {
                 program: wrk.clone(),
@@ -406,6 +415,11 @@ fn servers(a: &CompareArgs, work: &Path) -> anyhow::Result<Vec<ServerRow>> {
             server: s.name.clone(),
             wrk_rps: r,
             rps_per_core: if c > 0.0 { r / c } else { 0.0 },
+            rps_per_core_rounds: rps[i]
+                .iter()
+                .zip(&cpu[i])
+                .map(|(r, c)| if *c > 0.0 { r / c } else { 0.0 })
+                .collect(),
             server_cpu_util: c,
             fixed_rate: a.server_rate,
             fixed_p50_ms: fixed[i].p50_ms,

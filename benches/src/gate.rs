@@ -8,9 +8,14 @@
 //!   (a group that got no traffic fails, so attribution is checked too), `errors==0`,
 //!   `dropped==0`, and the achieved rate;
 //! - CPU per completed request: echo-svc's from its thread's CPU clock, loadgen's as the
-//!   process's CPU minus the fleet's. A 10x slowdown in either crate's hot path moves these
-//!   far past their thresholds, which sit a few times above what a healthy build measures
-//!   on a busy 2-core machine.
+//!   process's CPU minus the fleet's.
+//!
+//! Each step runs `repeats` times. Latency, error and rate gates hold for every repeat; the
+//! CPU gates look at the highest rate only (at low rates the cost is mostly timer wake-ups)
+//! and take the *least* CPU per request of its repeats. Background load only ever adds CPU,
+//! so the minimum is the figure noise moves least, and the bound can sit close enough above a
+//! healthy build that a 2x regression of loadgen's default mode fails (benches/README.md
+//! shows both).
 //!
 //! Any failed gate makes the exit code [`EXIT_GATE_FAILED`].
 
@@ -27,12 +32,10 @@ use crate::procfs;
 /// Exit code when a gate fails (the same as loadgen's failed-SLO code).
 pub const EXIT_GATE_FAILED: u8 = 99;
 
-/// Default bounds. At these rates the per-request cost is dominated by the kernel's
-/// sleep/wake-up work rather than by code generation, so debug and release builds measure
-/// alike. On this 2-core VM a debug build measures 23-39 µs per request for loadgen and
-/// 13-21 µs for echo-svc when the machine is quiet, up to about 85 and 44 µs while other
-/// builds run; the bounds sit 4-7x above the quiet figures, so a 10x regression fails while
-/// background load does not.
+/// Default bounds. At 3000 rps a debug build on this 2-core VM measures (least of three
+/// repeats) 41-61 µs per request for loadgen's default mode and 29-51 µs for echo-svc, quiet
+/// or with a compiler running beside it; the CPU bounds sit 1.5x above the worst of those,
+/// below twice the best.
 #[derive(Debug, Clone, Copy)]
 pub struct Defaults {
     pub p99: Duration,
@@ -43,8 +46,8 @@ pub struct Defaults {
 /// The default bounds.
 pub const DEFAULTS: Defaults = Defaults {
     p99: Duration::from_millis(50),
-    loadgen_cpu_us: 150.0,
-    echo_cpu_us: 100.0,
+    loadgen_cpu_us: 90.0,
+    echo_cpu_us: 90.0,
 };
 
 /// What to run and where the bars are.
@@ -62,6 +65,8 @@ pub struct GateConfig {
     pub loadgen_cpu_us: f64,
     /// Bound on echo-svc's CPU per request, microseconds.
     pub echo_cpu_us: f64,
+    /// Runs of each step; the CPU gates take the least of them.
+    pub repeats: usize,
     /// Server-wide faults for every instance (e.g. `delay=30ms`), to prove a gate can fail.
     pub faults: Option<String>,
     /// loadgen connections per target.
@@ -72,6 +77,7 @@ pub struct GateConfig {
 #[derive(Debug, Clone, Serialize)]
 pub struct Step {
     pub rate: f64,
+    pub repeat: usize,
     pub achieved_rps: f64,
     pub completed: u64,
     pub errors: u64,
@@ -94,6 +100,8 @@ pub struct Check {
 #[derive(Debug, Clone, Serialize)]
 pub struct Outcome {
     pub steps: Vec<Step>,
+    /// CPU per request at the highest rate, the least of its repeats.
+    pub cpu: Vec<Check>,
     pub pass: bool,
 }
 
@@ -113,21 +121,46 @@ pub fn run(cfg: &GateConfig) -> anyhow::Result<Outcome> {
     let fleet = Fleet::start(cfg.faults.as_deref())?;
     let mut steps = Vec::new();
     for &rate in &cfg.rates {
-        let step = run_step(cfg, &fleet, rate);
-        match step {
-            Ok(s) => steps.push(s),
-            Err(e) => {
-                let _ = fleet.stop();
-                return Err(e.context(format!("rate step {rate} rps")));
+        for repeat in 1..=cfg.repeats.max(1) {
+            match run_step(cfg, &fleet, rate, repeat) {
+                Ok(s) => steps.push(s),
+                Err(e) => {
+                    let _ = fleet.stop();
+                    return Err(e.context(format!("rate step {rate} rps, run {repeat}")));
+                }
             }
         }
     }
     fleet.stop().context("stopping the echo-svc fleet")?;
-    let pass = steps.iter().all(|s| s.checks.iter().all(|c| c.pass));
-    Ok(Outcome { steps, pass })
+    let cpu = cpu_checks(cfg, &steps);
+    let pass = steps.iter().all(|s| s.checks.iter().all(|c| c.pass)) && cpu.iter().all(|c| c.pass);
+    Ok(Outcome { steps, cpu, pass })
 }
 
-fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64) -> anyhow::Result<Step> {
+/// The CPU gates: the highest rate's repeats, the least CPU per request of each side.
+fn cpu_checks(cfg: &GateConfig, steps: &[Step]) -> Vec<Check> {
+    let top = steps.iter().map(|s| s.rate).fold(f64::NAN, f64::max);
+    let at_top: Vec<&Step> = steps.iter().filter(|s| s.rate == top).collect();
+    let check = |name: &str, bound: f64, of: fn(&Step) -> f64| {
+        let all: Vec<f64> = at_top.iter().map(|s| of(s)).collect();
+        let least = all.iter().copied().fold(f64::INFINITY, f64::min);
+        let each: Vec<String> = all.iter().map(|v| format!("{v:.1}")).collect();
+        Check {
+            name: format!("{name}_cpu_per_request<{bound}µs"),
+            measured: format!(
+                "{least:.2}µs at {top} rps (least of {} µs)",
+                each.join(", ")
+            ),
+            pass: least < bound,
+        }
+    };
+    vec![
+        check("loadgen", cfg.loadgen_cpu_us, |s| s.loadgen_cpu_us_per_req),
+        check("echo", cfg.echo_cpu_us, |s| s.echo_cpu_us_per_req),
+    ]
+}
+
+fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow::Result<Step> {
     let p99_ms = cfg.p99.as_secs_f64() * 1e3;
     let mut args: Vec<String> = vec!["loadgen".into()];
     for (region, version, addr) in &fleet.instances {
@@ -168,7 +201,7 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64) -> anyhow::Result<Step> 
     let run_cfg = loadgen::config::RunConfig::from_args(&cli.run)?;
 
     eprintln!(
-        "slo-bench: {rate} rps for {:?} (+{:?} warm-up)",
+        "slo-bench: {rate} rps for {:?} (+{:?} warm-up), run {repeat}",
         cfg.duration, cfg.warmup
     );
     let echo0 = fleet.cpu()?;
@@ -211,7 +244,7 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64) -> anyhow::Result<Step> 
     };
     let (lg, ec) = (per_req(loadgen_cpu), per_req(echo_cpu));
 
-    let mut checks: Vec<Check> = outcome
+    let checks: Vec<Check> = outcome
         .verdicts
         .iter()
         .map(|v| Check {
@@ -220,18 +253,9 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64) -> anyhow::Result<Step> 
             pass: v.pass,
         })
         .collect();
-    checks.push(Check {
-        name: format!("loadgen_cpu_per_request<{}µs", cfg.loadgen_cpu_us),
-        measured: format!("{lg:.2}µs"),
-        pass: lg < cfg.loadgen_cpu_us,
-    });
-    checks.push(Check {
-        name: format!("echo_cpu_per_request<{}µs", cfg.echo_cpu_us),
-        measured: format!("{ec:.2}µs"),
-        pass: ec < cfg.echo_cpu_us,
-    });
     Ok(Step {
         rate,
+        repeat,
         achieved_rps: if r.measured_secs > 0.0 {
             measured_sent as f64 / r.measured_secs
         } else {
@@ -253,9 +277,10 @@ pub fn render(o: &Outcome) -> String {
     for s in &o.steps {
         let _ = writeln!(
             out,
-            "step {} rps: achieved {:.0} rps, {} requests, p99 {}, errors {}, dropped {}, \
-             CPU/request loadgen {:.2}µs echo-svc {:.2}µs",
+            "step {} rps (run {}): achieved {:.0} rps, {} requests, p99 {}, errors {}, \
+             dropped {}, CPU/request loadgen {:.2}µs echo-svc {:.2}µs",
             s.rate,
+            s.repeat,
             s.achieved_rps,
             s.completed,
             loadgen::units::fmt_us(s.p99_us as f64),
@@ -274,11 +299,23 @@ pub fn render(o: &Outcome) -> String {
             );
         }
     }
+    let _ = writeln!(out, "CPU per request (least of the highest rate's runs):");
+    for c in &o.cpu {
+        let _ = writeln!(
+            out,
+            "  {} {:<44} {}",
+            if c.pass { "pass" } else { "FAIL" },
+            c.name,
+            c.measured
+        );
+    }
     let failed: usize = o
         .steps
         .iter()
-        .map(|s| s.checks.iter().filter(|c| !c.pass).count())
-        .sum();
+        .flat_map(|s| &s.checks)
+        .chain(&o.cpu)
+        .filter(|c| !c.pass)
+        .count();
     let _ = writeln!(
         out,
         "slo-bench: {}",
@@ -296,8 +333,8 @@ pub fn run_slo(a: &crate::cli::SloArgs) -> anyhow::Result<u8> {
     let (rates, duration, warmup) = if a.short {
         (
             vec![1000.0, 3000.0],
-            Duration::from_secs(4),
-            Duration::from_secs(1),
+            Duration::from_secs(3),
+            Duration::from_millis(500),
         )
     } else {
         (
@@ -317,9 +354,14 @@ pub fn run_slo(a: &crate::cli::SloArgs) -> anyhow::Result<u8> {
         p99: a.p99.unwrap_or(d.p99),
         loadgen_cpu_us: a.max_loadgen_cpu_us.unwrap_or(d.loadgen_cpu_us),
         echo_cpu_us: a.max_echo_cpu_us.unwrap_or(d.echo_cpu_us),
+        repeats: a.repeats,
         faults: a.faults.clone(),
         connections: a.connections,
     };
+    if cfg.repeats == 0 {
+        eprintln!("error: --repeats must be at least 1");
+        return Ok(2);
+    }
     if cfg.rates.iter().any(|r| !(r.is_finite() && *r > 0.0)) {
         eprintln!("error: --rate must be > 0");
         return Ok(2);

@@ -65,6 +65,8 @@ pub struct Reported {
     pub p50_ms: Option<f64>,
     /// 99th percentile latency, milliseconds.
     pub p99_ms: Option<f64>,
+    /// loadgen only: p99 of its pacing lag (send time minus intended time), milliseconds.
+    pub pacing_p99_ms: Option<f64>,
 }
 
 /// One run of one tool: the command line and where its report goes.
@@ -272,6 +274,7 @@ pub fn parse_loadgen(text: &str) -> anyhow::Result<Reported> {
         .context("no latency groups in loadgen's report")?;
     r.p50_ms = num(biggest, &["corrected", "p50"]).map(|us| us / 1e3);
     r.p99_ms = num(biggest, &["corrected", "p99"]).map(|us| us / 1e3);
+    r.pacing_p99_ms = num(&v, &["pacing", "p99"]).map(|us| us / 1e3);
     Ok(r)
 }
 
@@ -288,6 +291,7 @@ pub fn parse_k6(text: &str) -> anyhow::Result<Reported> {
         dropped: num(m, &["dropped_iterations", "count"]).unwrap_or(0.0) as u64,
         p50_ms: num(m, &["http_req_duration", "med"]),
         p99_ms: num(m, &["http_req_duration", "p(99)"]),
+        pacing_p99_ms: None,
     })
 }
 
@@ -317,6 +321,7 @@ pub fn parse_oha(text: &str) -> anyhow::Result<Reported> {
         dropped: 0,
         p50_ms: pct("p50"),
         p99_ms: pct("p99"),
+        pacing_p99_ms: None,
     })
 }
 
@@ -335,6 +340,7 @@ pub fn parse_autocannon(text: &str) -> anyhow::Result<Reported> {
         dropped: 0,
         p50_ms: num(&v, &["latency", "p50"]),
         p99_ms: num(&v, &["latency", "p99"]),
+        pacing_p99_ms: None,
     })
 }
 

@@ -9,6 +9,8 @@ use crate::machine::Machine;
 #[derive(Debug, Clone, Serialize)]
 pub struct ClientRun {
     pub tool: String,
+    /// Which round of the alternation (1-based; 0 outside the rounds).
+    pub round: usize,
     pub mode: String,
     pub target_rps: Option<f64>,
     pub duration_secs: f64,
@@ -19,6 +21,8 @@ pub struct ClientRun {
     pub dropped: u64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
+    /// loadgen's pacing lag p99, milliseconds.
+    pub pacing_p99_ms: Option<f64>,
     /// Client CPU (user + system) per response, microseconds.
     pub cpu_us_per_req: f64,
     /// Client CPU as a fraction of one core over its wall time.
@@ -38,6 +42,8 @@ pub struct ServerRow {
     pub wrk_rps: f64,
     /// Requests per CPU-second of the server (its CPU from /proc over the wrk rounds).
     pub rps_per_core: f64,
+    /// The same, round by round.
+    pub rps_per_core_rounds: Vec<f64>,
     pub server_cpu_util: f64,
     pub fixed_rate: f64,
     pub fixed_p50_ms: Option<f64>,
@@ -62,6 +68,8 @@ pub struct Results {
     pub command: String,
     pub started_utc: String,
     pub connections: usize,
+    /// Rounds of each alternation.
+    pub rounds: usize,
     pub peers: Vec<ClientRun>,
     pub max: Vec<ClientRun>,
     pub servers: Vec<ServerRow>,

@@ -17,6 +17,7 @@
 //! - `upstream`: allow-listed `/call/{name}` forwarding and the hop chain.
 //! - `body`: the response body type.
 //! - `server`: listeners, HTTP/1.1 + h2c connections, [`spawn`] and [`Handle`].
+//! - `deadlines`: header-read deadlines by one sweep per server (the slowloris guard).
 //! - [`shutdown`]: signal handling and [`run`].
 //! - [`logging`]: tracing set-up.
 //!
@@ -34,6 +35,7 @@
 
 mod body;
 pub mod config;
+mod deadlines;
 pub mod faults;
 pub mod identity;
 pub mod logging;

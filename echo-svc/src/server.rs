@@ -6,13 +6,13 @@
 //! watched by a graceful-shutdown helper so that shutdown closes idle keep-alive connections
 //! and lets in-flight requests finish.
 //!
-//! Slowloris guard: hyper's HTTP/1 header read timeout covers each request's headers, and a
-//! per-connection deadline closes connections that have not completed a first request's
-//! headers (in either protocol) within `--header-read-timeout`.
+//! Slowloris guard: [`crate::deadlines`] closes connections that have not delivered a complete
+//! request head within `--header-read-timeout` of being accepted or of their last response
+//! (HTTP/2: of being accepted), with one sweeper per server instead of hyper's timer per
+//! request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
+use crate::deadlines::{Deadlines, Watched};
 use crate::routes::{App, ToggleAccess};
 
 /// Largest request head (request line plus headers) accepted over HTTP/1, and header list
@@ -151,7 +152,8 @@ async fn serve(
     mut trigger: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let graceful = Arc::new(GracefulShutdown::new());
-    let builder = connection_builder(timings.header_read_timeout);
+    let builder = connection_builder();
+    let deadlines = Deadlines::start(timings.header_read_timeout);
     let (stop_accepting, stop_rx) = watch::channel(false);
     let mut acceptors = Vec::new();
     for (listener, access) in listeners {
@@ -162,7 +164,7 @@ async fn serve(
             builder.clone(),
             graceful.clone(),
             stop_rx.clone(),
-            timings.header_read_timeout,
+            deadlines.clone(),
         )));
     }
 
@@ -201,12 +203,12 @@ async fn serve(
     Ok(())
 }
 
-fn connection_builder(header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
+fn connection_builder() -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_read_timeout)
+        // Head deadlines are crate::deadlines' sweep, not a timer per request.
+        .header_read_timeout(None)
         .keep_alive(true)
         .max_buf_size(MAX_HEADER_BYTES.max(8192))
         .max_headers(MAX_HEADERS)
@@ -231,7 +233,7 @@ async fn accept_loop(
     builder: auto::Builder<TokioExecutor>,
     graceful: Arc<GracefulShutdown>,
     mut stop: watch::Receiver<bool>,
-    header_read_timeout: Duration,
+    deadlines: Arc<Deadlines>,
 ) {
     loop {
         let accepted = tokio::select! {
@@ -249,20 +251,18 @@ async fn accept_loop(
             }
         };
         let _ = stream.set_nodelay(true);
-        let seen_request = Arc::new(AtomicBool::new(false));
+        let watch = deadlines.watch();
         let service = {
             let app = app.clone();
-            let seen = seen_request.clone();
-            service_fn(move |req| {
-                if !seen.load(Ordering::Relaxed) {
-                    seen.store(true, Ordering::Relaxed);
-                }
+            let watch = watch.clone();
+            service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                watch.in_service(req.version() == hyper::Version::HTTP_2);
                 let app = app.clone();
                 async move { Ok::<_, Infallible>(app.handle(req, access).await) }
             })
         };
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection(TokioIo::new(Watched::new(stream, watch.clone())), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
@@ -272,18 +272,10 @@ async fn accept_loop(
                         debug!(%peer, error = %e, "connection ended with an error");
                     }
                 }
-                () = first_request_deadline(&seen_request, header_read_timeout) => {
-                    debug!(%peer, "closing connection: no complete request within the header read timeout");
+                () = watch.expired() => {
+                    debug!(%peer, "closing connection: no complete request head within the header read timeout");
                 }
             }
         });
-    }
-}
-
-/// Completes only if no request has arrived by the deadline.
-async fn first_request_deadline(seen: &AtomicBool, timeout: Duration) {
-    tokio::time::sleep(timeout).await;
-    if seen.load(Ordering::Relaxed) {
-        std::future::pending::<()>().await;
     }
 }

@@ -104,6 +104,59 @@ async fn slow_or_silent_clients_are_disconnected() {
 }
 
 #[tokio::test]
+async fn a_keep_alive_connection_is_held_to_the_deadline_for_its_next_head_only() {
+    let mut cfg = echo_svc::Config::local("us", "v1");
+    cfg.header_read_timeout = Duration::from_millis(300);
+    // Every workload answer takes twice the header deadline.
+    cfg.faults = "delay=600ms".parse().unwrap();
+    let h = spawn_with(cfg).await;
+
+    // A request in service longer than the deadline is answered, and its connection then
+    // gets the deadline again for the next head: half a head is cut off.
+    let mut s = TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).ends_with("pod=us-v1\n") {
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "closed while the request was in service");
+        got.extend_from_slice(&buf[..n]);
+    }
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200 OK"));
+    s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").await.unwrap();
+    let t = Instant::now();
+    let answer = tokio::time::timeout(DEADLINE, read_until_close(&mut s))
+        .await
+        .expect("the half head is cut off");
+    assert!(!answer.contains("200 OK"), "{answer}");
+    assert!(
+        t.elapsed() >= Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+
+    // A request body that trickles in slower than the deadline is not cut off.
+    let mut s = TcpStream::connect(h.addr()).await.unwrap();
+    s.write_all(b"POST /echo HTTP/1.1\r\nhost: x\r\ncontent-length: 4\r\n\r\nab")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await; // the slow client itself
+    s.write_all(b"cd").await.unwrap();
+    let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test]
 async fn keep_alive_serves_many_requests_on_one_connection() {
     let h = spawn("us", "v1").await;
     let mut s = TcpStream::connect(h.addr()).await.unwrap();

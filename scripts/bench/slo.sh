@@ -2,7 +2,7 @@
 # The end-to-end SLO bench: echo-svc us/eu × v1/v2 and loadgen in one process, fixed
 # rates, gated on p99, errors, dropped and CPU per request. Exit 99 when a gate fails.
 #
-#   scripts/bench/slo.sh --short     # the CI version (debug build, about 15 s of load)
+#   scripts/bench/slo.sh --short     # the CI version (debug build, about 25 s of load)
 #   scripts/bench/slo.sh             # longer steps at higher rates
 #   scripts/bench/slo.sh --release   # release build (its own, tighter default thresholds)
 set -euo pipefail
