@@ -79,6 +79,11 @@ pub struct RunConfig {
     pub interval: Duration,
     /// Report files to write besides `--json`.
     pub exports: crate::cli::ExportArgs,
+    /// Events marked during the run (the lab's scenarios); the report places them on the
+    /// timeline and tells what happened between them.
+    pub events: crate::events::EventLog,
+    /// Keep the per-interval data even when no report file plots it (the lab's story).
+    pub keep_timeline: bool,
 }
 
 /// The request every target gets unless its targets-file entry says otherwise.
@@ -229,6 +234,8 @@ impl RunConfig {
                 args.interval
             },
             exports: args.exports.clone(),
+            events: crate::events::EventLog::default(),
+            keep_timeline: false,
             metrics_addr: args.metrics_addr,
             targets,
         })

@@ -23,7 +23,7 @@
 //! commands that drive it (`run`, `merge`, `compare`, `lab`).
 //!
 //! Shared vocabulary, each in its own small module: [`results`] (what a run measured),
-//! [`error`] (bad input, exit 2), [`units`] (durations for people), [`config`] (a checked
+//! [`events`] (what a scenario marked on the run's timeline), [`error`] (bad input, exit 2), [`units`] (durations for people), [`config`] (a checked
 //! run configuration), [`target`] (named targets), [`request`] (what each target is sent), [`tls`] (trusted
 //! roots for `https://`) and
 //! [`cli`] (the flags).
@@ -36,6 +36,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod judge;
 mod live;
 pub mod record;

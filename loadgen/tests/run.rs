@@ -25,12 +25,20 @@ fn attribution_per_region_and_version_through_the_lab_fleet() {
     let rt = server_runtime();
     let fleet = rt
         .block_on(loadgen::cmd::lab::Fleet::start(
-            Duration::from_millis(20),
-            10,
+            loadgen::cmd::lab::FleetSpec {
+                eu_delay: Duration::from_millis(20),
+                east_west: Duration::from_millis(30),
+                v2_percent: 10,
+                replicas: 1,
+                outlier: loadgen::cmd::lab::Outlier::default(),
+                drain: Duration::ZERO,
+                withdraw_after: Duration::ZERO,
+            },
+            loadgen::events::EventLog::default(),
         ))
         .unwrap();
-    let us = format!("us=http://{}/", fleet.regions[0].router);
-    let eu = format!("eu=http://{}/", fleet.regions[1].router);
+    let us = format!("us=http://{}/", fleet.routers[0].1);
+    let eu = format!("eu=http://{}/", fleet.routers[1].1);
     let cfg = config(&[
         "--target",
         &us,

@@ -137,6 +137,7 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         json: args.json.as_deref(),
         exports: &args.exports,
         timeline: None,
+        events: &[],
     })?;
     Ok(exit_code)
 }

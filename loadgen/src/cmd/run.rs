@@ -164,6 +164,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
 
     let (results, timeline) = out.into_results(&cfg, &plans);
     let (verdicts, exit_code) = crate::judge::judge(&cfg.slos, &results);
+    let events = cfg.events.snapshot();
     crate::report::finish(&crate::report::Finish {
         results: &results,
         slos: &cfg.slos,
@@ -173,6 +174,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         json: cfg.json.as_deref(),
         exports: &cfg.exports,
         timeline: Some(&timeline),
+        events: &events,
     })?;
     Ok(RunOutcome {
         results,

@@ -22,6 +22,7 @@ pub fn write_all(
     settings: &serde_json::Value,
     r: &Results,
     timeline: Option<&Timeline>,
+    events: &[crate::events::Event],
     slos: &[Slo],
     verdicts: &[Verdict],
 ) -> anyhow::Result<()> {
@@ -49,7 +50,7 @@ pub fn write_all(
         write(
             p,
             "HTML report",
-            &crate::report::html::render(settings, r, timeline, verdicts),
+            &crate::report::html::render(settings, r, timeline, events, verdicts),
         )?;
     }
     Ok(())

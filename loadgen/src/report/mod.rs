@@ -1,6 +1,7 @@
 //! Reporting a judged run: the terminal table ([`text`]), the JSON report written and
 //! read back ([`json`]), HTML ([`html`]), JUnit ([`junit`]), the k6 summary
-//! ([`k6`]) and the HDR interval log ([`hdrlog`]), and what is printed ([`console`]).
+//! ([`k6`]) and the HDR interval log ([`hdrlog`]), what is printed ([`console`]), and
+//! the "what happened" story of a run with events ([`story`]) under the terminal report.
 //!
 //! Every command that produces a report ends through [`finish`]: the files first (a
 //! closed stdout must not cost the results), then the terminal report; a file that could
@@ -13,6 +14,7 @@ pub(crate) mod html;
 pub mod json;
 pub mod junit;
 pub(crate) mod k6;
+pub mod story;
 pub mod text;
 
 use std::path::Path;
@@ -20,6 +22,7 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::ExportArgs;
+use crate::events::Event;
 use crate::judge::slo::{Slo, Verdict};
 use crate::results::{Results, Timeline};
 
@@ -41,6 +44,8 @@ pub struct Finish<'a> {
     pub exports: &'a ExportArgs,
     /// Per-interval data (runs only; merged reports have none).
     pub timeline: Option<&'a Timeline>,
+    /// Events marked during the run (empty unless a scenario marked some).
+    pub events: &'a [Event],
 }
 
 /// The one end-of-run path: write every report file, then print the report.
@@ -57,12 +62,22 @@ pub fn finish(f: &Finish<'_>) -> anyhow::Result<()> {
             &f.settings,
             f.results,
             f.timeline,
+            f.events,
             f.slos,
             f.verdicts,
         )
     })();
     let style = text::Style::for_stdout(f.exports.wide);
-    let out = text::render_styled(f.results, f.verdicts, &style);
+    let mut out = text::render_styled(f.results, f.verdicts, &style);
+    if let (Some(tl), false) = (f.timeline, f.events.is_empty()) {
+        let names: Vec<String> = f.results.targets.iter().map(|t| t.name.clone()).collect();
+        out.push_str(&story::render(&story::build(
+            tl,
+            f.events,
+            &names,
+            f.results.measured_secs,
+        )));
+    }
     console::out(&out);
     written
 }

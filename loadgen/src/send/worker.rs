@@ -102,7 +102,7 @@ fn build(setup: &Setup) -> Rc<Worker> {
             r.max_groups(cfg.max_groups);
             let warmup_ns = (plans.first().map_or(0.0, |p| p.warmup_secs()) * 1e9) as u64;
             // Only when a report needs it: it costs a second HDR record per response.
-            if cfg.exports.html.is_some() || cfg.exports.hdr_log.is_some() {
+            if cfg.keep_timeline || cfg.exports.html.is_some() || cfg.exports.hdr_log.is_some() {
                 r.keep_timeline(start_ns + warmup_ns, cfg.interval.as_nanos() as u64);
             }
             r

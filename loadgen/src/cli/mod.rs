@@ -10,6 +10,9 @@ use std::time::Duration;
 pub use crate::schedule::Arrival;
 use clap::{Args, Parser, Subcommand};
 
+mod lab;
+pub use lab::{LabArgs, ScenarioName};
+
 /// Exit-code section shown at the end of `--help`.
 pub const EXIT_CODES: &str = "\
 Exit codes:
@@ -41,9 +44,10 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Start an embedded two-region fleet (us and eu, each v1 90% / v2 10%, eu slower),
-    /// run load against it with default SLOs and print the report.
+    /// run load against it with default SLOs and print the report; `--scenario` makes
+    /// something happen to it meanwhile (failover, canary, chaos-latency, pod-kill).
     #[command(after_help = EXIT_CODES)]
-    Lab(LabArgs),
+    Lab(Box<LabArgs>),
     /// Merge the JSON reports of runs that ran side by side (e.g. `--shard` pods): counts
     /// and HDR histograms add exactly; SLOs are judged again on the merged data.
     #[command(after_help = MERGE_EXIT_CODES)]
@@ -314,49 +318,6 @@ pub struct RunArgs {
     /// port 0 picks a free port (printed on stderr).
     #[arg(long, env = "LOADGEN_METRICS_ADDR")]
     pub metrics_addr: Option<std::net::SocketAddr>,
-
-    #[command(flatten)]
-    pub exports: ExportArgs,
-}
-
-/// Flags of `loadgen lab`.
-#[derive(Debug, Clone, Args)]
-pub struct LabArgs {
-    /// Total request rate across us and eu.
-    #[arg(long, default_value_t = 1000.0)]
-    pub rps: f64,
-
-    /// Measured run length.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "10s")]
-    pub duration: Duration,
-
-    /// Warm-up, left out of the results.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "2s")]
-    pub warmup: Duration,
-
-    /// Extra latency of the eu region, standing for the cross-region hop.
-    #[arg(long, value_parser = humantime::parse_duration, default_value = "30ms")]
-    pub eu_delay: Duration,
-
-    /// Share of traffic that each region's router sends to v2, in percent.
-    #[arg(long, default_value_t = 10)]
-    pub v2_percent: u8,
-
-    /// Arrival process.
-    #[arg(long, value_enum, default_value_t = Arrival::Fixed)]
-    pub arrival: Arrival,
-
-    /// SLOs replacing the lab defaults (same syntax as a run's `--slo`).
-    #[arg(long = "slo")]
-    pub slos: Vec<String>,
-
-    /// Write the JSON report to this file.
-    #[arg(long)]
-    pub json: Option<PathBuf>,
-
-    /// Never draw live progress.
-    #[arg(long)]
-    pub no_progress: bool,
 
     #[command(flatten)]
     pub exports: ExportArgs,

@@ -3,163 +3,23 @@
 //! drawn here, so the file needs nothing from the network; every piece of user-controlled
 //! text (target names, URLs, header values, SLO texts) is HTML-escaped.
 //!
-//! The spectrum plot follows HdrHistogram's plotter: the x axis is `1/(1-p)` on a log
-//! scale, so 50%, 90%, 99%, 99.9% and 99.99% are evenly spaced and the tail gets room.
+//! The plots themselves (percentile spectrum, values over time with a scenario's events
+//! marked) are drawn by `plot`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::Duration;
 
-use hdrhistogram::Histogram;
 use html_escape::encode_text as esc;
 
 use crate::judge::slo::{fmt_us, Verdict};
 use crate::results::{GroupHist, Results, Timeline};
 
-const W: f64 = 640.0;
-const H: f64 = 300.0;
-const LEFT: f64 = 70.0;
-const BOTTOM: f64 = 40.0;
-const TOP: f64 = 15.0;
-const RIGHT: f64 = 30.0;
-/// Highest percentile plotted: 99.99% is x = log10(10^4) = 4.
-const X_MAX: f64 = 4.0;
-/// Lowest: 50% is x = log10(2).
-const X_MIN: f64 = std::f64::consts::LOG10_2;
+mod plot;
+use plot::{over_time_svg, spectrum_svg, Mark, Series};
 
 /// Target, served region, version.
 type Row = (String, String, String);
-
-fn attr(s: &str) -> String {
-    html_escape::encode_double_quoted_attribute(s).into_owned()
-}
-
-/// Percentile spectrum of one histogram as an SVG.
-fn spectrum_svg(h: &Histogram<u64>, title: &str) -> String {
-    let xs: Vec<f64> = (0..=120)
-        .map(|i| X_MIN + (X_MAX - X_MIN) * i as f64 / 120.0)
-        .collect();
-    let pts: Vec<(f64, f64)> = xs
-        .iter()
-        .map(|x| {
-            let p = 1.0 - 10f64.powf(-x);
-            (*x, h.value_at_quantile(p) as f64 / 1000.0)
-        })
-        .collect();
-    let y_max = pts.iter().map(|p| p.1).fold(0.0, f64::max).max(0.001) * 1.1;
-    let px = |x: f64| LEFT + (x - X_MIN) / (X_MAX - X_MIN) * (W - LEFT - RIGHT);
-    let py = |y: f64| H - BOTTOM - y / y_max * (H - BOTTOM - TOP);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\">",
-        attr(title)
-    );
-    let _ = write!(
-        s,
-        "<rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#999\"/>",
-        W - LEFT - RIGHT,
-        H - BOTTOM - TOP
-    );
-    for (label, x) in [
-        ("50%", X_MIN),
-        ("90%", 1.0),
-        ("99%", 2.0),
-        ("99.9%", 3.0),
-        ("99.99%", 4.0),
-    ] {
-        let _ = write!(
-            s,
-            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1}\" stroke=\"#ddd\"/><text x=\"{0:.1}\" y=\"{2}\" font-size=\"11\" text-anchor=\"middle\">{label}</text>",
-            px(x),
-            H - BOTTOM,
-            H - BOTTOM + 15.0
-        );
-    }
-    for i in 0..=4 {
-        let y = y_max * i as f64 / 4.0;
-        let _ = write!(
-            s,
-            "<line x1=\"{LEFT}\" x2=\"{0}\" y1=\"{1:.1}\" y2=\"{1:.1}\" stroke=\"#eee\"/><text x=\"{2}\" y=\"{3:.1}\" font-size=\"11\" text-anchor=\"end\">{4:.2} ms</text>",
-            W - RIGHT,
-            py(y),
-            LEFT - 5.0,
-            py(y) + 4.0,
-            y
-        );
-    }
-    let _ = write!(
-        s,
-        "<text x=\"{}\" y=\"{}\" font-size=\"12\" text-anchor=\"middle\">percentile</text>",
-        (LEFT + W - RIGHT) / 2.0,
-        H - 5.0
-    );
-    let path: Vec<String> = pts
-        .iter()
-        .map(|(x, y)| format!("{:.1},{:.1}", px(*x), py(*y)))
-        .collect();
-    let _ = write!(
-        s,
-        "<polyline class=\"series\" fill=\"none\" stroke=\"#d62728\" stroke-width=\"2.5\" points=\"{}\"/></svg>",
-        path.join(" ")
-    );
-    s
-}
-
-/// Colours for a plot's series, in order.
-const COLOURS: [&str; 6] = [
-    "#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd", "#d62728",
-];
-
-/// One line of a plot over time: its label and its (seconds, value) points.
-type Series = (String, Vec<(f64, f64)>);
-
-/// Values over time as an SVG line plot, one line per series, `unit` on the y axis.
-fn over_time_svg(series: &[Series], unit: &str, title: &str) -> String {
-    let all = || series.iter().flat_map(|(_, p)| p.iter());
-    let t_max = all().map(|p| p.0).fold(0.0, f64::max).max(1e-3);
-    let y_max = all().map(|p| p.1).fold(0.0, f64::max).max(0.001) * 1.1;
-    let px = |x: f64| LEFT + x / t_max * (W - LEFT - RIGHT);
-    let py = |y: f64| H - BOTTOM - y / y_max * (H - BOTTOM - TOP);
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "<svg class=\"plot\" xmlns=\"http://www.w3.org/2000/svg\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"{}\"><rect x=\"{LEFT}\" y=\"{TOP}\" width=\"{}\" height=\"{}\" fill=\"#fafafa\" stroke=\"#999\"/>",
-        attr(title),
-        W - LEFT - RIGHT,
-        H - BOTTOM - TOP
-    );
-    for i in 0..=4 {
-        let y = y_max * i as f64 / 4.0;
-        let x = t_max * i as f64 / 4.0;
-        let _ = write!(
-            s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{y:.2} {unit}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{x:.1} s</text>",
-            LEFT - 5.0,
-            py(y) + 4.0,
-            px(x),
-            H - BOTTOM + 15.0
-        );
-    }
-    let mut label_x = LEFT + 10.0;
-    for (i, (name, points)) in series.iter().enumerate() {
-        let colour = COLOURS[i % COLOURS.len()];
-        let pts: Vec<String> = points
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v)))
-            .collect();
-        let _ = write!(
-            s,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/><text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
-            pts.join(" "),
-            TOP + 14.0,
-            esc(name)
-        );
-        label_x += 12.0 + 6.5 * name.len() as f64;
-    }
-    s.push_str("</svg>");
-    s
-}
 
 /// One setting for people: durations as `1s` rather than `max_lag_secs 1.0`, stages as
 /// ramps, requests as `POST, 12 B body`; anything else as written.
@@ -216,6 +76,7 @@ pub fn render(
     settings: &serde_json::Value,
     r: &Results,
     timeline: Option<&Timeline>,
+    events: &[crate::events::Event],
     verdicts: &[Verdict],
 ) -> String {
     let mut o = String::new();
@@ -369,6 +230,10 @@ pub fn render(
             }
         }
         let at = |idx: u64| (idx as f64 + 1.0) * tl.interval_secs;
+        let marks: Vec<Mark> = events
+            .iter()
+            .map(|e| (e.at_unix_secs - tl.origin_unix_secs, e.what.clone()))
+            .collect();
         for (t, by) in &rates {
             // Every whole interval of the measured window, so a region that stops
             // answering drops to 0; the ragged tail (answers completing after the window,
@@ -396,7 +261,7 @@ pub fn render(
             let _ = write!(
                 o,
                 "<figure>{}<figcaption>{}</figcaption></figure>",
-                over_time_svg(&series, "rps", &title),
+                over_time_svg(&series, "rps", &title, &marks),
                 esc(&title)
             );
         }
@@ -410,7 +275,7 @@ pub fn render(
             let _ = write!(
                 o,
                 "<figure>{}<figcaption>{}</figcaption></figure>",
-                over_time_svg(&[("max lag".into(), lag)], "ms", title),
+                over_time_svg(&[("max lag".into(), lag)], "ms", title, &marks),
                 esc(title)
             );
         }
@@ -435,7 +300,7 @@ pub fn render(
             let _ = write!(
                 o,
                 "<figure>{}<figcaption>{} latency over time</figcaption></figure>",
-                over_time_svg(&series, "ms", &title),
+                over_time_svg(&series, "ms", &title, &marks),
                 esc(&title)
             );
         }
