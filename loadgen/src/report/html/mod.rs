@@ -199,6 +199,19 @@ pub fn render(
             "<h2>Over time</h2>\n<p>Per {:.3} s interval, by completion time from the start of the measured window: answers per second by the region and version that served them (a failover or a canary shift shows here), with HTTP errors, requests that got no answer and drops; the generator's pacing lag; then latency per group.</p>\n<div class=\"plots\">",
             tl.interval_secs
         );
+        if !events.is_empty() {
+            o.push_str("</div>\n<p>Events, numbered on the plots:</p>\n<ol class=\"events\">");
+            for e in events {
+                let _ = write!(
+                    o,
+                    "<li>t={:.1} s: {}</li>",
+                    // A step at t=0 lands a hair early; -0.0 reads oddly.
+                    (e.at_unix_secs - tl.origin_unix_secs).max(0.0),
+                    esc(&e.what)
+                );
+            }
+            o.push_str("</ol>\n<div class=\"plots\">");
+        }
         let mut per: BTreeMap<Row, BTreeMap<u64, Vec<Vec<u8>>>> = BTreeMap::new();
         // Per target: answers per second by served region/version, and HTTP errors.
         let mut rates: BTreeMap<String, BTreeMap<String, BTreeMap<u64, u64>>> = BTreeMap::new();

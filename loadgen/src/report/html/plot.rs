@@ -151,18 +151,20 @@ pub(super) fn over_time_svg(series: &[Series], unit: &str, title: &str, marks: &
     }
     for (i, (t, label)) in marks
         .iter()
-        .filter(|m| m.0 >= 0.0 && m.0 <= t_max)
         .enumerate()
+        .filter(|(_, m)| m.0 >= 0.0 && m.0 <= t_max)
     {
         let x = px(*t);
-        // Labels step down so that events close together stay readable.
-        let y = TOP + 28.0 + 12.0 * (i % 4) as f64;
+        // A number on the line (the list under the heading says what it was; hovering
+        // shows it too); numbers step down so that events close together stay readable.
+        let y = TOP + 28.0 + 12.0 * (i % 3) as f64;
         let _ = write!(
             s,
-            "<line class=\"event\" x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#444\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{y:.1}\" font-size=\"10\" fill=\"#444\">{}</text>",
+            "<g class=\"event\"><title>{}</title><line x1=\"{x:.1}\" y1=\"{TOP}\" x2=\"{x:.1}\" y2=\"{:.1}\" stroke=\"#444\" stroke-dasharray=\"4 3\"/><text x=\"{:.1}\" y=\"{y:.1}\" font-size=\"11\" font-weight=\"bold\" fill=\"#444\">{}</text></g>",
+            esc(label),
             H - BOTTOM,
             x + 3.0,
-            esc(label)
+            i + 1
         );
     }
     s.push_str("</svg>");
