@@ -33,7 +33,7 @@ use crate::procfs;
 pub const EXIT_GATE_FAILED: u8 = 99;
 
 /// Default bounds. At 3000 rps a debug build on this 2-core VM measures (least of three
-/// repeats) 41-61 µs per request for loadgen's default mode and 29-51 µs for echo-svc, quiet
+/// repeats) 52-58 µs per request for loadgen's default mode and 37-55 µs for echo-svc, quiet
 /// or with a compiler running beside it; the CPU bounds sit 1.5x above the worst of those,
 /// below twice the best.
 #[derive(Debug, Clone, Copy)]
