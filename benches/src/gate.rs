@@ -271,6 +271,11 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow
     })
 }
 
+fn check_line(out: &mut String, c: &Check) {
+    let verdict = if c.pass { "pass" } else { "FAIL" };
+    let _ = writeln!(out, "  {verdict} {:<44} {}", c.name, c.measured);
+}
+
 /// A plain-text summary of every step and check.
 pub fn render(o: &Outcome) -> String {
     let mut out = String::new();
@@ -290,24 +295,12 @@ pub fn render(o: &Outcome) -> String {
             s.echo_cpu_us_per_req
         );
         for c in &s.checks {
-            let _ = writeln!(
-                out,
-                "  {} {:<44} {}",
-                if c.pass { "pass" } else { "FAIL" },
-                c.name,
-                c.measured
-            );
+            check_line(&mut out, c);
         }
     }
     let _ = writeln!(out, "CPU per request (least of the highest rate's runs):");
     for c in &o.cpu {
-        let _ = writeln!(
-            out,
-            "  {} {:<44} {}",
-            if c.pass { "pass" } else { "FAIL" },
-            c.name,
-            c.measured
-        );
+        check_line(&mut out, c);
     }
     let failed: usize = o
         .steps

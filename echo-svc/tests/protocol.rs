@@ -10,6 +10,22 @@ use common::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Reads one small `GET /` answer from us-v1 (up to the end of its body) on a kept-alive
+/// connection; `closed` is the failure message if the server closes it first.
+async fn read_answer(s: &mut TcpStream, closed: &str) -> String {
+    let mut buf = vec![0u8; 4096];
+    let mut got = Vec::new();
+    while !String::from_utf8_lossy(&got).ends_with("pod=us-v1\n") {
+        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "{closed}");
+        got.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
 async fn still_serving(addr: std::net::SocketAddr) {
     let r = client().get(url(addr, "/")).send().await.unwrap();
     assert_eq!(r.status(), 200);
@@ -117,17 +133,8 @@ async fn a_keep_alive_connection_is_held_to_the_deadline_for_its_next_head_only(
     s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
         .await
         .unwrap();
-    let mut buf = vec![0u8; 4096];
-    let mut got = Vec::new();
-    while !String::from_utf8_lossy(&got).ends_with("pod=us-v1\n") {
-        let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
-            .await
-            .unwrap()
-            .unwrap();
-        assert!(n > 0, "closed while the request was in service");
-        got.extend_from_slice(&buf[..n]);
-    }
-    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200 OK"));
+    let text = read_answer(&mut s, "closed while the request was in service").await;
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n").await.unwrap();
     let t = Instant::now();
     let answer = tokio::time::timeout(DEADLINE, read_until_close(&mut s))
@@ -147,6 +154,7 @@ async fn a_keep_alive_connection_is_held_to_the_deadline_for_its_next_head_only(
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await; // the slow client itself
     s.write_all(b"cd").await.unwrap();
+    let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
         .await
         .unwrap()
@@ -160,22 +168,11 @@ async fn a_keep_alive_connection_is_held_to_the_deadline_for_its_next_head_only(
 async fn keep_alive_serves_many_requests_on_one_connection() {
     let h = spawn("us", "v1").await;
     let mut s = TcpStream::connect(h.addr()).await.unwrap();
-    let mut buf = vec![0u8; 4096];
     for i in 0..50 {
         s.write_all(b"GET / HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
             .unwrap();
-        let mut got = Vec::new();
-        // Each response is small; read until we have the full body.
-        while !String::from_utf8_lossy(&got).ends_with("pod=us-v1\n") {
-            let n = tokio::time::timeout(DEADLINE, s.read(&mut buf))
-                .await
-                .unwrap()
-                .unwrap();
-            assert!(n > 0, "connection closed after {i} requests");
-            got.extend_from_slice(&buf[..n]);
-        }
-        let text = String::from_utf8_lossy(&got);
+        let text = read_answer(&mut s, &format!("connection closed after {i} requests")).await;
         assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
         assert!(text.contains("x-echo-region: us"));
     }

@@ -138,6 +138,7 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         exports: &args.exports,
         timeline: None,
         events: &[],
+        story: None,
     })?;
     Ok(exit_code)
 }

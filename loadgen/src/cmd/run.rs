@@ -14,6 +14,7 @@ use crate::config::RunConfig;
 use crate::judge::slo::Verdict;
 use crate::live;
 use crate::report::console;
+use crate::report::story::{self, Story};
 use crate::results::{Results, Timeline};
 use crate::schedule::RatePlan;
 use crate::send;
@@ -39,6 +40,8 @@ pub struct RunOutcome {
     pub exit_code: u8,
     /// Corrected latency per interval and group.
     pub timeline: Timeline,
+    /// What happened between the events a scenario marked (`None`: no events).
+    pub story: Option<Story>,
 }
 
 /// Runs one load test: resolves targets, drives the engine until the schedule ends (or,
@@ -165,6 +168,10 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
     let (results, timeline) = out.into_results(&cfg, &plans);
     let (verdicts, exit_code) = crate::judge::judge(&cfg.slos, &results);
     let events = cfg.events.snapshot();
+    let story = (!events.is_empty()).then(|| {
+        let names: Vec<String> = results.targets.iter().map(|t| t.name.clone()).collect();
+        story::build(&timeline, &events, &names, results.measured_secs)
+    });
     crate::report::finish(&crate::report::Finish {
         results: &results,
         slos: &cfg.slos,
@@ -175,12 +182,14 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         exports: &cfg.exports,
         timeline: Some(&timeline),
         events: &events,
+        story: story.as_ref(),
     })?;
     Ok(RunOutcome {
         results,
         verdicts,
         exit_code,
         timeline,
+        story,
     })
 }
 

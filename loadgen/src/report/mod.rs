@@ -46,6 +46,8 @@ pub struct Finish<'a> {
     pub timeline: Option<&'a Timeline>,
     /// Events marked during the run (empty unless a scenario marked some).
     pub events: &'a [Event],
+    /// What happened between them, printed under the report.
+    pub story: Option<&'a story::Story>,
 }
 
 /// The one end-of-run path: write every report file, then print the report.
@@ -69,14 +71,8 @@ pub fn finish(f: &Finish<'_>) -> anyhow::Result<()> {
     })();
     let style = text::Style::for_stdout(f.exports.wide);
     let mut out = text::render_styled(f.results, f.verdicts, &style);
-    if let (Some(tl), false) = (f.timeline, f.events.is_empty()) {
-        let names: Vec<String> = f.results.targets.iter().map(|t| t.name.clone()).collect();
-        out.push_str(&story::render(&story::build(
-            tl,
-            f.events,
-            &names,
-            f.results.measured_secs,
-        )));
+    if let Some(s) = f.story {
+        out.push_str(&story::render(s));
     }
     console::out(&out);
     written

@@ -361,18 +361,22 @@ pub fn run_scenario(args: &LabArgs) -> anyhow::Result<LabOutcome> {
         )),
     }
     let events = events.snapshot();
-    let names: Vec<String> = outcome
-        .results
-        .targets
-        .iter()
-        .map(|t| t.name.clone())
-        .collect();
-    let story = story::build(
-        &outcome.timeline,
-        &events,
-        &names,
-        outcome.results.measured_secs,
-    );
+    // The run's end built it (and printed it); a run without events still has one phase.
+    let mut outcome = outcome;
+    let story = outcome.story.take().unwrap_or_else(|| {
+        let names: Vec<String> = outcome
+            .results
+            .targets
+            .iter()
+            .map(|t| t.name.clone())
+            .collect();
+        story::build(
+            &outcome.timeline,
+            &events,
+            &names,
+            outcome.results.measured_secs,
+        )
+    });
     Ok(LabOutcome {
         run: outcome,
         events,

@@ -200,17 +200,12 @@ impl Router {
             "v1"
         };
         let now = self.now_ms();
-        let of = |list: &[Arc<Endpoint>]| -> Vec<Arc<Endpoint>> {
-            list.iter()
-                .filter(|e| e.version == version && e.healthy(now))
-                .cloned()
-                .collect()
-        };
-        let local = of(&self.local);
-        let (list, remote) = if local.is_empty() {
-            (of(&self.remote), true)
+        // Counted, then the i-th taken: no list built per request.
+        let usable = |e: &&Arc<Endpoint>| e.version == version && e.healthy(now);
+        let (list, remote) = if self.local.iter().any(|e| usable(&e)) {
+            (&self.local, false)
         } else {
-            (local, false)
+            (&self.remote, true)
         };
         let vi = usize::from(version == "v2");
         if self.failing_over[vi].swap(remote, Ordering::Relaxed) != remote {
@@ -227,11 +222,13 @@ impl Router {
                 )
             });
         }
-        if list.is_empty() {
+        let n_usable = list.iter().filter(usable).count();
+        if n_usable == 0 {
             return (vi, None);
         }
         let i = self.round_robin.fetch_add(1, Ordering::Relaxed) as usize;
-        (vi, Some((list[i % list.len()].clone(), remote)))
+        let e = list.iter().filter(usable).nth(i % n_usable).cloned();
+        (vi, e.map(|e| (e, remote)))
     }
 
     /// Outlier detection's bookkeeping for one answer (`None`: the connection failed).
