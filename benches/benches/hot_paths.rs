@@ -128,6 +128,7 @@ fn record(c: &mut Criterion) {
                     done_ns: 250_000 + (i & 0xfffff),
                     sent_bytes: 40,
                     received_bytes: 160,
+                    lead: false,
                 },
             );
         })
@@ -158,6 +159,7 @@ fn record(c: &mut Criterion) {
                     done_ns: 250_000 + (i as u64 & 0xfffff),
                     sent_bytes: 40,
                     received_bytes: 160,
+                    lead: false,
                 },
             );
         })
@@ -219,6 +221,7 @@ fn results_with_groups() -> Results {
                 done_ns: 200_000 + (i * 37) % 300_000,
                 sent_bytes: 40,
                 received_bytes: 160,
+                lead: false,
             },
         );
     }
@@ -235,6 +238,7 @@ fn results_with_groups() -> Results {
                 warmup: a.warmup,
                 pool: a.pool,
                 folded: a.folded,
+                lead: a.lead,
             })
             .collect(),
         groups: groups.into_iter().collect(),

@@ -120,6 +120,20 @@ pub struct CompareArgs {
     #[arg(long, default_value = "200s", value_parser = humantime::parse_duration)]
     pub memory_long: Duration,
 
+    /// The `--tick` trade-off: loadgen at `--tick-rate` with each of these ticks, alternated
+    /// over the rounds, against a near server and a far one. Empty skips it.
+    #[arg(long, value_delimiter = ',', default_value = "0s,250us,500us,1ms,2ms")]
+    pub tick_sweep: Vec<String>,
+
+    /// Rate of the tick sweep.
+    #[arg(long, default_value_t = 5000.0)]
+    pub tick_rate: f64,
+
+    /// The far server of the tick sweep: echo-svc with this server-side delay, standing for
+    /// a region tens of ms away. 0s leaves it out.
+    #[arg(long, default_value = "30ms", value_parser = humantime::parse_duration)]
+    pub far_delay: Duration,
+
     /// Core for the server under test.
     #[arg(long, default_value_t = 0)]
     pub server_core: usize,
@@ -128,7 +142,7 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 1)]
     pub client_core: usize,
 
-    /// Leave these sections out (comma-separated: peers, max, servers, memory) or these
+    /// Leave these sections out (comma-separated: peers, ticks, max, servers, memory) or these
     /// tools (k6, oha, autocannon, hey).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,

@@ -9,6 +9,9 @@
 //!   achieved rate and the p50 and p99 the tool itself reported. Ratios are taken within a
 //!   round, so background load that changes between rounds moves both sides; the README
 //!   shows their median and spread.
+//! - **ticks**: loadgen alone at one rate with each `--tick` of the sweep, alternated
+//!   within each round, against a near echo-svc and a far one (a server-side delay): what
+//!   each tick saves in CPU and wake-ups, and how far it moves p50 and p99 from exact mode.
 //! - **max**: nginx (one process, `return 200`) on the server core; per round `wrk -t1`
 //!   and loadgen (one thread, open loop at 1.25x that round's wrk rate).
 //! - **servers**: echo-svc and nginx, both pinned to the server core, alternately loaded by
@@ -21,173 +24,19 @@
 
 use std::fmt::Write as _;
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
 use crate::cli::CompareArgs;
 use crate::machine;
-use crate::peers::{self, Invocation, Load, Reported, Tool};
+use crate::peers::{self, Invocation, Load, Tool};
 use crate::procfs;
-use crate::procs::{pinned, start_echo, start_nginx, which, Server, TempDir};
+use crate::procs::{start_echo, start_echo_with, start_nginx, which, TempDir};
 use crate::readme;
-use crate::results::{ClientRun, MemoryRow, Results, ServerRow};
-
-/// Extra time a bounded client run gets before it is killed.
-const RUN_GRACE: Duration = Duration::from_secs(30);
-fn mib(kib: u64) -> f64 {
-    kib as f64 / 1024.0
-}
-
-/// Runs one client invocation pinned to `core` while `server` serves, and collects figures.
-fn run_client(
-    tool: Tool,
-    inv: &Invocation,
-    core: usize,
-    server: &Server,
-    target_rps: Option<f64>,
-    duration: Duration,
-    work: &Path,
-) -> ClientRun {
-    let mut row = empty_row(tool, target_rps, duration);
-    match client_inner(tool, inv, core, server, duration, work, &mut row) {
-        Ok(()) => {}
-        Err(e) => {
-            eprintln!("compare: {}: {e:#}", tool.name());
-            row.error = Some(format!("{e:#}"));
-        }
-    }
-    row
-}
-
-fn client_inner(
-    tool: Tool,
-    inv: &Invocation,
-    core: usize,
-    server: &Server,
-    duration: Duration,
-    work: &Path,
-    row: &mut ClientRun,
-) -> anyhow::Result<()> {
-    for (p, text) in &inv.files {
-        fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
-    }
-    let out_path = work.join(format!("{}.stdout", tool.name()));
-    let err_path = work.join(format!("{}.stderr", tool.name()));
-    let stdout = fs::File::create(&out_path).context("cannot create the stdout file")?;
-    let stderr = fs::File::create(&err_path).context("cannot create the stderr file")?;
-    let mut cmd = pinned(core, &inv.program, &inv.args);
-    cmd.stdin(Stdio::null()).stdout(stdout).stderr(stderr);
-    for (k, v) in &inv.env {
-        cmd.env(k, v);
-    }
-    let server_cpu0 = procfs::process_cpu(server.pid())?;
-    let started = Instant::now();
-    let mut child = cmd
-        .spawn()
-        .with_context(|| format!("cannot start {}", inv.program.display()))?;
-    let usage = procfs::wait_child(&mut child, started, duration + RUN_GRACE)?;
-    let server_cpu1 = procfs::process_cpu(server.pid())?;
-    let stdout_text = fs::read_to_string(&out_path).unwrap_or_default();
-    // loadgen exits 0 or 99 (an SLO); the peers exit 0 when the run completed.
-    let ok_exit = matches!(usage.status.code(), Some(0) | Some(99));
-    if !ok_exit {
-        let err_text = fs::read_to_string(&err_path).unwrap_or_default();
-        let tail: String = err_text
-            .lines()
-            .rev()
-            .take(5)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join(" / ");
-        bail!("exited with {}: {tail}", usage.status);
-    }
-    let report_text = match &inv.report_file {
-        Some(p) => {
-            fs::read_to_string(p).with_context(|| format!("no report at {}", p.display()))?
-        }
-        None => stdout_text,
-    };
-    let rep: Reported = peers::parse(tool, &report_text)?;
-    let wall = usage.wall.as_secs_f64();
-    row.responses = rep.responses;
-    row.errors = rep.errors;
-    row.dropped = rep.dropped;
-    row.p50_ms = rep.p50_ms;
-    row.p99_ms = rep.p99_ms;
-    row.pacing_p99_ms = rep.pacing_p99_ms;
-    row.achieved_rps = rep.responses as f64 / duration.as_secs_f64();
-    row.cpu_us_per_req = if rep.responses > 0 {
-        usage.cpu.as_secs_f64() * 1e6 / rep.responses as f64
-    } else {
-        f64::INFINITY
-    };
-    row.cpu_util = usage.cpu.as_secs_f64() / wall;
-    row.peak_rss_mib = mib(usage.max_rss_kib);
-    row.server_cpu_util = server_cpu1.saturating_sub(server_cpu0).as_secs_f64() / wall;
-    eprintln!(
-        "compare: {:<10} {:>7} rps: achieved {:.0}/s, CPU {:.2} µs/req ({:.0}% core), p99 {}, RSS {:.1} MiB, server CPU {:.0}%",
-        tool.name(),
-        row.target_rps.map_or("max".to_string(), |r| format!("{r:.0}")),
-        row.achieved_rps,
-        row.cpu_us_per_req,
-        row.cpu_util * 100.0,
-        row.p99_ms.map_or("-".into(), |v| format!("{v:.3}ms")),
-        row.peak_rss_mib,
-        row.server_cpu_util * 100.0
-    );
-    Ok(())
-}
-
-fn peer_program(tool: Tool, loadgen: &Path) -> Option<PathBuf> {
-    match tool {
-        Tool::Loadgen | Tool::LoadgenExact => Some(loadgen.to_path_buf()),
-        // k6 from the project's Python virtualenv when it is not on PATH.
-        Tool::K6 => which("k6").or_else(|| which(".venv/bin/k6")),
-        Tool::Oha => which("oha").or_else(|| {
-            let home = std::env::var_os("HOME")?;
-            let p = PathBuf::from(home).join(".cargo/bin/oha");
-            p.is_file().then_some(p)
-        }),
-        Tool::Autocannon => which("autocannon"),
-        Tool::Hey => which("hey"),
-        Tool::Wrk => which("wrk"),
-    }
-}
-
-/// A row with no figures yet.
-fn empty_row(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientRun {
-    ClientRun {
-        tool: tool.name().into(),
-        round: 0,
-        mode: tool.mode().into(),
-        target_rps,
-        duration_secs: duration.as_secs_f64(),
-        achieved_rps: 0.0,
-        responses: 0,
-        errors: 0,
-        dropped: 0,
-        p50_ms: None,
-        p99_ms: None,
-        pacing_p99_ms: None,
-        cpu_us_per_req: 0.0,
-        cpu_util: 0.0,
-        peak_rss_mib: 0.0,
-        server_cpu_util: 0.0,
-        error: None,
-    }
-}
-
-fn missing(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientRun {
-    ClientRun {
-        error: Some("not installed (scripts/install-tools.sh bench)".into()),
-        ..empty_row(tool, target_rps, duration)
-    }
-}
+use crate::results::{MemoryRow, Results, ServerRow, TickRun};
+use crate::runs::{mib, missing, peer_program, run_client};
 
 /// Runs the harness; writes the README unless told not to. Returns the exit code.
 pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
@@ -221,6 +70,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         max: Vec::new(),
         servers: Vec::new(),
         memory: Vec::new(),
+        ticks: Vec::new(),
     };
     eprintln!("compare: {}", results.machine);
     let (sc, cc) = (a.server_core, a.client_core);
@@ -265,6 +115,10 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
             }
         }
         drop(echo);
+    }
+
+    if !skip("ticks") && !a.tick_sweep.is_empty() {
+        results.ticks = tick_sweep(a, &work.0)?;
     }
 
     if !skip("max") {
@@ -346,6 +200,54 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         eprintln!("compare: results written into {}", a.readme.display());
     }
     Ok(0)
+}
+
+/// loadgen at `--tick-rate` with every `--tick-sweep` tick, alternated within each round,
+/// against a near echo-svc and (unless `--far-delay 0s`) one with a server-side delay.
+fn tick_sweep(a: &CompareArgs, work: &Path) -> anyhow::Result<Vec<TickRun>> {
+    let far = format!("delay={}us", a.far_delay.as_micros());
+    // The far server holds rate x delay requests at once: give it twice that many
+    // connections, so the pool is never what the sweep measures.
+    let far_conns = (a.tick_rate * a.far_delay.as_secs_f64() * 2.0).ceil() as usize;
+    let mut servers = vec![("near".to_string(), Vec::new(), a.connections)];
+    if !a.far_delay.is_zero() {
+        let label = format!("{} away", humantime::format_duration(a.far_delay));
+        let conns = a.connections.max(far_conns);
+        servers.push((label, vec!["--faults", far.as_str()], conns));
+    }
+    let mut rows = Vec::new();
+    for (label, extra, connections) in &servers {
+        let load = Load {
+            rate: a.tick_rate,
+            duration: a.duration,
+            connections: *connections,
+        };
+        let echo = start_echo_with(&a.echo_bin, a.server_core, extra)?;
+        for round in 1..=a.rounds {
+            for tick in &a.tick_sweep {
+                let mut inv =
+                    peers::fixed_rate(Tool::Loadgen, &a.loadgen_bin, &echo.url(), load, work);
+                inv.args.extend(["--tick".to_string(), tick.clone()]);
+                let mut run = run_client(
+                    Tool::Loadgen,
+                    &inv,
+                    a.client_core,
+                    &echo,
+                    Some(a.tick_rate),
+                    a.duration,
+                    work,
+                );
+                run.round = round;
+                run.mode = format!("--tick {tick}");
+                rows.push(TickRun {
+                    server: label.clone(),
+                    tick: tick.clone(),
+                    run,
+                });
+            }
+        }
+    }
+    Ok(rows)
 }
 
 fn servers(a: &CompareArgs, work: &Path) -> anyhow::Result<Vec<ServerRow>> {

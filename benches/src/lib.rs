@@ -10,13 +10,17 @@
 //!   dropped requests and CPU per request.
 //! - [`peers`]: how each load tool is run and how its output is read.
 //! - [`compare`]: the comparison harness: pinned processes on loopback, side by side.
+//! - [`runs`]: one bounded client run, measured, as the harness's sections use it.
 //! - [`procs`]: the processes under test (echo-svc, nginx), started pinned and stopped.
 //! - [`results`]: the comparison's result rows, shared by the harness and the README writer.
 //! - [`machine`]: the machine description that goes with every result table.
 //! - [`readme`]: renders the results and writes them into `benches/README.md`.
+//! - [`ticks`]: the `--tick` trade-off section (CPU and wake-ups against latency moved).
+//! - [`cells`]: table cells the README sections share (medians, spreads, milliseconds).
 //!
 //! The criterion micro-benchmarks of the hot paths are in `benches/hot_paths.rs`.
 
+pub mod cells;
 pub mod cli;
 pub mod compare;
 pub mod fleet;
@@ -27,6 +31,8 @@ pub mod procfs;
 pub mod procs;
 pub mod readme;
 pub mod results;
+pub mod runs;
+pub mod ticks;
 
 /// Runs a subcommand and returns the exit code.
 pub fn run(cli: cli::Cli) -> anyhow::Result<u8> {

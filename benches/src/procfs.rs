@@ -115,6 +115,9 @@ pub struct Usage {
     pub max_rss_kib: u64,
     /// Wall time from spawn (as given to [`wait_child`]) to exit.
     pub wall: Duration,
+    /// Voluntary context switches of the child's threads: each is a sleep that ended in a
+    /// wake-up, the cost that dominates a paced client's CPU on a virtual machine.
+    pub sleeps: u64,
 }
 
 /// Waits for `child` to exit (killing it after `deadline`) and returns its resource usage.
@@ -155,6 +158,7 @@ pub fn wait_child(
         cpu: rusage_cpu(&ru),
         max_rss_kib: ru.ru_maxrss as u64,
         wall: started.elapsed(),
+        sleeps: ru.ru_nvcsw as u64,
     })
 }
 
@@ -208,6 +212,18 @@ mod tests {
         assert_eq!(u.status.code(), Some(3));
         assert!(u.cpu > Duration::ZERO);
         assert!(u.max_rss_kib > 0);
+        // A shell that forks and waits for a child sleeps at least once.
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", "sleep 0.05; true"])
+            .spawn()
+            .unwrap();
+        let u = wait_child(
+            &mut child,
+            std::time::Instant::now(),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+        assert!(u.sleeps > 0);
     }
 
     #[test]

@@ -106,8 +106,13 @@ pub fn wait_listening(addr: SocketAddr, child: &mut Child) -> anyhow::Result<()>
 }
 
 pub fn start_echo(bin: &Path, core: usize) -> anyhow::Result<Server> {
+    start_echo_with(bin, core, &[])
+}
+
+/// echo-svc as [`start_echo`], with `extra` flags (e.g. `--faults delay=30ms`).
+pub fn start_echo_with(bin: &Path, core: usize, extra: &[&str]) -> anyhow::Result<Server> {
     let port = free_port()?;
-    let args: Vec<String> = [
+    let mut args: Vec<String> = [
         "--bind",
         "127.0.0.1",
         "--port",
@@ -128,6 +133,7 @@ pub fn start_echo(bin: &Path, core: usize) -> anyhow::Result<Server> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    args.extend(extra.iter().map(|s| s.to_string()));
     let mut child = pinned(core, bin, &args)
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())

@@ -4,10 +4,9 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
-use anyhow::Context as _;
-use comfy_table::{presets::ASCII_MARKDOWN, Table};
-
+use crate::cells::{median, ms, ratio, stat, table};
 use crate::results::{ClientRun, Results, ServerRow};
+use anyhow::Context as _;
 
 /// The README section between these lines is replaced on every run.
 pub const BEGIN: &str =
@@ -17,62 +16,8 @@ pub const END: &str = "<!-- compare:end -->";
 /// The command that regenerates the table.
 pub const REGENERATE: &str = "task bench:compare";
 
-fn table(header: &[&str]) -> Table {
-    let mut t = Table::new();
-    t.load_preset(ASCII_MARKDOWN);
-    t.set_header(header.iter().copied());
-    t
-}
-
-fn ms(v: Option<f64>) -> String {
-    v.map_or("-".into(), |v| {
-        if v >= 10.0 {
-            format!("{v:.1} ms")
-        } else {
-            format!("{v:.3} ms")
-        }
-    })
-}
-
-fn ratio(v: f64) -> String {
-    if v.is_finite() && v > 0.0 {
-        format!("{v:.2}x")
-    } else {
-        "-".into()
-    }
-}
-
 fn ok(r: &ClientRun) -> bool {
     r.error.is_none() && r.responses > 0
-}
-
-/// Median of `v` (None when empty).
-fn median(v: &[f64]) -> Option<f64> {
-    let mut v: Vec<f64> = v.iter().copied().filter(|x| x.is_finite()).collect();
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
-}
-
-/// `median [min-max]` with `prec` decimals, or `-`.
-fn stat(v: &[f64], prec: usize) -> String {
-    let Some(m) = median(v) else {
-        return "-".into();
-    };
-    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
-    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    if v.len() < 2 {
-        format!("{m:.prec$}")
-    } else {
-        format!("{m:.prec$} [{lo:.prec$}-{hi:.prec$}]")
-    }
 }
 
 /// The successful runs of `tool` at `rate` (`None`: any rate).
@@ -161,7 +106,10 @@ pub fn render(r: &Results) -> String {
              the client's user + system time over its whole run (`wait4`), divided by the \
              responses it got; \"x k6\" and \"x oha\" are ratios taken within each round. \
              loadgen and oha report coordinated-omission-corrected latency; k6, autocannon and \
-             hey report service time. Pacing lag is loadgen's own (send minus intended time).\n",
+             hey report service time. Pacing lag is loadgen's own (send minus intended time). \
+             Wake-ups are the client's voluntary context switches (`wait4`) per response: on \
+             this kind of virtual machine each costs tens of microseconds of CPU, which is \
+             why the CPU column follows it.\n",
             r.rounds
         );
         let mut t = table(&[
@@ -173,6 +121,7 @@ pub fn render(r: &Results) -> String {
             "CPU µs/req",
             "CPU x k6",
             "CPU x oha",
+            "wake-ups/req",
             "p50 ms",
             "p99 ms",
             "pacing lag p99 ms",
@@ -217,6 +166,7 @@ pub fn render(r: &Results) -> String {
                         &round_ratios(&r.peers, &first.tool, "oha", Some(rate), cpu),
                         2,
                     ),
+                    col(|x| Some(x.wakeups_per_req), 2),
                     col(|x| x.p50_ms, 3),
                     col(|x| x.p99_ms, 3),
                     col(|x| x.pacing_p99_ms, 3),
@@ -314,6 +264,8 @@ pub fn render(r: &Results) -> String {
         }
         let _ = writeln!(out, "{t}");
     }
+
+    crate::ticks::render(&mut out, &r.ticks);
 
     if !r.memory.is_empty() {
         let _ = writeln!(

@@ -27,6 +27,8 @@ pub struct ClientRun {
     pub cpu_us_per_req: f64,
     /// Client CPU as a fraction of one core over its wall time.
     pub cpu_util: f64,
+    /// The client's voluntary context switches (sleeps ended by a wake-up) per response.
+    pub wakeups_per_req: f64,
     pub peak_rss_mib: f64,
     /// Server CPU as a fraction of one core during the run.
     pub server_cpu_util: f64,
@@ -61,6 +63,16 @@ pub struct MemoryRow {
     pub peak_rss_mib: f64,
 }
 
+/// One loadgen run of the tick sweep: a `--tick` against a near or a far server.
+#[derive(Debug, Clone, Serialize)]
+pub struct TickRun {
+    /// Which server: `near` (loopback echo-svc) or the far one's injected delay.
+    pub server: String,
+    /// The `--tick` value as given (`0s` is exact pacing).
+    pub tick: String,
+    pub run: ClientRun,
+}
+
 /// Everything one harness run measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct Results {
@@ -74,4 +86,5 @@ pub struct Results {
     pub max: Vec<ClientRun>,
     pub servers: Vec<ServerRow>,
     pub memory: Vec<MemoryRow>,
+    pub ticks: Vec<TickRun>,
 }

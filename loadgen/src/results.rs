@@ -215,7 +215,7 @@ impl Default for GroupHist {
 }
 
 /// Per-target accounting: measured part and warm-up, and how the connection pool coped.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct TargetAccounts {
     pub measured: Accounting,
     pub warmup: Accounting,
@@ -223,6 +223,20 @@ pub struct TargetAccounts {
     /// Measured responses counted under region/version `other` because the target
     /// already had its cap of distinct groups.
     pub folded: u64,
+    /// See [`TargetResult::lead`].
+    pub lead: Histogram<u64>,
+}
+
+impl Default for TargetAccounts {
+    fn default() -> TargetAccounts {
+        TargetAccounts {
+            measured: Accounting::default(),
+            warmup: Accounting::default(),
+            pool: PoolStats::default(),
+            folded: 0,
+            lead: new_histogram(),
+        }
+    }
 }
 
 /// How one target's connection pool carried the load: the evidence for "the generator
@@ -377,6 +391,11 @@ pub struct TargetResult {
     pub pool: PoolStats,
     /// Responses folded into region/version `other` (see [`DEFAULT_MAX_GROUPS`]).
     pub folded: u64,
+    /// With a `--tick`, the corrected latency (µs) of each tick's first request to this
+    /// target: no request of its own tick went ahead of it, so against the target's
+    /// overall latency it shows what sending a tick's requests together cost (see
+    /// `judge::tick`). Empty in exact mode.
+    pub lead: Histogram<u64>,
 }
 
 /// Everything a finished (or interrupted) run measured, merged across workers.
@@ -392,4 +411,41 @@ pub struct Results {
     /// The schedule's tick in nanoseconds (`--tick`): 0 for exact pacing; otherwise each
     /// request's intended time is the tick boundary it was sent at.
     pub tick_ns: u64,
+}
+
+impl Results {
+    /// A one-target run (`eu`, one 2xx group of region eu, version v1) for the judges'
+    /// unit tests.
+    #[cfg(test)]
+    pub(crate) fn one_target(
+        rps: f64,
+        pool: PoolStats,
+        lead: Histogram<u64>,
+        group: GroupHist,
+        tick_ns: u64,
+    ) -> Results {
+        let key = GroupKey {
+            target: "eu".into(),
+            region: "eu".into(),
+            version: "v1".into(),
+            class: "2xx".into(),
+        };
+        Results {
+            targets: vec![TargetResult {
+                name: "eu".into(),
+                url: "http://eu/".into(),
+                requested_rps: rps,
+                measured: Accounting::default(),
+                warmup: Accounting::default(),
+                pool,
+                folded: 0,
+                lead,
+            }],
+            groups: [(key, group)].into_iter().collect(),
+            pacing: new_histogram(),
+            measured_secs: 1.0,
+            interrupted: false,
+            tick_ns,
+        }
+    }
 }

@@ -16,7 +16,9 @@ fn shape(report: &str) -> String {
     let mut out = String::new();
     for line in report.lines() {
         // The pacing warning appears when the machine is slow: timing, not shape.
-        if line.starts_with("  WARNING: the generator is falling behind") {
+        if line.starts_with("  WARNING: the generator is falling behind")
+            || line.starts_with("  WARNING: sending each tick's requests together")
+        {
             continue;
         }
         let line = if line.contains("connections for") {
@@ -31,7 +33,8 @@ fn shape(report: &str) -> String {
             .split(['│', '┆', '|'])
             .map(|c| time(c.trim()))
             .collect();
-        let joined = cells.join(" | ");
+        // The tick check's shift is a signed time.
+        let joined = cells.join(" | ").replace("(-<t>", "(+<t>");
         // Border rows carry no information beyond their position.
         let joined = if joined.chars().all(|c| "┌┬┐└┴┘╞╪╡═─ |├┼┤".contains(c))
         {

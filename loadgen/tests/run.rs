@@ -701,3 +701,91 @@ fn the_default_tick_is_half_a_millisecond_and_the_json_says_so() {
     assert_eq!(saved.results.tick_ns, 500_000);
     assert_eq!(out.results.targets[0].measured.scheduled, 200);
 }
+
+/// A server that works on one thread, one request at a time (`work` each): the requests
+/// of a burst queue in it, as in a single-threaded service.
+fn serial_server(work: Duration) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    l.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+            let l = tokio::net::TcpListener::from_std(l).unwrap();
+            while let Ok((mut s, _)) = l.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    let mut chunk = [0u8; 4096];
+                    loop {
+                        let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                            match s.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                            }
+                            continue;
+                        };
+                        buf.drain(..end + 4);
+                        // Blocks the server's only thread: this is the work, done serially.
+                        std::thread::sleep(work);
+                        let answer = response("200 OK", &["x-echo-region: serial"], "ok");
+                        if s.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+    });
+    addr
+}
+
+/// Every ticked run checks what its bursts cost: the median of each tick's first request
+/// against everyone's. Five requests per tick queueing in a serial server move the median
+/// by milliseconds, and the report warns; one request per tick moves nothing.
+#[test]
+fn the_tick_check_warns_when_a_tick_s_burst_queues_in_the_server() {
+    let addr = serial_server(Duration::from_millis(1));
+    let t = format!("serial=http://{addr}/");
+    let run = |rps: &str, secs: &str| {
+        execute(
+            config(&[
+                "--target",
+                &t,
+                "--rps",
+                rps,
+                "--duration",
+                secs,
+                "--tick",
+                "20ms",
+            ]),
+            false,
+        )
+        .unwrap()
+    };
+    let text = |r| loadgen::report::text::render(r, &[]);
+
+    // 250 rps in 20 ms ticks: five at once, the fifth served about 4 ms after the first.
+    let burst = run("250", "3s");
+    assert_sums(&burst.results);
+    let c = loadgen::judge::tick::checks(&burst.results);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert!(!c[0].within && c[0].shift_us > 1_000, "{:?}", c[0]);
+    assert!(c[0].first_count >= 100, "{:?}", c[0]);
+    assert!(
+        text(&burst.results).contains("WARNING: sending each tick's requests together"),
+        "{}",
+        text(&burst.results)
+    );
+
+    // 45 rps in 20 ms ticks: never two in one tick, so every request is its tick's first.
+    let single = run("45", "4s");
+    let c = loadgen::judge::tick::checks(&single.results);
+    assert_eq!(c.len(), 1, "{c:?}");
+    assert_eq!(c[0].shift_us, 0, "{:?}", c[0]);
+    assert!(c[0].within);
+    assert!(!text(&single.results).contains("WARNING: sending"));
+}

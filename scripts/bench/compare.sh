@@ -3,7 +3,7 @@
 # nginx, on loopback, server and client each pinned to one core. Builds the release
 # binaries, runs `benches compare` and writes the results table into benches/README.md.
 #
-#   scripts/bench/compare.sh                     # full run, 3 rounds (about 15 minutes, 200 s memory run included)
+#   scripts/bench/compare.sh                     # full run, 3 rounds (about 20 minutes, 200 s memory run included)
 #   scripts/bench/compare.sh --memory-long 0s    # without the memory-over-time runs
 #   scripts/bench/compare.sh --skip k6,autocannon --no-readme
 #

@@ -207,8 +207,9 @@ pub struct RunArgs {
     /// and that tick boundary is the request's intended time, so latency and pacing lag
     /// are timed from when it was really meant to go (the count per tick is the
     /// schedule's). At 5000 rps this costs about half the CPU of exact mode and moves the
-    /// median by tens of µs (benches/README.md). `0s` is exact mode: each request wakes
-    /// the generator at its own due time.
+    /// median by tens of µs (benches/README.md); every ticked run checks that on itself
+    /// (the report's `tick check` line, per target). `0s` is exact mode: each request
+    /// wakes the generator at its own due time.
     #[arg(long, env = "LOADGEN_TICK", value_parser = humantime::parse_duration, default_value = "500us")]
     pub tick: Duration,
 

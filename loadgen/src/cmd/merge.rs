@@ -64,6 +64,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
                     x.warmup.merge(&t.warmup);
                     x.pool.merge(&t.pool);
                     x.folded += t.folded;
+                    let _ = x.lead.add(&t.lead);
                 }
                 None => {
                     origin.insert(t.name.clone(), run.path.display().to_string());
@@ -165,6 +166,7 @@ mod tests {
                     warmup: Default::default(),
                     pool: Default::default(),
                     folded: 0,
+                    lead: crate::results::new_histogram(),
                 }],
                 groups: Default::default(),
                 pacing: new_histogram(),

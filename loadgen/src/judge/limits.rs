@@ -113,7 +113,7 @@ pub fn limits(r: &Results) -> Vec<Limit> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::results::{new_histogram, GroupHist, GroupKey, PoolStats};
+    use crate::results::{new_histogram, GroupHist, PoolStats};
 
     fn results(wait_us: u64, dropped_at_cap: u64, service_us: u64) -> Results {
         let mut pool = PoolStats {
@@ -126,32 +126,7 @@ mod tests {
         pool.dropped_at_cap = dropped_at_cap;
         let mut g = GroupHist::new();
         g.service.record(service_us).unwrap();
-        let mut groups = std::collections::BTreeMap::new();
-        groups.insert(
-            GroupKey {
-                target: "eu".into(),
-                region: "eu".into(),
-                version: "v1".into(),
-                class: "2xx".into(),
-            },
-            g,
-        );
-        Results {
-            targets: vec![TargetResult {
-                name: "eu".into(),
-                url: "http://x/".into(),
-                requested_rps: 2500.0,
-                measured: Default::default(),
-                warmup: Default::default(),
-                pool,
-                folded: 0,
-            }],
-            groups,
-            pacing: new_histogram(),
-            measured_secs: 1.0,
-            interrupted: false,
-            tick_ns: 0,
-        }
+        Results::one_target(2500.0, pool, new_histogram(), g, 0)
     }
 
     #[test]

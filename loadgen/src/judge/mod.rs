@@ -2,9 +2,11 @@
 //!
 //! - [`slo`]: SLO syntax (short form and k6 thresholds) and evaluation.
 //! - [`limits`]: whether loadgen itself (its connection pool or its CPU) limited the run.
+//! - [`tick`]: whether a `--tick`'s bursts moved the median (each run checks itself).
 
 pub mod limits;
 pub mod slo;
+pub mod tick;
 
 use crate::error::UsageError;
 use slo::{Slo, Verdict};

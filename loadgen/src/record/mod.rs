@@ -49,6 +49,10 @@ pub struct Answered<'a> {
     /// Bytes of the request, and of the answer as read.
     pub sent_bytes: u64,
     pub received_bytes: u64,
+    /// The first request of its tick to this target (see [`TargetResult::lead`]).
+    ///
+    /// [`TargetResult::lead`]: crate::results::TargetResult::lead
+    pub lead: bool,
 }
 
 /// One worker's recording state.
@@ -278,6 +282,7 @@ impl Recorder {
             done_ns,
             sent_bytes,
             received_bytes,
+            lead,
         } = *a;
         let acct = self.acct(target, warmup);
         if status < 400 {
@@ -328,6 +333,9 @@ impl Recorder {
             self.roll(done_ns);
         }
         let corrected = done_ns.saturating_sub(due_ns) / 1000;
+        if lead {
+            self.targets[target].lead.saturating_record(corrected);
+        }
         let g = &mut self.groups[idx];
         g.hist.corrected.saturating_record(corrected);
         g.hist
@@ -474,6 +482,7 @@ mod tests {
                     done_ns: 2_000_000 + i * 1000,
                     sent_bytes: 40,
                     received_bytes: 100,
+                    lead: i < 3,
                 },
             );
         }
@@ -492,6 +501,7 @@ mod tests {
                 done_ns: 1000,
                 sent_bytes: 40,
                 received_bytes: 100,
+                lead: true,
             },
         );
         let (targets, groups, _) = r.into_groups(&["us".into(), "eu".into()]);
@@ -506,6 +516,9 @@ mod tests {
         assert_eq!(targets[0].pool.bytes_sent, 400);
         assert_eq!(targets[0].pool.bytes_received, 1000);
         assert_eq!(targets[1].pool.bytes_sent, 0);
+        // Each tick's first request is kept apart, measured ones only.
+        assert_eq!(targets[0].lead.len(), 3);
+        assert!(targets[1].lead.is_empty());
         // 2xx v1, 2xx v2, 5xx v1, 5xx v2; warm-up is not in the histograms.
         assert_eq!(groups.len(), 4);
         let k = GroupKey {

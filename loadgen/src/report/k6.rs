@@ -215,6 +215,7 @@ mod tests {
                 warmup: Default::default(),
                 pool: Default::default(),
                 folded: 0,
+                lead: crate::results::new_histogram(),
             }],
             groups: Default::default(),
             pacing: new_histogram(),

@@ -235,6 +235,7 @@ impl EngineOutput {
                 warmup: Default::default(),
                 pool: Default::default(),
                 folded: 0,
+                lead: new_histogram(),
             })
             .collect();
         let mut groups: std::collections::BTreeMap<GroupKey, GroupHist> = Default::default();
@@ -248,6 +249,7 @@ impl EngineOutput {
                 t.warmup.merge(&a.warmup);
                 t.pool.merge(&a.pool);
                 t.folded += a.folded;
+                let _ = t.lead.add(&a.lead);
             }
             for (k, h) in g {
                 groups.entry(k).or_default().merge(&h);

@@ -43,6 +43,7 @@ pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut
                         done_ns: done,
                         sent_bytes: t.request.len() as u64,
                         received_bytes: resp.received,
+                        lead: job.lead,
                     },
                 ),
                 Ok(Err(f)) => {

@@ -20,6 +20,8 @@ pub(super) struct Job {
     pub(super) warmup: bool,
     /// When it entered the queue for a busy pool (0: it never waited).
     pub(super) queued_ns: u64,
+    /// The first of its tick to its target (only with a `--tick`).
+    pub(super) lead: bool,
 }
 
 #[derive(Default)]
@@ -33,6 +35,8 @@ pub(super) struct TargetState {
     pub(super) opening: usize,
     pub(super) idle: Vec<Conn>,
     pub(super) queue: VecDeque<Job>,
+    /// Intended time of the latest request handed over, to tell each tick's first.
+    pub(super) last_intended_ns: u64,
 }
 
 pub(super) struct TargetCtx {

@@ -155,10 +155,25 @@ impl AsyncRead for Tcp {
             let fd = me.inner.as_raw_fd();
             // SAFETY: recvmsg only writes initialised bytes into the part it reports.
             let unfilled = unsafe { buf.unfilled_mut() };
-            match me
-                .inner
-                .try_io(tokio::io::Interest::READABLE, || recv_stamped(fd, unfilled))
-            {
+            let room = unfilled.len();
+            // A short read drained the socket: it is reported as WouldBlock so that tokio
+            // clears the readiness now (as its own TcpStream does), and the idle probe
+            // before the next request costs no syscall. Data arriving later raises a
+            // fresh readiness at the next poll, which that clear does not touch.
+            let mut drained = None;
+            let read = me.inner.try_io(tokio::io::Interest::READABLE, || {
+                let (n, stamp) = recv_stamped(fd, unfilled)?;
+                if n > 0 && n < room {
+                    drained = Some((n, stamp));
+                    return Err(io::ErrorKind::WouldBlock.into());
+                }
+                Ok((n, stamp))
+            });
+            let read = match (read, drained) {
+                (_, Some(got)) => Ok(got),
+                (r, None) => r,
+            };
+            match read {
                 Ok((n, stamp)) => {
                     // SAFETY: the kernel wrote `n` bytes at the start of `unfilled`.
                     unsafe { buf.assume_init(n) };
@@ -219,8 +234,6 @@ impl Stream {
         Ok((Stream::Tls(Box::new(tls)), kind))
     }
 
-    /// Whether an idle keep-alive connection is still silent. Bytes waiting on it belong
-    /// to no request of ours, and EOF (or a TLS close) means the server closed it.
     /// When the data of the latest read arrived (monotonic ns), or 0 if not stamped.
     pub fn arrived_ns(&self) -> u64 {
         match self {
@@ -229,6 +242,11 @@ impl Stream {
         }
     }
 
+    /// Whether an idle keep-alive connection is still silent. Bytes waiting on it belong
+    /// to no request of ours, and EOF (or a TLS close) means the server closed it. On
+    /// plain TCP this costs a syscall only when the reactor has seen the socket become
+    /// readable since its last read drained it (see `Tcp::poll_read`); otherwise it is a
+    /// readiness check in memory.
     pub fn idle_and_open(&mut self) -> bool {
         match self {
             Stream::Plain(s) => {

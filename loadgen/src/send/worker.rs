@@ -215,7 +215,7 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
         let (ti, stream) = &mut streams[si];
         stream.next();
         settled = false;
-        dispatch(wk, *ti, due, due_ns, now, max_lag_ns);
+        dispatch(wk, *ti, due, due_ns, now, max_lag_ns, tick_ns > 0);
         batch += 1;
         if batch >= DISPATCH_BATCH {
             batch = 0;
@@ -312,7 +312,23 @@ fn intended_at(due_ns: u64, start_ns: u64, tick_ns: u64) -> u64 {
 }
 
 #[inline]
-fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_ns: u64, now: u64, max_lag_ns: u64) {
+fn dispatch(
+    wk: &Rc<Worker>,
+    ti: usize,
+    due: Due,
+    due_ns: u64,
+    now: u64,
+    max_lag_ns: u64,
+    ticked: bool,
+) {
+    let t = &wk.targets[ti];
+    // The first request of a tick to this target: nothing of its own tick is ahead of it.
+    let lead = ticked && {
+        let mut st = t.state.borrow_mut();
+        let first = st.last_intended_ns != due_ns;
+        st.last_intended_ns = due_ns;
+        first
+    };
     let lag = now - due_ns;
     {
         let mut rec = wk.rec.borrow_mut();
@@ -327,11 +343,11 @@ fn dispatch(wk: &Rc<Worker>, ti: usize, due: Due, due_ns: u64, now: u64, max_lag
             rec.pacing_lag(lag, now);
         }
     }
-    let t = &wk.targets[ti];
     let mut job = Job {
         due_ns,
         warmup: due.warmup,
         queued_ns: 0,
+        lead,
     };
     let mut st = t.state.borrow_mut();
     if st.in_flight >= t.max_in_flight {

@@ -65,6 +65,9 @@ struct RawTarget {
     connections: Option<RawPool>,
     #[serde(default)]
     groups_folded: u64,
+    /// Absent in reports written before the tick check.
+    #[serde(default)]
+    first_of_tick: Option<RawHist>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -261,6 +264,10 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             },
             None => PoolStats::default(),
         };
+        let lead = match &t.first_of_tick {
+            Some(h) => hdr(&format!("{}/first of tick", t.name), &h.hdr)?,
+            None => crate::results::new_histogram(),
+        };
         targets.push(TargetResult {
             name: t.name,
             url: t.url,
@@ -269,6 +276,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             warmup: t.warmup,
             pool,
             folded: t.groups_folded,
+            lead,
         });
     }
     Ok(SavedRun {

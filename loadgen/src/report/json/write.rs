@@ -60,6 +60,9 @@ struct JsonTarget<'a> {
     accounting: &'a Accounting,
     warmup: &'a Accounting,
     connections: JsonPool<'a>,
+    /// Corrected latency of each tick's first request (empty in exact mode): the
+    /// reference of `tick_check`.
+    first_of_tick: Summary,
 }
 
 #[derive(Debug, Serialize)]
@@ -111,6 +114,8 @@ struct JsonReport<'a> {
     /// says so apart from the SLOs (gate on it with the SLO `generator_limited==0`).
     generator_limited: bool,
     limits: Vec<crate::judge::limits::Limit>,
+    /// Per target, whether the tick's bursts moved the median (absent in exact mode).
+    tick_check: Vec<crate::judge::tick::TickCheck>,
     slos: &'a [Verdict],
     exit_code: u8,
 }
@@ -159,6 +164,7 @@ pub fn to_json_with(
                     bytes_sent: t.pool.bytes_sent,
                     bytes_received: t.pool.bytes_received,
                 },
+                first_of_tick: summary(&t.lead),
             })
             .collect(),
         groups: r
@@ -177,6 +183,7 @@ pub fn to_json_with(
         tick_us: r.tick_ns as f64 / 1000.0,
         generator_limited: !limits.is_empty(),
         limits,
+        tick_check: crate::judge::tick::checks(r),
         slos: verdicts,
         exit_code,
     };
