@@ -239,6 +239,7 @@ fn results_with_groups() -> Results {
                 pool: a.pool,
                 folded: a.folded,
                 lead: a.lead,
+                ticks: a.ticks,
             })
             .collect(),
         groups: groups.into_iter().collect(),
@@ -246,6 +247,7 @@ fn results_with_groups() -> Results {
         measured_secs: 20.0,
         interrupted: false,
         tick_ns: 0,
+        tick_auto: false,
     }
 }
 

@@ -122,7 +122,11 @@ pub struct CompareArgs {
 
     /// The `--tick` trade-off: loadgen at `--tick-rate` with each of these ticks, alternated
     /// over the rounds, against a near server and a far one. Empty skips it.
-    #[arg(long, value_delimiter = ',', default_value = "0s,250us,500us,1ms,2ms")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "0s,250us,500us,1ms,2ms,auto"
+    )]
     pub tick_sweep: Vec<String>,
 
     /// Rate of the tick sweep.

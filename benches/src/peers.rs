@@ -41,7 +41,7 @@ impl Tool {
     /// How the tool is told the rate, for the table.
     pub fn mode(self) -> &'static str {
         match self {
-            Tool::Loadgen => "open loop, default (--tick 500us)",
+            Tool::Loadgen => "open loop, default (--tick auto: 500us near by)",
             Tool::LoadgenExact => "open loop, --tick 0s (exact)",
             Tool::K6 => "constant-arrival-rate",
             Tool::Oha => "-q, --latency-correction",

@@ -57,8 +57,10 @@ pub struct RunConfig {
     pub max_groups: usize,
     pub max_in_flight: usize,
     pub max_lag: Duration,
-    /// Dispatch granularity (zero: wake for every request).
+    /// Dispatch granularity (zero: wake for every request); with `tick_auto`, the finest
+    /// tick the automatic choice starts from (see `schedule::tick`).
     pub tick: Duration,
+    pub tick_auto: bool,
     pub threads: usize,
     pub slos: Vec<Slo>,
     pub json: Option<PathBuf>,
@@ -166,7 +168,11 @@ impl RunConfig {
             Duration::ZERO,
             Duration::from_secs(3600),
         )?;
-        within("--tick", args.tick, Duration::ZERO, Duration::from_secs(1))?;
+        let (tick, tick_auto) = match args.tick {
+            crate::schedule::tick::Tick::Auto => (crate::schedule::tick::AUTO_MIN, true),
+            crate::schedule::tick::Tick::Fixed(d) => (d, false),
+        };
+        within("--tick", tick, Duration::ZERO, Duration::from_secs(1))?;
         within("--interval", args.interval, ms, Duration::from_secs(3600))?;
         let slos = crate::judge::slo::gather(&args.slos, args.slo_file.as_deref())?;
         let header_name = |flag: &str, v: &str| {
@@ -196,7 +202,8 @@ impl RunConfig {
             max_groups: positive("--max-groups", args.max_groups)?,
             max_in_flight: positive("--max-in-flight", args.max_in_flight)?,
             max_lag: args.max_lag,
-            tick: args.tick,
+            tick,
+            tick_auto,
             // Each thread takes its own share of the pool and of the in-flight cap (at
             // least one of each), so more threads than either would multiply them.
             threads: positive("--threads", args.threads)?
@@ -257,6 +264,8 @@ struct JsonSettings {
     max_in_flight: usize,
     max_lag_secs: f64,
     tick_secs: f64,
+    /// `--tick auto`: `tick_secs` is where it started, each target's `ticks` what it chose.
+    tick_auto: bool,
     resolve_every_secs: f64,
     /// Present when TLS was set up: `insecure` true means certificates were not checked.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -300,6 +309,7 @@ impl RunConfig {
             max_in_flight: cfg.max_in_flight,
             max_lag_secs: cfg.max_lag.as_secs_f64(),
             tick_secs: cfg.tick.as_secs_f64(),
+            tick_auto: cfg.tick_auto,
             resolve_every_secs: cfg.resolve_every.as_secs_f64(),
             tls: cfg.tls.as_ref().map(|t| JsonTls {
                 insecure: t.insecure,

@@ -225,6 +225,8 @@ pub struct TargetAccounts {
     pub folded: u64,
     /// See [`TargetResult::lead`].
     pub lead: Histogram<u64>,
+    /// See [`TargetResult::ticks`].
+    pub ticks: Vec<(u64, u64)>,
 }
 
 impl Default for TargetAccounts {
@@ -235,6 +237,7 @@ impl Default for TargetAccounts {
             pool: PoolStats::default(),
             folded: 0,
             lead: new_histogram(),
+            ticks: Vec::new(),
         }
     }
 }
@@ -396,6 +399,9 @@ pub struct TargetResult {
     /// overall latency it shows what sending a tick's requests together cost (see
     /// `judge::tick`). Empty in exact mode.
     pub lead: Histogram<u64>,
+    /// Measured requests per tick they were sent at: `(tick_ns, requests)`, by tick. One
+    /// entry with a fixed `--tick`; what `--tick auto` chose, second by second, otherwise.
+    pub ticks: Vec<(u64, u64)>,
 }
 
 /// Everything a finished (or interrupted) run measured, merged across workers.
@@ -409,8 +415,11 @@ pub struct Results {
     /// The run was stopped early by a signal.
     pub interrupted: bool,
     /// The schedule's tick in nanoseconds (`--tick`): 0 for exact pacing; otherwise each
-    /// request's intended time is the tick boundary it was sent at.
+    /// request's intended time is the tick boundary it was sent at. With `tick_auto`, the
+    /// tick most requests went at (each target's `ticks` has them all).
     pub tick_ns: u64,
+    /// `--tick auto` chose the ticks (see `schedule::tick`).
+    pub tick_auto: bool,
 }
 
 impl Results {
@@ -440,12 +449,14 @@ impl Results {
                 pool,
                 folded: 0,
                 lead,
+                ticks: vec![(tick_ns, 1)],
             }],
             groups: [(key, group)].into_iter().collect(),
             pacing: new_histogram(),
             measured_secs: 1.0,
             interrupted: false,
             tick_ns,
+            tick_auto: false,
         }
     }
 }

@@ -680,26 +680,64 @@ fn a_coarse_tick_moves_the_intended_time_and_never_adds_its_wait_to_latency() {
     assert!(!text(&exact.results).contains("coarsened"));
 }
 
-/// Without `--tick` the default coarsens to 0.5 ms, and the JSON says so.
+/// Without `--tick` the default is `auto`: against a near target it keeps 0.5 ms ticks,
+/// and the JSON says so.
 #[test]
-fn the_default_tick_is_half_a_millisecond_and_the_json_says_so() {
+fn the_default_tick_is_auto_and_stays_at_half_a_millisecond_near_by() {
     let json = std::env::temp_dir().join(format!("loadgen-tick-{}.json", std::process::id()));
     let j = json.to_str().unwrap().to_string();
     let out = run_against(
         "eu",
         "",
-        &["--rps", "200", "--duration", "1s", "--json", &j],
+        &["--rps", "200", "--duration", "2s", "--json", &j],
     );
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
-    // Read back (as `merge` and `compare` do), a saved report keeps its tick.
+    // Read back (as `merge` and `compare` do), a saved report keeps its ticks.
     let saved = loadgen::report::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
+    assert!(out.results.tick_auto);
     assert_eq!(out.results.tick_ns, 500_000);
+    assert_eq!(out.results.targets[0].ticks, vec![(500_000, 400)]);
     assert_eq!(v["tick_us"], 500.0);
+    assert_eq!(v["tick_auto"], true);
     assert_eq!(v["settings"]["tick_secs"], 0.0005);
+    assert_eq!(v["settings"]["tick_auto"], true);
+    assert_eq!(v["targets"][0]["ticks"][0]["requests"], 400);
+    assert!(saved.results.tick_auto);
     assert_eq!(saved.results.tick_ns, 500_000);
-    assert_eq!(out.results.targets[0].measured.scheduled, 200);
+    assert_eq!(saved.results.targets[0].ticks, vec![(500_000, 400)]);
+    assert_eq!(out.results.targets[0].measured.scheduled, 400);
+}
+
+/// `auto` against a target 30 ms away moves to 2 ms ticks after its first second, every
+/// scheduled request is still accounted for, and the run's tick check finds it honest.
+#[test]
+fn auto_ticks_coarsen_for_a_far_target_and_stay_honest() {
+    let out = run_against("eu", "delay=30ms", &["--rps", "400", "--duration", "4s"]);
+    let r = &out.results;
+    assert_sums(r);
+    assert_eq!(r.targets[0].measured.scheduled, 1600);
+    assert_eq!(r.targets[0].measured.ok, 1600);
+    let ticks = &r.targets[0].ticks;
+    let at = |t: u64| ticks.iter().find(|x| x.0 == t).map_or(0, |x| x.1);
+    assert_eq!(ticks.iter().map(|x| x.1).sum::<u64>(), 1600, "{ticks:?}");
+    // The first second starts at 0.5 ms; from the second on, 2 ms.
+    assert!(at(500_000) >= 300, "{ticks:?}");
+    assert!(at(2_000_000) >= 900, "{ticks:?}");
+    assert_eq!(r.tick_ns, 2_000_000);
+    let c = loadgen::judge::tick::checks(r);
+    assert!(c.len() == 1 && c[0].within, "{c:?}");
+    let text = loadgen::report::text::render(r, &[]);
+    assert!(text.contains("--tick auto chose 2.00ms for"), "{text}");
+    // A fixed tick stays put whatever the target.
+    let fixed = run_against(
+        "eu",
+        "delay=30ms",
+        &["--rps", "400", "--duration", "2s", "--tick", "500us"],
+    );
+    assert!(!fixed.results.tick_auto);
+    assert_eq!(fixed.results.targets[0].ticks, vec![(500_000, 800)]);
 }
 
 /// A server that works on one thread, one request at a time (`work` each): the requests

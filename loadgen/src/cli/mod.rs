@@ -202,16 +202,19 @@ pub struct RunArgs {
     #[arg(long, env = "LOADGEN_MAX_LAG", value_parser = humantime::parse_duration, default_value = "1s")]
     pub max_lag: Duration,
 
-    /// Dispatch granularity. With the default `500us` the schedule is coarsened to
-    /// 0.5 ms ticks: every request due within a tick is sent at its end, in one wake-up,
-    /// and that tick boundary is the request's intended time, so latency and pacing lag
-    /// are timed from when it was really meant to go (the count per tick is the
-    /// schedule's). At 5000 rps this costs about half the CPU of exact mode and moves the
-    /// median by tens of µs (benches/README.md); every ticked run checks that on itself
-    /// (the report's `tick check` line, per target). `0s` is exact mode: each request
-    /// wakes the generator at its own due time.
-    #[arg(long, env = "LOADGEN_TICK", value_parser = humantime::parse_duration, default_value = "500us")]
-    pub tick: Duration,
+    /// Dispatch granularity. The schedule is coarsened to ticks: every request due within
+    /// a tick is sent at its end, in one wake-up, and that tick boundary is the request's
+    /// intended time, so latency and pacing lag are timed from when it was really meant to
+    /// go (the count per tick is the schedule's). The default `auto` starts at 0.5 ms and,
+    /// once a second, takes the largest of 0.5, 1 and 2 ms that is at most a fifteenth of
+    /// the nearest target's median service time: loopback and in-region targets keep
+    /// 0.5 ms, a region 30 ms away gets 2 ms at about two thirds of the CPU. A duration
+    /// (`500us`, `2ms`) fixes the tick. Every ticked run checks on itself what the tick
+    /// moved (the report's `tick check` line, per target). `0s` is exact mode: each
+    /// request wakes the generator at its own due time, at about twice the CPU at 5000 rps
+    /// (benches/README.md).
+    #[arg(long, env = "LOADGEN_TICK", value_parser = crate::schedule::tick::parse_tick, default_value = "auto")]
+    pub tick: crate::schedule::tick::Tick,
 
     /// Worker threads; each is a single-threaded event loop with its own share of
     /// the schedule and its own connections. At most 256, and never more than

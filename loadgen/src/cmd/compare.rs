@@ -199,6 +199,7 @@ mod tests {
             measured_secs: 1.0,
             interrupted: false,
             tick_ns: 0,
+            tick_auto: false,
         };
         for (t, v, lat) in groups {
             let mut g = GroupHist::new();

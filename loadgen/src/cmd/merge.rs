@@ -45,6 +45,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
     let mut tick_ns = 0;
     let mut measured_secs: f64 = 0.0;
     let mut interrupted = false;
+    let mut tick_auto = false;
     for run in runs {
         let r = &run.results;
         for t in &r.targets {
@@ -65,6 +66,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
                     x.pool.merge(&t.pool);
                     x.folded += t.folded;
                     let _ = x.lead.add(&t.lead);
+                    crate::schedule::tick::add(&mut x.ticks, &t.ticks);
                 }
                 None => {
                     origin.insert(t.name.clone(), run.path.display().to_string());
@@ -79,6 +81,14 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
         measured_secs = measured_secs.max(r.measured_secs);
         interrupted |= r.interrupted;
         tick_ns = tick_ns.max(r.tick_ns);
+        tick_auto |= r.tick_auto;
+    }
+    if tick_auto {
+        // Chosen per second: report the tick most of the merged requests went at.
+        let main = crate::schedule::tick::main_tick(&targets);
+        if main > 0 {
+            tick_ns = main;
+        }
     }
     Ok(Results {
         targets,
@@ -87,6 +97,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
         measured_secs,
         interrupted,
         tick_ns,
+        tick_auto,
     })
 }
 
@@ -167,12 +178,14 @@ mod tests {
                     pool: Default::default(),
                     folded: 0,
                     lead: crate::results::new_histogram(),
+                    ticks: Vec::new(),
                 }],
                 groups: Default::default(),
                 pacing: new_histogram(),
                 measured_secs: secs,
                 interrupted: false,
                 tick_ns: 0,
+                tick_auto: false,
             },
             settings: serde_json::Value::Null,
             slos: vec![],

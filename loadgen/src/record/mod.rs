@@ -49,9 +49,7 @@ pub struct Answered<'a> {
     /// Bytes of the request, and of the answer as read.
     pub sent_bytes: u64,
     pub received_bytes: u64,
-    /// The first request of its tick to this target (see [`TargetResult::lead`]).
-    ///
-    /// [`TargetResult::lead`]: crate::results::TargetResult::lead
+    /// The first request of its tick to this target (see `TargetResult::lead`).
     pub lead: bool,
 }
 

@@ -216,12 +216,14 @@ mod tests {
                 pool: Default::default(),
                 folded: 0,
                 lead: crate::results::new_histogram(),
+                ticks: Vec::new(),
             }],
             groups: Default::default(),
             pacing: new_histogram(),
             measured_secs: 1.0,
             interrupted: false,
             tick_ns: 0,
+            tick_auto: false,
         };
         r.targets[0].measured.scheduled = 1000;
         r.targets[0].measured.ok = 1000;

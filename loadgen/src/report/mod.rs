@@ -1,7 +1,8 @@
 //! Reporting a judged run: the terminal table ([`text`]), the JSON report written and
 //! read back ([`json`]), HTML ([`html`]), JUnit ([`junit`]), the k6 summary
 //! ([`k6`]) and the HDR interval log ([`hdrlog`]), what is printed ([`console`]), and
-//! the "what happened" story of a run with events ([`story`]) under the terminal report.
+//! the "what happened" story of a run with events ([`story`]) under the terminal report,
+//! whose schedule lines (ticks and the tick check) are in `schedule`.
 //!
 //! Every command that produces a report ends through [`finish`]: the files first (a
 //! closed stdout must not cost the results), then the terminal report; a file that could
@@ -14,6 +15,7 @@ pub(crate) mod html;
 pub mod json;
 pub mod junit;
 pub(crate) mod k6;
+mod schedule;
 pub mod story;
 pub mod text;
 

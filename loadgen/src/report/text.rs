@@ -378,16 +378,7 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
         let _ = writeln!(out, "  fix: {}", l.advice);
     }
     let p = &r.pacing;
-    if r.tick_ns > 0 {
-        let _ = writeln!(
-            out,
-            "schedule: coarsened to {} ticks, each request timed from its tick (--tick 0s: exact)",
-            fmt_us(r.tick_ns as f64 / 1000.0)
-        );
-        for c in crate::judge::tick::checks(r) {
-            let _ = writeln!(out, "  {}", crate::judge::tick::describe(&c));
-        }
-    }
+    super::schedule::lines(&mut out, r);
     if p.is_empty() {
         let _ = writeln!(out, "pacing lag (send - scheduled): no measured requests");
     } else {

@@ -10,6 +10,7 @@
 //! process), so the union over workers is exactly the requested schedule.
 
 pub mod shard;
+pub mod tick;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -236,6 +236,7 @@ impl EngineOutput {
                 pool: Default::default(),
                 folded: 0,
                 lead: new_histogram(),
+                ticks: Vec::new(),
             })
             .collect();
         let mut groups: std::collections::BTreeMap<GroupKey, GroupHist> = Default::default();
@@ -250,6 +251,7 @@ impl EngineOutput {
                 t.pool.merge(&a.pool);
                 t.folded += a.folded;
                 let _ = t.lead.add(&a.lead);
+                crate::schedule::tick::add(&mut t.ticks, &a.ticks);
             }
             for (k, h) in g {
                 groups.entry(k).or_default().merge(&h);
@@ -263,6 +265,12 @@ impl EngineOutput {
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64())
             - ago;
+        // With `--tick auto`, the tick most requests went at (at least where it started).
+        let tick_ns = if cfg.tick_auto {
+            crate::schedule::tick::main_tick(&targets).max(cfg.tick.as_nanos() as u64)
+        } else {
+            cfg.tick.as_nanos() as u64
+        };
         for t in &mut targets {
             t.requested_rps = if measured_secs > 0.0 {
                 t.measured.scheduled as f64 / measured_secs
@@ -277,7 +285,8 @@ impl EngineOutput {
                 pacing,
                 measured_secs,
                 interrupted: out.interrupted,
-                tick_ns: cfg.tick.as_nanos() as u64,
+                tick_ns,
+                tick_auto: cfg.tick_auto,
             },
             timeline,
         )

@@ -30,6 +30,9 @@ pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut
         };
         {
             let mut rec = wk.rec.borrow_mut();
+            if let (Ok(Ok(resp)), Some(pace)) = (&attempt, wk.pace.borrow_mut().as_mut()) {
+                pace.observe(ti, done.saturating_sub(resp.sent_ns) / 1000);
+            }
             match attempt {
                 Ok(Ok(resp)) => rec.response(
                     ti,

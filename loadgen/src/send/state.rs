@@ -13,6 +13,7 @@ use super::dns::Dns;
 use super::http1::Conn;
 use super::stream::Dial;
 use crate::record::Recorder;
+use crate::schedule::tick::AutoTick;
 
 #[derive(Clone, Copy)]
 pub(super) struct Job {
@@ -65,6 +66,8 @@ pub(super) struct Worker {
     pub(super) version_header: HeaderName,
     /// Total queued + active across targets, and a wake-up when it reaches zero.
     pub(super) outstanding: Cell<usize>,
+    /// With `--tick auto`, this second's service times, for the next tick's choice.
+    pub(super) pace: RefCell<Option<AutoTick>>,
     pub(super) idle: Notify,
 }
 

@@ -24,6 +24,7 @@ use super::{
 use crate::live::Live;
 use crate::record::Recorder;
 use crate::results::Failure;
+use crate::schedule::tick::{AutoTick, AUTO_EVERY};
 use crate::schedule::{Arrivals, Due};
 
 /// One worker thread's whole run, in three phases: [`build`] its targets and recorder,
@@ -114,6 +115,7 @@ fn build(setup: &Setup) -> Rc<Worker> {
         version_header: cfg.version_header.clone(),
         outstanding: Cell::new(0),
         idle: Notify::new(),
+        pace: RefCell::new(cfg.tick_auto.then(|| AutoTick::new(cfg.targets.len()))),
     })
 }
 
@@ -144,7 +146,9 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
         })
         .collect();
     let max_lag_ns = cfg.max_lag.as_nanos() as u64;
-    let tick_ns = cfg.tick.as_nanos() as u64;
+    let mut tick_ns = cfg.tick.as_nanos() as u64;
+    let auto_every_ns = AUTO_EVERY.as_nanos() as u64;
+    let mut next_choice = start_ns + auto_every_ns;
     let mut batch = 0usize;
     let mut spins = 0u64;
     let mut next_publish = start_ns + PUBLISH_EVERY_NS;
@@ -152,6 +156,15 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
     let mut settled = false;
 
     while !interrupted {
+        if cfg.tick_auto && now_ns() >= next_choice {
+            // Between two requests, after every request due up to the last boundary went
+            // out: the ticks nest, so the next request's intended time stays at or after
+            // its due time whatever the new tick.
+            next_choice += auto_every_ns;
+            if let Some(p) = wk.pace.borrow_mut().as_mut() {
+                tick_ns = p.choose(tick_ns);
+            }
+        }
         // The earliest next request across this worker's targets.
         let Some((si, due)) = streams
             .iter_mut()
@@ -215,7 +228,7 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
         let (ti, stream) = &mut streams[si];
         stream.next();
         settled = false;
-        dispatch(wk, *ti, due, due_ns, now, max_lag_ns, tick_ns > 0);
+        dispatch(wk, *ti, due, due_ns, now, max_lag_ns, tick_ns);
         batch += 1;
         if batch >= DISPATCH_BATCH {
             batch = 0;
@@ -319,11 +332,11 @@ fn dispatch(
     due_ns: u64,
     now: u64,
     max_lag_ns: u64,
-    ticked: bool,
+    tick_ns: u64,
 ) {
     let t = &wk.targets[ti];
     // The first request of a tick to this target: nothing of its own tick is ahead of it.
-    let lead = ticked && {
+    let lead = tick_ns > 0 && {
         let mut st = t.state.borrow_mut();
         let first = st.last_intended_ns != due_ns;
         st.last_intended_ns = due_ns;
@@ -338,6 +351,7 @@ fn dispatch(
             return;
         }
         if !due.warmup {
+            crate::schedule::tick::count(&mut rec.targets[ti].ticks, tick_ns);
             // Pacing lag: due time to hand-over (to a connection, a new connection, the
             // queue for a busy one, or the drop counter): the generator's own delay.
             rec.pacing_lag(lag, now);

@@ -68,6 +68,15 @@ struct RawTarget {
     /// Absent in reports written before the tick check.
     #[serde(default)]
     first_of_tick: Option<RawHist>,
+    /// Absent in reports written before `--tick auto`.
+    #[serde(default)]
+    ticks: Vec<RawTicks>,
+}
+
+#[derive(Debug, Deserialize)]
+struct RawTicks {
+    tick_us: f64,
+    requests: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,6 +137,9 @@ struct RawReport {
     /// Absent in reports from before the tick was written: exact pacing.
     #[serde(default)]
     tick_us: f64,
+    /// Absent in reports from before `--tick auto`.
+    #[serde(default)]
+    tick_auto: bool,
     #[serde(default)]
     slos: Vec<RawVerdict>,
 }
@@ -277,6 +289,11 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             pool,
             folded: t.groups_folded,
             lead,
+            ticks: t
+                .ticks
+                .iter()
+                .map(|x| ((x.tick_us * 1000.0).round() as u64, x.requests))
+                .collect(),
         });
     }
     Ok(SavedRun {
@@ -288,6 +305,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             measured_secs: raw.measured_secs,
             interrupted: raw.interrupted,
             tick_ns: (raw.tick_us * 1000.0).round() as u64,
+            tick_auto: raw.tick_auto,
         },
         settings: raw.settings,
         slos: raw.slos.into_iter().map(|v| v.slo).collect(),

@@ -63,6 +63,14 @@ struct JsonTarget<'a> {
     /// Corrected latency of each tick's first request (empty in exact mode): the
     /// reference of `tick_check`.
     first_of_tick: Summary,
+    /// Measured requests per tick they were sent at (several with `--tick auto`).
+    ticks: Vec<JsonTicks>,
+}
+
+#[derive(Debug, Serialize)]
+struct JsonTicks {
+    tick_us: f64,
+    requests: u64,
 }
 
 #[derive(Debug, Serialize)]
@@ -110,6 +118,9 @@ struct JsonReport<'a> {
     /// The schedule's tick (0: exact pacing, each request at its own due time; otherwise
     /// requests are sent at, and timed from, tick boundaries).
     tick_us: f64,
+    /// `--tick auto` chose the ticks, second by second: `tick_us` is the one most requests
+    /// went at, and each target's `ticks` has them all.
+    tick_auto: bool,
     /// Some target was limited by loadgen rather than the service: the run's outcome
     /// says so apart from the SLOs (gate on it with the SLO `generator_limited==0`).
     generator_limited: bool,
@@ -165,6 +176,14 @@ pub fn to_json_with(
                     bytes_received: t.pool.bytes_received,
                 },
                 first_of_tick: summary(&t.lead),
+                ticks: t
+                    .ticks
+                    .iter()
+                    .map(|&(tick, requests)| JsonTicks {
+                        tick_us: tick as f64 / 1000.0,
+                        requests,
+                    })
+                    .collect(),
             })
             .collect(),
         groups: r
@@ -181,6 +200,7 @@ pub fn to_json_with(
             .collect(),
         pacing: summary(&r.pacing),
         tick_us: r.tick_ns as f64 / 1000.0,
+        tick_auto: r.tick_auto,
         generator_limited: !limits.is_empty(),
         limits,
         tick_check: crate::judge::tick::checks(r),
