@@ -101,22 +101,26 @@ impl AutoTick {
     }
 }
 
-/// Counts one measured request sent at tick `tick_ns` into `(tick_ns, requests)` pairs.
+/// Adds `n` requests sent at `tick_ns` to `(tick_ns, requests)` pairs (at most three
+/// entries with `--tick auto`, so a scan is the cheapest lookup).
+#[inline]
+pub fn count_n(ticks: &mut Vec<(u64, u64)>, tick_ns: u64, n: u64) {
+    match ticks.iter_mut().find(|(t, _)| *t == tick_ns) {
+        Some((_, m)) => *m += n,
+        None => ticks.push((tick_ns, n)),
+    }
+}
+
+/// Counts one measured request sent at tick `tick_ns`.
 #[inline]
 pub fn count(ticks: &mut Vec<(u64, u64)>, tick_ns: u64) {
-    match ticks.iter_mut().find(|(t, _)| *t == tick_ns) {
-        Some((_, n)) => *n += 1,
-        None => ticks.push((tick_ns, 1)), // at most three with `--tick auto`
-    }
+    count_n(ticks, tick_ns, 1);
 }
 
 /// Adds `(tick_ns, requests)` counts into `into`, kept sorted by tick.
 pub fn add(into: &mut Vec<(u64, u64)>, from: &[(u64, u64)]) {
     for &(tick, n) in from {
-        match into.iter_mut().find(|(t, _)| *t == tick) {
-            Some((_, m)) => *m += n,
-            None => into.push((tick, n)),
-        }
+        count_n(into, tick, n);
     }
     into.sort_unstable();
 }

@@ -156,7 +156,9 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
     let mut settled = false;
 
     while !interrupted {
-        if cfg.tick_auto && now_ns() >= next_choice {
+        // One clock reading per pass serves the tick's choice and the due-time check.
+        let now = now_ns();
+        if cfg.tick_auto && now >= next_choice {
             // Between two requests, after every request due up to the last boundary went
             // out: the ticks nest, so the next request's intended time stays at or after
             // its due time whatever the new tick.
@@ -179,7 +181,6 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
         // schedule is coarsened, not delayed), so waiting for the tick never counts as
         // latency or pacing lag.
         let due_ns = intended_at(start_ns + due.due_ns, start_ns, tick_ns);
-        let now = now_ns();
         if due_ns > now {
             batch = 0;
             if let Some(l) = &live {
