@@ -7,6 +7,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use tokio::io::unix::AsyncFd;
 
@@ -31,6 +32,30 @@ fn read_clock(clock: libc::clockid_t) -> u64 {
     // SAFETY: `ts` is a valid, writable timespec; both clocks always exist on Linux.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// `CLOCK_REALTIME` minus `CLOCK_MONOTONIC` as a dispatcher last read it; 0 until one has.
+static REALTIME_AHEAD_NS: AtomicU64 = AtomicU64::new(0);
+
+/// How often the dispatchers re-read the clocks' offset. A step of the wall clock moves
+/// the stamps taken until the next reading; serve's checks against the send time and
+/// the monotonic clock bound what such a stamp can claim.
+pub const OFFSET_EVERY_NS: u64 = 100_000_000;
+
+/// Re-reads the offset between the two clocks; `now` is a fresh [`now_ns`].
+pub fn refresh_realtime_offset(now: u64) {
+    REALTIME_AHEAD_NS.store(realtime_ns().saturating_sub(now), Ordering::Relaxed);
+}
+
+/// A kernel receive stamp (`CLOCK_REALTIME`) on `CLOCK_MONOTONIC`. With the offset a
+/// dispatcher keeps, this reads no clock: two clock reads per socket read were a
+/// tenth of loadgen's user-space time at the maximum rate.
+#[inline]
+pub fn stamp_to_monotonic(stamp: u64) -> u64 {
+    match REALTIME_AHEAD_NS.load(Ordering::Relaxed) {
+        0 => now_ns().saturating_sub(realtime_ns().saturating_sub(stamp)),
+        ahead => stamp.saturating_sub(ahead),
+    }
 }
 
 /// Asks the kernel for 1 ns timer slack on the calling thread (the default 50 µs slack
@@ -146,6 +171,28 @@ impl PreciseTimer {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn a_realtime_stamp_lands_between_monotonic_readings() {
+        // Without an offset (no dispatcher yet) and with one, the stamp of "now" on the
+        // wall clock reads as now on the monotonic clock.
+        for refreshed in [false, true] {
+            if refreshed {
+                refresh_realtime_offset(now_ns());
+            }
+            let before = now_ns();
+            let stamp = realtime_ns();
+            let mono = stamp_to_monotonic(stamp);
+            let after = now_ns();
+            // 1 ms of slack for a wall clock slewed between the readings.
+            assert!(mono + 1_000_000 >= before, "{refreshed}: {mono} < {before}");
+            assert!(mono <= after + 1_000_000, "{refreshed}: {mono} > {after}");
+        }
+        // An old stamp stays old.
+        let mono = stamp_to_monotonic(realtime_ns() - 5_000_000);
+        let age = now_ns() - mono;
+        assert!((4_000_000..6_000_000).contains(&age), "{age}");
+    }
 
     #[tokio::test(flavor = "current_thread")]
     async fn wakes_after_the_deadline() {

@@ -2,6 +2,7 @@
 //! back to back on one connection slot, opening (and re-opening) its connection as needed.
 
 use std::rc::Rc;
+use std::time::Duration;
 
 use super::clock::now_ns;
 use super::http1::{Answer, Conn, ExchangeError};
@@ -10,18 +11,28 @@ use super::stream::{Handshake, Stream};
 use crate::record::Answered;
 use crate::results::Failure;
 
-/// Serves `job`, then queued jobs of the same target, on one connection slot.
-pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, mut job: Job) {
+/// Serves `job`, then queued jobs of the same target, on one connection slot. `now` is
+/// the dispatcher's clock reading at the hand-over; after that, each exchange's closing
+/// reading serves the next job, so a request costs one clock read here.
+pub(super) async fn serve(
+    wk: Rc<Worker>,
+    ti: usize,
+    mut conn: Option<Conn>,
+    mut job: Job,
+    mut now: u64,
+) {
     let t = &wk.targets[ti];
+    let (epoch, epoch_ns) = wk.epoch;
     loop {
         let wait = if job.queued_ns == 0 {
             0
         } else {
-            now_ns().saturating_sub(job.queued_ns)
+            now.saturating_sub(job.queued_ns)
         };
         wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
-        let attempt = tokio::time::timeout(wk.timeout, exchange(&wk, ti, t, &mut conn)).await;
-        let now = now_ns();
+        let deadline = epoch + Duration::from_nanos(now.saturating_sub(epoch_ns)) + wk.timeout;
+        let attempt = tokio::time::timeout_at(deadline, exchange(&wk, ti, t, &mut conn)).await;
+        now = now_ns();
         // An answer is timed by its arrival, which the kernel stamped: the dispatcher may
         // have slept past it to save a wake-up (see `worker`).
         let done = match &attempt {

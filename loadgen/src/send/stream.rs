@@ -179,10 +179,7 @@ impl AsyncRead for Tcp {
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);
                     if stamp != 0 {
-                        // Realtime stamp to monotonic: its age now, taken off the
-                        // monotonic clock (a clock step mid-read is the only error).
-                        let age = crate::send::clock::realtime_ns().saturating_sub(stamp);
-                        me.arrived_ns = crate::send::clock::now_ns().saturating_sub(age);
+                        me.arrived_ns = crate::send::clock::stamp_to_monotonic(stamp);
                     }
                     return Poll::Ready(Ok(()));
                 }

@@ -12,7 +12,9 @@ use anyhow::Context as _;
 use http::header::{HeaderValue, HOST};
 use tokio::sync::Notify;
 
-use super::clock::{now_ns, sleep_blocking_until, PreciseTimer};
+use super::clock::{
+    now_ns, refresh_realtime_offset, sleep_blocking_until, PreciseTimer, OFFSET_EVERY_NS,
+};
 use super::dns::Dns;
 use super::http1::encode_request;
 use super::state::{Job, TargetCtx, TargetState, Worker};
@@ -113,6 +115,7 @@ fn build(setup: &Setup) -> Rc<Worker> {
         index: w,
         region_header: cfg.region_header.clone(),
         version_header: cfg.version_header.clone(),
+        epoch: (tokio::time::Instant::now(), now_ns()),
         outstanding: Cell::new(0),
         idle: Notify::new(),
         pace: RefCell::new(cfg.tick_auto.then(|| AutoTick::new(cfg.targets.len()))),
@@ -149,6 +152,7 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
     let mut tick_ns = cfg.tick.as_nanos() as u64;
     let auto_every_ns = AUTO_EVERY.as_nanos() as u64;
     let mut next_choice = start_ns + auto_every_ns;
+    let mut next_offset = 0u64;
     let mut batch = 0usize;
     let mut spins = 0u64;
     let mut next_publish = start_ns + PUBLISH_EVERY_NS;
@@ -158,6 +162,10 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
     while !interrupted {
         // One clock reading per pass serves the tick's choice and the due-time check.
         let now = now_ns();
+        if now >= next_offset {
+            refresh_realtime_offset(now);
+            next_offset = now + OFFSET_EVERY_NS;
+        }
         if cfg.tick_auto && now >= next_choice {
             // Between two requests, after every request due up to the last boundary went
             // out: the ticks nest, so the next request's intended time stays at or after
@@ -379,13 +387,13 @@ fn dispatch(
     st.in_flight_warmup += usize::from(due.warmup);
     wk.outstanding.set(wk.outstanding.get() + 1);
     if let Some(conn) = st.idle.pop() {
-        tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, Some(conn), job));
+        tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, Some(conn), job, now));
     } else if st.conns < t.max_conns && st.opening < MIN_OPENING.max(st.conns - st.opening) {
         st.conns += 1;
         let slots = st.conns;
         drop(st);
         wk.rec.borrow_mut().pool_slots(ti, slots);
-        tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, None, job));
+        tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, None, job, now));
     } else {
         let at_cap = st.conns >= t.max_conns;
         // Queued work is timed on the hand-over clock reading (no extra clock read).
