@@ -130,7 +130,9 @@ async fn exchange(
 ) -> Result<Answer, Failure> {
     let c = match conn {
         Some(c) => c,
-        None => conn.insert(connect(wk, ti, t).await?),
+        // Boxed: opening a connection (TLS handshake state included) is rare, and kept
+        // inline it would make every request's task too big for the allocator's fast bins.
+        None => conn.insert(Box::pin(connect(wk, ti, t)).await?),
     };
     let mut outcome = c
         .exchange(
@@ -143,7 +145,7 @@ async fn exchange(
     if matches!(outcome, Err(ExchangeError::Stale)) {
         // The server closed this idle keep-alive connection meanwhile: replace it, don't
         // blame the request.
-        let c = conn.insert(connect(wk, ti, t).await?);
+        let c = conn.insert(Box::pin(connect(wk, ti, t)).await?);
         outcome = c
             .exchange(
                 &t.request,
