@@ -331,15 +331,11 @@ fn noise_floor(exact: &[&ClientRun], of: fn(&ClientRun) -> Option<f64>, bound: f
         .filter_map(|x| of(x))
         .map(|x| x * 1e3)
         .collect();
-    let (Some(lo), Some(hi)) = (
-        v.iter().copied().reduce(f64::min),
-        v.iter().copied().reduce(f64::max),
-    ) else {
-        return String::new();
-    };
     if v.len() < 2 {
         return String::new();
     }
+    let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
     format!(
         "; exact mode's own figure spans {lo:.0}-{hi:.0} µs over the rounds, a spread of {:.0} µs{}",
         hi - lo,

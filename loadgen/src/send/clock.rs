@@ -19,7 +19,7 @@ pub fn now_ns() -> u64 {
 
 /// Nanoseconds on `CLOCK_REALTIME`, the clock the kernel's receive timestamps use.
 #[inline]
-pub fn realtime_ns() -> u64 {
+fn realtime_ns() -> u64 {
     read_clock(libc::CLOCK_REALTIME)
 }
 
@@ -52,7 +52,13 @@ pub fn refresh_realtime_offset(now: u64) {
 /// tenth of loadgen's user-space time at the maximum rate.
 #[inline]
 pub fn stamp_to_monotonic(stamp: u64) -> u64 {
-    match REALTIME_AHEAD_NS.load(Ordering::Relaxed) {
+    to_monotonic(stamp, REALTIME_AHEAD_NS.load(Ordering::Relaxed))
+}
+
+/// `ahead` is the clocks' offset, or 0 for none yet: then the stamp's age is taken off
+/// the monotonic clock, at the cost of two clock reads.
+fn to_monotonic(stamp: u64, ahead: u64) -> u64 {
+    match ahead {
         0 => now_ns().saturating_sub(realtime_ns().saturating_sub(stamp)),
         ahead => stamp.saturating_sub(ahead),
     }
@@ -174,24 +180,24 @@ mod tests {
 
     #[test]
     fn a_realtime_stamp_lands_between_monotonic_readings() {
-        // Without an offset (no dispatcher yet) and with one, the stamp of "now" on the
-        // wall clock reads as now on the monotonic clock.
-        for refreshed in [false, true] {
-            if refreshed {
-                refresh_realtime_offset(now_ns());
-            }
+        // Without an offset (0: no dispatcher yet) and with one read now, a stamp of "now"
+        // on the wall clock reads as now on the monotonic clock, and an old one stays old.
+        let now = now_ns();
+        let ahead = realtime_ns() - now;
+        for offset in [0, ahead] {
             let before = now_ns();
-            let stamp = realtime_ns();
-            let mono = stamp_to_monotonic(stamp);
+            let mono = to_monotonic(realtime_ns(), offset);
             let after = now_ns();
             // 1 ms of slack for a wall clock slewed between the readings.
-            assert!(mono + 1_000_000 >= before, "{refreshed}: {mono} < {before}");
-            assert!(mono <= after + 1_000_000, "{refreshed}: {mono} > {after}");
+            assert!(mono + 1_000_000 >= before, "{offset}: {mono} < {before}");
+            assert!(mono <= after + 1_000_000, "{offset}: {mono} > {after}");
+            let age = now_ns() - to_monotonic(realtime_ns() - 5_000_000, offset);
+            assert!((4_000_000..6_000_000).contains(&age), "{offset}: {age}");
         }
-        // An old stamp stays old.
-        let mono = stamp_to_monotonic(realtime_ns() - 5_000_000);
-        let age = now_ns() - mono;
-        assert!((4_000_000..6_000_000).contains(&age), "{age}");
+        // The dispatcher's refresh sets the offset that the public conversion uses.
+        refresh_realtime_offset(now_ns());
+        let mono = stamp_to_monotonic(realtime_ns());
+        assert!(mono.abs_diff(now_ns()) < 1_000_000, "{mono}");
     }
 
     #[tokio::test(flavor = "current_thread")]

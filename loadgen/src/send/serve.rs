@@ -131,7 +131,7 @@ async fn exchange(
     let c = match conn {
         Some(c) => c,
         // Boxed: opening a connection (TLS handshake state included) is rare, and kept
-        // inline it would make every request's task too big for the allocator's fast bins.
+        // inline it doubles every request's task (1864 bytes instead of 936).
         None => conn.insert(Box::pin(connect(wk, ti, t)).await?),
     };
     let mut outcome = c

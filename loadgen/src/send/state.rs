@@ -64,10 +64,10 @@ pub(super) struct Worker {
     pub(super) index: usize,
     pub(super) region_header: HeaderName,
     pub(super) version_header: HeaderName,
-    /// Total queued + active across targets, and a wake-up when it reaches zero.
     /// One instant on both clocks, so a deadline on tokio's clock comes from a
     /// [`now_ns`](super::clock::now_ns) reading already taken.
     pub(super) epoch: (tokio::time::Instant, u64),
+    /// Total queued + active across targets, and a wake-up when it reaches zero.
     pub(super) outstanding: Cell<usize>,
     /// With `--tick auto`, this second's service times, for the next tick's choice.
     pub(super) pace: RefCell<Option<AutoTick>>,
