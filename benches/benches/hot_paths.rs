@@ -240,6 +240,7 @@ fn results_with_groups() -> Results {
                 folded: a.folded,
                 lead: a.lead,
                 ticks: a.ticks,
+                stamps: a.stamps,
             })
             .collect(),
         groups: groups.into_iter().collect(),

@@ -67,6 +67,9 @@ pub struct Reported {
     pub p99_ms: Option<f64>,
     /// loadgen only: p99 of its pacing lag (send time minus intended time), milliseconds.
     pub pacing_p99_ms: Option<f64>,
+    /// loadgen only: answers read after it found the kernel's arrival stamps were not
+    /// receipt times and stopped holding its sleeps (`arrival_stamps.unheld`).
+    pub unheld: u64,
 }
 
 /// One run of one tool: the command line and where its report goes.
@@ -264,6 +267,7 @@ pub fn parse_loadgen(text: &str) -> anyhow::Result<Reported> {
             + get("dns")
             + get("other_transport");
         r.dropped += get("dropped_cap") + get("dropped_behind");
+        r.unheld += t["arrival_stamps"]["unheld"].as_u64().unwrap_or(0);
     }
     let biggest = v["groups"]
         .as_array()
@@ -292,6 +296,7 @@ pub fn parse_k6(text: &str) -> anyhow::Result<Reported> {
         p50_ms: num(m, &["http_req_duration", "med"]),
         p99_ms: num(m, &["http_req_duration", "p(99)"]),
         pacing_p99_ms: None,
+        unheld: 0,
     })
 }
 
@@ -322,6 +327,7 @@ pub fn parse_oha(text: &str) -> anyhow::Result<Reported> {
         p50_ms: pct("p50"),
         p99_ms: pct("p99"),
         pacing_p99_ms: None,
+        unheld: 0,
     })
 }
 
@@ -341,6 +347,7 @@ pub fn parse_autocannon(text: &str) -> anyhow::Result<Reported> {
         p50_ms: num(&v, &["latency", "p50"]),
         p99_ms: num(&v, &["latency", "p99"]),
         pacing_p99_ms: None,
+        unheld: 0,
     })
 }
 
@@ -517,10 +524,13 @@ Error distribution:\n  [4]\tGet \"http://127.0.0.1:1/\": dial tcp: connection re
     fn reads_loadgen() {
         let j = r#"{"targets":[{"accounting":{"scheduled":100,"ok":90,"http_errors":{"503":4},
             "timeout":1,"refused":0,"reset":0,"malformed":0,"other_transport":0,
-            "dropped_cap":3,"dropped_behind":2,"cancelled":0}}],
+            "dropped_cap":3,"dropped_behind":2,"cancelled":0},
+            "arrival_stamps":{"checked":60,"late":60,"unheld":40}},{"accounting":{}}],
             "groups":[{"corrected":{"count":90,"p50":250,"p99":1800}},{"corrected":{"count":4,"p50":9,"p99":9}}]}"#;
         let r = parse_loadgen(j).unwrap();
         assert_eq!((r.responses, r.errors, r.dropped), (94, 5, 5));
         assert_eq!((r.p50_ms, r.p99_ms), (Some(0.25), Some(1.8)));
+        // Reports from before the stamp check have no `arrival_stamps`.
+        assert_eq!(r.unheld, 40);
     }
 }

@@ -23,6 +23,9 @@ pub struct ClientRun {
     pub p99_ms: Option<f64>,
     /// loadgen's pacing lag p99, milliseconds.
     pub pacing_p99_ms: Option<f64>,
+    /// loadgen's answers read after it stopped holding its sleeps, the kernel's arrival
+    /// stamps not being receipt times (0: the stamps held up).
+    pub stamps_unheld: u64,
     /// Client CPU (user + system) per response, microseconds.
     pub cpu_us_per_req: f64,
     /// Client CPU as a fraction of one core over its wall time.

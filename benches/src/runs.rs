@@ -100,6 +100,7 @@ fn client_inner(
     row.p50_ms = rep.p50_ms;
     row.p99_ms = rep.p99_ms;
     row.pacing_p99_ms = rep.pacing_p99_ms;
+    row.stamps_unheld = rep.unheld;
     row.achieved_rps = rep.responses as f64 / duration.as_secs_f64();
     row.cpu_us_per_req = if rep.responses > 0 {
         usage.cpu.as_secs_f64() * 1e6 / rep.responses as f64
@@ -159,6 +160,7 @@ fn empty_row(tool: Tool, target_rps: Option<f64>, duration: Duration) -> ClientR
         p50_ms: None,
         p99_ms: None,
         pacing_p99_ms: None,
+        stamps_unheld: 0,
         cpu_us_per_req: 0.0,
         cpu_util: 0.0,
         wakeups_per_req: 0.0,

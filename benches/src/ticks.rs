@@ -207,6 +207,7 @@ mod tests {
                 p50_ms: Some(p50),
                 p99_ms: Some(p99),
                 pacing_p99_ms: Some(0.5),
+                stamps_unheld: 0,
                 cpu_us_per_req: cpu,
                 cpu_util: 0.2,
                 wakeups_per_req: 0.4,

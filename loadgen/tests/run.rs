@@ -827,3 +827,46 @@ fn the_tick_check_warns_when_a_tick_s_burst_queues_in_the_server() {
     assert!(c[0].within);
     assert!(!text(&single.results).contains("WARNING: sending"));
 }
+
+/// Answers read after a held sleep must carry kernel stamps from before it ended. With
+/// sockets left unstamped (`LOADGEN_ARRIVAL_STAMPS=off`, as when the kernel stamps at
+/// read), the first second's check condemns them: the worker stops holding its sleeps,
+/// reads the rest as they arrive, and the report and the JSON say so. With stamps, the
+/// check runs and finds them on time.
+#[test]
+fn answers_without_receipt_stamps_stop_the_held_sleeps_and_the_report_says_so() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "");
+    let json = std::env::temp_dir().join(format!("loadgen-stamps-{}.json", std::process::id()));
+    let mut cmd = loadgen_bin();
+    cmd.env("LOADGEN_ARRIVAL_STAMPS", "off").args([
+        "--target",
+        &format!("us=http://{}/", e.addr()),
+        "--rps",
+        "1000",
+        "--duration",
+        "3s",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let out = output_within(cmd, Duration::from_secs(60));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let saved = loadgen::report::load(&json).unwrap();
+    std::fs::remove_file(&json).ok();
+    let t = &saved.results.targets[0];
+    assert_eq!(t.measured.ok, 3000, "{text}");
+    let s = t.stamps;
+    assert!(s.checked >= 50 && s.late == s.checked, "{s:?}");
+    // Condemned at the first second's check: about two thirds of the run went unheld.
+    assert!(s.unheld >= 1500, "{s:?}");
+    assert!(text.contains("WARNING arrival stamps for us"), "{text}");
+    assert!(text.contains("stopped holding its sleeps"), "{text}");
+
+    // The same run with stamps: checked, nearly all on time, nothing unheld.
+    let ok = run_against("us", "", &["--rps", "1000", "--duration", "2s"]);
+    let s = ok.results.targets[0].stamps;
+    assert!(s.checked >= 500, "{s:?}");
+    assert_eq!(s.unheld, 0, "{s:?}");
+    rt.block_on(e.shutdown()).unwrap();
+}

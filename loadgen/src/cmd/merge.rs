@@ -67,6 +67,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
                     x.folded += t.folded;
                     let _ = x.lead.add(&t.lead);
                     crate::schedule::tick::add(&mut x.ticks, &t.ticks);
+                    x.stamps.merge(&t.stamps);
                 }
                 None => {
                     origin.insert(t.name.clone(), run.path.display().to_string());
@@ -179,6 +180,7 @@ mod tests {
                     folded: 0,
                     lead: crate::results::new_histogram(),
                     ticks: Vec::new(),
+                    stamps: Default::default(),
                 }],
                 groups: Default::default(),
                 pacing: new_histogram(),

@@ -268,6 +268,14 @@ impl Recorder {
         }
     }
 
+    /// How a response's arrival stamp was judged (see `send::arrival`).
+    #[inline]
+    pub fn stamp(&mut self, target: usize, s: crate::results::Stamp) {
+        if let Some(t) = self.targets.get_mut(target) {
+            t.stamps.count(s);
+        }
+    }
+
     /// A response arrived.
     #[inline]
     pub fn response(&mut self, target: usize, warmup: bool, a: &Answered<'_>) {

@@ -217,6 +217,7 @@ mod tests {
                 folded: 0,
                 lead: crate::results::new_histogram(),
                 ticks: Vec::new(),
+                stamps: Default::default(),
             }],
             groups: Default::default(),
             pacing: new_histogram(),

@@ -1,11 +1,12 @@
 //! The schedule's lines of the text report: how coarse the ticks were (fixed, or what
-//! `--tick auto` chose) and, per target, what the tick check found (`judge::tick`).
+//! `--tick auto` chose), per target what the tick check found (`judge::tick`), and
+//! whether the answers' arrival stamps were receipt times (`send::arrival`).
 
 use std::fmt::Write as _;
 
 use crate::judge::slo::fmt_us;
 use crate::judge::tick;
-use crate::results::Results;
+use crate::results::{Results, StampCounts};
 
 /// Appends the schedule's lines (nothing in exact mode).
 pub fn lines(out: &mut String, r: &Results) {
@@ -27,6 +28,33 @@ pub fn lines(out: &mut String, r: &Results) {
             let _ = writeln!(out, "  {}", tick::describe(&c));
         }
     }
+    for t in &r.targets {
+        if let Some(line) = stamp_line(&t.name, &t.stamps) {
+            let _ = writeln!(out, "{line}");
+        }
+    }
+}
+
+/// A warning when a target's answers were not stamped on receipt (nothing otherwise).
+fn stamp_line(name: &str, s: &StampCounts) -> Option<String> {
+    let late = format!(
+        "{} of {} answers read after a held sleep were stamped after it ended, or not at all",
+        s.late, s.checked
+    );
+    if s.unheld > 0 {
+        return Some(format!(
+            "WARNING arrival stamps for {name}: {late}, so the kernel was not stamping arrivals.\n  \
+             Answers read before that was seen were timed when read, up to a sleep late; then the \
+             worker stopped holding its sleeps, and the other {} were read, and timed, as they arrived",
+            s.unheld
+        ));
+    }
+    (s.checked >= 50 && s.late * 2 >= s.checked).then(|| {
+        format!(
+            "WARNING arrival stamps for {name}: {late}; latency may include up to a sleep of the \
+             generator's own wait"
+        )
+    })
 }
 
 /// `2.00ms for 96% of requests, 500µs for 4%`: the ticks `--tick auto` chose, most used first.
@@ -52,4 +80,33 @@ fn tick_shares(r: &Results) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_mentioned_only_when_they_failed() {
+        let fine = StampCounts {
+            checked: 1000,
+            late: 30,
+            unheld: 0,
+        };
+        assert_eq!(stamp_line("us", &fine), None);
+        let fell_back = StampCounts {
+            checked: 900,
+            late: 890,
+            unheld: 4000,
+        };
+        let line = stamp_line("us", &fell_back).unwrap_or_default();
+        assert!(line.contains("890 of 900"), "{line}");
+        assert!(line.contains("other 4000 were read"), "{line}");
+        let doubtful = StampCounts {
+            checked: 100,
+            late: 60,
+            unheld: 0,
+        };
+        assert!(stamp_line("eu", &doubtful).is_some_and(|l| l.contains("up to a sleep")));
+    }
 }

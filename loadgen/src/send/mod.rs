@@ -42,6 +42,7 @@
 //! Whatever is left is counted as cancelled, so every scheduled request lands in exactly one
 //! accounting bucket.
 
+mod arrival;
 pub(crate) mod clock;
 mod dns;
 pub(crate) mod http1;
@@ -76,7 +77,8 @@ pub(super) const DISPATCH_BATCH: usize = 64;
 /// kernel scheduler, which costs more pacing precision than it saves.
 pub(super) const YIELD_BELOW_NS: u64 = 5_000;
 /// Waits up to this long hold the worker thread in a plain sleep (answers wait in their
-/// sockets, stamped by the kernel); longer ones sleep in the reactor, woken by answers.
+/// sockets, stamped by the kernel, for as long as `arrival` finds the stamps are receipt
+/// times); longer ones sleep in the reactor, woken by answers.
 pub(super) const HOLD_BELOW_NS: u64 = 2_000_000;
 /// How often workers publish counters for live progress.
 pub(super) const PUBLISH_EVERY_NS: u64 = 250_000_000;
@@ -237,6 +239,7 @@ impl EngineOutput {
                 folded: 0,
                 lead: new_histogram(),
                 ticks: Vec::new(),
+                stamps: Default::default(),
             })
             .collect();
         let mut groups: std::collections::BTreeMap<GroupKey, GroupHist> = Default::default();
@@ -252,6 +255,7 @@ impl EngineOutput {
                 t.folded += a.folded;
                 let _ = t.lead.add(&a.lead);
                 crate::schedule::tick::add(&mut t.ticks, &a.ticks);
+                t.stamps.merge(&a.stamps);
             }
             for (k, h) in g {
                 groups.entry(k).or_default().merge(&h);

@@ -41,8 +41,13 @@ pub(super) async fn serve(
         };
         {
             let mut rec = wk.rec.borrow_mut();
-            if let (Ok(Ok(resp)), Some(pace)) = (&attempt, wk.pace.borrow_mut().as_mut()) {
-                pace.observe(ti, done.saturating_sub(resp.sent_ns) / 1000);
+            if let Ok(Ok(resp)) = &attempt {
+                if let Some(pace) = wk.pace.borrow_mut().as_mut() {
+                    pace.observe(ti, done.saturating_sub(resp.sent_ns) / 1000);
+                }
+                // A stamp before the send is no receipt time either.
+                let stamp = Some(resp.arrived_ns).filter(|&a| a >= resp.sent_ns);
+                rec.stamp(ti, wk.arrival.judge(resp.sent_ns, stamp.unwrap_or(0)));
             }
             match attempt {
                 Ok(Ok(resp)) => rec.response(

@@ -9,6 +9,7 @@ use std::time::Duration;
 use http::header::HeaderName;
 use tokio::sync::Notify;
 
+use super::arrival::ArrivalWatch;
 use super::dns::Dns;
 use super::http1::Conn;
 use super::stream::Dial;
@@ -71,6 +72,8 @@ pub(super) struct Worker {
     pub(super) outstanding: Cell<usize>,
     /// With `--tick auto`, this second's service times, for the next tick's choice.
     pub(super) pace: RefCell<Option<AutoTick>>,
+    /// Whether the answers' arrival stamps are receipt times, so short waits may hold.
+    pub(super) arrival: ArrivalWatch,
     pub(super) idle: Notify,
 }
 

@@ -87,6 +87,12 @@ pub struct Tcp {
 
 impl Tcp {
     fn new(inner: TcpStream) -> Tcp {
+        if !super::arrival::stamps_wanted() {
+            return Tcp {
+                inner,
+                arrived_ns: 0,
+            };
+        }
         let on: libc::c_int = 1;
         // SAFETY: a valid socket and a c_int option value of the right size. Failure
         // leaves reads unstamped, and their answers timed when read.

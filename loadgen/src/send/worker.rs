@@ -12,6 +12,7 @@ use anyhow::Context as _;
 use http::header::{HeaderValue, HOST};
 use tokio::sync::Notify;
 
+use super::arrival::ArrivalWatch;
 use super::clock::{
     now_ns, refresh_realtime_offset, sleep_blocking_until, PreciseTimer, OFFSET_EVERY_NS,
 };
@@ -119,6 +120,7 @@ fn build(setup: &Setup) -> Rc<Worker> {
         outstanding: Cell::new(0),
         idle: Notify::new(),
         pace: RefCell::new(cfg.tick_auto.then(|| AutoTick::new(cfg.targets.len()))),
+        arrival: ArrivalWatch::default(),
     })
 }
 
@@ -152,6 +154,9 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
     let mut tick_ns = cfg.tick.as_nanos() as u64;
     let auto_every_ns = AUTO_EVERY.as_nanos() as u64;
     let mut next_choice = start_ns + auto_every_ns;
+    let mut next_review = start_ns + auto_every_ns;
+    // When the held sleep the last pass ended began (0: the last pass held none).
+    let mut slept_ns = 0u64;
     let mut next_offset = 0u64;
     let mut batch = 0usize;
     let mut spins = 0u64;
@@ -165,6 +170,14 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
         if now >= next_offset {
             refresh_realtime_offset(now);
             next_offset = now + OFFSET_EVERY_NS;
+        }
+        if slept_ns != 0 {
+            wk.arrival.woke(slept_ns, now);
+            slept_ns = 0;
+        }
+        if now >= next_review {
+            next_review += auto_every_ns;
+            wk.arrival.review(auto_every_ns);
         }
         if cfg.tick_auto && now >= next_choice {
             // Between two requests, after every request due up to the last boundary went
@@ -207,7 +220,7 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
                 }
                 continue;
             }
-            if due_ns - now <= HOLD_BELOW_NS {
+            if due_ns - now <= HOLD_BELOW_NS && wk.arrival.holding() {
                 if !settled {
                     // First let the connection tasks write what was just handed over and
                     // read the answers that are in; then look at the clock again.
@@ -219,12 +232,14 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
                 // (by their kernel stamps) in the wake-up that sends the next requests,
                 // one wake-up for both instead of one per answer.
                 settled = false;
+                slept_ns = now;
                 sleep_blocking_until(due_ns);
                 if *stop.borrow() {
                     interrupted = true;
                 }
                 continue;
             }
+            wk.arrival.unheld();
             // A closed stop channel (sender gone) means no stop can come: that branch is
             // then simply disabled.
             tokio::select! {

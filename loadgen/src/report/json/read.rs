@@ -71,6 +71,9 @@ struct RawTarget {
     /// Absent in reports written before `--tick auto`.
     #[serde(default)]
     ticks: Vec<RawTicks>,
+    /// Absent in reports written before the arrival-stamp check.
+    #[serde(default)]
+    arrival_stamps: crate::results::StampCounts,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,6 +297,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
                 .iter()
                 .map(|x| ((x.tick_us * 1000.0).round() as u64, x.requests))
                 .collect(),
+            stamps: t.arrival_stamps,
         });
     }
     Ok(SavedRun {

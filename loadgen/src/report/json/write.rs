@@ -65,6 +65,8 @@ struct JsonTarget<'a> {
     first_of_tick: Summary,
     /// Measured requests per tick they were sent at (several with `--tick auto`).
     ticks: Vec<JsonTicks>,
+    /// Whether the kernel's arrival stamps were receipt times (see the text report).
+    arrival_stamps: &'a crate::results::StampCounts,
 }
 
 #[derive(Debug, Serialize)]
@@ -184,6 +186,7 @@ pub fn to_json_with(
                         requests,
                     })
                     .collect(),
+                arrival_stamps: &t.stamps,
             })
             .collect(),
         groups: r
