@@ -62,7 +62,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
     let started_utc = utc_now();
     let mut results = Results {
         machine: machine::describe(),
-        command: std::env::args().collect::<Vec<_>>().join(" "),
+        command: command_line(),
         started_utc,
         connections: a.connections,
         rounds: a.rounds,
@@ -354,6 +354,21 @@ fn utc_now() -> String {
     let mut s = String::new();
     let _ = write!(s, "{y:04}-{mo:02}-{d:02} {h:02}:{m:02} UTC");
     s
+}
+
+/// This run's command line, paths under the current directory made relative to it, so
+/// the README shows the command as anyone's checkout would run it.
+fn command_line() -> String {
+    let here = std::env::current_dir()
+        .map(|d| format!("{}/", d.display()))
+        .unwrap_or_default();
+    std::env::args()
+        .map(|a| match a.strip_prefix(&here) {
+            Some(rel) if !here.is_empty() => rel.to_string(),
+            _ => a,
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
