@@ -23,7 +23,7 @@
 //! commands that drive it (`run`, `merge`, `compare`, `lab`).
 //!
 //! Shared vocabulary, each in its own small module: [`results`] (what a run measured),
-//! [`events`] (what a scenario marked on the run's timeline), [`error`] (bad input, exit 2), [`units`] (durations for people), [`config`] (a checked
+//! [`stamps`] (how the kernel's arrival stamps held up), [`events`] (what a scenario marked on the run's timeline), [`error`] (bad input, exit 2), [`units`] (durations for people), [`config`] (a checked
 //! run configuration), [`target`] (named targets), [`request`] (what each target is sent), [`tls`] (trusted
 //! roots for `https://`) and
 //! [`cli`] (the flags).
@@ -45,6 +45,7 @@ pub mod request;
 pub mod results;
 pub mod schedule;
 mod send;
+pub mod stamps;
 pub mod target;
 pub mod tls;
 pub mod units;

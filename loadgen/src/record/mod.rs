@@ -270,7 +270,7 @@ impl Recorder {
 
     /// How a response's arrival stamp was judged (see `send::arrival`).
     #[inline]
-    pub fn stamp(&mut self, target: usize, s: crate::results::Stamp) {
+    pub fn stamp(&mut self, target: usize, s: crate::stamps::Stamp) {
         if let Some(t) = self.targets.get_mut(target) {
             t.stamps.count(s);
         }

@@ -21,7 +21,7 @@
 
 use std::cell::Cell;
 
-pub use crate::results::Stamp;
+pub use crate::stamps::Stamp;
 
 /// A check needs this many answers read after a held sleep in its second.
 const MIN_CHECKED: u64 = 50;
