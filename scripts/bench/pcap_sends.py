@@ -74,6 +74,7 @@ def main():
         "bin_cv": round(cv, 4),
         "gap_p99_ms": round(gaps[int(0.99 * (len(gaps) - 1))] * 1e3, 3),
         "gap_max_ms": round(gaps[-1] * 1e3, 3),
+        "gaps_over_2ms": sum(1 for g in gaps if g > 0.002),
         "smooth": cv <= 0.10 and gaps[-1] <= 0.002,
     }
     print(json.dumps(report))

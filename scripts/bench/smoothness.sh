@@ -2,7 +2,9 @@
 # Is loadgen's schedule smooth on the wire? echo-svc on core 0, loadgen on core 1, and
 # tcpdump on loopback capturing every request segment (PSH to the server's port); then
 # scripts/bench/pcap_sends.py reports the 10 ms bins' coefficient of variation and the
-# largest gap between consecutive sends (targets: CV <= 10%, no gap over 2 ms).
+# largest gap between consecutive sends (targets: CV <= 10%, no gap over 2 ms). First,
+# scripts/bench/stall_probe.py measures the machine's own stalls for as long as the run:
+# a send gap is the generator's only if the machine idles without one.
 #
 #   scripts/bench/smoothness.sh [RATE] [SECONDS] [extra loadgen flags...]   # 5000 rps, 10 s
 #   scripts/bench/smoothness.sh 5000 10 --tick 0s                           # exact mode
@@ -34,6 +36,9 @@ for _ in $(seq 100); do
   (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
   sleep 0.05
 done
+
+echo "machine alone (stall_probe.py, ${secs}s, both cores):" >&2
+python3 scripts/bench/stall_probe.py --seconds "$secs" --cores 0,1
 
 # Start the capture and wait until tcpdump says it is listening.
 mkfifo "$work/tcpdump.err"
