@@ -38,6 +38,9 @@ use crate::readme;
 use crate::results::{MemoryRow, Results, ServerRow, TickRun};
 use crate::runs::{mib, missing, peer_program, run_client};
 
+/// How long the idle machine's stalls are counted before the first run and after the last.
+const STALL_PROBE_SECS: u64 = 10;
+
 /// Runs the harness; writes the README unless told not to. Returns the exit code.
 pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
     for (what, p) in [
@@ -72,8 +75,9 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         memory: Vec::new(),
         ticks: Vec::new(),
     };
-    eprintln!("compare: {}", results.machine);
     let (sc, cc) = (a.server_core, a.client_core);
+    results.machine.stalls_before = machine::stalls(&[sc, cc], STALL_PROBE_SECS);
+    eprintln!("compare: {}", results.machine);
     let load = |rate: f64, duration: Duration| Load {
         rate,
         duration,
@@ -189,6 +193,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         drop(echo);
     }
 
+    results.machine.stalls_after = machine::stalls(&[sc, cc], STALL_PROBE_SECS);
     let text = readme::render(&results);
     println!("{text}");
     if let Some(p) = &a.json {

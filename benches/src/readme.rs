@@ -90,6 +90,17 @@ pub fn render(r: &Results) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Measured {} on: {}.", r.started_utc, r.machine);
     let _ = writeln!(out);
+    for (when, s) in [
+        ("before the first run", &r.machine.stalls_before),
+        ("after the last", &r.machine.stalls_after),
+    ] {
+        if let Some(s) = s {
+            let _ = writeln!(
+                out,
+                "The idle machine {when} (`scripts/bench/stall_probe.py`): {s}.\n"
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "Regenerate with `{REGENERATE}` (runs `scripts/bench/compare.sh`, which builds the release \
