@@ -67,6 +67,12 @@ pub struct SloArgs {
     #[arg(long)]
     pub max_echo_cpu_us: Option<f64>,
 
+    /// Bound on loadgen's CPU per request over echo-svc's, the least of each at the highest
+    /// rate: the 2x-regression gate, which a slower or busier machine moves for both sides.
+    /// [default: 2.2]
+    #[arg(long)]
+    pub max_loadgen_over_echo: Option<f64>,
+
     /// Runs of each rate step; the CPU gates take the least of the highest rate's runs.
     #[arg(long, default_value_t = 3)]
     pub repeats: usize,

@@ -26,20 +26,32 @@ fn slo(extra: &[&str]) -> Output {
         .expect("run the benches binary")
 }
 
+/// The bounds: corrected p99, loadgen's and echo-svc's CPU µs per request, their ratio.
+fn bounds(p99: &str, loadgen: &str, echo: &str, ratio: &str) -> Vec<String> {
+    [
+        ("--p99", p99),
+        ("--max-loadgen-cpu-us", loadgen),
+        ("--max-echo-cpu-us", echo),
+        ("--max-loadgen-over-echo", ratio),
+    ]
+    .iter()
+    .flat_map(|(flag, v)| [flag.to_string(), v.to_string()])
+    .collect()
+}
+
+fn slo_with(bounds: Vec<String>, extra: &[&str]) -> Output {
+    let mut args: Vec<&str> = bounds.iter().map(String::as_str).collect();
+    args.extend_from_slice(extra);
+    slo(&args)
+}
+
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
 fn healthy_run_passes_generous_gates() {
-    let o = slo(&[
-        "--p99",
-        "2s",
-        "--max-loadgen-cpu-us",
-        "100000",
-        "--max-echo-cpu-us",
-        "100000",
-    ]);
+    let o = slo_with(bounds("2s", "100000", "100000", "100000"), &[]);
     let out = stdout(&o);
     assert_eq!(
         o.status.code(),
@@ -66,14 +78,7 @@ fn healthy_run_passes_generous_gates() {
 #[test]
 fn cpu_regression_fails_the_gate() {
     // A bound no real build can meet stands in for a 10x slower loadgen and echo-svc.
-    let o = slo(&[
-        "--p99",
-        "2s",
-        "--max-loadgen-cpu-us",
-        "0.01",
-        "--max-echo-cpu-us",
-        "0.01",
-    ]);
+    let o = slo_with(bounds("2s", "0.01", "0.01", "100000"), &[]);
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(99), "{out}");
     assert!(out.contains("FAIL loadgen_cpu_per_request<0.01µs"), "{out}");
@@ -82,18 +87,23 @@ fn cpu_regression_fails_the_gate() {
 }
 
 #[test]
+fn a_loadgen_costlier_than_its_bound_relative_to_echo_fails_the_ratio_gate() {
+    // loadgen costs more than a hundredth of echo-svc's CPU per request on any machine.
+    let o = slo_with(bounds("2s", "100000", "100000", "0.01"), &[]);
+    let out = stdout(&o);
+    assert_eq!(o.status.code(), Some(99), "{out}");
+    assert!(out.contains("FAIL loadgen_over_echo_cpu<0.01x"), "{out}");
+    assert!(out.contains("pass loadgen_cpu_per_request"), "{out}");
+    assert!(out.contains("pass echo_cpu_per_request"), "{out}");
+}
+
+#[test]
 fn injected_delay_fails_the_latency_gate() {
     // Every request 50 ms slower against a 20 ms p99 bound.
-    let o = slo(&[
-        "--faults",
-        "delay=50ms",
-        "--p99",
-        "20ms",
-        "--max-loadgen-cpu-us",
-        "100000",
-        "--max-echo-cpu-us",
-        "100000",
-    ]);
+    let o = slo_with(
+        bounds("20ms", "100000", "100000", "100000"),
+        &["--faults", "delay=50ms"],
+    );
     let out = stdout(&o);
     assert_eq!(o.status.code(), Some(99), "{out}");
     assert!(out.contains("FAIL p99<20ms"), "{out}");
