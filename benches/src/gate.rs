@@ -39,8 +39,9 @@ pub const EXIT_GATE_FAILED: u8 = 99;
 /// too, so the 2x gate is a ratio: loadgen's CPU per request over echo-svc's, in the same
 /// process at the same moment, which a slower or busier machine moves for both. It read
 /// 1.19-1.56 healthy (a clean-clone CI run the highest) and 2.83-3.14 with loadgen's cost
-/// doubled; 2.2 is 1.41x above the worst healthy figure and below twice the best. The absolute bounds are backstops for what
-/// slows both sides at once, set so that the slower day's machine stays under them.
+/// doubled; 2.2 is 1.41x above the worst healthy figure and below twice the best. The
+/// absolute bounds are backstops for what slows both sides at once, set so that the slower
+/// day's machine stays under them.
 #[derive(Debug, Clone, Copy)]
 pub struct Defaults {
     pub p99: Duration,
@@ -146,13 +147,18 @@ pub fn run(cfg: &GateConfig) -> anyhow::Result<Outcome> {
     Ok(Outcome { steps, cpu, pass })
 }
 
-/// The CPU gates: the highest rate's repeats, the least CPU per request of each side.
+/// The CPU gates: the highest rate's repeats, the least CPU per request of each side, and
+/// the ratio of those two leasts.
 fn cpu_checks(cfg: &GateConfig, steps: &[Step]) -> Vec<Check> {
     let top = steps.iter().map(|s| s.rate).fold(f64::NAN, f64::max);
     let at_top: Vec<&Step> = steps.iter().filter(|s| s.rate == top).collect();
-    let check = |name: &str, bound: f64, of: fn(&Step) -> f64| {
+    // Every repeat's figure, and the least of them.
+    let side = |of: fn(&Step) -> f64| {
         let all: Vec<f64> = at_top.iter().map(|s| of(s)).collect();
         let least = all.iter().copied().fold(f64::INFINITY, f64::min);
+        (all, least)
+    };
+    let check = |name: &str, bound: f64, (all, least): &(Vec<f64>, f64)| {
         let each: Vec<String> = all.iter().map(|v| format!("{v:.1}")).collect();
         Check {
             name: format!("{name}_cpu_per_request<{bound}µs"),
@@ -160,16 +166,12 @@ fn cpu_checks(cfg: &GateConfig, steps: &[Step]) -> Vec<Check> {
                 "{least:.2}µs at {top} rps (least of {} µs)",
                 each.join(", ")
             ),
-            pass: least < bound,
+            pass: *least < bound,
         }
     };
-    let lg = check("loadgen", cfg.loadgen_cpu_us, |s| s.loadgen_cpu_us_per_req);
-    let ec = check("echo", cfg.echo_cpu_us, |s| s.echo_cpu_us_per_req);
-    let least = |of: fn(&Step) -> f64| at_top.iter().map(|s| of(s)).fold(f64::INFINITY, f64::min);
-    let (l, e) = (
-        least(|s| s.loadgen_cpu_us_per_req),
-        least(|s| s.echo_cpu_us_per_req),
-    );
+    let lg = side(|s| s.loadgen_cpu_us_per_req);
+    let ec = side(|s| s.echo_cpu_us_per_req);
+    let (l, e) = (lg.1, ec.1);
     // No echo-svc CPU at all would make any ratio meaningless: that fails too.
     let ratio = if e > 0.0 && e.is_finite() {
         l / e
@@ -177,12 +179,17 @@ fn cpu_checks(cfg: &GateConfig, steps: &[Step]) -> Vec<Check> {
         f64::INFINITY
     };
     let bound = cfg.loadgen_over_echo;
-    let over = Check {
-        name: format!("loadgen_over_echo_cpu<{bound}x"),
-        measured: format!("{ratio:.2}x at {top} rps ({l:.1} over {e:.1} µs, the least of each)"),
-        pass: ratio < bound,
-    };
-    vec![lg, ec, over]
+    vec![
+        check("loadgen", cfg.loadgen_cpu_us, &lg),
+        check("echo", cfg.echo_cpu_us, &ec),
+        Check {
+            name: format!("loadgen_over_echo_cpu<{bound}x"),
+            measured: format!(
+                "{ratio:.2}x at {top} rps ({l:.1} over {e:.1} µs, the least of each)"
+            ),
+            pass: ratio < bound,
+        },
+    ]
 }
 
 fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow::Result<Step> {
@@ -399,4 +406,75 @@ pub fn run_slo(a: &crate::cli::SloArgs) -> anyhow::Result<u8> {
             .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
     }
     Ok(outcome.exit_code())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(rate: f64, loadgen: f64, echo: f64) -> Step {
+        Step {
+            rate,
+            repeat: 1,
+            achieved_rps: rate,
+            completed: 1,
+            errors: 0,
+            dropped: 0,
+            p99_us: 0,
+            loadgen_cpu_us_per_req: loadgen,
+            echo_cpu_us_per_req: echo,
+            checks: Vec::new(),
+        }
+    }
+
+    fn cfg(ratio: f64) -> GateConfig {
+        GateConfig {
+            rates: vec![1000.0, 3000.0],
+            duration: Duration::from_secs(1),
+            warmup: Duration::ZERO,
+            p99: Duration::from_millis(50),
+            loadgen_cpu_us: 90.0,
+            echo_cpu_us: 90.0,
+            loadgen_over_echo: ratio,
+            repeats: 3,
+            faults: None,
+            connections: 2,
+        }
+    }
+
+    #[test]
+    fn the_ratio_divides_the_least_of_each_side_at_the_top_rate() {
+        // The low rate's figures are left out; at the top, the least of each is 30 and 20,
+        // from different repeats.
+        let steps = [
+            step(1000.0, 5.0, 100.0),
+            step(3000.0, 30.0, 25.0),
+            step(3000.0, 45.0, 20.0),
+        ];
+        let checks = cpu_checks(&cfg(2.2), &steps);
+        assert_eq!(checks.len(), 3);
+        assert!(
+            checks[0].measured.starts_with("30.00µs at 3000"),
+            "{:?}",
+            checks[0]
+        );
+        assert!(
+            checks[1].measured.starts_with("20.00µs at 3000"),
+            "{:?}",
+            checks[1]
+        );
+        assert_eq!(checks[2].name, "loadgen_over_echo_cpu<2.2x");
+        assert!(checks[2].measured.starts_with("1.50x"), "{:?}", checks[2]);
+        assert!(checks[2].pass);
+        assert!(
+            !cpu_checks(&cfg(1.5), &steps)[2].pass,
+            "the bound is strict"
+        );
+    }
+
+    #[test]
+    fn no_echo_cpu_fails_the_ratio() {
+        let checks = cpu_checks(&cfg(1e9), &[step(3000.0, 30.0, 0.0)]);
+        assert!(!checks[2].pass, "{:?}", checks[2]);
+    }
 }

@@ -3,8 +3,8 @@
 
 One probe process per core, pinned, each sleeping 200 us at a time for SECONDS and noting
 every wake-up that came more than --over-ms late. A stall seen on both cores at once is
-the whole VM paused (the host's doing); one on a single core is something on that core,
-such as a kernel thread. smoothness.sh runs this before loadgen, so the largest send gap
+most likely the whole VM paused by its host; one on a single core is something on that
+core, such as a kernel thread. smoothness.sh runs this before loadgen, so the largest send gap
 on the wire can be read against the machine's own.
 
     stall_probe.py [--seconds 10] [--cores 0,1] [--over-ms 2]
