@@ -32,6 +32,34 @@ pub enum Command {
     /// pinned to its own core; writes the results table into benches/README.md.
     #[command(after_help = EXIT_CODES)]
     Compare(CompareArgs),
+    /// The floor: a paced HTTP/1.1 client that makes only the system calls each tick needs
+    /// and times nothing; its CPU per request is the least any client can spend here at
+    /// that tick. `compare` runs it beside the peers. Loopback only.
+    Floor(FloorArgs),
+}
+
+/// Flags of `benches floor`.
+#[derive(Debug, Clone, Args)]
+pub struct FloorArgs {
+    /// Server URL (`http://` on a loopback address).
+    #[arg(long)]
+    pub url: String,
+
+    /// Requests per second.
+    #[arg(long)]
+    pub rps: f64,
+
+    /// Length of the run.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    pub duration: Duration,
+
+    /// Keep-alive connections, opened before the first tick.
+    #[arg(long, default_value_t = 50)]
+    pub connections: usize,
+
+    /// One wake-up per tick sends every request then due.
+    #[arg(long, default_value = "500us", value_parser = humantime::parse_duration)]
+    pub tick: Duration,
 }
 
 /// Flags of `benches slo`.
@@ -153,7 +181,7 @@ pub struct CompareArgs {
     pub client_core: usize,
 
     /// Leave these sections out (comma-separated: peers, ticks, max, servers, memory) or these
-    /// tools (k6, oha, autocannon, hey).
+    /// tools (floor, k6, oha, autocannon, hey).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
 

@@ -4,7 +4,8 @@
 //! Sections (each can be skipped with `--skip`):
 //!
 //! - **peers**: echo-svc (`--workers 1`) on the server core; at each rate, `--rounds` times
-//!   over, loadgen (default and exact), k6, oha, autocannon and hey on the client core. Per
+//!   over, loadgen (default and exact), the floor (`benches floor`, the least a client at
+//!   loadgen's near tick can spend), k6, oha, autocannon and hey on the client core. Per
 //!   run: the client's CPU microseconds per response and peak RSS (from `wait4`), the
 //!   achieved rate and the p50 and p99 the tool itself reported. Ratios are taken within a
 //!   round, so background load that changes between rounds moves both sides; the README
@@ -89,6 +90,7 @@ pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
         let mut order = vec![
             Tool::Loadgen,
             Tool::LoadgenExact,
+            Tool::Floor,
             Tool::K6,
             Tool::Oha,
             Tool::Autocannon,

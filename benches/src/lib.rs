@@ -2,10 +2,12 @@
 //!
 //! Module map:
 //!
-//! - [`cli`]: the `benches` binary's flags and subcommands (`slo`, `compare`); [`run`]
+//! - [`cli`]: the `benches` binary's flags and subcommands (`slo`, `compare`, `floor`); [`run`]
 //!   dispatches them.
 //! - [`procfs`]: CPU time and memory of processes and threads (`/proc`, `wait4`).
 //! - [`fleet`]: an in-process echo-svc fleet (us/eu × v1/v2) on a thread of its own.
+//! - [`floor`]: the least CPU per request a paced client can spend on this machine at a
+//!   tick, as a client that makes only the system calls a tick needs (`benches floor`).
 //! - [`gate`]: the end-to-end SLO bench: loadgen against the fleet, gated on p99, errors,
 //!   dropped requests and CPU per request.
 //! - [`peers`]: how each load tool is run and how its output is read.
@@ -24,6 +26,7 @@ pub mod cells;
 pub mod cli;
 pub mod compare;
 pub mod fleet;
+pub mod floor;
 pub mod gate;
 pub mod machine;
 pub mod peers;
@@ -39,5 +42,6 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<u8> {
     match cli.command {
         cli::Command::Slo(a) => gate::run_slo(&a),
         cli::Command::Compare(a) => compare::run(&a),
+        cli::Command::Floor(a) => floor::run(&a),
     }
 }

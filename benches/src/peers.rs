@@ -12,12 +12,17 @@ use std::time::Duration;
 use anyhow::{bail, Context as _};
 use serde_json::Value;
 
+/// The floor's tick: the one loadgen's `--tick auto` keeps against a near server.
+pub const FLOOR_TICK: Duration = loadgen::schedule::tick::AUTO_MIN;
+
 /// The load tools the harness knows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tool {
     Loadgen,
     /// loadgen in exact mode (`--tick 0s`): one wake-up per request at its due time.
     LoadgenExact,
+    /// `benches floor`: the least a client paced at loadgen's near tick can spend here.
+    Floor,
     K6,
     Oha,
     Autocannon,
@@ -30,6 +35,7 @@ impl Tool {
         match self {
             Tool::Loadgen => "loadgen",
             Tool::LoadgenExact => "loadgen-exact",
+            Tool::Floor => "floor",
             Tool::K6 => "k6",
             Tool::Oha => "oha",
             Tool::Autocannon => "autocannon",
@@ -43,6 +49,7 @@ impl Tool {
         match self {
             Tool::Loadgen => "open loop, default (--tick auto: 500us near by)",
             Tool::LoadgenExact => "open loop, --tick 0s (exact)",
+            Tool::Floor => "reference: sleep, send, read per 500us tick; times nothing",
             Tool::K6 => "constant-arrival-rate",
             Tool::Oha => "-q, --latency-correction",
             Tool::Autocannon => "-R (overall rate)",
@@ -113,26 +120,24 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
     };
     match tool {
         Tool::Loadgen | Tool::LoadgenExact => {
-            inv.args = [
-                "--target".to_string(),
-                url.to_string(),
-                "--rps".into(),
-                load.rate.to_string(),
-                "--duration".into(),
-                format!("{d}s"),
-                "--connections".into(),
-                c.to_string(),
-                "--threads".into(),
+            inv.args = paced("--target", url, load);
+            inv.args.extend([
+                "--threads".to_string(),
                 "1".into(),
                 "--no-progress".into(),
                 "--json".into(),
                 report.display().to_string(),
-            ]
-            .into();
+            ]);
             if tool == Tool::LoadgenExact {
                 inv.args.extend(["--tick".to_string(), "0s".to_string()]);
             }
             inv.report_file = Some(report);
+        }
+        Tool::Floor => {
+            inv.args = vec!["floor".to_string()];
+            inv.args.extend(paced("--url", url, load));
+            inv.args
+                .extend(["--tick".into(), format!("{}us", FLOOR_TICK.as_micros())]);
         }
         Tool::K6 => {
             let script = work.join(format!("k6-{}.js", load.rate as u64));
@@ -212,6 +217,20 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
     inv
 }
 
+/// The flags loadgen and the floor share: where, how fast, how long, how many connections.
+fn paced(url_flag: &str, url: &str, load: Load) -> Vec<String> {
+    vec![
+        url_flag.to_string(),
+        url.to_string(),
+        "--rps".into(),
+        load.rate.to_string(),
+        "--duration".into(),
+        format!("{}s", secs(load.duration)),
+        "--connections".into(),
+        load.connections.to_string(),
+    ]
+}
+
 /// `wrk -t1` at its maximum rate.
 pub fn wrk_args(url: &str, load: Load) -> Vec<String> {
     vec![
@@ -227,6 +246,7 @@ pub fn wrk_args(url: &str, load: Load) -> Vec<String> {
 pub fn parse(tool: Tool, text: &str) -> anyhow::Result<Reported> {
     match tool {
         Tool::Loadgen | Tool::LoadgenExact => parse_loadgen(text),
+        Tool::Floor => parse_floor(text),
         Tool::K6 => parse_k6(text),
         Tool::Oha => parse_oha(text),
         Tool::Autocannon => parse_autocannon(text),
@@ -280,6 +300,21 @@ pub fn parse_loadgen(text: &str) -> anyhow::Result<Reported> {
     r.p99_ms = num(biggest, &["corrected", "p99"]).map(|us| us / 1e3);
     r.pacing_p99_ms = num(&v, &["pacing", "p99"]).map(|us| us / 1e3);
     Ok(r)
+}
+
+/// `benches floor`'s one JSON object: it times nothing, so no latency.
+pub fn parse_floor(text: &str) -> anyhow::Result<Reported> {
+    let v: Value = serde_json::from_str(text.trim()).context("the floor's JSON report")?;
+    let get = |k: &str| {
+        v[k].as_u64()
+            .with_context(|| format!("no {k} in the floor's report"))
+    };
+    Ok(Reported {
+        responses: get("responses")?,
+        errors: get("errors")?,
+        dropped: get("skipped")? + get("unanswered")?,
+        ..Reported::default()
+    })
 }
 
 /// k6's `--summary-export` JSON (milliseconds).
@@ -518,6 +553,23 @@ Error distribution:\n  [4]\tGet \"http://127.0.0.1:1/\": dial tcp: connection re
         let r = parse_autocannon(ac).unwrap();
         assert_eq!((r.responses, r.errors), (50_000, 5));
         assert_eq!(r.p99_ms, Some(1.0));
+    }
+
+    #[test]
+    fn the_floors_mode_names_its_tick() {
+        let us = FLOOR_TICK.as_micros();
+        assert!(Tool::Floor.mode().contains(&format!("{us}us")), "{us}");
+    }
+
+    #[test]
+    fn reads_the_floor() {
+        let r = parse_floor(
+            r#"{"tick_us":500,"sent":98,"responses":97,"errors":3,"skipped":2,"unanswered":1}"#,
+        )
+        .unwrap();
+        assert_eq!((r.responses, r.errors, r.dropped), (97, 3, 3));
+        assert_eq!((r.p50_ms, r.p99_ms), (None, None));
+        assert!(parse_floor(r#"{"sent":1}"#).is_err());
     }
 
     #[test]

@@ -379,6 +379,28 @@ fn stamp_fallbacks(default: &[&ClientRun], exact: &[&ClientRun]) -> String {
     )
 }
 
+/// Whether a CPU ratio bound is within reach on this machine at the floor's tick: the
+/// floor's own ratio to the same peer, and loadgen's cost over the floor's.
+fn floor_reach(rows: &[ClientRun], tool: &str, rate: f64, bound: f64) -> String {
+    let floor = round_ratios(rows, "floor", tool, Some(rate), cpu);
+    let Some(m) = median(&floor) else {
+        return String::new();
+    };
+    let over = round_ratios(rows, "loadgen", "floor", Some(rate), cpu);
+    format!(
+        "; the floor (sleep, send, read at the same {} µs tick, nothing timed) is {}x {tool}{}, \
+         and loadgen's default costs {}x the floor's",
+        crate::peers::FLOOR_TICK.as_micros(),
+        stat(&floor, 2),
+        if m > bound {
+            ": above the bound, so no client meets it at this tick on this machine"
+        } else {
+            ""
+        },
+        stat(&over, 2),
+    )
+}
+
 /// The issue's targets, each with its figures and whether this run met it (on the median
 /// of the per-round figures).
 pub fn targets(r: &Results) -> Vec<String> {
@@ -398,6 +420,7 @@ pub fn targets(r: &Results) -> Vec<String> {
             if median(&v).is_some_and(|m| m <= stretch) {
                 line.push_str(&format!(" (stretch {stretch}x met)"));
             }
+            line.push_str(&floor_reach(p, tool, rate, bound));
             lines.push(line);
         }
     }
@@ -572,6 +595,34 @@ mod tests {
         assert!(!narrow.contains("wider"), "{narrow}");
         // One round says nothing about noise.
         assert_eq!(noise_floor(&[&a], p99, 50.0), "");
+    }
+
+    #[test]
+    fn the_floor_says_whether_a_bound_is_within_reach() {
+        let run = |tool: crate::peers::Tool, round: usize, cpu: f64| ClientRun {
+            round,
+            cpu_us_per_req: cpu,
+            responses: 100,
+            error: None,
+            ..crate::runs::missing(tool, Some(5000.0), std::time::Duration::from_secs(1))
+        };
+        use crate::peers::Tool::{Floor, Loadgen, K6};
+        let rows = vec![
+            run(Loadgen, 1, 22.0),
+            run(Floor, 1, 20.0),
+            run(K6, 1, 100.0),
+            run(Loadgen, 2, 24.0),
+            run(Floor, 2, 20.0),
+            run(K6, 2, 100.0),
+        ];
+        let above = floor_reach(&rows, "k6", 5000.0, 0.15);
+        assert!(above.contains("0.20 [0.20-0.20]x k6"), "{above}");
+        assert!(above.contains("no client meets it"), "{above}");
+        assert!(above.contains("1.15 [1.10-1.20]x the floor"), "{above}");
+        let within = floor_reach(&rows, "k6", 5000.0, 0.25);
+        assert!(!within.contains("no client"), "{within}");
+        // No floor runs (skipped or failed): nothing is claimed.
+        assert_eq!(floor_reach(&rows[..1], "k6", 5000.0, 0.15), "");
     }
 
     #[test]

@@ -1,0 +1,403 @@
+//! The floor: the least CPU per request any paced HTTP/1.1 client can spend on this
+//! machine at a given tick, measured by running one that does nothing else.
+//!
+//! Why it exists: on a virtual machine most of a paced client's CPU is the kernel's
+//! (the timer wake-up, the wake-up of the server's idle core that the first send of a
+//! tick causes, loopback TCP). Whether a target such as "0.15x k6's CPU per request"
+//! can be met at a tick is then a property of the machine as much as of loadgen. The
+//! floor answers it in the same run: per tick it makes exactly the system calls a tick
+//! needs (one absolute sleep, one write per request due, one `epoll_wait(0)`, one read per
+//! answer in) and times nothing, records nothing and never reconnects. A client that
+//! measures latency can only cost more; loadgen's row over this one is what its own
+//! bookkeeping costs.
+//!
+//! It is written against the bare system calls (`libc`), not tokio, on purpose: any
+//! runtime would add work that the floor is meant to leave out. It talks to loopback only,
+//! for a bounded time, and prints one JSON object.
+
+use std::io::{ErrorKind, Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
+use std::os::fd::AsRawFd as _;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use serde::Serialize;
+
+use crate::cli::FloorArgs;
+
+/// How long answers still in flight after the last tick are waited for.
+const DRAIN: Duration = Duration::from_secs(1);
+/// Largest answer the floor reads (echo-svc's are well under 1 KiB).
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// What the floor did, printed as JSON.
+#[derive(Debug, Default, Serialize, PartialEq, Eq)]
+pub struct FloorReport {
+    pub tick_us: u64,
+    /// Requests written.
+    pub sent: u64,
+    /// Complete answers read (any status).
+    pub responses: u64,
+    /// Answers with status >= 400, unreadable answers and connections lost mid-request.
+    pub errors: u64,
+    /// Requests due while every connection was busy: not sent (the floor never queues).
+    pub skipped: u64,
+    /// Requests still unanswered when the drain ended.
+    pub unanswered: u64,
+}
+
+/// `benches floor`: runs the floor client and prints its report.
+pub fn run(a: &FloorArgs) -> anyhow::Result<u8> {
+    if !(a.rps > 0.0 && a.rps.is_finite()) {
+        bail!("--rps must be a positive number");
+    }
+    if a.connections == 0 || a.connections > 4096 {
+        bail!("--connections must be 1-4096");
+    }
+    if a.tick.is_zero() {
+        bail!("--tick must be above 0 (the floor always coalesces)");
+    }
+    let (addr, host, path) = loopback_target(&a.url)?;
+    let report = drive(addr, &host, &path, a)?;
+    // A closed pipe is an error to report, not a panic.
+    writeln!(std::io::stdout(), "{}", serde_json::to_string(&report)?)
+        .context("cannot write the report to stdout")?;
+    Ok(0)
+}
+
+/// `http://HOST:PORT/PATH` on loopback only: the floor is a benchmark's reference.
+fn loopback_target(url: &str) -> anyhow::Result<(SocketAddr, String, String)> {
+    let rest = url
+        .strip_prefix("http://")
+        .with_context(|| format!("{url}: the floor speaks plain http:// only"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let has_port = match authority.strip_prefix('[') {
+        Some(v6) => v6.contains("]:"),
+        None => authority.contains(':'),
+    };
+    let with_port = if has_port {
+        authority.to_string()
+    } else {
+        format!("{authority}:80")
+    };
+    let addr = with_port
+        .to_socket_addrs()
+        .with_context(|| format!("{url}: cannot resolve {authority}"))?
+        .next()
+        .with_context(|| format!("{url}: {authority} resolves to nothing"))?;
+    if !addr.ip().is_loopback() {
+        bail!(
+            "{url}: {} is not a loopback address; the floor sends to loopback only",
+            addr.ip()
+        );
+    }
+    Ok((addr, authority.to_string(), path.to_string()))
+}
+
+/// One connection: its stream and what has arrived of its current answer.
+#[derive(Debug)]
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+    busy: bool,
+    dead: bool,
+}
+
+fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Result<FloorReport> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
+    let ep = Epoll::new()?;
+    let mut conns = Vec::with_capacity(a.connections);
+    for i in 0..a.connections {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2))
+            .with_context(|| format!("cannot connect to {addr}"))?;
+        stream.set_nodelay(true).context("TCP_NODELAY")?;
+        stream.set_nonblocking(true).context("O_NONBLOCK")?;
+        ep.add(stream.as_raw_fd(), i as u64)?;
+        conns.push(Conn {
+            stream,
+            buf: Vec::with_capacity(1024),
+            busy: false,
+            dead: false,
+        });
+    }
+    let mut idle: Vec<usize> = (0..conns.len()).rev().collect();
+    let tick_ns = a.tick.as_nanos() as u64;
+    let ticks = (a.duration.as_nanos() as u64).div_ceil(tick_ns);
+    let mut rep = FloorReport {
+        tick_us: tick_ns / 1000,
+        ..FloorReport::default()
+    };
+    let start = monotonic_ns()?;
+    let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns.len()];
+    for k in 1..=ticks {
+        sleep_until_ns(start + k * tick_ns);
+        let due = (a.rps * (k * tick_ns) as f64 / 1e9) as u64;
+        while rep.sent + rep.skipped < due {
+            // A connection lost while idle stays in the list until its turn: pass it by.
+            while idle.last().is_some_and(|&i| conns[i].dead) {
+                idle.pop();
+            }
+            let Some(i) = idle.pop() else {
+                rep.skipped += 1;
+                continue;
+            };
+            let c = &mut conns[i];
+            match c.stream.write(&request) {
+                Ok(n) if n == request.len() => {
+                    c.busy = true;
+                    rep.sent += 1;
+                }
+                // A short or failed write on an idle keep-alive connection: lost.
+                _ => {
+                    c.dead = true;
+                    rep.errors += 1;
+                }
+            }
+        }
+        let n = ep.wait(&mut events, 0)?;
+        read_ready(&mut conns, &events[..n], &mut idle, &mut rep);
+    }
+    let drain_until = monotonic_ns()? + DRAIN.as_nanos() as u64;
+    while conns.iter().any(|c| c.busy && !c.dead) {
+        let now = monotonic_ns()?;
+        if now >= drain_until {
+            break;
+        }
+        let ms = ((drain_until - now) / 1_000_000).clamp(1, 100) as i32;
+        let n = ep.wait(&mut events, ms)?;
+        read_ready(&mut conns, &events[..n], &mut idle, &mut rep);
+    }
+    rep.unanswered = conns.iter().filter(|c| c.busy && !c.dead).count() as u64;
+    Ok(rep)
+}
+
+/// Reads what the ready connections have; a complete answer frees its connection.
+fn read_ready(
+    conns: &mut [Conn],
+    ready: &[libc::epoll_event],
+    idle: &mut Vec<usize>,
+    rep: &mut FloorReport,
+) {
+    let mut chunk = [0u8; 8192];
+    for ev in ready {
+        let i = ev.u64 as usize;
+        let Some(c) = conns.get_mut(i) else { continue };
+        if c.dead {
+            continue;
+        }
+        loop {
+            match c.stream.read(&mut chunk) {
+                Ok(0) => {
+                    c.dead = true;
+                    rep.errors += u64::from(c.busy);
+                    break;
+                }
+                Ok(n) => {
+                    c.buf.extend_from_slice(&chunk[..n]);
+                    if n < chunk.len() {
+                        break;
+                    }
+                }
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(_) => {
+                    c.dead = true;
+                    rep.errors += u64::from(c.busy);
+                    break;
+                }
+            }
+        }
+        if c.dead {
+            continue;
+        }
+        match answer(&c.buf) {
+            Answer::Partial if c.buf.len() <= MAX_ANSWER => {}
+            Answer::Complete { len, status } if c.busy => {
+                c.buf.drain(..len);
+                c.busy = false;
+                rep.responses += 1;
+                rep.errors += u64::from(status >= 400);
+                idle.push(i);
+            }
+            // Too large, unframed, or an answer nobody asked for: give the connection up.
+            _ => {
+                c.dead = true;
+                rep.errors += u64::from(c.busy);
+            }
+        }
+    }
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Answer {
+    Partial,
+    Complete { len: usize, status: u16 },
+    Unframed,
+}
+
+/// Frames one HTTP/1.1 answer by its `Content-Length` (all the floor's server sends).
+fn answer(buf: &[u8]) -> Answer {
+    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return Answer::Partial;
+    };
+    let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
+        return Answer::Unframed;
+    };
+    let mut lines = head.split("\r\n");
+    let status = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse::<u16>().ok());
+    let length = lines.find_map(|l| {
+        let (k, v) = l.split_once(':')?;
+        k.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| v.trim().parse::<usize>().ok())?
+    });
+    match (status, length) {
+        (Some(status), Some(body)) => {
+            let len = head_end + 4 + body;
+            if buf.len() >= len {
+                Answer::Complete { len, status }
+            } else {
+                Answer::Partial
+            }
+        }
+        _ => Answer::Unframed,
+    }
+}
+
+fn monotonic_ns() -> anyhow::Result<u64> {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec.
+    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+        bail!("clock_gettime failed: {}", std::io::Error::last_os_error());
+    }
+    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
+}
+
+/// One absolute sleep on the monotonic clock (no drift, one system call).
+fn sleep_until_ns(at: u64) {
+    let ts = libc::timespec {
+        tv_sec: (at / 1_000_000_000) as libc::time_t,
+        tv_nsec: (at % 1_000_000_000) as libc::c_long,
+    };
+    // SAFETY: `ts` is a valid timespec; the remainder pointer may be null with TIMER_ABSTIME.
+    while unsafe {
+        libc::clock_nanosleep(
+            libc::CLOCK_MONOTONIC,
+            libc::TIMER_ABSTIME,
+            &ts,
+            std::ptr::null_mut(),
+        )
+    } == libc::EINTR
+    {}
+}
+
+/// An epoll instance, closed on drop.
+#[derive(Debug)]
+struct Epoll(libc::c_int);
+
+impl Epoll {
+    fn new() -> anyhow::Result<Epoll> {
+        // SAFETY: plain system call with a flag argument.
+        let fd = unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) };
+        if fd < 0 {
+            bail!("epoll_create1: {}", std::io::Error::last_os_error());
+        }
+        Ok(Epoll(fd))
+    }
+
+    fn add(&self, fd: libc::c_int, key: u64) -> anyhow::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: libc::EPOLLIN as u32,
+            u64: key,
+        };
+        // SAFETY: both descriptors are open and `ev` is a valid event.
+        if unsafe { libc::epoll_ctl(self.0, libc::EPOLL_CTL_ADD, fd, &mut ev) } != 0 {
+            bail!("epoll_ctl: {}", std::io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    fn wait(&self, events: &mut [libc::epoll_event], timeout_ms: i32) -> anyhow::Result<usize> {
+        loop {
+            // SAFETY: `events` is valid for `events.len()` entries.
+            let n = unsafe {
+                libc::epoll_wait(
+                    self.0,
+                    events.as_mut_ptr(),
+                    events.len() as libc::c_int,
+                    timeout_ms,
+                )
+            };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = std::io::Error::last_os_error();
+            if e.kind() != ErrorKind::Interrupted {
+                return Err(e).context("epoll_wait");
+            }
+        }
+    }
+}
+
+impl Drop for Epoll {
+    fn drop(&mut self) {
+        // SAFETY: the descriptor is ours and closed once.
+        unsafe { libc::close(self.0) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::{answer, loopback_target, Answer};
+
+    #[test]
+    fn frames_answers_by_content_length() {
+        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-region: us\r\n\r\nhello";
+        assert_eq!(
+            answer(ok),
+            Answer::Complete {
+                len: ok.len(),
+                status: 200
+            }
+        );
+        assert_eq!(answer(&ok[..ok.len() - 1]), Answer::Partial);
+        assert_eq!(answer(b"HTTP/1.1 200 OK\r\nconte"), Answer::Partial);
+        let err = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\nHTTP/1.1";
+        assert_eq!(
+            answer(err),
+            Answer::Complete {
+                len: err.len() - 8,
+                status: 503
+            }
+        );
+        assert_eq!(
+            answer(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello"),
+            Answer::Unframed
+        );
+    }
+
+    #[test]
+    fn sends_to_loopback_only() {
+        let (addr, host, path) = loopback_target("http://127.0.0.1:8080/x?y=1").unwrap();
+        assert_eq!(addr.port(), 8080);
+        assert_eq!((host.as_str(), path.as_str()), ("127.0.0.1:8080", "/x?y=1"));
+        let (addr, _, path) = loopback_target("http://[::1]:81").unwrap();
+        assert!(addr.ip().is_loopback());
+        assert_eq!((addr.port(), path.as_str()), (81, "/"));
+        assert_eq!(loopback_target("http://127.0.0.2").unwrap().0.port(), 80);
+        let e = loopback_target("http://192.0.2.1:80/").unwrap_err();
+        assert!(format!("{e:#}").contains("not a loopback"), "{e:#}");
+        assert!(loopback_target("https://127.0.0.1/").is_err());
+    }
+}
