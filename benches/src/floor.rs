@@ -6,19 +6,19 @@
 //! tick causes, loopback TCP). Whether a target such as "0.15x k6's CPU per request"
 //! can be met at a tick is then a property of the machine as much as of loadgen. The
 //! floor answers it in the same run: per tick it makes exactly the system calls a tick
-//! needs (one absolute sleep, one write per request due, one `epoll_wait(0)`, one read per
-//! answer in) and times nothing, records nothing and never reconnects. A client that
+//! needs (one sleep to the tick's deadline, one write per request due, one `epoll_wait(0)`,
+//! one read per answer in) and times nothing, records nothing and never reconnects. A client that
 //! measures latency can only cost more; loadgen's row over this one is what its own
 //! bookkeeping costs.
 //!
-//! It is written against the bare system calls (`libc`), not tokio, on purpose: any
-//! runtime would add work that the floor is meant to leave out. It talks to loopback only,
+//! It is written on blocking-free std sockets and a bare `epoll` (`libc`), not tokio, on
+//! purpose: any runtime would add work that the floor is meant to leave out. It talks to loopback only,
 //! for a bounded time, and prints one JSON object.
 
 use std::io::{ErrorKind, Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::os::fd::AsRawFd as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 use serde::Serialize;
@@ -27,6 +27,8 @@ use crate::cli::FloorArgs;
 
 /// How long answers still in flight after the last tick are waited for.
 const DRAIN: Duration = Duration::from_secs(1);
+/// The finest tick the floor takes.
+const MIN_TICK: Duration = Duration::from_micros(10);
 /// Largest answer the floor reads (echo-svc's are well under 1 KiB).
 const MAX_ANSWER: usize = 64 * 1024;
 
@@ -38,7 +40,8 @@ pub struct FloorReport {
     pub sent: u64,
     /// Complete answers read (any status).
     pub responses: u64,
-    /// Answers with status >= 400, unreadable answers and connections lost mid-request.
+    /// Answers with status >= 400, unreadable answers, connections lost mid-request, and
+    /// failed writes (whose request then goes to the next idle connection).
     pub errors: u64,
     /// Requests due while every connection was busy: not sent (the floor never queues).
     pub skipped: u64,
@@ -54,8 +57,9 @@ pub fn run(a: &FloorArgs) -> anyhow::Result<u8> {
     if a.connections == 0 || a.connections > 4096 {
         bail!("--connections must be 1-4096");
     }
-    if a.tick.is_zero() {
-        bail!("--tick must be above 0 (the floor always coalesces)");
+    // Below this a tick is no longer a wake-up to coalesce into, and the loop would spin.
+    if a.tick < MIN_TICK {
+        bail!("--tick must be at least {MIN_TICK:?} (the floor always coalesces)");
     }
     let (addr, host, path) = loopback_target(&a.url)?;
     let report = drive(addr, &host, &path, a)?;
@@ -127,14 +131,18 @@ fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Res
     let tick_ns = a.tick.as_nanos() as u64;
     let ticks = (a.duration.as_nanos() as u64).div_ceil(tick_ns);
     let mut rep = FloorReport {
-        tick_us: tick_ns / 1000,
+        tick_us: a.tick.as_micros() as u64,
         ..FloorReport::default()
     };
-    let start = monotonic_ns()?;
+    let start = Instant::now();
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns.len()];
     for k in 1..=ticks {
-        sleep_until_ns(start + k * tick_ns);
-        let due = (a.rps * (k * tick_ns) as f64 / 1e9) as u64;
+        // Each deadline counts from the start, so late wake-ups do not add up.
+        let at = Duration::from_nanos(tick_ns.saturating_mul(k));
+        if let Some(wait) = at.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        let due = (a.rps * at.as_secs_f64()) as u64;
         while rep.sent + rep.skipped < due {
             // A connection lost while idle stays in the list until its turn: pass it by.
             while idle.last().is_some_and(|&i| conns[i].dead) {
@@ -160,13 +168,12 @@ fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Res
         let n = ep.wait(&mut events, 0)?;
         read_ready(&mut conns, &events[..n], &mut idle, &mut rep);
     }
-    let drain_until = monotonic_ns()? + DRAIN.as_nanos() as u64;
+    let drain_until = Instant::now() + DRAIN;
     while conns.iter().any(|c| c.busy && !c.dead) {
-        let now = monotonic_ns()?;
-        if now >= drain_until {
+        let Some(left) = drain_until.checked_duration_since(Instant::now()) else {
             break;
-        }
-        let ms = ((drain_until - now) / 1_000_000).clamp(1, 100) as i32;
+        };
+        let ms = left.as_millis().clamp(1, 100) as i32;
         let n = ep.wait(&mut events, ms)?;
         read_ready(&mut conns, &events[..n], &mut idle, &mut rep);
     }
@@ -268,36 +275,6 @@ fn answer(buf: &[u8]) -> Answer {
         }
         _ => Answer::Unframed,
     }
-}
-
-fn monotonic_ns() -> anyhow::Result<u64> {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
-        bail!("clock_gettime failed: {}", std::io::Error::last_os_error());
-    }
-    Ok(ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64)
-}
-
-/// One absolute sleep on the monotonic clock (no drift, one system call).
-fn sleep_until_ns(at: u64) {
-    let ts = libc::timespec {
-        tv_sec: (at / 1_000_000_000) as libc::time_t,
-        tv_nsec: (at % 1_000_000_000) as libc::c_long,
-    };
-    // SAFETY: `ts` is a valid timespec; the remainder pointer may be null with TIMER_ABSTIME.
-    while unsafe {
-        libc::clock_nanosleep(
-            libc::CLOCK_MONOTONIC,
-            libc::TIMER_ABSTIME,
-            &ts,
-            std::ptr::null_mut(),
-        )
-    } == libc::EINTR
-    {}
 }
 
 /// An epoll instance, closed on drop.

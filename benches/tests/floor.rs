@@ -111,4 +111,19 @@ fn refuses_anything_but_loopback() {
     let o = floor("http://127.0.0.1:80/", "0", "1");
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("--rps"));
+    // A tick too fine to coalesce anything would only spin.
+    let o = Command::new(env!("CARGO_BIN_EXE_benches"))
+        .args([
+            "floor",
+            "--url",
+            "http://127.0.0.1:80/",
+            "--rps",
+            "100",
+            "--tick",
+            "1us",
+        ])
+        .output()
+        .expect("run the benches binary");
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--tick must be at least"));
 }
