@@ -11,7 +11,7 @@
 //! measures latency can only cost more; loadgen's row over this one is what its own
 //! bookkeeping costs.
 //!
-//! It is written on blocking-free std sockets and a bare `epoll` (`libc`), not tokio, on
+//! It is written on non-blocking std sockets and a bare `epoll` (`libc`), not tokio, on
 //! purpose: any runtime would add work that the floor is meant to leave out. It talks to loopback only,
 //! for a bounded time, and prints one JSON object.
 
