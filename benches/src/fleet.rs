@@ -128,6 +128,7 @@ fn serve(
 }
 
 /// CPU time of another live thread of this process, from its CPU-time clock.
+#[cfg(target_os = "linux")]
 pub fn pthread_cpu(thread: libc::pthread_t) -> anyhow::Result<Duration> {
     let mut clock: libc::clockid_t = 0;
     // SAFETY: `thread` is a live thread of this process (its JoinHandle is held) and
@@ -145,4 +146,10 @@ pub fn pthread_cpu(thread: libc::pthread_t) -> anyhow::Result<Duration> {
         bail!("clock_gettime: {}", std::io::Error::last_os_error());
     }
     Ok(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+}
+
+/// macOS has no per-thread CPU clock in `libc`; the CPU gates that need it run on Linux.
+#[cfg(not(target_os = "linux"))]
+pub fn pthread_cpu(_thread: libc::pthread_t) -> anyhow::Result<Duration> {
+    bail!("a thread's CPU time is read on Linux only")
 }

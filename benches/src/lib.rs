@@ -6,7 +6,7 @@
 //!   dispatches them.
 //! - [`procfs`]: CPU time and memory of processes and threads (`/proc`, `wait4`).
 //! - [`fleet`]: an in-process echo-svc fleet (us/eu × v1/v2) on a thread of its own.
-//! - [`floor`]: the least CPU per request a paced client can spend on this machine at a
+//! - `floor` (Linux only): the least CPU per request a paced client can spend on this machine at a
 //!   tick, as a client that makes only the system calls a tick needs (`benches floor`).
 //! - [`gate`]: the end-to-end SLO bench: loadgen against the fleet, gated on p99, errors,
 //!   dropped requests and CPU per request.
@@ -26,6 +26,7 @@ pub mod cells;
 pub mod cli;
 pub mod compare;
 pub mod fleet;
+#[cfg(target_os = "linux")]
 pub mod floor;
 pub mod gate;
 pub mod machine;
@@ -42,6 +43,10 @@ pub fn run(cli: cli::Cli) -> anyhow::Result<u8> {
     match cli.command {
         cli::Command::Slo(a) => gate::run_slo(&a),
         cli::Command::Compare(a) => compare::run(&a),
+        #[cfg(target_os = "linux")]
         cli::Command::Floor(a) => floor::run(&a),
+        // The floor is written on epoll, to make no system call a tick does not need.
+        #[cfg(not(target_os = "linux"))]
+        cli::Command::Floor(_) => anyhow::bail!("benches floor needs Linux (epoll)"),
     }
 }

@@ -1,6 +1,8 @@
 //! The floor client against real servers on loopback: echo-svc (the in-process fleet),
-//! a server that fails every request, one that hangs up, and a refused address.
+//! a server that fails every request, one that hangs up, and a refused address. Linux only,
+//! as the floor is.
 
+#![cfg(target_os = "linux")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{Read as _, Write as _};

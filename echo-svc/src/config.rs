@@ -324,15 +324,13 @@ impl Config {
         }
     }
 
-    /// The pod name, falling back to the host name.
+    /// The pod name, falling back to the host name (`gethostname`, which macOS has too:
+    /// there is no /proc, and shells do not export HOSTNAME).
     pub fn pod(&self) -> String {
         if let Some(name) = self.pod_name.as_deref().filter(|n| !n.is_empty()) {
             return name.to_owned();
         }
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
+        host_name()
             .or_else(|| std::env::var("HOSTNAME").ok())
             .unwrap_or_else(|| "unknown".to_owned())
     }
@@ -405,6 +403,22 @@ impl Config {
         )?;
         Ok(())
     }
+}
+
+/// The machine's host name, if it has one that is valid UTF-8.
+fn host_name() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: `buf` is writable for its length; gethostname writes at most that many
+    // bytes and the result is cut at the first NUL below.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    std::str::from_utf8(&buf[..end])
+        .ok()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
 }
 
 #[cfg(test)]

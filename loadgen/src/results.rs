@@ -427,6 +427,9 @@ pub struct Results {
     pub tick_ns: u64,
     /// `--tick auto` chose the ticks (see `schedule::tick`).
     pub tick_auto: bool,
+    /// How the generator waited and timed answers (`send::clock::timing_source`); empty
+    /// when not known (reports from before it was written, or built from other tools').
+    pub timing: String,
 }
 
 impl Results {
@@ -465,6 +468,7 @@ impl Results {
             interrupted: false,
             tick_ns,
             tick_auto: false,
+            timing: String::new(),
         }
     }
 }

@@ -832,7 +832,9 @@ fn the_tick_check_warns_when_a_tick_s_burst_queues_in_the_server() {
 /// sockets left unstamped (`LOADGEN_ARRIVAL_STAMPS=off`, as when the kernel stamps at
 /// read), the first second's check condemns them: the worker stops holding its sleeps,
 /// reads the rest as they arrive, and the report and the JSON say so. With stamps, the
-/// check runs and finds them on time.
+/// check runs and finds them on time. Linux only: elsewhere no socket is stamped and no
+/// sleep is held (`timing_source_is_named` covers that path).
+#[cfg(target_os = "linux")]
 #[test]
 fn answers_without_receipt_stamps_stop_the_held_sleeps_and_the_report_says_so() {
     let rt = server_runtime();
@@ -869,4 +871,30 @@ fn answers_without_receipt_stamps_stop_the_held_sleeps_and_the_report_says_so() 
     assert!(s.checked >= 500, "{s:?}");
     assert_eq!(s.unheld, 0, "{s:?}");
     rt.block_on(e.shutdown()).unwrap();
+}
+
+/// Every report names how the generator waited and timed answers: on Linux a timerfd and
+/// the kernel's receive stamps, elsewhere tokio's timer and the time of the read. The
+/// JSON keeps it, so a merged or compared report still says it.
+#[test]
+fn timing_source_is_named() {
+    let json = std::env::temp_dir().join(format!("loadgen-timing-{}.json", std::process::id()));
+    let j = json.to_str().unwrap().to_string();
+    let out = run_against(
+        "us",
+        "",
+        &["--rps", "100", "--duration", "1s", "--json", &j],
+    );
+    let saved = loadgen::report::load(&json).unwrap();
+    std::fs::remove_file(&json).ok();
+    let t = &out.results.timing;
+    if cfg!(target_os = "linux") {
+        assert!(t.starts_with("timerfd waits, kernel receive stamps"), "{t}");
+    } else {
+        assert!(t.starts_with("tokio timer waits"), "{t}");
+        assert_eq!(out.results.targets[0].stamps.checked, 0);
+    }
+    assert_eq!(&saved.results.timing, t);
+    let text = loadgen::report::text::render(&out.results, &[]);
+    assert!(text.contains(&format!("timing: {t}")), "{text}");
 }

@@ -51,11 +51,11 @@ def read_env(path: Path = CONFIG) -> dict[str, str]:
             continue
         key, sep, value = line.partition("=")
         if not sep or not re.fullmatch(r"[A-Z_]+", key):
-            raise ConfigError(f"{path.relative_to(ROOT)}:{number}: expected KEY=value, got {line!r}")
+            raise ConfigError(f"{shown(path)}:{number}: expected KEY=value, got {line!r}")
         values[key] = value.strip().strip('"')
     for key in ("GIT_REPO_URL", "IMAGE_REPO"):
         if not values.get(key):
-            raise ConfigError(f"{path.relative_to(ROOT)}: {key} is not set")
+            raise ConfigError(f"{shown(path)}: {key} is not set")
     return values
 
 
@@ -89,7 +89,7 @@ def _replace(path: Path, pattern: str, repl, count_expected: int | None = 1) -> 
     text = path.read_text()
     new, n = re.subn(pattern, repl, text, flags=re.M)
     if n == 0 or (count_expected is not None and n != count_expected):
-        raise ConfigError(f"{path.relative_to(ROOT)}: expected {count_expected} line(s) matching "
+        raise ConfigError(f"{shown(path)}: expected {count_expected} line(s) matching "
                           f"{pattern!r}, found {n}")
     if new != text:
         path.write_text(new)
@@ -112,10 +112,18 @@ def images(path: Path = IMAGES) -> dict[str, tuple[str, str]]:
     return found
 
 
-def deployed_tag() -> str:
-    tags = {tag for _, tag in images().values()}
+def shown(path: Path) -> str:
+    """The path as a message names it: inside the checkout relative to it."""
+    try:
+        return str(path.relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def deployed_tag(path: Path = IMAGES) -> str:
+    tags = {tag for _, tag in images(path).values()}
     if len(tags) != 1:
-        raise ConfigError(f"{IMAGES.relative_to(ROOT)}: the images have different tags {sorted(tags)}")
+        raise ConfigError(f"{shown(path)}: the images have different tags {sorted(tags)}")
     return tags.pop()
 
 
@@ -188,36 +196,36 @@ def disagreements() -> list[str]:
     return problems
 
 
+def check() -> int:
+    problems = disagreements()
+    for p in problems:
+        print(f"  FAIL {p} (run `task config:apply`)")
+    if problems:
+        return 1
+    print("  ok   manifests follow deploy/config.env")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    """No `match`: every task evaluates `get TAG` with the system python3, 3.9 on macOS."""
     usage = __doc__.split("\n\n")[3]
+    commands = {
+        ("apply", 0): lambda: apply(),
+        ("check", 0): check,
+        ("get", 1): lambda key: print(deployed_tag() if key == "TAG" else read_env()[key]),
+        ("set-image", 2): set_image,
+        ("set-remote", 2): set_remote,
+        ("get-remote", 1): lambda region: print(remote_address(region)),
+    }
+    command = commands.get((argv[0], len(argv) - 1)) if argv else None
+    if command is None:
+        print(usage, file=sys.stderr)
+        return 2
     try:
-        match argv:
-            case ["apply"]:
-                apply()
-            case ["check"]:
-                problems = disagreements()
-                for p in problems:
-                    print(f"  FAIL {p} (run `task config:apply`)")
-                if problems:
-                    return 1
-                print("  ok   manifests follow deploy/config.env")
-            case ["get", "TAG"]:
-                print(deployed_tag())
-            case ["get", key]:
-                print(read_env()[key])
-            case ["set-image", repo, tag]:
-                set_image(repo, tag)
-            case ["set-remote", region, addr]:
-                set_remote(region, addr)
-            case ["get-remote", region]:
-                print(remote_address(region))
-            case _:
-                print(usage, file=sys.stderr)
-                return 2
+        return command(*argv[1:]) or 0
     except (ConfigError, KeyError, OSError) as err:
         print(f"course_config: {err}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

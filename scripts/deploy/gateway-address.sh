@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Print the address of a cluster's east-west gateway: its LoadBalancer IP, or
 # host name where the cloud gives one (AWS NLBs), alone on one line.
 #
@@ -6,7 +6,7 @@
 #
 # With --wait, polls until the address exists or the deadline passes; without,
 # answers at once. Exit status: 0 printed, 1 no address (with the likely cause).
-set -euo pipefail
+set -eu
 ctx=${1:?usage: gateway-address.sh CONTEXT [--wait SECONDS]}
 wait_s=0
 if [ "${2:-}" = --wait ]; then wait_s=${3:?--wait needs seconds}; fi

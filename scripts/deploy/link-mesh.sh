@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Link the two clusters: write each cluster's east-west gateway address into
 # the other region's overlay (deploy/overlays/<region>/remote-gateway.yaml),
 # then show the change. Argo CD deploys what is in Git, so the change only
@@ -8,7 +8,7 @@
 #   scripts/deploy/link-mesh.sh CTX_US CTX_EU
 #
 # Exit status: 0 linked (or already linked), 1 a gateway has no address.
-set -euo pipefail
+set -eu
 cd "$(dirname "$0")/../.."
 ctx_us=${1:?usage: link-mesh.sh CTX_US CTX_EU}
 ctx_eu=${2:?usage: link-mesh.sh CTX_US CTX_EU}

@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Run one region's loadgen Job (deploy/load/<region>) and collect its results.
 #
 #   scripts/deploy/load-run.sh CONTEXT REGION [single|sharded] [OUT_DIR]
@@ -9,7 +9,7 @@
 # LOAD_SLO / LOAD_DURATION override the SLOs and the run length for one run
 # (scripts/deploy/load_overrides.py; `task verify:lab9` forces a failure so).
 # Exit status: 0 passed, 99 an SLO failed (loadgen's own code), 1 otherwise.
-set -euo pipefail
+set -eu
 
 ctx=${1:?usage: load-run.sh CONTEXT REGION [single|sharded] [OUT_DIR]}
 region=${2:?region (us or eu) missing}
@@ -27,9 +27,11 @@ k() { kubectl --context "$ctx" -n echo "$@"; }
 mkdir -p "$out"
 k delete job "$job" --ignore-not-found --wait=true
 # Only the shared objects and this mode's Job: the overlay holds both Jobs.
-kubectl kustomize "deploy/load/$region" \
-  | python3 scripts/deploy/load_overrides.py \
-  | kubectl --context "$ctx" apply -l "load-mode in (shared,$mode)" -f -
+# Rendered into a variable first: POSIX sh has no pipefail, and a failed render
+# must stop here, not apply nothing.
+rendered=$(kubectl kustomize "deploy/load/$region" | python3 scripts/deploy/load_overrides.py)
+[ -n "$rendered" ] || { echo "load-run: deploy/load/$region rendered nothing" >&2; exit 1; }
+printf '%s\n' "$rendered" | kubectl --context "$ctx" apply -l "load-mode in (shared,$mode)" -f -
 
 deadline=$(( $(date +%s) + ${LOAD_TIMEOUT:-1200} ))
 state=

@@ -428,6 +428,63 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
                                 f"monitoring; Prometheus runs in {obs_ns}")
 
 
+def envoys_scrapable(renders: dict[str, list[dict]], report: Report) -> None:
+    """Every meshed pod's Envoy answers Prometheus: a NetworkPolicy that selects the pod
+    admits namespace observability on 15090 (the envoy-stats PodMonitor) and 15020.
+    Without it the client pods' targets are DOWN and Kiali draws no cross-region edge."""
+    for where, docs in renders.items():
+        policies = [d for d in docs if d["kind"] == "NetworkPolicy"]
+        for doc in docs:
+            pod = pod_specs(doc)
+            if pod is None or not policies:
+                continue
+            spec = doc["spec"].get("jobTemplate", {}).get("spec", doc["spec"])
+            meta = spec.get("template", {}).get("metadata", {})
+            labels = meta.get("labels") or {}
+            if (meta.get("annotations") or {}).get("sidecar.istio.io/inject") == "false" \
+                    or labels.get("sidecar.istio.io/inject") == "false":
+                continue  # no Envoy to scrape
+            selecting = [p for p in policies if selects(p["spec"].get("podSelector", {}), labels)]
+            if not selecting:
+                continue
+            for port in (15090, 15020):
+                if not any(admits(p, "observability", port) for p in selecting):
+                    report.fail(f"{where}: {doc['kind']}/{doc['metadata']['name']}: no NetworkPolicy "
+                                f"admits observability on {port} (Envoy's metrics)")
+                else:
+                    report.ok()
+
+
+def selects(selector: dict, labels: dict) -> bool:
+    if any(labels.get(k) != v for k, v in (selector.get("matchLabels") or {}).items()):
+        return False
+    for e in selector.get("matchExpressions") or []:
+        have = labels.get(e["key"])
+        if e["operator"] == "In" and have not in e.get("values", []):
+            return False
+        if e["operator"] == "NotIn" and have in e.get("values", []):
+            return False
+        if e["operator"] == "Exists" and have is None:
+            return False
+        if e["operator"] == "DoesNotExist" and have is not None:
+            return False
+    return True
+
+
+def admits(policy: dict, namespace: str, port: int) -> bool:
+    for rule in policy["spec"].get("ingress") or []:
+        ports = [p.get("port") for p in rule.get("ports") or []]
+        if ports and port not in ports:
+            continue
+        for peer in rule.get("from") or [{}]:
+            ns = peer.get("namespaceSelector")
+            if ns is None and peer:
+                continue
+            if ns is None or selects(ns, {"kubernetes.io/metadata.name": namespace}):
+                return True
+    return False
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="directory for the rendered manifests")
@@ -465,6 +522,7 @@ def main() -> int:
         print("consistency: images, grace periods, ports, Jobs, Argo CD, Istio values")
         before = report.passed
         consistency_checks(renders, report)
+        envoys_scrapable(renders, report)
         print(f"  {report.passed - before} checks passed")
         (args.out / "deployable.txt").write_text(
             "".join(d.replace("/", "__") + ".yaml\n" for d in deployable_kustomizations(list(renders))))

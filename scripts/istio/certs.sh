@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # The mesh's one root of trust and an intermediate CA per cluster, with openssl.
 #
 #   scripts/istio/certs.sh DIR REGION...        # e.g. .istio-certs us eu
@@ -15,7 +15,7 @@
 # by accident; delete DIR to start over). Keys are 0600 and DIR is ignored by
 # Git and by the image build. Exit status: 0 done, 1 openssl failed or a
 # chain does not verify, 2 usage.
-set -euo pipefail
+set -eu
 dir=${1:?usage: certs.sh DIR REGION...}
 shift
 [ $# -gt 0 ] || { echo "usage: certs.sh DIR REGION..." >&2; exit 2; }

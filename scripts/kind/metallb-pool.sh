@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Print MetalLB's IPAddressPool and L2Advertisement for one region, carved from
 # Docker's "kind" network, so LoadBalancer Services (the east-west gateways)
 # get an address every node of both clusters can reach.
@@ -10,7 +10,7 @@
 # from the top of the subnet, far from the addresses Docker gives containers
 # (it counts up from the bottom): us gets .255.200-.255.224, eu .255.225-.255.250
 # of the last /24. Exit status: 0 printed, 1 no usable subnet, 2 bad region.
-set -euo pipefail
+set -eu
 region=${1:?usage: metallb-pool.sh us|eu}
 case "$region" in
   us) first=200 last=224 ;;

@@ -1,4 +1,4 @@
-#!/usr/bin/env bash
+#!/bin/sh
 # Create one kind cluster for a course region, idempotently.
 #
 #   scripts/kind/up.sh NAME CONTEXT CONFIG NODE_IMAGE
@@ -11,7 +11,7 @@
 # * waits for the nodes and checks each carries the region and zone labels of
 #   CONFIG (Istio's locality), labelling any that lost them.
 # Exit status: 0 ready, 1 on any failure (with the reason).
-set -euo pipefail
+set -eu
 name=${1:?usage: up.sh NAME CONTEXT CONFIG NODE_IMAGE}
 ctx=${2:?context missing}
 config=${3:?kind config missing}
@@ -37,24 +37,26 @@ kubectl config get-contexts -o name | grep -qx "$ctx" \
 kubectl --context "$ctx" wait --for=condition=Ready nodes --all --timeout=180s
 
 # The labels each node should have, in CONFIG's order; kind names nodes
-# NAME-control-plane, NAME-worker, NAME-worker2, ...
+# NAME-control-plane, NAME-worker, NAME-worker2, ... CONFIG is ours
+# (deploy/kind/*.yaml): `- role:` items, each with a `labels:` map.
 labels=$(mktemp)
-python3 - "$config" "$name" <<'PY' > "$labels"
-import sys, yaml
-cfg = yaml.safe_load(open(sys.argv[1]))
-name, workers = sys.argv[2], 0
-for node in cfg["nodes"]:
-    if node["role"] == "control-plane":
-        node_name = f"{name}-control-plane"
-    else:
-        workers += 1
-        node_name = f"{name}-worker" + ("" if workers == 1 else str(workers))
-    for key, value in (node.get("labels") or {}).items():
-        print(node_name, f"{key}={value}")
-PY
+awk -v name="$name" '
+  /^[[:space:]]*- role:/ {
+    role = $NF; inlabels = 0
+    if (role == "control-plane") node = name "-control-plane"
+    else { workers++; node = name "-worker" (workers == 1 ? "" : workers) }
+    next
+  }
+  /^[[:space:]]*labels:[[:space:]]*$/ { inlabels = 1; next }
+  inlabels && /^[[:space:]]+[A-Za-z0-9.\/_-]+:[[:space:]]/ {
+    key = $1; sub(/:$/, "", key); print node, key "=" $2; next
+  }
+  { inlabels = 0 }
+' "$config" > "$labels"
 while read -r node label; do
   key=${label%%=*} want=${label#*=}
-  have=$(kubectl --context "$ctx" get node "$node" -o "jsonpath={.metadata.labels['${key//./\\.}']}")
+  escaped=$(printf '%s' "$key" | sed 's/\./\\./g')
+  have=$(kubectl --context "$ctx" get node "$node" -o "jsonpath={.metadata.labels['$escaped']}")
   if [ "$have" != "$want" ]; then
     kubectl --context "$ctx" label node "$node" "$label" --overwrite
   fi

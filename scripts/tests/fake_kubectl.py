@@ -4,7 +4,10 @@
 FAKE_KUBECTL_TAPE names a JSON list of rules, tried in order:
   {"match": REGEX, "stdout": TEXT, "stderr": TEXT, "rc": N, "env": {VAR: VALUE}}
 or, for an answer that changes between calls, "stdouts": [FIRST, SECOND, ...]
-(the n-th matching call gets the n-th, the last one after that).
+(the n-th matching call gets the n-th, the last one after that), and
+"after": [REGEX, N] for an answer that holds only once N earlier calls matched
+REGEX (their arguments and stdin, joined by spaces): a cluster's state after the
+commands that changed it.
 The first rule whose REGEX matches the call's arguments (joined by spaces) and
 whose env entries all equal the caller's environment answers. A call no rule
 matches exits 97, so a check that asks something unexpected fails loudly.
@@ -25,13 +28,20 @@ if "-" in args and not sys.stdin.isatty():
 line = " ".join(args)
 log_path = os.environ["FAKE_KUBECTL_LOG"]
 try:
-    earlier = [" ".join(json.loads(x)["args"]) for x in open(log_path)]
+    logged = [json.loads(x) for x in open(log_path)]
 except FileNotFoundError:
-    earlier = []
+    logged = []
+earlier = [" ".join(x["args"]) for x in logged]
+earlier_in = [" ".join(x["args"]) + " " + x.get("stdin", "") for x in logged]
 with open(log_path, "a") as log:
     log.write(json.dumps({"args": args, "stdin": stdin}) + "\n")
 for rule in json.load(open(os.environ["FAKE_KUBECTL_TAPE"])):
-    if re.search(rule["match"], line, re.S) and all(os.environ.get(k) == v for k, v in rule.get("env", {}).items()):
+    after_ok = True
+    if "after" in rule:
+        pattern, count = rule["after"]
+        after_ok = sum(1 for e in earlier_in if re.search(pattern, e, re.S)) >= count
+    if after_ok and re.search(rule["match"], line, re.S) and \
+            all(os.environ.get(k) == v for k, v in rule.get("env", {}).items()):
         if "stdouts" in rule:
             n = sum(1 for e in earlier if re.search(rule["match"], e, re.S))
             sys.stdout.write(rule["stdouts"][min(n, len(rule["stdouts"]) - 1)])

@@ -79,6 +79,7 @@ def loop_lines(n: int, fmt: str) -> str:
 
 
 def good_world(results: dict) -> list[dict]:
+    commit = results["upstream"]["commit"]
     r = []
     r.append(rule(r"^config get-contexts -o name$", f"kind-old\n{US}\n{EU}\n"))
     for region in ("us", "eu"):
@@ -111,10 +112,12 @@ def good_world(results: dict) -> list[dict]:
              j({"items": [{"metadata": {"name": "cluster-prod-us-east-1", "labels": {"region": "us"}}},
                           {"metadata": {"name": "cluster-prod-eu-west-1", "labels": {"region": "eu"}}}]})),
         rule(r"-n argocd get applications -o json$", j({"items": [app("us"), app("eu")]})),
-        rule(r"-n argocd get application echo-us -o json$", j(app("us"))),
-        rule(r"-n argocd get application echo-eu -o json$", j(app("eu"))),
-        # Outside the mesh: curl cannot connect (exit 7, no HTTP code).
-        rule(r"-n default run verify-outsider-\d+ --rm -i --restart=Never", "000", 7),
+        rule(r"-n argocd get application echo-us -o json$", j(app("us", revision=commit))),
+        rule(r"-n argocd get application echo-eu -o json$", j(app("eu", revision=commit))),
+        # Outside the mesh: the mesh name does not resolve (curl exit 6); echo's sidecar
+        # resets plain text (STRICT mTLS, curl exit 56).
+        rule(r"-n default run verify-outsider-\d+ .*echo\.eu\.mesh\.local", "000 curl-exit=6\n"),
+        rule(r"-n default run verify-outsider-\d+ .*echo\.echo\.svc", "000 curl-exit=56\n"),
         # Lab 7: 200 calls, 21 of them v2; beta always v2.
         rule(r"-n echo exec deploy/mesh-client -c curl -- sh -c .*-lt 200 \];.*x-echo-version",
              loop_lines(200, "200 v1 us\n").replace("200 v1 us\n", "200 v2 us\n", 21)),
@@ -123,9 +126,7 @@ def good_world(results: dict) -> list[dict]:
         rule(r"-n echo get destinationrule echo -o json$",
              j({"spec": {"trafficPolicy": {"connectionPool": {}, "outlierDetection": {}},
                          "subsets": [{"name": "v1"}, {"name": "v2"}]}})),
-        rule(r"-n echo-rollout get rollout echo -o json$", j({"status": {"phase": "Healthy"}})),
-        rule(r"-n echo exec deploy/mesh-client -c curl -- curl -sS .* -H x-user-type: beta "
-             r"http://echo-stable\.echo-rollout", curl_answer("us", "v1")),
+        *canary_world(),
         # Lab 8.
         rule(r"get crd podchaos.chaos-mesh.org -o name$", "customresourcedefinition/podchaos.chaos-mesh.org\n"),
         rule(r"-n echo exec deploy/mesh-client -c curl -- sh -c .*-lt 300 \];", loop_lines(300, "200\n")),
@@ -151,9 +152,79 @@ def good_world(results: dict) -> list[dict]:
     return r
 
 
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid", *args], cwd=cwd,
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def upstream_world(tmp: Path) -> dict:
+    """A remote with this checkout's deploy/config.env and images component, a trainee's
+    clone of it, and a second clone that stands for CI: each `bump` pushes a new tag there,
+    which the trainee's clone does not have until it fetches."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    remote = tmp / "remote.git"
+    git(tmp, "init", "-q", "--bare", "-b", "main", str(remote))
+    seed = tmp / "seed"
+    git(tmp, "clone", "-q", str(remote), str(seed))
+    for path in ("deploy/config.env", "deploy/components/images/kustomization.yaml"):
+        (seed / path).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, seed / path)
+    git(seed, "add", "-A")
+    git(seed, "commit", "-q", "-m", "seed")
+    git(seed, "push", "-q", "origin", "HEAD:main")
+    trainee = tmp / "trainee"
+    git(tmp, "clone", "-q", "-b", "main", str(remote), str(trainee))
+
+    def bump(tag: str) -> str:
+        images = seed / "deploy/components/images/kustomization.yaml"
+        images.write_text(images.read_text().replace(f"newTag: {TAG}", f"newTag: {tag}")
+                          .replace(f'newTag: "{TAG}"', f'newTag: "{tag}"'))
+        git(seed, "commit", "-q", "-am", f"bump to {tag}")
+        git(seed, "push", "-q", "origin", "HEAD:main")
+        return git(seed, "rev-parse", "HEAD")
+
+    return {"repo": str(trainee), "commit": git(trainee, "rev-parse", "HEAD"), "bump": bump}
+
+
+def rollout(phase: str, version: str, weight: int = 0, abort: bool = False, step: int = 0) -> dict:
+    return {"spec": {"template": {"metadata": {"labels": {"app": "echo", "version": version}},
+                                  "spec": {"containers": [{"name": "echo", "env": []}]}}},
+            "status": {"phase": phase, "currentStepIndex": step, "abort": abort,
+                       "canary": {"weights": {"canary": {"weight": weight}}}}}
+
+
+GET_ROLLOUT = r"-n echo-rollout get rollout echo -o json$"
+REPLACE = r"replace -f -"
+PROMOTE = r"-n echo-rollout patch rollout echo --subresource status"
+
+
+def canary_world() -> list[dict]:
+    """The canary Rollout as Argo Rollouts moves it after each command the check runs:
+    stable v1; `replace` (canary v2) pauses at 10 %; a promotion makes v2 stable; the
+    bad canary's `replace` (with DEFAULT_FAULTS) is aborted by the analysis; the last
+    `replace` (back to v2) is Healthy again. First match wins: latest state first."""
+    return [
+        rule(GET_ROLLOUT, j(rollout("Healthy", "v2")), after=[REPLACE, 3]),
+        rule(GET_ROLLOUT, j(rollout("Degraded", "bad", abort=True)), after=[REPLACE + ".*DEFAULT_FAULTS", 1]),
+        rule(GET_ROLLOUT, j(rollout("Healthy", "v2")), after=[PROMOTE, 1]),
+        rule(GET_ROLLOUT, j(rollout("Paused", "v2", weight=10, step=1)), after=[REPLACE, 1]),
+        rule(GET_ROLLOUT, j(rollout("Healthy", "v1"))),
+        rule(REPLACE, "rollout.argoproj.io/echo replaced\n"),
+        rule(PROMOTE, "rollout.argoproj.io/echo patched\n"),
+        # The beta route reaches the canary; plain calls reach the stable version (v2 once promoted).
+        rule(r"-n echo exec deploy/mesh-client -c curl -- curl -sS .* -H x-user-type: beta "
+             r"http://echo-stable\.echo-rollout", curl_answer("us", "v2")),
+        rule(r"-n echo exec deploy/mesh-client -c curl -- curl -sS .*http://echo-stable\.echo-rollout",
+             curl_answer("us", "v2"), after=[PROMOTE, 1]),
+        rule(r"-n echo exec deploy/mesh-client -c curl -- curl -sS .*http://echo-stable\.echo-rollout",
+             curl_answer("us", "v1")),
+    ]
+
+
 @pytest.fixture(scope="module")
 def results(tmp_path_factory) -> dict:
-    """Real loadgen reports: one passing, one failing its SLO on purpose."""
+    """Real loadgen reports: one passing, one failing its SLO on purpose; and the Git
+    world Lab 6 reads (upstream_world)."""
     us, eu = start_echo("us", "v1"), start_echo("eu", "v1")
     out = {}
     try:
@@ -169,12 +240,14 @@ def results(tmp_path_factory) -> dict:
         eu.stop()
     assert json.loads(out["pass"])["exit_code"] == 0
     assert json.loads(out["fail"])["exit_code"] == 99
+    out["upstream"] = upstream_world(tmp_path_factory.mktemp("git"))
     return out
 
 
 class Stub:
-    def __init__(self, tmp: Path, rules: list[dict]) -> None:
+    def __init__(self, tmp: Path, rules: list[dict], repo: str = str(ROOT)) -> None:
         self.tmp = tmp
+        self.repo = repo
         bindir = tmp / "bin"
         bindir.mkdir(exist_ok=True)
         link = bindir / "kubectl"
@@ -185,11 +258,12 @@ class Stub:
         self.env = dict(os.environ,
                         PATH=f"{bindir}:{Path(sys.executable).parent}:{os.environ['PATH']}",
                         FAKE_KUBECTL_TAPE=str(tmp / "tape.json"), FAKE_KUBECTL_LOG=str(self.log),
+                        VERIFY_POLL_SECS="0.01", VERIFY_CANARY_SECS="3",
                         REAL_KUBECTL=shutil.which("kubectl") or "kubectl")
 
     def verify(self, lab: int) -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "scripts/verify/labs.py", str(lab), "--ctx-us", US, "--ctx-eu", EU,
-                               "--results", str(self.tmp / "results")],
+                               "--results", str(self.tmp / "results"), "--repo", self.repo],
                               cwd=ROOT, env=self.env, capture_output=True, text=True, timeout=300)
 
     def calls(self) -> list[list[str]]:
@@ -198,7 +272,7 @@ class Stub:
 
 def run(tmp_path: Path, results: dict, lab: int, *overrides: dict) -> subprocess.CompletedProcess:
     """Overrides come first, so they win over the good world's answers."""
-    return Stub(tmp_path, [*overrides, *good_world(results)]).verify(lab)
+    return Stub(tmp_path, [*overrides, *good_world(results)], results["upstream"]["repo"]).verify(lab)
 
 
 def lines(proc, word: str) -> list[str]:
@@ -246,8 +320,13 @@ BAD = {
     "an unlinked overlay": (3, rule(ctx("us") + r"-n echo get serviceentry echo-remote -o json$",
                                     j({"spec": {"endpoints": [{"address": "eastwest.eu.unlinked.invalid"}]}})),
                             "echo-remote points at eu's gateway"),
-    "the outside let in": (3, rule(r"-n default run verify-outsider", "200", 0),
-                           "from namespace default (no mesh identity)"),
+    "the outside let in": (3, rule(r"-n default run verify-outsider.*echo\.svc", "200 curl-exit=0\n", 0),
+                           "from namespace default (no mesh identity): http://echo.echo.svc"),
+    "an outsider pod that never ran": (3, rule(r"-n default run verify-outsider", "", 1,
+                                               stderr="error: timed out waiting for the condition (ErrImagePull)"),
+                                       "from namespace default (no mesh identity)"),
+    "a Service that does not resolve": (3, rule(r"-n default run verify-outsider.*echo\.svc", "000 curl-exit=6\n"),
+                                        "from namespace default (no mesh identity): http://echo.echo.svc"),
     "a region answering for the other": (5, rule(ctx("eu") + r".*sh -c .*-lt 10 \];", loop_lines(10, "200 us\n")),
                                          f"{EU}: 10 of 10 calls"),
     "a stale image": (6, rule(ctx("us") + r"-n echo get pods -l app=echo -o json$",
@@ -258,6 +337,17 @@ BAD = {
                       "traffic splits about 90/10"),
     "beta users on v1": (7, rule(r"sh -c .*-lt 20 \];.*x-user-type: beta", loop_lines(20, "200 v1 us\n")),
                          "x-user-type: beta always reaches v2"),
+    "a canary stuck in its pause": (7, rule(GET_ROLLOUT, j(rollout("Paused", "v2", weight=10, step=1)),
+                                            after=[REPLACE, 1]), "canary v2 promoted to 100 % and Healthy"),
+    "the ab-test route deleted": (7, rule(r"curl -sS .* -H x-user-type: beta http://echo-stable", curl_answer("us", "v1")),
+                                  "x-user-type: beta reaches the canary's version v2"),
+    "an analysis that never aborts": (7, rule(GET_ROLLOUT, j(rollout("Paused", "bad", weight=10, step=1)),
+                                              after=[REPLACE + ".*DEFAULT_FAULTS", 1]),
+                                      "the bad canary is aborted by its analysis"),
+    "a bad canary promoted": (7, rule(GET_ROLLOUT, j(rollout("Healthy", "bad")), after=[REPLACE + ".*DEFAULT_FAULTS", 1]),
+                              "the bad canary is aborted by its analysis"),
+    "a Rollout mid-canary before the test": (7, rule(GET_ROLLOUT, j(rollout("Paused", "v2", weight=25, step=3))),
+                                             "Healthy before the test"),
     "an error during the pod kill": (8, rule(r"sh -c .*-lt 300 \];", loop_lines(299, "200\n") + "503\n"),
                                      "local error count 0"),
     "no pod killed": (8, rule(ctx("us") + r"-n echo get pods -l app=echo -o json$", j(echo_pods(["a1", "b2"]))),
@@ -271,6 +361,31 @@ BAD = {
     "a run that left no JSON": (9, rule(ctx("eu") + r"-n echo logs pod/loadgen-x7k2p -c loadgen$", "panicked\n"),
                                 f"{EU}: result collected"),
 }
+
+
+def test_lab6_reads_what_ci_pushed_not_the_stale_checkout(tmp_path, results):
+    """CI bumped the tag after the trainee cloned: the cluster runs the new tag and Argo CD
+    synced the new commit, so Lab 6 is done, and the check says so without a `git pull`.
+    The same cluster still on the old image is not done, and fails naming the pushed tag."""
+    world = upstream_world(tmp_path / "git")
+    new = world["bump"]("cafe12345678")
+    done = [rule(ctx(r) + r"-n echo get pods -l app=echo -o json$",
+                 j(echo_pods(["a1"], image=f"{REPO_TAG}/echo-svc:cafe12345678"))) for r in ("us", "eu")]
+    done += [rule(rf"get application echo-{r} -o json$", j(app(r, revision=new))) for r in ("us", "eu")]
+    proc = Stub(tmp_path, [*done, *good_world(results)], world["repo"]).verify(6)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    stale = [rule(rf"get application echo-{r} -o json$", j(app(r, revision=new))) for r in ("us", "eu")]
+    proc = Stub(tmp_path, [*stale, *good_world(results)], world["repo"]).verify(6)
+    assert proc.returncode == 1, proc.stdout
+    assert "CI pushed cafe12345678" in proc.stdout, proc.stdout
+
+
+def test_lab6_fails_plainly_when_the_remote_cannot_be_fetched(tmp_path, results):
+    world = upstream_world(tmp_path / "git")
+    shutil.rmtree(tmp_path / "git" / "remote.git")
+    proc = Stub(tmp_path, good_world(results), world["repo"]).verify(6)
+    assert proc.returncode == 1
+    assert "git fetch origin failed" in proc.stdout, proc.stdout
 
 
 @pytest.mark.parametrize("case", sorted(BAD))

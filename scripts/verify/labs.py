@@ -23,12 +23,16 @@ import re
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts" / "deploy"))
 import course_config  # noqa: E402  (the repo's own settings module)
+
+sys.path.insert(0, str(ROOT / "scripts" / "verify"))
+import canary  # noqa: E402  (Lab 7.1, run for real)
 
 # Where each region's nodes are (deploy/kind/*.yaml; on EKS, the AWS region).
 NODE_REGION = {"us": os.environ.get("VERIFY_US_NODE_REGION", "us-east-1"),
@@ -207,16 +211,46 @@ def lab3(k: Kube, c: Checks, _args) -> None:
         ok = all(code == 200 and r == other for code, r in got)
         c.record(ok, f"from {region}: curl {url} answers region={other}",
                  "" if ok else "; ".join(f"{code} region={r} {err}".strip() for (code, r), (_, _, err) in zip(got, answers)))
-    # Outside the mesh (namespace default: no sidecar, no certificate): the
-    # mesh name does not resolve and echo's STRICT mTLS refuses plain text.
-    for url in ("http://echo.eu.mesh.local/", "http://echo.echo.svc.cluster.local/"):
-        proc = k.run("us", "run", f"verify-outsider-{os.getpid()}", "--rm", "-i", "--restart=Never", "--quiet",
-                     f"--image={OUTSIDER_IMAGE}", "--", "curl", "-s", "-m", "5", "-o", "/dev/null",
-                     "-w", "%{http_code}", url, ns="default", timeout=120)
-        code = proc.stdout.strip()[-3:]
-        c.record(code != "200" and (proc.returncode != 0 or not code.startswith("2")),
-                 f"from namespace default (no mesh identity): {url} is refused",
-                 f"HTTP {code}" if code.isdigit() and code != "000" else f"curl failed as it should (exit {proc.returncode})")
+    outsider(k, c)
+
+
+# How the mesh refuses a caller without a mesh identity, by curl's exit code: the
+# sidecar resets plain text under STRICT mTLS (56, or 52 for an empty reply), and a
+# NetworkPolicy drops (28) or rejects (7) a namespace it does not admit.
+MESH_REFUSALS = {56: "reset by the sidecar (STRICT mTLS)", 52: "empty reply from the sidecar (STRICT mTLS)",
+                 28: "no answer (dropped by echo's NetworkPolicy)", 7: "rejected (echo's NetworkPolicy)"}
+
+
+def outsider_call(k: Kube, url: str) -> tuple[str, int | None, str]:
+    """curl from a plain pod in namespace default: (HTTP code, curl's exit, kubectl's error).
+    curl's exit comes back as a marker line; without it the pod never ran curl."""
+    script = f"curl -s -m 5 -o /dev/null -w '%{{http_code}}' {url}; echo \" curl-exit=$?\""
+    proc = k.run("us", "run", f"verify-outsider-{os.getpid()}", "--rm", "-i", "--restart=Never", "--quiet",
+                 f"--image={OUTSIDER_IMAGE}", "--command", "--", "sh", "-c", script, ns="default", timeout=120)
+    m = re.search(r"(\d{3}) curl-exit=(\d+)", proc.stdout)
+    if not m:
+        return "", None, (proc.stderr.strip() or proc.stdout.strip() or f"kubectl exit {proc.returncode}")[-300:]
+    return m.group(1), int(m.group(2)), ""
+
+
+def outsider(k: Kube, c: Checks) -> None:
+    """Outside the mesh (namespace default: no sidecar, no certificate): the mesh name
+    does not resolve (curl exit 6), and echo itself refuses as the mesh does. A pod that
+    never ran curl (an image it could not pull, a quota) proves nothing and fails."""
+    for url, resolvable in (("http://echo.eu.mesh.local/", False), ("http://echo.echo.svc.cluster.local/", True)):
+        what = f"from namespace default (no mesh identity): {url} is refused"
+        code, rc, err = outsider_call(k, url)
+        if rc is None:
+            c.record(False, what, f"the outsider pod did not run curl, so nothing was tested: {err}")
+            continue
+        refusal = MESH_REFUSALS.get(rc) or ("the name exists only inside the mesh" if rc == 6 and not resolvable
+                                            else None)
+        if code == "503":
+            refusal = "HTTP 503 from the mesh"
+        detail = refusal or (f"HTTP {code}: let in" if code not in ("", "000") else
+                             f"curl exit {rc}, which is not how the mesh refuses"
+                             + (" (the Service name did not resolve: is echo deployed?)" if rc == 6 else ""))
+        c.record(refusal is not None, what, detail)
 
 
 # --- lab 4 -------------------------------------------------------------------------
@@ -255,23 +289,45 @@ def lab5(k: Kube, c: Checks, _args) -> None:
 
 # --- lab 6 -------------------------------------------------------------------------
 
-def lab6(k: Kube, c: Checks, _args) -> None:
-    try:
-        repo = course_config.read_env()["IMAGE_REPO"]
-        tag = course_config.deployed_tag()
-    except course_config.ConfigError as err:
-        c.record(False, "deploy/config.env and deploy/components/images are readable", str(err))
-        return
+def git(repo: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(["git", *args], capture_output=True, text=True, cwd=repo, timeout=120, check=False)
+
+
+def pushed(repo: Path, tmp: Path) -> tuple[str, str, str]:
+    """What CI pushed, not what this checkout has: after a `git fetch` of the branch's
+    upstream (else origin/main, the branch Argo CD tracks), its commit, and the image
+    repository and tag that commit's deploy/ names. Raises ConfigError with the reason."""
+    up = git(repo, "rev-parse", "--abbrev-ref", "--symbolic-full-name", "@{upstream}")
+    ref = up.stdout.strip() if up.returncode == 0 and up.stdout.strip() else "origin/main"
+    remote = ref.split("/", 1)[0]
+    fetch = git(repo, "fetch", "--quiet", remote)
+    if fetch.returncode != 0:
+        raise course_config.ConfigError(f"git fetch {remote} failed: {fetch.stderr.strip()[-300:]}")
+    commit = git(repo, "rev-parse", ref).stdout.strip()
+    for name, path in (("config.env", "deploy/config.env"),
+                       ("images.yaml", "deploy/components/images/kustomization.yaml")):
+        show = git(repo, "show", f"{ref}:{path}")
+        if show.returncode != 0:
+            raise course_config.ConfigError(f"{ref}:{path}: {show.stderr.strip()}")
+        (tmp / name).write_text(show.stdout)
+    repo_name = course_config.read_env(tmp / "config.env")["IMAGE_REPO"]
+    return commit, repo_name, course_config.deployed_tag(tmp / "images.yaml")
+
+
+def lab6(k: Kube, c: Checks, args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            commit, repo, tag = pushed(Path(args.repo), Path(tmp))
+        except course_config.ConfigError as err:
+            c.record(False, "what CI pushed is readable (git fetch, deploy/ at the upstream commit)", str(err))
+            return
     want = f"{repo}/echo-svc:{tag}"
     for region in ("us", "eu"):
         pods = (k.json(region, "get", "pods", "-l", "app=echo", ns="echo") or {}).get("items", [])
         images = {ct["image"] for p in pods for ct in p["spec"]["containers"] if ct["name"] == "echo"}
         c.record(bool(pods) and images == {want}, f"{k.ctx[region]}: every echo pod runs {want}",
-                 "" if images == {want} else f"running {sorted(images) or 'nothing'}")
-    head = subprocess.run(["git", "rev-parse", "@{upstream}"], capture_output=True, text=True, cwd=ROOT)
-    if head.returncode != 0:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT)
-    commit = head.stdout.strip()
+                 "" if images == {want} else f"running {sorted(images) or 'nothing'}; CI pushed {tag}: "
+                 "wait for Argo CD's poll (3 min) or refresh the app")
     for region in ("us", "eu"):
         app = k.json("us", "get", "application", f"echo-{region}", ns="argocd") or {}
         rev = app.get("status", {}).get("sync", {}).get("revision", "")
@@ -304,15 +360,7 @@ def lab7(k: Kube, c: Checks, _args) -> None:
     rows = [line.split() for line in proc.stdout.splitlines() if line.strip()]
     c.record(len(rows) == 20 and all(r[:2] == ["200", "v2"] for r in rows),
              "x-user-type: beta always reaches v2", f"{sum(r[:2] == ['200', 'v2'] for r in rows)} of 20")
-    rollout = k.json("us", "get", "rollout", "echo", ns="echo-rollout")
-    if rollout is None:
-        c.skip("canary Rollout (Lab 7.1)", "no Rollout echo in echo-rollout: task rollouts:install rollouts:deploy")
-        return
-    phase = rollout.get("status", {}).get("phase")
-    c.record(phase in ("Healthy", "Progressing", "Paused"), f"Rollout echo-rollout/echo is {phase}",
-             rollout.get("status", {}).get("message", ""))
-    code, body, err = k.curl("us", "http://echo-stable.echo-rollout.svc.cluster.local/", headers=("x-user-type: beta",))
-    c.record(code == 200, "x-user-type: beta reaches the canary Service", err or f"HTTP {code}, version {(body or {}).get('version')}")
+    canary.run(k, c)
 
 
 # --- lab 8 -------------------------------------------------------------------------
@@ -431,6 +479,7 @@ def main() -> int:
     parser.add_argument("--ctx-us", default="prod-us-east-1")
     parser.add_argument("--ctx-eu", default="prod-eu-west-1")
     parser.add_argument("--results", default=str(ROOT / "target" / "load-results"))
+    parser.add_argument("--repo", default=str(ROOT), help="the checkout whose upstream Argo CD deploys (Lab 6)")
     args = parser.parse_args()
     checks = Checks(args.lab)
     LABS[args.lab](Kube(args.ctx_us, args.ctx_eu), checks, args)

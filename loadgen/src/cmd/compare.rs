@@ -200,6 +200,7 @@ mod tests {
             interrupted: false,
             tick_ns: 0,
             tick_auto: false,
+            timing: String::new(),
         };
         for (t, v, lat) in groups {
             let mut g = GroupHist::new();

@@ -46,6 +46,8 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
     let mut measured_secs: f64 = 0.0;
     let mut interrupted = false;
     let mut tick_auto = false;
+    // Shards from different machines may have timed differently: each source once.
+    let mut timing: Vec<&str> = Vec::new();
     for run in runs {
         let r = &run.results;
         for t in &r.targets {
@@ -83,6 +85,9 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
         interrupted |= r.interrupted;
         tick_ns = tick_ns.max(r.tick_ns);
         tick_auto |= r.tick_auto;
+        if !r.timing.is_empty() && !timing.contains(&r.timing.as_str()) {
+            timing.push(&r.timing);
+        }
     }
     if tick_auto {
         // Chosen per second: report the tick most of the merged requests went at.
@@ -99,6 +104,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
         interrupted,
         tick_ns,
         tick_auto,
+        timing: timing.join("; "),
     })
 }
 
@@ -188,6 +194,7 @@ mod tests {
                 interrupted: false,
                 tick_ns: 0,
                 tick_auto: false,
+                timing: String::new(),
             },
             settings: serde_json::Value::Null,
             slos: vec![],

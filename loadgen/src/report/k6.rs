@@ -225,6 +225,7 @@ mod tests {
             interrupted: false,
             tick_ns: 0,
             tick_auto: false,
+            timing: String::new(),
         };
         r.targets[0].measured.scheduled = 1000;
         r.targets[0].measured.ok = 1000;

@@ -28,6 +28,9 @@ pub fn lines(out: &mut String, r: &Results) {
             let _ = writeln!(out, "  {}", tick::describe(&c));
         }
     }
+    if !r.timing.is_empty() {
+        let _ = writeln!(out, "timing: {}", r.timing);
+    }
     for t in &r.targets {
         if let Some(line) = stamp_line(&t.name, &t.stamps) {
             let _ = writeln!(out, "{line}");

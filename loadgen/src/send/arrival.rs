@@ -44,7 +44,8 @@ pub struct ArrivalWatch {
 impl Default for ArrivalWatch {
     fn default() -> ArrivalWatch {
         ArrivalWatch {
-            holding: Cell::new(true),
+            // Without kernel stamps (not Linux) a held sleep would time answers late.
+            holding: Cell::new(cfg!(target_os = "linux")),
             woke_ns: Cell::new(0),
             checked: Cell::new(0),
             late: Cell::new(0),
@@ -113,8 +114,12 @@ impl ArrivalWatch {
     }
 }
 
-/// Whether sockets ask for arrival stamps (`LOADGEN_ARRIVAL_STAMPS=off`: no).
+/// Whether sockets ask for arrival stamps (`LOADGEN_ARRIVAL_STAMPS=off`: no; never where
+/// the kernel has no `SO_TIMESTAMPNS`).
 pub fn stamps_wanted() -> bool {
+    if !cfg!(target_os = "linux") {
+        return false;
+    }
     static WANTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *WANTED.get_or_init(|| {
         !std::env::var("LOADGEN_ARRIVAL_STAMPS").is_ok_and(|v| v.trim().eq_ignore_ascii_case("off"))
@@ -126,6 +131,13 @@ mod tests {
     use super::*;
 
     const SECOND: u64 = 1_000_000_000;
+
+    /// A watch that holds its sleeps, as on Linux, whatever the platform of the test.
+    fn watch() -> ArrivalWatch {
+        let w = ArrivalWatch::default();
+        w.holding.set(true);
+        w
+    }
 
     /// One second of held 500 µs sleeps, `late_every`-th answer stamped after its wake-up.
     fn second(w: &ArrivalWatch, start: u64, late_every: u64) -> Vec<Stamp> {
@@ -150,7 +162,7 @@ mod tests {
 
     #[test]
     fn honest_stamps_keep_the_thread_held() {
-        let w = ArrivalWatch::default();
+        let w = watch();
         let seen = second(&w, SECOND, 5);
         assert_eq!(seen.iter().filter(|s| **s == Stamp::Late).count(), 400);
         assert_eq!(seen.iter().filter(|s| **s == Stamp::OnTime).count(), 1600);
@@ -164,7 +176,7 @@ mod tests {
 
     #[test]
     fn stamps_taken_at_read_end_the_holding_for_good() {
-        let w = ArrivalWatch::default();
+        let w = watch();
         second(&w, SECOND, 1);
         assert!(w.review(SECOND));
         assert!(!w.holding());
@@ -175,7 +187,7 @@ mod tests {
 
     #[test]
     fn unstamped_answers_count_as_late() {
-        let w = ArrivalWatch::default();
+        let w = watch();
         w.woke(100, 1_000);
         assert_eq!(w.judge(50, 0), Stamp::Late);
         assert_eq!(w.judge(50, 999), Stamp::OnTime);
@@ -185,7 +197,7 @@ mod tests {
     fn a_thread_mostly_awake_or_few_answers_prove_nothing() {
         // Every answer late, but the thread slept a tenth of the second: answers arriving
         // while it works are late by right.
-        let w = ArrivalWatch::default();
+        let w = watch();
         for k in 0..100u64 {
             let slept = SECOND + k * 10_000_000;
             w.woke(slept, slept + 1_000_000);
@@ -204,7 +216,7 @@ mod tests {
 
     #[test]
     fn waiting_in_the_reactor_checks_nothing() {
-        let w = ArrivalWatch::default();
+        let w = watch();
         w.woke(0, 1_000);
         w.unheld();
         assert_eq!(w.judge(10, 5_000), Stamp::Unchecked);

@@ -1,15 +1,14 @@
 //! Time: a monotonic nanosecond clock and a high-resolution wait.
 //!
 //! Tokio's timer wheel has millisecond granularity, which would add up to a millisecond
-//! of pacing error to every request. The dispatcher instead sleeps on a Linux `timerfd`
-//! armed with an absolute `CLOCK_MONOTONIC` deadline and registered with tokio's reactor,
-//! so it wakes within microseconds of a request's due time without spinning.
+//! of pacing error to every request. On Linux the dispatcher instead sleeps on a
+//! `timerfd` armed with an absolute `CLOCK_MONOTONIC` deadline and registered with
+//! tokio's reactor, so it wakes within microseconds of a request's due time without
+//! spinning. Elsewhere (macOS has no timerfd, `clock_nanosleep` nor timer slack) it uses
+//! tokio's timer: pacing is then as coarse as a millisecond, which the pacing-lag line
+//! shows, and the report names the timing source ([`timing_source`]).
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use tokio::io::unix::AsyncFd;
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
 #[inline]
@@ -66,9 +65,25 @@ fn to_monotonic(stamp: u64, ahead: u64) -> u64 {
 
 /// Asks the kernel for 1 ns timer slack on the calling thread (the default 50 µs slack
 /// would show up as pacing lag). Failure only costs precision, so it is ignored.
+#[cfg(target_os = "linux")]
 pub fn tighten_timer_slack() {
     // SAFETY: PR_SET_TIMERSLACK takes an integer argument and touches no memory.
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
+}
+
+/// No timer slack to set where there is no `prctl` (macOS coalesces timers its own way).
+#[cfg(not(target_os = "linux"))]
+pub fn tighten_timer_slack() {}
+
+/// How this build waits for due times and times answers, for the report: the waits'
+/// source, and whether answers carry the kernel's receive stamp or are timed when read.
+pub fn timing_source() -> &'static str {
+    let stamped = super::arrival::stamps_wanted();
+    match (cfg!(target_os = "linux"), stamped) {
+        (true, true) => "timerfd waits, kernel receive stamps (SO_TIMESTAMPNS)",
+        (true, false) => "timerfd waits, answers timed when read",
+        (false, _) => "tokio timer waits (1 ms granularity), answers timed when read",
+    }
 }
 
 /// Blocks the calling thread until `CLOCK_MONOTONIC` reaches `deadline_ns`.
@@ -77,6 +92,7 @@ pub fn tighten_timer_slack() {
 /// answers that arrive meanwhile wait in their sockets (the kernel stamps their arrival,
 /// see `stream`) and are all read in the one wake-up that sends the next requests,
 /// instead of each waking the thread on its own.
+#[cfg(target_os = "linux")]
 pub fn sleep_blocking_until(deadline_ns: u64) {
     let ts = libc::timespec {
         tv_sec: (deadline_ns / 1_000_000_000) as _,
@@ -94,80 +110,144 @@ pub fn sleep_blocking_until(deadline_ns: u64) {
     };
 }
 
-struct Fd(OwnedFd);
-
-impl AsRawFd for Fd {
-    fn as_raw_fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+/// Blocks the calling thread until the monotonic clock reaches `deadline_ns` (std's
+/// sleep where there is no `clock_nanosleep`).
+#[cfg(not(target_os = "linux"))]
+pub fn sleep_blocking_until(deadline_ns: u64) {
+    let left = deadline_ns.saturating_sub(now_ns());
+    if left > 0 {
+        std::thread::sleep(std::time::Duration::from_nanos(left));
     }
 }
 
-/// A one-shot absolute-deadline timer on the current tokio reactor.
-pub struct PreciseTimer {
-    fd: AsyncFd<Fd>,
-}
+#[cfg(target_os = "linux")]
+pub use timerfd::PreciseTimer;
 
-impl std::fmt::Debug for PreciseTimer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PreciseTimer")
-            .field("fd", &self.fd.get_ref().as_raw_fd())
-            .finish()
+#[cfg(not(target_os = "linux"))]
+pub use runtime_timer::PreciseTimer;
+
+/// The portable timer: tokio's, to the millisecond.
+#[cfg(not(target_os = "linux"))]
+mod runtime_timer {
+    use std::io;
+
+    use super::now_ns;
+
+    /// A deadline timer on tokio's timer wheel; deadlines are monotonic ns from
+    /// [`now_ns`], mapped onto tokio's clock through one pair of readings.
+    #[derive(Debug)]
+    pub struct PreciseTimer {
+        epoch: (tokio::time::Instant, u64),
+    }
+
+    impl PreciseTimer {
+        /// Creates the timer; must be called inside a tokio runtime with timers enabled.
+        pub fn new() -> io::Result<PreciseTimer> {
+            Ok(PreciseTimer {
+                epoch: (tokio::time::Instant::now(), now_ns()),
+            })
+        }
+
+        /// Waits until the monotonic clock reaches `deadline_ns` (at once if it has).
+        pub async fn sleep_until(&self, deadline_ns: u64) -> io::Result<()> {
+            let (at, ns) = self.epoch;
+            let target = at + std::time::Duration::from_nanos(deadline_ns.saturating_sub(ns));
+            tokio::time::sleep_until(target).await;
+            // tokio's clock and ours may disagree by a reading's worth; never return early.
+            while now_ns() < deadline_ns {
+                tokio::task::yield_now().await;
+            }
+            Ok(())
+        }
     }
 }
 
-impl PreciseTimer {
-    /// Creates the timer; must be called inside a tokio runtime with I/O enabled.
-    pub fn new() -> io::Result<PreciseTimer> {
-        // SAFETY: plain syscall; the result is checked before use.
-        let raw = unsafe {
-            libc::timerfd_create(
-                libc::CLOCK_MONOTONIC,
-                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-            )
-        };
-        if raw < 0 {
-            return Err(io::Error::last_os_error());
+/// The Linux timer: a `timerfd` on tokio's reactor.
+#[cfg(target_os = "linux")]
+mod timerfd {
+    use std::io;
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+
+    use tokio::io::unix::AsyncFd;
+
+    use super::now_ns;
+
+    struct Fd(OwnedFd);
+
+    impl AsRawFd for Fd {
+        fn as_raw_fd(&self) -> RawFd {
+            self.0.as_raw_fd()
         }
-        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-        let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-        // SAFETY: `Fd` owns the descriptor and always returns it; it stays open for the
-        // AsyncFd's lifetime because the AsyncFd owns the `Fd`.
-        let fd =
-            unsafe { AsyncFd::register_with_interest(Fd(owned), tokio::io::Interest::READABLE)? };
-        Ok(PreciseTimer { fd })
     }
 
-    /// Waits until `CLOCK_MONOTONIC` reaches `deadline_ns` (returns at once if it has).
-    pub async fn sleep_until(&self, deadline_ns: u64) -> io::Result<()> {
-        if now_ns() >= deadline_ns {
-            return Ok(());
+    /// A one-shot absolute-deadline timer on the current tokio reactor.
+    pub struct PreciseTimer {
+        fd: AsyncFd<Fd>,
+    }
+
+    impl std::fmt::Debug for PreciseTimer {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.debug_struct("PreciseTimer")
+                .field("fd", &self.fd.get_ref().as_raw_fd())
+                .finish()
         }
-        let spec = libc::itimerspec {
-            it_interval: libc::timespec {
-                tv_sec: 0,
-                tv_nsec: 0,
-            },
-            it_value: libc::timespec {
-                tv_sec: (deadline_ns / 1_000_000_000) as _,
-                tv_nsec: (deadline_ns % 1_000_000_000) as _,
-            },
-        };
-        let fd = self.fd.get_ref().as_raw_fd();
-        // SAFETY: `spec` is a valid itimerspec and `fd` a timerfd we own.
-        let rc = unsafe {
-            libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
-        };
-        if rc < 0 {
-            return Err(io::Error::last_os_error());
+    }
+
+    impl PreciseTimer {
+        /// Creates the timer; must be called inside a tokio runtime with I/O enabled.
+        pub fn new() -> io::Result<PreciseTimer> {
+            // SAFETY: plain syscall; the result is checked before use.
+            let raw = unsafe {
+                libc::timerfd_create(
+                    libc::CLOCK_MONOTONIC,
+                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+                )
+            };
+            if raw < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
+            // SAFETY: `Fd` owns the descriptor and always returns it; it stays open for the
+            // AsyncFd's lifetime because the AsyncFd owns the `Fd`.
+            let fd = unsafe {
+                AsyncFd::register_with_interest(Fd(owned), tokio::io::Interest::READABLE)?
+            };
+            Ok(PreciseTimer { fd })
         }
-        // Re-arming resets the expiry count, so the descriptor need not be read: each
-        // expiry raises a fresh edge. A readiness left over from an earlier arming is
-        // cleared and waited past.
-        loop {
-            let mut guard = self.fd.readable().await?;
-            guard.clear_ready();
+
+        /// Waits until `CLOCK_MONOTONIC` reaches `deadline_ns` (returns at once if it has).
+        pub async fn sleep_until(&self, deadline_ns: u64) -> io::Result<()> {
             if now_ns() >= deadline_ns {
                 return Ok(());
+            }
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
+                it_value: libc::timespec {
+                    tv_sec: (deadline_ns / 1_000_000_000) as _,
+                    tv_nsec: (deadline_ns % 1_000_000_000) as _,
+                },
+            };
+            let fd = self.fd.get_ref().as_raw_fd();
+            // SAFETY: `spec` is a valid itimerspec and `fd` a timerfd we own.
+            let rc = unsafe {
+                libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
+            };
+            if rc < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // Re-arming resets the expiry count, so the descriptor need not be read: each
+            // expiry raises a fresh edge. A readiness left over from an earlier arming is
+            // cleared and waited past.
+            loop {
+                let mut guard = self.fd.readable().await?;
+                guard.clear_ready();
+                if now_ns() >= deadline_ns {
+                    return Ok(());
+                }
             }
         }
     }

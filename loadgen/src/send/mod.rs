@@ -291,6 +291,7 @@ impl EngineOutput {
                 interrupted: out.interrupted,
                 tick_ns,
                 tick_auto: cfg.tick_auto,
+                timing: clock::timing_source().to_string(),
             },
             timeline,
         )

@@ -10,11 +10,12 @@
 //! consumed. The dispatcher may leave answers in their sockets while it sleeps until the
 //! next send (one wake-up for both, see `worker`); the stamp keeps that wait out of the
 //! measured latency. tokio's `TcpStream` cannot return control messages, hence the
-//! hand-written read (`Tcp::poll_read`).
+//! hand-written read (`Tcp::poll_read`). That is Linux only: elsewhere (macOS has no
+//! `SO_TIMESTAMPNS`) reads go through tokio's own, answers are timed when read, and the
+//! worker never holds its sleeps (`arrival`).
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd as _, RawFd};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -87,12 +88,54 @@ pub struct Tcp {
 
 impl Tcp {
     fn new(inner: TcpStream) -> Tcp {
-        if !super::arrival::stamps_wanted() {
-            return Tcp {
-                inner,
-                arrived_ns: 0,
-            };
+        #[cfg(target_os = "linux")]
+        if super::arrival::stamps_wanted() {
+            kernel_stamps::enable(&inner);
         }
+        Tcp {
+            inner,
+            arrived_ns: 0,
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        kernel_stamps::poll_read(self.get_mut(), cx, buf)
+    }
+}
+
+/// Without kernel stamps: tokio's read, and the answer timed when read.
+#[cfg(not(target_os = "linux"))]
+impl AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_read(cx, buf)
+    }
+}
+
+/// Linux's receive stamps: `SO_TIMESTAMPNS` on the socket, `recvmsg` to read them.
+#[cfg(target_os = "linux")]
+mod kernel_stamps {
+    use std::io;
+    use std::os::fd::{AsRawFd as _, RawFd};
+    use std::task::{Context, Poll};
+
+    use tokio::io::ReadBuf;
+    use tokio::net::TcpStream;
+
+    use super::Tcp;
+
+    /// Asks the kernel to stamp each segment's arrival on this socket.
+    pub(super) fn enable(inner: &TcpStream) {
         let on: libc::c_int = 1;
         // SAFETY: a valid socket and a c_int option value of the right size. Failure
         // leaves reads unstamped, and their answers timed when read.
@@ -105,57 +148,51 @@ impl Tcp {
                 std::mem::size_of::<libc::c_int>() as libc::socklen_t,
             )
         };
-        Tcp {
-            inner,
-            arrived_ns: 0,
-        }
     }
-}
 
-/// `recvmsg` into `buf`; returns the bytes read and the arrival stamp (realtime ns) of the
-/// last segment they came from, if the kernel attached one.
-fn recv_stamped(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, u64)> {
-    // u64-aligned room for one timespec control message and then some.
-    let mut control = [0u64; 8];
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
-    // SAFETY: zeroed msghdr is a valid empty header; every pointer set below outlives the
-    // call, and the lengths are those of the buffers they point to.
-    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control.as_mut_ptr().cast();
-    msg.msg_controllen = std::mem::size_of_val(&control) as _;
-    // SAFETY: `msg` describes valid, writable buffers (see above).
-    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
-    let mut stamp = 0u64;
-    // SAFETY: the CMSG_* walk stays inside `control`, bounded by msg_controllen as the
-    // kernel set it; the data of an SCM_TIMESTAMPNS message is one timespec.
-    unsafe {
-        let mut c = libc::CMSG_FIRSTHDR(&msg);
-        while !c.is_null() {
-            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                stamp = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+    /// `recvmsg` into `buf`; returns the bytes read and the arrival stamp (realtime ns) of the
+    /// last segment they came from, if the kernel attached one.
+    fn recv_stamped(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, u64)> {
+        // u64-aligned room for one timespec control message and then some.
+        let mut control = [0u64; 8];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: zeroed msghdr is a valid empty header; every pointer set below outlives the
+        // call, and the lengths are those of the buffers they point to.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `msg` describes valid, writable buffers (see above).
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut stamp = 0u64;
+        // SAFETY: the CMSG_* walk stays inside `control`, bounded by msg_controllen as the
+        // kernel set it; the data of an SCM_TIMESTAMPNS message is one timespec.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    stamp = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
             }
-            c = libc::CMSG_NXTHDR(&msg, c);
         }
+        Ok((n as usize, stamp))
     }
-    Ok((n as usize, stamp))
-}
 
-impl AsyncRead for Tcp {
-    fn poll_read(
-        self: Pin<&mut Self>,
+    /// A read that keeps the arrival stamp of the data it returns.
+    pub(super) fn poll_read(
+        me: &mut Tcp,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let me = self.get_mut();
         loop {
             std::task::ready!(me.inner.poll_read_ready(cx))?;
             let fd = me.inner.as_raw_fd();

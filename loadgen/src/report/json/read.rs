@@ -143,6 +143,9 @@ struct RawReport {
     /// Absent in reports from before `--tick auto`.
     #[serde(default)]
     tick_auto: bool,
+    /// Absent in reports from before the timing source was written.
+    #[serde(default)]
+    timing: String,
     #[serde(default)]
     slos: Vec<RawVerdict>,
 }
@@ -310,6 +313,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             interrupted: raw.interrupted,
             tick_ns: (raw.tick_us * 1000.0).round() as u64,
             tick_auto: raw.tick_auto,
+            timing: raw.timing,
         },
         settings: raw.settings,
         slos: raw.slos.into_iter().map(|v| v.slo).collect(),

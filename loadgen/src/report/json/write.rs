@@ -123,6 +123,8 @@ struct JsonReport<'a> {
     /// `--tick auto` chose the ticks, second by second: `tick_us` is the one most requests
     /// went at, and each target's `ticks` has them all.
     tick_auto: bool,
+    /// How loadgen waited for due times and timed answers on the machine that ran it.
+    timing: &'a str,
     /// Some target was limited by loadgen rather than the service: the run's outcome
     /// says so apart from the SLOs (gate on it with the SLO `generator_limited==0`).
     generator_limited: bool,
@@ -204,6 +206,7 @@ pub fn to_json_with(
         pacing: summary(&r.pacing),
         tick_us: r.tick_ns as f64 / 1000.0,
         tick_auto: r.tick_auto,
+        timing: &r.timing,
         generator_limited: !limits.is_empty(),
         limits,
         tick_check: crate::judge::tick::checks(r),
