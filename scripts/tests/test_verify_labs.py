@@ -422,3 +422,33 @@ def test_lab9_forced_failure_overrides_the_slo(tmp_path, results):
     assert any("p95<250ms" in s for s in stdin), "the normal runs must apply deploy/load/base/slo.txt"
     forced = copy.deepcopy(stdin)
     assert all("--duration" in s for s in forced)
+
+
+def test_lab9_runs_at_a_laptops_rate_on_kind_and_the_courses_on_eks(tmp_path, results):
+    for platform, rate in (("kind", "300"), ("eks", "5000")):
+        stub = Stub(tmp_path / platform, good_world(results)) if (tmp_path / platform).mkdir() is None else None
+        proc = subprocess.run([sys.executable, "scripts/verify/labs.py", "9", "--ctx-us", US, "--ctx-eu", EU,
+                               "--results", str(stub.tmp / "results"), "--platform", platform],
+                              cwd=ROOT, env=stub.env, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert f"lab9: {rate} rps per cluster (PLATFORM={platform}" in proc.stdout
+        applied = [json.loads(x) for x in stub.log.read_text().splitlines()]
+        jobs = [a["stdin"] for a in applied if "load-mode in (shared,single)" in " ".join(a["args"])]
+        assert jobs and all(f"- '{rate}'" in j or f'- "{rate}"' in j or f"- {rate}\n" in j for j in jobs), jobs[0]
+        # The comparison the course asks for: in-region and cross-region p95/p99.
+        assert "in-region vs cross-region latency (us (in-region) p95" in proc.stdout, proc.stdout
+
+
+def test_lab9_blames_the_generator_not_the_mesh_when_loadgen_was_the_limit(tmp_path, results):
+    doc = json.loads(results["pass"])
+    doc["generator_limited"] = True
+    doc["limits"] = [{"target": "eu", "reasons": ["the dispatcher fell behind the schedule"],
+                      "advice": "lower --rps or give loadgen more CPU"}]
+    doc["exit_code"] = 99
+    doc["slos"] = [{"slo": "generator_limited==0", "pass": False}]
+    limited = rule(ctx("eu") + r"-n echo logs pod/loadgen-x7k2p -c loadgen$", "starting\n" + json.dumps(doc))
+    proc = run(tmp_path, results, 9, limited)
+    assert proc.returncode == 1
+    failed = lines(proc, "FAIL")
+    assert any("loadgen (this machine), not the mesh, limited the run" in f for f in failed), proc.stdout
+    assert not any("SLOs failed" in f for f in failed), proc.stdout
