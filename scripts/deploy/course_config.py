@@ -7,17 +7,20 @@ also stand in the manifests themselves; this module writes them there and
 checks they agree:
 
   GIT_REPO_URL -> deploy/argocd/applicationset.yaml  spec.template.spec.source.repoURL
+               -> deploy/argocd/rollouts-app.yaml    spec.source.repoURL
                -> deploy/argocd/appproject.yaml      spec.sourceRepos[0]
   IMAGE_REPO   -> deploy/components/images           images[].newName (<repo>/<name>)
 
-It also writes the two values that change while the course runs: the image tag
-(CI moves it after a push) and the other region's east-west gateway address.
+It also writes the values that change while the course runs: the image tag
+(CI moves it after a push), the other region's east-west gateway address, and
+the canary lab's version (Lab 7.1 by commit).
 
   course_config.py apply                     config.env -> manifests
   course_config.py check                     exit 1 (listing each place) when they disagree
   course_config.py get KEY                   print GIT_REPO_URL, IMAGE_REPO or TAG
   course_config.py set-image REPO TAG        registry and tag in config.env and the component
   course_config.py set-remote REGION ADDR    the gateway address in deploy/overlays/REGION
+  course_config.py set-canary VERSION [bad]  the Rollout's version (and 20% 503s) in deploy/rollouts
 
 Edits are made line by line so comments and layout stay as written.
 Exit status: 0 done, 1 a check failed or a file lacks the expected line, 2 usage.
@@ -33,6 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "config.env"
 APPSET = ROOT / "deploy" / "argocd" / "applicationset.yaml"
+ROLLOUT_APP = ROOT / "deploy" / "argocd" / "rollouts-app.yaml"
+ROLLOUT = ROOT / "deploy" / "rollouts" / "rollout.yaml"
 PROJECT = ROOT / "deploy" / "argocd" / "appproject.yaml"
 IMAGES = ROOT / "deploy" / "components" / "images" / "kustomization.yaml"
 BINARIES = ("echo-svc", "loadgen")
@@ -136,7 +141,8 @@ def set_image_repo(repo: str) -> None:
 def set_git_url(url: str) -> None:
     if not re.fullmatch(r"(https://|ssh://|git@)\S+", url):
         raise ConfigError(f"GIT_REPO_URL {url!r} is not an https://, ssh:// or git@ URL")
-    _replace(APPSET, r"^(\s*repoURL: )\S+$", rf"\g<1>{url}")
+    for app in (APPSET, ROLLOUT_APP):
+        _replace(app, r"^(\s*repoURL: )\S+$", rf"\g<1>{url}")
     _replace(PROJECT, r"^(  sourceRepos:\n    - )\S+$", rf"\g<1>{url}")
 
 
@@ -175,10 +181,11 @@ def disagreements() -> list[str]:
     """Every manifest line that does not follow deploy/config.env."""
     values = read_env()
     problems = []
-    appset = re.search(r"^\s*repoURL: (\S+)$", APPSET.read_text(), re.M)
-    if not appset or appset.group(1) != values["GIT_REPO_URL"]:
-        problems.append(f"{APPSET.relative_to(ROOT)}: repoURL {appset and appset.group(1)!r} "
-                        f"!= GIT_REPO_URL {values['GIT_REPO_URL']!r}")
+    for app in (APPSET, ROLLOUT_APP):
+        found_url = re.search(r"^\s*repoURL: (\S+)$", app.read_text(), re.M)
+        if not found_url or found_url.group(1) != values["GIT_REPO_URL"]:
+            problems.append(f"{shown(app)}: repoURL {found_url and found_url.group(1)!r} "
+                            f"!= GIT_REPO_URL {values['GIT_REPO_URL']!r}")
     project = re.search(r"^  sourceRepos:\n    - (\S+)$", PROJECT.read_text(), re.M)
     if not project or project.group(1) != values["GIT_REPO_URL"]:
         problems.append(f"{PROJECT.relative_to(ROOT)}: sourceRepos {project and project.group(1)!r} "
@@ -194,6 +201,24 @@ def disagreements() -> list[str]:
     except ConfigError as err:
         problems.append(str(err))
     return problems
+
+
+def set_canary(version: str, bad: str = "") -> None:
+    """Lab 7.1 by commit: the Rollout's version label (echo reports it), and with `bad`
+    the faults that make 20% of answers 503 (echo's DEFAULT_FAULTS), which the analysis
+    must catch. The same edit `task rollouts:canary` makes in the cluster."""
+    if not re.fullmatch(r"[a-z0-9]([a-z0-9.-]{0,30}[a-z0-9])?", version):
+        raise ConfigError(f"canary version {version!r} is not a label value")
+    if bad not in ("", "bad"):
+        raise ConfigError(f"set-canary takes VERSION [bad], not {bad!r}")
+    _replace(ROLLOUT, r"^(        version: )\S+$", rf"\g<1>{version}")
+    text = re.sub(r"^        - name: DEFAULT_FAULTS\n          value: .*\n", "", ROLLOUT.read_text(), flags=re.M)
+    if bad:
+        anchor = "        - name: LOG_FORMAT\n          value: json\n"
+        if anchor not in text:
+            raise ConfigError(f"{shown(ROLLOUT)}: no LOG_FORMAT entry to put DEFAULT_FAULTS after")
+        text = text.replace(anchor, anchor + "        - name: DEFAULT_FAULTS\n          value: status=503:20\n")
+    ROLLOUT.write_text(text)
 
 
 def check() -> int:
@@ -215,6 +240,8 @@ def main(argv: list[str]) -> int:
         ("get", 1): lambda key: print(deployed_tag() if key == "TAG" else read_env()[key]),
         ("set-image", 2): set_image,
         ("set-remote", 2): set_remote,
+        ("set-canary", 1): set_canary,
+        ("set-canary", 2): set_canary,
         ("get-remote", 1): lambda region: print(remote_address(region)),
     }
     command = commands.get((argv[0], len(argv) - 1)) if argv else None

@@ -296,6 +296,10 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
         a = json.loads(json.dumps(rollout["spec"]["template"]["spec"]))
         b = json.loads(json.dumps(deployment["spec"]["template"]["spec"]))
         for spec in (a, b):
+            # A bad canary committed for Lab 7.1 (`task rollouts:canary:git BAD=1`) adds
+            # its faults; that is the lab, not drift.
+            for c in spec.get("containers", []):
+                c["env"] = [e for e in c.get("env", []) if e.get("name") != "DEFAULT_FAULTS"]
             for t in spec.get("topologySpreadConstraints", []):
                 t.pop("matchLabelKeys", None)
                 t.pop("labelSelector", None)
@@ -428,6 +432,35 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
                                 f"monitoring; Prometheus runs in {obs_ns}")
 
 
+def applications_admitted(renders: dict[str, list[dict]], report: Report) -> None:
+    """Each plain Application (the canary lab's) deploys a kustomization that exists,
+    from a repo and to a destination its AppProject allows, and only kinds it admits."""
+    argocd = renders.get("deploy/argocd", [])
+    projects = {d["metadata"]["name"]: d for d in argocd if d["kind"] == "AppProject"}
+    for app in (d for d in argocd if d["kind"] == "Application"):
+        spec, name = app["spec"], app["metadata"]["name"]
+        project = projects.get(spec["project"])
+        path = spec["source"]["path"]
+        if project is None or path not in renders:
+            report.fail(f"deploy/argocd: Application/{name}: project {spec['project']!r} or path {path!r} missing")
+            continue
+        dest = spec["destination"]
+        allowed_dest = any(d.get("name") == dest.get("name") and d.get("namespace") == dest.get("namespace")
+                           for d in project["spec"]["destinations"])
+        if spec["source"]["repoURL"] not in project["spec"]["sourceRepos"] or not allowed_dest:
+            report.fail(f"deploy/argocd: Application/{name}: repo or destination not allowed by its AppProject")
+            continue
+        kinds = {(w["group"], w["kind"]) for key in ("namespaceResourceWhitelist", "clusterResourceWhitelist")
+                 for w in project["spec"].get(key, [])}
+        for doc in renders[path]:
+            group = doc["apiVersion"].split("/")[0] if "/" in doc["apiVersion"] else ""
+            if (group, doc["kind"]) in kinds:
+                report.ok()
+            else:
+                report.fail(f"{path}: {doc['kind']} ({group or 'core'}) is not admitted by "
+                            f"AppProject/{project['metadata']['name']} (Application/{name})")
+
+
 def envoys_scrapable(renders: dict[str, list[dict]], report: Report) -> None:
     """Every meshed pod's Envoy answers Prometheus: a NetworkPolicy that selects the pod
     admits namespace observability on 15090 (the envoy-stats PodMonitor) and 15020.
@@ -523,6 +556,7 @@ def main() -> int:
         before = report.passed
         consistency_checks(renders, report)
         envoys_scrapable(renders, report)
+        applications_admitted(renders, report)
         print(f"  {report.passed - before} checks passed")
         (args.out / "deployable.txt").write_text(
             "".join(d.replace("/", "__") + ".yaml\n" for d in deployable_kustomizations(list(renders))))

@@ -20,9 +20,13 @@ US, EU = "prod-us-east-1", "prod-eu-west-1"
 
 
 def dry(task: str) -> list[str]:
+    return dry_with(task)
+
+
+def dry_with(task: str, *variables: str) -> list[str]:
     exe = shutil.which("task")
     assert exe, "go-task is not installed (scripts/install-tools.sh)"
-    proc = subprocess.run([exe, "--dry", task], cwd=ROOT, capture_output=True, text=True, timeout=120,
+    proc = subprocess.run([exe, "--dry", task, *variables], cwd=ROOT, capture_output=True, text=True, timeout=120,
                           env=dict(os.environ, NO_COLOR="1"))
     assert proc.returncode == 0, proc.stderr
     return [m.group(1) for line in (proc.stdout + proc.stderr).splitlines()
@@ -63,6 +67,8 @@ ORDER = [
     (r"upgrade --install argocd ", r"apply -k deploy/argocd$", "Argo CD's CRDs before the ApplicationSet"),
     (r"apply -k deploy/argocd/remote", r"argocd-clusters\.sh", "eu's ServiceAccount and token before registering eu"),
     (r"argocd-clusters\.sh", r"apply -k deploy/argocd$", "both clusters registered when the ApplicationSet generates"),
+    (r"upgrade --install argo-rollouts ", r"apply -k deploy/argocd$",
+     "the Rollout CRD exists before Argo CD syncs the canary lab (Application echo-rollout)"),
     (r"link-mesh\.sh", r"apply -k deploy/argocd$", "the overlays are linked before Argo CD first deploys them"),
 ]
 
@@ -127,3 +133,14 @@ def test_every_task_the_docs_name_exists():
             named.update(w for w in span.split() if re.fullmatch(r"[a-z0-9-]+(:[a-z0-9-]+)+", w))
     missing = sorted(n for n in named if n not in names)
     assert named and not missing, f"tasks named in the docs but not in Taskfile.yml: {missing}"
+
+
+def test_on_eks_bootstrap_makes_no_kind_cluster_and_no_metallb():
+    eks = [c for c in dry_with("bootstrap", "PLATFORM=eks")]
+    assert not [c for c in eks if re.search(r"scripts/kind/up\.sh|metallb|kubelet-insecure-tls", c)], eks
+    assert any("eastwest-eks.yaml" in c for c in eks)
+    # Everything else is the same path, in the same order.
+    first(eks, r"scripts/istio/certs\.sh")
+    assert first(eks, r"create secret generic cacerts") < first(eks, r"upgrade --install istiod ")
+    kind = dry("bootstrap")
+    assert any("kubelet-insecure-tls" in c for c in kind) and not any("eastwest-eks" in c for c in kind)

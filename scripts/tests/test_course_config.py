@@ -146,3 +146,30 @@ def test_kind_clusters_are_two_regions_on_separate_ranges():
     for region, other in (("us", "eu"), ("eu", "us")):
         remote = yaml.safe_load((ROOT / "deploy" / "overlays" / region / "remote-gateway.yaml").read_text())
         assert remote["spec"]["endpoints"][0]["locality"] == want[other]
+
+
+def test_a_canary_by_commit_edits_only_the_rollouts_version_and_faults(repo):
+    rollout = repo / "deploy" / "rollouts" / "rollout.yaml"
+    before = rollout.read_text()
+    assert cc(repo, "set-canary", "v2", "bad").returncode == 0
+    ro = next(d for d in rendered(repo, "deploy/rollouts") if d["kind"] == "Rollout")
+    assert ro["spec"]["template"]["metadata"]["labels"]["version"] == "v2"
+    env = {e["name"]: e.get("value") for e in ro["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["DEFAULT_FAULTS"] == "status=503:20"
+    # A good canary after a bad one drops the faults; back to v1 is the file as it was.
+    assert cc(repo, "set-canary", "v3").returncode == 0
+    assert "DEFAULT_FAULTS" not in rollout.read_text()
+    assert cc(repo, "set-canary", "v1").returncode == 0
+    assert rollout.read_text() == before
+    for bad in (("V2!",), ("v2", "worse")):
+        assert cc(repo, "set-canary", *bad).returncode != 0
+    assert rollout.read_text() == before
+
+
+def test_the_canary_lab_application_follows_config_env(repo):
+    env_file = repo / "deploy" / "config.env"
+    env_file.write_text(env_file.read_text().replace("GIT_REPO_URL=", "GIT_REPO_URL=https://github.com/alice/echo.git\n#", 1))
+    assert cc(repo, "apply").returncode == 0
+    app = yaml.safe_load((repo / "deploy" / "argocd" / "rollouts-app.yaml").read_text())
+    assert app["spec"]["source"]["repoURL"] == "https://github.com/alice/echo.git"
+    assert cc(repo, "check").returncode == 0

@@ -57,7 +57,7 @@ def nodes(region: str, node_region: str | None = None) -> dict:
 
 
 def app(region: str, sync="Synced", health="Healthy", revision=HEAD) -> dict:
-    return {"metadata": {"name": f"echo-{region}"},
+    return {"metadata": {"name": f"echo-prod-{region}"},
             "status": {"sync": {"status": sync, "revision": revision}, "health": {"status": health}}}
 
 
@@ -112,8 +112,8 @@ def good_world(results: dict) -> list[dict]:
              j({"items": [{"metadata": {"name": "cluster-prod-us-east-1", "labels": {"region": "us"}}},
                           {"metadata": {"name": "cluster-prod-eu-west-1", "labels": {"region": "eu"}}}]})),
         rule(r"-n argocd get applications -o json$", j({"items": [app("us"), app("eu")]})),
-        rule(r"-n argocd get application echo-us -o json$", j(app("us", revision=commit))),
-        rule(r"-n argocd get application echo-eu -o json$", j(app("eu", revision=commit))),
+        rule(r"-n argocd get application echo-prod-us -o json$", j(app("us", revision=commit))),
+        rule(r"-n argocd get application echo-prod-eu -o json$", j(app("eu", revision=commit))),
         # Outside the mesh: the mesh name does not resolve (curl exit 6); echo's sidecar
         # resets plain text (STRICT mTLS, curl exit 56).
         rule(r"-n default run verify-outsider-\d+ .*echo\.eu\.mesh\.local", "000 curl-exit=6\n"),
@@ -306,7 +306,7 @@ BAD = {
                                "nodes labelled region eu-west-1"),
     "an app out of sync": (2, rule(r"-n argocd get applications -o json$",
                                    j({"items": [app("us"), app("eu", sync="OutOfSync", health="Degraded")]})),
-                           "echo-eu is Synced and Healthy"),
+                           "echo-prod-eu is Synced and Healthy"),
     "the wrong region answers": (3, rule(ctx("us") + r"-n echo exec .* curl -sS .*echo\.eu\.mesh\.local/$",
                                          curl_answer("us")), "from us: curl http://echo.eu.mesh.local/"),
     "a 503 across regions": (3, rule(ctx("eu") + r"-n echo exec .* curl -sS .*echo\.us\.mesh\.local/$",
@@ -331,8 +331,8 @@ BAD = {
                                          f"{EU}: 10 of 10 calls"),
     "a stale image": (6, rule(ctx("us") + r"-n echo get pods -l app=echo -o json$",
                               j(echo_pods(["a1"], image="ghcr.io/someone/echo-svc:old"))), f"{US}: every echo pod runs"),
-    "an unsynced commit": (6, rule(r"get application echo-eu -o json$", j(app("eu", revision="0" * 40))),
-                           "echo-eu is synced to the pushed commit"),
+    "an unsynced commit": (6, rule(r"get application echo-prod-eu -o json$", j(app("eu", revision="0" * 40))),
+                           "echo-prod-eu is synced to the pushed commit"),
     "a 50/50 split": (7, rule(r"sh -c .*-lt 200 \];", loop_lines(200, "200 v1 us\n").replace("200 v1 us\n", "200 v2 us\n", 100)),
                       "traffic splits about 90/10"),
     "beta users on v1": (7, rule(r"sh -c .*-lt 20 \];.*x-user-type: beta", loop_lines(20, "200 v1 us\n")),
@@ -371,10 +371,10 @@ def test_lab6_reads_what_ci_pushed_not_the_stale_checkout(tmp_path, results):
     new = world["bump"]("cafe12345678")
     done = [rule(ctx(r) + r"-n echo get pods -l app=echo -o json$",
                  j(echo_pods(["a1"], image=f"{REPO_TAG}/echo-svc:cafe12345678"))) for r in ("us", "eu")]
-    done += [rule(rf"get application echo-{r} -o json$", j(app(r, revision=new))) for r in ("us", "eu")]
+    done += [rule(rf"get application echo-prod-{r} -o json$", j(app(r, revision=new))) for r in ("us", "eu")]
     proc = Stub(tmp_path, [*done, *good_world(results)], world["repo"]).verify(6)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    stale = [rule(rf"get application echo-{r} -o json$", j(app(r, revision=new))) for r in ("us", "eu")]
+    stale = [rule(rf"get application echo-prod-{r} -o json$", j(app(r, revision=new))) for r in ("us", "eu")]
     proc = Stub(tmp_path, [*stale, *good_world(results)], world["repo"]).verify(6)
     assert proc.returncode == 1, proc.stdout
     assert "CI pushed cafe12345678" in proc.stdout, proc.stdout

@@ -152,13 +152,13 @@ def lab2(k: Kube, c: Checks, _args) -> None:
     apps = {a["metadata"]["name"]: a for a in
             (k.json("us", "get", "applications", ns="argocd") or {}).get("items", [])}
     for region in ("us", "eu"):
-        app = apps.get(f"echo-{region}")
-        if not c.record(app is not None, f"Application echo-{region} exists",
+        app = apps.get(f"echo-prod-{region}")
+        if not c.record(app is not None, f"Application echo-prod-{region} exists",
                         "" if app else f"have: {', '.join(apps) or 'none'}"):
             continue
         sync = app.get("status", {}).get("sync", {}).get("status")
         health = app.get("status", {}).get("health", {}).get("status")
-        c.record(sync == "Synced" and health == "Healthy", f"echo-{region} is Synced and Healthy",
+        c.record(sync == "Synced" and health == "Healthy", f"echo-prod-{region} is Synced and Healthy",
                  f"sync={sync} health={health}")
     for region in ("us", "eu"):
         ok = k.run(region, "get", "namespace", "echo", "-o", "name").returncode == 0
@@ -330,9 +330,9 @@ def lab6(k: Kube, c: Checks, args) -> None:
                  "" if images == {want} else f"running {sorted(images) or 'nothing'}; CI pushed {tag}: "
                  "wait for Argo CD's poll (3 min) or refresh the app")
     for region in ("us", "eu"):
-        app = k.json("us", "get", "application", f"echo-{region}", ns="argocd") or {}
+        app = k.json("us", "get", "application", f"echo-prod-{region}", ns="argocd") or {}
         rev = app.get("status", {}).get("sync", {}).get("revision", "")
-        c.record(bool(commit) and rev == commit, f"echo-{region} is synced to the pushed commit {commit[:12]}",
+        c.record(bool(commit) and rev == commit, f"echo-prod-{region} is synced to the pushed commit {commit[:12]}",
                  "" if rev == commit else f"Argo CD is at {rev[:12] or 'nothing'}: push, then wait for the poll "
                  "(3 min) or refresh the app")
 
