@@ -32,6 +32,9 @@ const LATE_TENTHS: u64 = 9;
 /// One worker's watch over its answers' stamps (one thread: `Cell`s).
 #[derive(Debug)]
 pub struct ArrivalWatch {
+    /// The platform stamps arrivals (Linux). Without, the worker never holds a sleep, and
+    /// its answers are not "unheld" (read after it stopped holding): they are unchecked.
+    kernel_stamps: bool,
     holding: Cell<bool>,
     /// Monotonic ns at which the latest held sleep ended; 0 while none is the latest wait.
     woke_ns: Cell<u64>,
@@ -43,18 +46,24 @@ pub struct ArrivalWatch {
 
 impl Default for ArrivalWatch {
     fn default() -> ArrivalWatch {
+        ArrivalWatch::new(cfg!(target_os = "linux"))
+    }
+}
+
+impl ArrivalWatch {
+    /// A watch for a platform with (`true`) or without kernel receive stamps.
+    fn new(kernel_stamps: bool) -> ArrivalWatch {
         ArrivalWatch {
-            // Without kernel stamps (not Linux) a held sleep would time answers late.
-            holding: Cell::new(cfg!(target_os = "linux")),
+            kernel_stamps,
+            // Without kernel stamps a held sleep would time answers late.
+            holding: Cell::new(kernel_stamps),
             woke_ns: Cell::new(0),
             checked: Cell::new(0),
             late: Cell::new(0),
             held_ns: Cell::new(0),
         }
     }
-}
 
-impl ArrivalWatch {
     /// Whether a short wait may still hold the thread.
     #[inline]
     pub fn holding(&self) -> bool {
@@ -80,7 +89,11 @@ impl ArrivalWatch {
     #[inline]
     pub fn judge(&self, sent_ns: u64, arrived_ns: u64) -> Stamp {
         if !self.holding.get() {
-            return Stamp::Unheld;
+            return if self.kernel_stamps {
+                Stamp::Unheld
+            } else {
+                Stamp::Unchecked
+            };
         }
         let woke = self.woke_ns.get();
         if woke == 0 || sent_ns >= woke {
@@ -134,9 +147,21 @@ mod tests {
 
     /// A watch that holds its sleeps, as on Linux, whatever the platform of the test.
     fn watch() -> ArrivalWatch {
-        let w = ArrivalWatch::default();
-        w.holding.set(true);
-        w
+        ArrivalWatch::new(true)
+    }
+
+    #[test]
+    fn without_kernel_stamps_nothing_is_held_and_no_answer_counts_as_unheld() {
+        // macOS: no sleep is held, so an answer is neither checked nor "read after the
+        // worker stopped holding" (which the report would take for failed stamps).
+        let w = ArrivalWatch::new(false);
+        assert!(!w.holding());
+        assert_eq!(w.judge(SECOND, 0), Stamp::Unchecked);
+        assert!(!w.review(SECOND));
+        // After a condemnation on Linux, the same answer counts as unheld.
+        let linux = watch();
+        linux.holding.set(false);
+        assert_eq!(linux.judge(SECOND, 0), Stamp::Unheld);
     }
 
     /// One second of held 500 µs sleeps, `late_every`-th answer stamped after its wake-up.

@@ -8,6 +8,7 @@
 //! tokio's timer: pacing is then as coarse as a millisecond, which the pacing-lag line
 //! shows, and the report names the timing source ([`timing_source`]).
 
+use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Nanoseconds on `CLOCK_MONOTONIC`.
@@ -49,6 +50,7 @@ pub fn refresh_realtime_offset(now: u64) {
 /// A kernel receive stamp (`CLOCK_REALTIME`) on `CLOCK_MONOTONIC`. With the offset a
 /// dispatcher keeps, this reads no clock: two clock reads per socket read were a
 /// tenth of loadgen's user-space time at the maximum rate.
+#[cfg(target_os = "linux")]
 #[inline]
 pub fn stamp_to_monotonic(stamp: u64) -> u64 {
     to_monotonic(stamp, REALTIME_AHEAD_NS.load(Ordering::Relaxed))
@@ -56,6 +58,7 @@ pub fn stamp_to_monotonic(stamp: u64) -> u64 {
 
 /// `ahead` is the clocks' offset, or 0 for none yet: then the stamp's age is taken off
 /// the monotonic clock, at the cost of two clock reads.
+#[cfg(target_os = "linux")]
 fn to_monotonic(stamp: u64, ahead: u64) -> u64 {
     match ahead {
         0 => now_ns().saturating_sub(realtime_ns().saturating_sub(stamp)),
@@ -120,136 +123,125 @@ pub fn sleep_blocking_until(deadline_ns: u64) {
     }
 }
 
+/// A one-shot absolute-deadline timer on the current tokio reactor: a `timerfd` on Linux,
+/// tokio's own timer (to the millisecond) elsewhere.
+pub struct PreciseTimer {
+    #[cfg(target_os = "linux")]
+    fd: tokio::io::unix::AsyncFd<Fd>,
+    /// tokio's clock and ours read together, to map deadlines onto tokio's.
+    #[cfg(not(target_os = "linux"))]
+    epoch: (tokio::time::Instant, u64),
+}
+
+impl std::fmt::Debug for PreciseTimer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("PreciseTimer");
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd as _;
+            d.field("fd", &self.fd.get_ref().as_raw_fd());
+        }
+        #[cfg(not(target_os = "linux"))]
+        d.field("epoch_ns", &self.epoch.1);
+        d.finish()
+    }
+}
+
+/// The timerfd, owned; the AsyncFd needs an `AsRawFd` of its own.
 #[cfg(target_os = "linux")]
-pub use timerfd::PreciseTimer;
+struct Fd(std::os::fd::OwnedFd);
 
-#[cfg(not(target_os = "linux"))]
-pub use runtime_timer::PreciseTimer;
+#[cfg(target_os = "linux")]
+impl std::os::fd::AsRawFd for Fd {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0.as_raw_fd()
+    }
+}
 
-/// The portable timer: tokio's, to the millisecond.
-#[cfg(not(target_os = "linux"))]
-mod runtime_timer {
-    use std::io;
-
-    use super::now_ns;
-
-    /// A deadline timer on tokio's timer wheel; deadlines are monotonic ns from
-    /// [`now_ns`], mapped onto tokio's clock through one pair of readings.
-    #[derive(Debug)]
-    pub struct PreciseTimer {
-        epoch: (tokio::time::Instant, u64),
+#[cfg(target_os = "linux")]
+impl PreciseTimer {
+    /// Creates the timer; must be called inside a tokio runtime with I/O enabled.
+    pub fn new() -> io::Result<PreciseTimer> {
+        use std::os::fd::FromRawFd as _;
+        // SAFETY: plain syscall; the result is checked before use.
+        let raw = unsafe {
+            libc::timerfd_create(
+                libc::CLOCK_MONOTONIC,
+                libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor that nothing else owns.
+        let owned = unsafe { std::os::fd::OwnedFd::from_raw_fd(raw) };
+        // SAFETY: `Fd` owns the descriptor and always returns it; it stays open for the
+        // AsyncFd's lifetime because the AsyncFd owns the `Fd`.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(
+                Fd(owned),
+                tokio::io::Interest::READABLE,
+            )?
+        };
+        Ok(PreciseTimer { fd })
     }
 
-    impl PreciseTimer {
-        /// Creates the timer; must be called inside a tokio runtime with timers enabled.
-        pub fn new() -> io::Result<PreciseTimer> {
-            Ok(PreciseTimer {
-                epoch: (tokio::time::Instant::now(), now_ns()),
-            })
+    /// Waits until `CLOCK_MONOTONIC` reaches `deadline_ns` (returns at once if it has).
+    pub async fn sleep_until(&self, deadline_ns: u64) -> io::Result<()> {
+        use std::os::fd::AsRawFd as _;
+        if now_ns() >= deadline_ns {
+            return Ok(());
         }
-
-        /// Waits until the monotonic clock reaches `deadline_ns` (at once if it has).
-        pub async fn sleep_until(&self, deadline_ns: u64) -> io::Result<()> {
-            let (at, ns) = self.epoch;
-            let target = at + std::time::Duration::from_nanos(deadline_ns.saturating_sub(ns));
-            tokio::time::sleep_until(target).await;
-            // tokio's clock and ours may disagree by a reading's worth; never return early.
-            while now_ns() < deadline_ns {
-                tokio::task::yield_now().await;
+        let spec = libc::itimerspec {
+            it_interval: libc::timespec {
+                tv_sec: 0,
+                tv_nsec: 0,
+            },
+            it_value: libc::timespec {
+                tv_sec: (deadline_ns / 1_000_000_000) as _,
+                tv_nsec: (deadline_ns % 1_000_000_000) as _,
+            },
+        };
+        let fd = self.fd.get_ref().as_raw_fd();
+        // SAFETY: `spec` is a valid itimerspec and `fd` a timerfd we own.
+        let rc = unsafe {
+            libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // Re-arming resets the expiry count, so the descriptor need not be read: each
+        // expiry raises a fresh edge. A readiness left over from an earlier arming is
+        // cleared and waited past.
+        loop {
+            let mut guard = self.fd.readable().await?;
+            guard.clear_ready();
+            if now_ns() >= deadline_ns {
+                return Ok(());
             }
-            Ok(())
         }
     }
 }
 
-/// The Linux timer: a `timerfd` on tokio's reactor.
-#[cfg(target_os = "linux")]
-mod timerfd {
-    use std::io;
-    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-
-    use tokio::io::unix::AsyncFd;
-
-    use super::now_ns;
-
-    struct Fd(OwnedFd);
-
-    impl AsRawFd for Fd {
-        fn as_raw_fd(&self) -> RawFd {
-            self.0.as_raw_fd()
-        }
+#[cfg(not(target_os = "linux"))]
+impl PreciseTimer {
+    /// Creates the timer; must be called inside a tokio runtime with timers enabled.
+    pub fn new() -> io::Result<PreciseTimer> {
+        Ok(PreciseTimer {
+            epoch: (tokio::time::Instant::now(), now_ns()),
+        })
     }
 
-    /// A one-shot absolute-deadline timer on the current tokio reactor.
-    pub struct PreciseTimer {
-        fd: AsyncFd<Fd>,
-    }
-
-    impl std::fmt::Debug for PreciseTimer {
-        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-            f.debug_struct("PreciseTimer")
-                .field("fd", &self.fd.get_ref().as_raw_fd())
-                .finish()
+    /// Waits until the monotonic clock reaches `deadline_ns` (at once if it has).
+    pub async fn sleep_until(&self, deadline_ns: u64) -> io::Result<()> {
+        let (at, ns) = self.epoch;
+        let target = at + std::time::Duration::from_nanos(deadline_ns.saturating_sub(ns));
+        tokio::time::sleep_until(target).await;
+        // tokio's clock and ours may disagree by a reading's worth; never return early.
+        while now_ns() < deadline_ns {
+            tokio::task::yield_now().await;
         }
-    }
-
-    impl PreciseTimer {
-        /// Creates the timer; must be called inside a tokio runtime with I/O enabled.
-        pub fn new() -> io::Result<PreciseTimer> {
-            // SAFETY: plain syscall; the result is checked before use.
-            let raw = unsafe {
-                libc::timerfd_create(
-                    libc::CLOCK_MONOTONIC,
-                    libc::TFD_NONBLOCK | libc::TFD_CLOEXEC,
-                )
-            };
-            if raw < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // SAFETY: `raw` is a fresh descriptor that nothing else owns.
-            let owned = unsafe { OwnedFd::from_raw_fd(raw) };
-            // SAFETY: `Fd` owns the descriptor and always returns it; it stays open for the
-            // AsyncFd's lifetime because the AsyncFd owns the `Fd`.
-            let fd = unsafe {
-                AsyncFd::register_with_interest(Fd(owned), tokio::io::Interest::READABLE)?
-            };
-            Ok(PreciseTimer { fd })
-        }
-
-        /// Waits until `CLOCK_MONOTONIC` reaches `deadline_ns` (returns at once if it has).
-        pub async fn sleep_until(&self, deadline_ns: u64) -> io::Result<()> {
-            if now_ns() >= deadline_ns {
-                return Ok(());
-            }
-            let spec = libc::itimerspec {
-                it_interval: libc::timespec {
-                    tv_sec: 0,
-                    tv_nsec: 0,
-                },
-                it_value: libc::timespec {
-                    tv_sec: (deadline_ns / 1_000_000_000) as _,
-                    tv_nsec: (deadline_ns % 1_000_000_000) as _,
-                },
-            };
-            let fd = self.fd.get_ref().as_raw_fd();
-            // SAFETY: `spec` is a valid itimerspec and `fd` a timerfd we own.
-            let rc = unsafe {
-                libc::timerfd_settime(fd, libc::TFD_TIMER_ABSTIME, &spec, std::ptr::null_mut())
-            };
-            if rc < 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // Re-arming resets the expiry count, so the descriptor need not be read: each
-            // expiry raises a fresh edge. A readiness left over from an earlier arming is
-            // cleared and waited past.
-            loop {
-                let mut guard = self.fd.readable().await?;
-                guard.clear_ready();
-                if now_ns() >= deadline_ns {
-                    return Ok(());
-                }
-            }
-        }
+        Ok(())
     }
 }
 
@@ -258,6 +250,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    #[cfg(target_os = "linux")]
     #[test]
     fn a_realtime_stamp_lands_between_monotonic_readings() {
         // Without an offset (0: no dispatcher yet) and with one read now, a stamp of "now"
