@@ -63,10 +63,12 @@ pub(crate) struct Forwarder {
 }
 
 /// Whether `rest` (the path after `/call/{name}`) has a `.` or `..` segment, raw or
-/// percent-encoded.
+/// percent-encoded. A backslash separates segments too: the URL parser reads `\` as `/`
+/// in http URLs, so `..\..\x` would climb out of the base just as `../../x` would.
 fn has_dot_segment(rest: &str) -> bool {
-    rest.split('/').any(|seg| {
-        let decoded = seg.to_ascii_lowercase().replace("%2e", ".");
+    let lower = rest.to_ascii_lowercase().replace("%5c", "\\");
+    lower.split(['/', '\\']).any(|seg| {
+        let decoded = seg.replace("%2e", ".");
         decoded == "." || decoded == ".."
     })
 }
@@ -162,6 +164,19 @@ impl Forwarder {
             format!("{base}{rest}")
         };
         url.set_path(&path);
+        // Whatever the parser made of the path, it must still be under the base.
+        let inside =
+            base.is_empty() || url.path() == base || url.path().starts_with(&format!("{base}/"));
+        if !inside {
+            return CallOutcome {
+                status: StatusCode::BAD_REQUEST,
+                body: json!({
+                    "error": "the path after /call/{name} leaves the upstream's base path",
+                    "hops": [me.hop()],
+                }),
+                request_id,
+            };
+        }
         let url_text = url.to_string();
 
         let mut req = self
