@@ -125,7 +125,18 @@ pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
         FileShape::Wrapped { targets } => targets,
         FileShape::Flat(m) => m,
     };
+    // Counted before anything else is read: each entry may name a body file.
+    if map.len() > MAX_TARGETS {
+        return Err(UsageError::new(format!(
+            "targets file {}: {} targets; at most {MAX_TARGETS}",
+            path.display(),
+            map.len()
+        )));
+    }
     let base = path.parent().unwrap_or(Path::new("."));
+    // Each body file is read once, however many targets name it, and all of them
+    // together are bounded.
+    let mut bodies = BodyFiles::default();
     map.into_iter()
         .map(|(k, v)| {
             let t = match v {
@@ -156,8 +167,10 @@ pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
                     }
                     request::set_content_type(&mut over.headers, &what, content_type.as_deref())?;
                     // A relative body file is found beside the targets file.
-                    let body_file = body_file.map(|p| base.join(p));
-                    over.body = request::body(&what, body.as_deref(), body_file.as_deref())?;
+                    over.body = match body_file.map(|p| base.join(p)) {
+                        Some(file) if body.is_none() => Some(bodies.read(&what, &file)?),
+                        file => request::body(&what, body.as_deref(), file.as_deref())?,
+                    };
                     FileTarget {
                         url,
                         weight,
@@ -168,6 +181,35 @@ pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
             Ok((k, t))
         })
         .collect()
+}
+
+/// Most bytes of body files one targets file may name, all files together.
+pub const MAX_BODY_FILES_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The body files a targets file names, each read once and shared.
+#[derive(Debug, Default)]
+struct BodyFiles {
+    read: BTreeMap<std::path::PathBuf, std::sync::Arc<[u8]>>,
+    bytes: u64,
+}
+
+impl BodyFiles {
+    fn read(&mut self, what: &str, file: &Path) -> Result<std::sync::Arc<[u8]>, UsageError> {
+        if let Some(b) = self.read.get(file) {
+            return Ok(b.clone());
+        }
+        let body: std::sync::Arc<[u8]> =
+            std::sync::Arc::from(crate::error::read_input_bytes(file, "body file")?);
+        self.bytes += body.len() as u64;
+        if self.bytes > MAX_BODY_FILES_BYTES {
+            return Err(UsageError::new(format!(
+                "{what}: the body files together exceed {} MiB",
+                MAX_BODY_FILES_BYTES >> 20
+            )));
+        }
+        self.read.insert(file.to_owned(), body.clone());
+        Ok(body)
+    }
 }
 
 /// Splits a trailing `@WEIGHT` off a target spec, if what follows `@` is a number.

@@ -28,8 +28,14 @@ pub enum ScenarioName {
     PodKill,
 }
 
-fn dur(s: &str) -> Result<Duration, humantime::DurationError> {
-    humantime::parse_duration(s)
+/// A lab duration: what humantime reads, at most a run's longest (7 days), so that
+/// adding two of them can never overflow a clock.
+fn dur(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d > crate::config::MAX_RUN {
+        return Err("at most 7 days".into());
+    }
+    Ok(d)
 }
 
 /// Flags of `loadgen lab`.

@@ -217,10 +217,13 @@ fn check(a: &LabArgs) -> Result<Scenario, UsageError> {
         return Err(UsageError::new("--interval must be at least 10ms"));
     }
     match &a.scenario_file {
-        None => Ok(builtin(a.scenario, a)),
+        None => {
+            let s = builtin(a.scenario, a);
+            s.check().map_err(UsageError::new)?;
+            Ok(s)
+        }
         Some(p) => {
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| UsageError::new(format!("--scenario-file {}: {e}", p.display())))?;
+            let text = crate::error::read_input(p, "--scenario-file")?;
             Scenario::from_yaml(&text)
                 .map_err(|e| UsageError::new(format!("--scenario-file {}: {e}", p.display())))
         }

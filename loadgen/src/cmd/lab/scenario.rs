@@ -123,6 +123,11 @@ fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::
     }
 }
 
+/// Most steps a scenario may have.
+pub const MAX_STEPS: usize = 1000;
+/// Longest network delay (with its jitter) a latency step may add.
+pub const MAX_DELAY: Duration = Duration::from_secs(3600);
+
 impl Scenario {
     /// Reads a YAML scenario and checks what serde cannot.
     pub fn from_yaml(text: &str) -> Result<Scenario, String> {
@@ -131,8 +136,32 @@ impl Scenario {
         Ok(s)
     }
 
-    /// Weights within 0..=100, a sane analysis.
+    /// Weights within 0..=100, a sane analysis, and every time and count bounded: no
+    /// duration over a run's longest (sums of them cannot overflow a clock), no network
+    /// delay over [`MAX_DELAY`], at most [`MAX_STEPS`] steps (each is a line and a mark in
+    /// the reports).
     pub fn check(&self) -> Result<(), String> {
+        if self.steps.len() > MAX_STEPS {
+            return Err(format!("{} steps: at most {MAX_STEPS}", self.steps.len()));
+        }
+        let long = |d: Duration| d > crate::config::MAX_RUN;
+        if self.duration.is_some_and(long) || self.analysis.is_some_and(|a| long(a.every)) {
+            return Err("duration and analysis.every must be at most 7 days".into());
+        }
+        for st in &self.steps {
+            let too_long = match &st.action {
+                Action::Kill { restart_after, .. } => long(*restart_after),
+                Action::Latency { delay, jitter, .. } => delay.saturating_add(*jitter) > MAX_DELAY,
+                _ => false,
+            };
+            if long(st.at) || too_long {
+                return Err(format!(
+                    "step at {}: times must be at most 7 days, and a delay with its jitter at most {}",
+                    fmt_duration(st.at),
+                    fmt_duration(MAX_DELAY)
+                ));
+            }
+        }
         for st in &self.steps {
             if let Action::Weight { v2_percent } = st.action {
                 if v2_percent > 100 {

@@ -169,23 +169,16 @@ pub const MAX_REPORT_GROUPS: usize = 65_536;
 
 /// Reads and decodes one JSON report.
 pub fn load(path: &Path) -> Result<SavedRun, LoadError> {
-    use std::io::Read as _;
-    let io = |source| LoadError::Io {
-        path: path.to_owned(),
-        source,
-    };
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .map_err(io)?
-        .take(MAX_REPORT_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(io)?;
-    if text.len() as u64 > MAX_REPORT_BYTES {
-        return Err(LoadError::Invalid {
+    let bytes = crate::error::read_regular_file(path, MAX_REPORT_BYTES).map_err(|source| {
+        LoadError::Io {
             path: path.to_owned(),
-            why: format!("larger than {} MiB", MAX_REPORT_BYTES >> 20),
-        });
-    }
+            source,
+        }
+    })?;
+    let text = String::from_utf8(bytes).map_err(|_| LoadError::Invalid {
+        path: path.to_owned(),
+        why: "not UTF-8 text".into(),
+    })?;
     parse(path, &text)
 }
 
