@@ -56,7 +56,10 @@ fn judge(r: &Results, t: &TargetResult) -> Option<Limit> {
         .map(|s| (t.requested_rps * s * HEADROOM).ceil().max(1.0) as u64);
     let mut reasons = Vec::new();
     let mut advice = Vec::new();
-    let pool_limited = wait_p99 > WAIT_P99_LIMIT_US || pool.dropped_at_cap > 0;
+    // Requests dropped at loadgen's in-flight cap were never sent, whether or not every
+    // connection was busy at that moment: the accounting's bucket counts them all.
+    let dropped_cap = t.measured.dropped_cap.max(pool.dropped_at_cap);
+    let pool_limited = wait_p99 > WAIT_P99_LIMIT_US || dropped_cap > 0;
     if wait_p99 > WAIT_P99_LIMIT_US {
         reasons.push(format!(
             "requests waited in loadgen for a free connection: p99 {}, max {} (counted in their latency)",
@@ -64,13 +67,19 @@ fn judge(r: &Results, t: &TargetResult) -> Option<Limit> {
             fmt_us(pool.wait.max() as f64)
         ));
     }
-    if pool.dropped_at_cap > 0 {
+    if dropped_cap > 0 {
         reasons.push(format!(
-            "{} requests were dropped at --max-in-flight while all {} connections were busy",
-            pool.dropped_at_cap, pool.cap
+            "{dropped_cap} requests were dropped at --max-in-flight, never sent ({} connections allowed)",
+            pool.cap
         ));
     }
-    if pool_limited {
+    if dropped_cap > 0 && wait_p99 <= WAIT_P99_LIMIT_US {
+        // Nothing waited for a connection: the cap on requests under way was the limit.
+        advice.push(
+            "lower --rps, or raise --max-in-flight if the service keeps up (in `loadgen lab`, lower --rps)"
+                .to_string(),
+        );
+    } else if pool_limited {
         advice.push(match needed {
             Some(n) if n > pool.cap => format!(
                 "this rate needs about {n} connections ({:.0} rps x {} mean service time), the pool had {}: \
@@ -151,5 +160,23 @@ mod tests {
         let l = limits(&results(0, 5, 31_000));
         assert_eq!(l.len(), 1);
         assert!(l[0].reasons[0].contains("5 requests were dropped at --max-in-flight"));
+    }
+
+    #[test]
+    fn requests_dropped_at_the_in_flight_cap_are_a_generator_limit_and_name_its_flag() {
+        // The lab at 50000 rps on two cores: most requests dropped at the in-flight cap,
+        // though the pool itself never dropped one with every connection busy.
+        let mut r = results(0, 0, 31_000);
+        r.targets[0].measured.scheduled = 1000;
+        r.targets[0].measured.dropped_cap = 720;
+        let l = limits(&r);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert!(l[0].reasons[0].contains("720 requests were dropped at --max-in-flight"));
+        assert!(l[0].advice.contains("--max-in-flight") && l[0].advice.contains("lower --rps"));
+        assert!(
+            !l[0].advice.contains("--max-connections"),
+            "{}",
+            l[0].advice
+        );
     }
 }
