@@ -160,7 +160,9 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Close connections that do not deliver request headers within this time (slowloris guard).
+    /// Close connections that do not deliver request headers within this time (slowloris
+    /// guard); 100ms to 5m: zero would close every connection, and an hour would keep each
+    /// closed connection's deadline entry until the next sweep.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
@@ -274,6 +276,9 @@ pub enum ConfigError {
 /// The largest --max-delay: long enough for any demo, short enough that a delay or
 /// stall cannot hold resources for good.
 pub const MAX_DELAY_CEILING: Duration = Duration::from_secs(3600);
+/// Bounds of `--header-read-timeout`.
+pub const MIN_HEADER_READ_TIMEOUT: Duration = Duration::from_millis(100);
+pub const MAX_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(300);
 
 impl Config {
     /// A loopback configuration for tests and embedding that ignores the environment:
@@ -383,6 +388,13 @@ impl Config {
             humantime::format_duration(self.max_delay).to_string(),
         )?;
         range(
+            "--header-read-timeout",
+            "between 100ms and 5m",
+            self.header_read_timeout < MIN_HEADER_READ_TIMEOUT
+                || self.header_read_timeout > MAX_HEADER_READ_TIMEOUT,
+            humantime::format_duration(self.header_read_timeout).to_string(),
+        )?;
+        range(
             "--body-read-timeout",
             "between 1ms and 1h",
             self.body_read_timeout < Duration::from_millis(1)
@@ -485,6 +497,31 @@ mod tests {
             vec!["echo-svc", "--port", "70000"],
         ] {
             assert!(Config::try_parse_from(&args).is_err(), "{args:?}");
+        }
+    }
+
+    #[test]
+    fn the_header_read_timeout_is_bounded() {
+        let mut cfg = Config::local("us", "v1");
+        for (t, ok) in [
+            (Duration::ZERO, false),
+            (Duration::from_millis(99), false),
+            (Duration::from_millis(100), true),
+            (Duration::from_secs(300), true),
+            (Duration::from_secs(3600), false),
+        ] {
+            cfg.header_read_timeout = t;
+            let got = cfg.validate();
+            assert_eq!(got.is_ok(), ok, "{t:?}: {got:?}");
+            if !ok {
+                assert!(matches!(
+                    got,
+                    Err(ConfigError::Range {
+                        flag: "--header-read-timeout",
+                        ..
+                    })
+                ));
+            }
         }
     }
 
