@@ -306,20 +306,23 @@ impl Default for PoolStats {
 }
 
 impl PoolStats {
+    /// Adds another pool's counts; they saturate, since a merge may add counts read from
+    /// files rather than counted here.
     pub fn merge(&mut self, o: &PoolStats) {
-        self.opened += o.opened;
-        self.peak += o.peak;
-        self.cap += o.cap;
-        self.queued_at_cap += o.queued_at_cap;
-        self.dropped_at_cap += o.dropped_at_cap;
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.opened, o.opened);
+        add(&mut self.peak, o.peak);
+        add(&mut self.cap, o.cap);
+        add(&mut self.queued_at_cap, o.queued_at_cap);
+        add(&mut self.dropped_at_cap, o.dropped_at_cap);
         let _ = self.wait.add(&o.wait);
-        self.lookups += o.lookups;
-        self.lookup_failures += o.lookup_failures;
-        self.address_changes += o.address_changes;
-        self.handshakes += o.handshakes;
-        self.resumed += o.resumed;
-        self.bytes_sent += o.bytes_sent;
-        self.bytes_received += o.bytes_received;
+        add(&mut self.lookups, o.lookups);
+        add(&mut self.lookup_failures, o.lookup_failures);
+        add(&mut self.address_changes, o.address_changes);
+        add(&mut self.handshakes, o.handshakes);
+        add(&mut self.resumed, o.resumed);
+        add(&mut self.bytes_sent, o.bytes_sent);
+        add(&mut self.bytes_received, o.bytes_received);
         if o.tls_error.is_some() {
             self.tls_error.clone_from(&o.tls_error);
         }

@@ -30,6 +30,91 @@ pub enum MergeError {
         b: String,
         b_path: String,
     },
+    #[error("{path} is given twice: merging it twice would double its counts")]
+    Twice { path: String },
+    #[error("shard {shard} is given twice ({a} and {b}): a shard's counts may be added once")]
+    ShardTwice { shard: String, a: String, b: String },
+    #[error("shards of one run disagree on their count ({a} in {a_path}, {b} in {b_path})")]
+    ShardCounts {
+        a: usize,
+        a_path: String,
+        b: usize,
+        b_path: String,
+    },
+    #[error("shard(s) {missing} of this run are missing: a merge of part of a run reads like the whole of it")]
+    ShardsMissing { missing: String },
+}
+
+/// Each input once, and the shards of a sharded run each once and all of them. Shards
+/// of one run share every setting but their `shard` and `seed`; runs with other settings (another
+/// cluster's Job, say) are checked apart.
+fn check_shards(runs: &[SavedRun]) -> Result<(), MergeError> {
+    let mut paths = std::collections::BTreeSet::new();
+    for r in runs {
+        let real = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
+        if !paths.insert(real) {
+            return Err(MergeError::Twice {
+                path: r.path.display().to_string(),
+            });
+        }
+    }
+    let mut by_run: BTreeMap<String, Vec<(crate::schedule::shard::Shard, &SavedRun)>> =
+        BTreeMap::new();
+    for r in runs {
+        let shard = r.settings.get("shard").and_then(|v| v.as_str());
+        let Some(shard) = shard.and_then(|s| crate::schedule::shard::Shard::parse(s).ok()) else {
+            continue;
+        };
+        if shard.count <= 1 {
+            continue;
+        }
+        let mut rest = r.settings.clone();
+        if let serde_json::Value::Object(m) = &mut rest {
+            // Each shard may draw its own seed; the rest is the run's.
+            m.remove("shard");
+            m.remove("seed");
+            m.remove("merged_from");
+        }
+        by_run.entry(rest.to_string()).or_default().push((shard, r));
+    }
+    for shards in by_run.values() {
+        complete(shards)?;
+    }
+    Ok(())
+}
+
+/// One sharded run's shards: one count, each index once, none missing.
+fn complete(shards: &[(crate::schedule::shard::Shard, &SavedRun)]) -> Result<(), MergeError> {
+    let (first, first_run) = shards[0];
+    let mut have: Vec<Option<&SavedRun>> = vec![None; first.count];
+    for (s, r) in shards {
+        if s.count != first.count {
+            return Err(MergeError::ShardCounts {
+                a: first.count,
+                a_path: first_run.path.display().to_string(),
+                b: s.count,
+                b_path: r.path.display().to_string(),
+            });
+        }
+        if let Some(earlier) = have[s.index].replace(r) {
+            return Err(MergeError::ShardTwice {
+                shard: s.to_string(),
+                a: earlier.path.display().to_string(),
+                b: r.path.display().to_string(),
+            });
+        }
+    }
+    let missing: Vec<String> = (0..first.count)
+        .filter(|i| have[*i].is_none())
+        .map(|i| format!("{i}/{}", first.count))
+        .collect();
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(MergeError::ShardsMissing {
+            missing: missing.join(", "),
+        })
+    }
 }
 
 /// Adds runs that happened side by side (shards of one run).
@@ -37,6 +122,7 @@ pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
     if runs.is_empty() {
         return Err(MergeError::Empty);
     }
+    check_shards(runs)?;
     let mut targets: Vec<TargetResult> = Vec::new();
     let mut origin: BTreeMap<String, String> = BTreeMap::new();
     let mut groups: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
@@ -140,6 +226,10 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
     ));
     let mut settings = runs[0].settings.clone();
     if let serde_json::Value::Object(m) = &mut settings {
+        // Complete (check_shards saw to it): the merge is the whole run, itself mergeable.
+        if m.contains_key("shard") {
+            m.insert("shard".into(), "0/1".into());
+        }
         m.insert(
             "merged_from".into(),
             runs.iter()

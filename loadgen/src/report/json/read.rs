@@ -228,6 +228,29 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             }
         }
     }
+    // No run loadgen allows (at most MAX_RPS for MAX_RUN) schedules more than this, nor
+    // asks for a rate above MAX_RPS: a report that claims so was not written by loadgen.
+    let most = crate::config::MAX_RPS * crate::config::MAX_RUN.as_secs_f64();
+    let window_ok = raw.measured_secs.is_finite()
+        && (0.0..=crate::config::MAX_RUN.as_secs_f64()).contains(&raw.measured_secs);
+    for t in &raw.targets {
+        let rate_ok = t.requested_rps.is_finite()
+            && (0.0..=crate::config::MAX_RPS * crate::target::MAX_TARGETS as f64)
+                .contains(&t.requested_rps);
+        if !window_ok
+            || !rate_ok
+            || t.accounting.scheduled as f64 > most
+            || t.warmup.scheduled as f64 > most
+        {
+            return Err(LoadError::Invalid {
+                path,
+                why: format!(
+                    "target {:?}: {} scheduled at {} rps over {}s is beyond any run loadgen makes",
+                    t.name, t.accounting.scheduled, t.requested_rps, raw.measured_secs
+                ),
+            });
+        }
+    }
     let hdr = |group: &str, s: &str| {
         decode(s).map_err(|e| LoadError::Hdr {
             path: path.clone(),
