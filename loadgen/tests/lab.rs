@@ -274,3 +274,49 @@ fn a_scenario_file_describes_a_new_scenario() {
     let off = after(&o, "eu-v2: fault switch off");
     assert!(target(off, "eu").errors <= 3, "{off:?}");
 }
+
+/// Ctrl-C during `loadgen lab`: the partial report, then the fleet stops at once (no pod
+/// drains for a run that was cut short), so the command is gone within seconds rather
+/// than after every pod's drain, one after another, with further Ctrl-Cs unheard.
+#[test]
+fn ctrl_c_ends_the_lab_without_draining_the_fleet() {
+    use std::io::{BufRead as _, BufReader};
+    use std::process::Stdio;
+    use std::time::Duration;
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_loadgen"));
+    cmd.args([
+        "lab",
+        "--duration",
+        "60s",
+        "--drain-delay",
+        "2s",
+        "--no-progress",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    // The run has started once loadgen says what it runs against.
+    while !line.contains("running against") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "lab ended before its run"
+        );
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    // SAFETY: signalling our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let signalled = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    let took = signalled.elapsed();
+    // Eight pods draining 2 s each, one after another, took 16 s and more.
+    assert!(took < Duration::from_secs(8), "{took:?}");
+    assert!(
+        matches!(out.status.code(), Some(0) | Some(99)),
+        "{:?}",
+        out.status
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("PARTIAL REPORT"));
+}

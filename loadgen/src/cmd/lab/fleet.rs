@@ -207,15 +207,28 @@ impl Fleet {
             .collect()
     }
 
-    /// Stops routers and pods.
-    pub async fn shutdown(mut self) -> anyhow::Result<()> {
+    /// Stops routers and pods: each pod drains as on SIGTERM, all of them at once (one
+    /// drain, not one per pod); with `at_once` (the run was interrupted) no pod drains.
+    pub async fn shutdown(mut self, at_once: bool) -> anyhow::Result<()> {
         for s in &self.stops {
             let _ = s.send(true);
         }
-        for p in self.pods.values_mut() {
-            if let Some(h) = p.handle.take() {
-                h.shutdown().await?;
-            }
+        let handles: Vec<_> = self
+            .pods
+            .values_mut()
+            .filter_map(|p| p.handle.take())
+            .collect();
+        if at_once {
+            // A dropped handle stops its server without a drain.
+            drop(handles);
+            return Ok(());
+        }
+        let drains: Vec<_> = handles
+            .into_iter()
+            .map(|h| tokio::spawn(h.shutdown()))
+            .collect();
+        for d in drains {
+            d.await.context("a pod's shutdown panicked")??;
         }
         Ok(())
     }

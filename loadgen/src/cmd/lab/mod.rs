@@ -230,6 +230,31 @@ fn check(a: &LabArgs) -> Result<Scenario, UsageError> {
     }
 }
 
+/// Stops the fleet after the run. The run's own signal watcher is gone by then, so this
+/// one keeps Ctrl-C's promise: a signal while the pods drain aborts at once, with 130.
+fn stop_fleet(rt: &tokio::runtime::Runtime, f: Fleet, interrupted: bool) -> anyhow::Result<()> {
+    rt.block_on(async {
+        use tokio::signal::unix::{signal, SignalKind};
+        let (Ok(mut int), Ok(mut term)) = (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) else {
+            return f.shutdown(interrupted).await;
+        };
+        tokio::select! {
+            r = f.shutdown(interrupted) => r,
+            _ = int.recv() => abort(),
+            _ = term.recv() => abort(),
+        }
+    })
+    .context("stopping the lab fleet")
+}
+
+fn abort() -> ! {
+    crate::report::console::note(format_args!("loadgen: aborted"));
+    std::process::exit(130);
+}
+
 /// Runs the lab and returns the exit code.
 pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
     Ok(run_scenario(args)?.run.exit_code)
@@ -322,7 +347,7 @@ pub fn run_scenario(args: &LabArgs) -> anyhow::Result<LabOutcome> {
     let cfg = match cfg {
         Ok(c) => c,
         Err(e) => {
-            let _ = fleet_rt.block_on(fleet.shutdown());
+            let _ = fleet_rt.block_on(fleet.shutdown(true));
             return Err(e.into());
         }
     };
@@ -355,9 +380,7 @@ pub fn run_scenario(args: &LabArgs) -> anyhow::Result<LabOutcome> {
                     ));
                 }
             }
-            fleet_rt
-                .block_on(f.shutdown())
-                .context("stopping the lab fleet")?;
+            stop_fleet(&fleet_rt, f, outcome.results.interrupted)?;
         }
         None => note(format_args!(
             "lab: the scenario had steps left when the run ended; the fleet is dropped"
