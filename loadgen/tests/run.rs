@@ -52,7 +52,7 @@ fn attribution_per_region_and_version_through_the_lab_fleet() {
         "500ms",
     ]);
     let out = execute(cfg, false).unwrap();
-    rt.block_on(fleet.shutdown()).unwrap();
+    rt.block_on(fleet.shutdown(false)).unwrap();
     let r = &out.results;
     assert_sums(r);
     for t in &r.targets {
