@@ -73,6 +73,30 @@ fn has_dot_segment(rest: &str) -> bool {
     })
 }
 
+/// The upstream's URL with `rest` (the path after `/call/{name}`) appended to its base
+/// path, or why that would leave the base: a `.`/`..` segment, or a path the parser
+/// resolved to somewhere else.
+fn url_under(base_url: &reqwest::Url, rest: &str) -> Result<reqwest::Url, &'static str> {
+    if has_dot_segment(rest) {
+        return Err("the path after /call/{name} may not contain . or .. segments");
+    }
+    let mut url = base_url.clone();
+    let base = url.path().trim_end_matches('/').to_owned();
+    let path = if rest.is_empty() && base.is_empty() {
+        "/".to_owned()
+    } else {
+        format!("{base}{rest}")
+    };
+    url.set_path(&path);
+    let inside =
+        base.is_empty() || url.path() == base || url.path().starts_with(&format!("{base}/"));
+    if inside {
+        Ok(url)
+    } else {
+        Err("the path after /call/{name} leaves the upstream's base path")
+    }
+}
+
 impl Forwarder {
     pub fn new(upstreams: Vec<Upstream>, timeout: Duration, max_hops: u32) -> anyhow::Result<Self> {
         use anyhow::Context as _;
@@ -140,43 +164,22 @@ impl Forwarder {
                 request_id,
             };
         }
-        if has_dot_segment(rest) {
-            return CallOutcome {
-                status: StatusCode::BAD_REQUEST,
-                body: json!({
-                    "error": "the path after /call/{name} may not contain . or .. segments",
-                    "hops": [me.hop()],
-                }),
-                request_id,
-            };
-        }
         let me_text = format!("{}/{}", me.region, me.pod);
         let chain_out = if chain.is_empty() {
             me_text
         } else {
             format!("{chain},{me_text}")
         };
-        let mut url = upstream.url.clone();
-        let base = url.path().trim_end_matches('/').to_owned();
-        let path = if rest.is_empty() && base.is_empty() {
-            "/".to_owned()
-        } else {
-            format!("{base}{rest}")
+        let url = match url_under(&upstream.url, rest) {
+            Ok(url) => url,
+            Err(why) => {
+                return CallOutcome {
+                    status: StatusCode::BAD_REQUEST,
+                    body: json!({ "error": why, "hops": [me.hop()] }),
+                    request_id,
+                }
+            }
         };
-        url.set_path(&path);
-        // Whatever the parser made of the path, it must still be under the base.
-        let inside =
-            base.is_empty() || url.path() == base || url.path().starts_with(&format!("{base}/"));
-        if !inside {
-            return CallOutcome {
-                status: StatusCode::BAD_REQUEST,
-                body: json!({
-                    "error": "the path after /call/{name} leaves the upstream's base path",
-                    "hops": [me.hop()],
-                }),
-                request_id,
-            };
-        }
         let url_text = url.to_string();
 
         let mut req = self

@@ -209,54 +209,44 @@ fn cfg_if_branch(ts: proc_macro2::TokenStream, arch: &str) -> Option<proc_macro2
     None
 }
 
-/// Whether a `cfg` predicate holds on macOS for `arch` (libc's own build-script cfgs
+/// The comma-separated predicates inside `all(..)` / `any(..)`.
+fn predicates(g: &proc_macro2::Group) -> Vec<proc_macro2::TokenStream> {
+    let toks: Vec<proc_macro2::TokenTree> = g.stream().into_iter().collect();
+    toks.split(|t| matches!(t, proc_macro2::TokenTree::Punct(p) if p.as_char() == ','))
+        .filter(|p| !p.is_empty())
+        .map(|p| p.iter().cloned().collect())
+        .collect()
+}
+
+/// Whether one `cfg` predicate holds on macOS for `arch` (libc's own build-script cfgs
 /// and crate features are off there).
 fn cfg_holds(ts: proc_macro2::TokenStream, arch: &str) -> bool {
     use proc_macro2::TokenTree as T;
     let toks: Vec<T> = ts.into_iter().collect();
-    // Split on commas at this level: `all`/`any` take lists; a bare predicate is one.
-    let parts = toks
-        .split(|t| matches!(t, T::Punct(p) if p.as_char() == ','))
-        .filter(|p| !p.is_empty())
-        .collect::<Vec<_>>();
-    let Some(first) = parts.first() else {
-        return true;
-    };
-    let one = |p: &[T]| -> bool {
-        match p {
-            [T::Ident(f), T::Group(g)] if f == "all" => {
-                let inner: Vec<T> = g.stream().into_iter().collect();
-                inner
-                    .split(|t| matches!(t, T::Punct(p) if p.as_char() == ','))
-                    .filter(|p| !p.is_empty())
-                    .all(|p| cfg_holds(p.iter().cloned().collect(), arch))
-            }
-            [T::Ident(f), T::Group(g)] if f == "any" => {
-                let inner: Vec<T> = g.stream().into_iter().collect();
-                inner
-                    .split(|t| matches!(t, T::Punct(p) if p.as_char() == ','))
-                    .filter(|p| !p.is_empty())
-                    .any(|p| cfg_holds(p.iter().cloned().collect(), arch))
-            }
-            [T::Ident(f), T::Group(g)] if f == "not" => !cfg_holds(g.stream(), arch),
-            [T::Ident(key), T::Punct(eq), T::Literal(v)] if eq.as_char() == '=' => {
-                let v = v.to_string();
-                let v = v.trim_matches('"');
-                match key.to_string().as_str() {
-                    "target_os" => v == "macos",
-                    "target_vendor" => v == "apple",
-                    "target_family" => v == "unix",
-                    "target_arch" => v == arch,
-                    "target_pointer_width" => v == "64",
-                    "target_endian" => v == "little",
-                    _ => false,
-                }
-            }
-            [T::Ident(flag)] => flag == "unix",
-            _ => false,
+    match toks.as_slice() {
+        [T::Ident(f), T::Group(g)] if f == "all" => {
+            predicates(g).into_iter().all(|p| cfg_holds(p, arch))
         }
-    };
-    one(first)
+        [T::Ident(f), T::Group(g)] if f == "any" => {
+            predicates(g).into_iter().any(|p| cfg_holds(p, arch))
+        }
+        [T::Ident(f), T::Group(g)] if f == "not" => !cfg_holds(g.stream(), arch),
+        [T::Ident(key), T::Punct(eq), T::Literal(v)] if eq.as_char() == '=' => {
+            let v = v.to_string();
+            let v = v.trim_matches('"');
+            match key.to_string().as_str() {
+                "target_os" => v == "macos",
+                "target_vendor" => v == "apple",
+                "target_family" => v == "unix",
+                "target_arch" => v == arch,
+                "target_pointer_width" => v == "64",
+                "target_endian" => v == "little",
+                _ => false,
+            }
+        }
+        [T::Ident(flag)] => flag == "unix",
+        _ => false,
+    }
 }
 
 /// Whether a `cfg` predicate holds only on Linux (or Android, Linux's kernel too).
