@@ -160,9 +160,9 @@ pub struct Config {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Close connections that do not deliver request headers within this time (slowloris
-    /// guard); 100ms to 5m: zero would close every connection, and an hour would keep each
-    /// closed connection's deadline entry until the next sweep.
+    /// Close connections (HTTP/1 and h2c) that have no request in service for this long
+    /// since they opened or handed over their last answer, or whose HTTP/1 answer stalls
+    /// this long (slowloris guard; PINGs and 100 Continue do not count); 100ms to 5m.
     #[arg(long, env = "HEADER_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub header_read_timeout: Duration,
 
@@ -170,15 +170,16 @@ pub struct Config {
     #[arg(long, env = "MAX_BODY_BYTES", default_value_t = 1_048_576)]
     pub max_body_bytes: u64,
 
-    /// A request body must arrive within this time of its headers; slower gets 408 and
-    /// the connection is closed.
+    /// A request body must arrive within this time of its headers (slower gets 408 and the
+    /// connection is closed), and an /echo answer must be read within this time of being
+    /// handed over (else the connection is closed).
     #[arg(long, env = "BODY_READ_TIMEOUT", default_value = "10s", value_parser = humantime::parse_duration)]
     pub body_read_timeout: Duration,
 
-    /// Requests that read a body (/echo) served at once, from the first body byte until
-    /// the answer is sent; more wait up to a second, then get 503. With
-    /// --max-body-bytes this bounds body memory: at most
-    /// max-body-bytes x max-body-requests x 3 (the body, its JSON-escaped copy, the answer).
+    /// /echo's memory budget, in largest bodies: max-body-bytes x max-body-requests bytes
+    /// of bodies and their unsent answers at once, reserved as bytes arrive; one connection
+    /// holds at most a quarter of it (or one largest body). A request that cannot get budget
+    /// within a second gets 503. Body memory stays under budget x 3.
     #[arg(long, env = "MAX_BODY_REQUESTS", default_value_t = 32)]
     pub max_body_requests: usize,
 

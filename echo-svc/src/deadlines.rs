@@ -1,74 +1,164 @@
-//! Header-read deadlines without a timer per request (the slowloris guard).
+//! Connection deadlines without a timer per request (the slowloris guard), and each
+//! connection's share of the `/echo` body budget.
 //!
 //! hyper's own `header_read_timeout` arms and cancels a timer for every request, which at
 //! tens of thousands of requests per second is a measurable share of a request's cost. Here
-//! each connection carries one atomic word instead, and one sweeper task per server walks the
-//! connections a few times per timeout and closes those whose next request head is overdue.
-//! A deadline is therefore enforced within `timeout * (1 + 1/SWEEPS)`.
+//! each connection carries a few atomics instead, and one sweeper task per server walks the
+//! connections a few times per timeout and closes those that are overdue. A deadline is
+//! therefore enforced within `timeout * (1 + 1/SWEEPS)`.
 //!
-//! The semantics are hyper's: a connection must deliver a complete request head within the
-//! timeout of being accepted or of its last response, so a silent client, a slowloris and an
-//! idle keep-alive connection are all closed after it. The word holds one of:
+//! A connection is overdue when, for the whole timeout, it has
 //!
-//! - *waiting since T*: set at accept, and refreshed by every write of a response (a response
-//!   still streaming to a slow reader keeps its connection);
-//! - *in service*: the service function was called, so the head is complete; a request body
-//!   that arrives slowly is not cut off;
-//! - *exempt*: HTTP/2, whose idle connections are kept alive by PINGs; only the first request
-//!   is held to the deadline.
+//! - had no request in service since it was accepted or since its last answer was handed
+//!   over (an HTTP/1 keep-alive or HTTP/2 connection gone idle, a silent client, a
+//!   slowloris); or
+//! - over HTTP/1, been sending an answer that made no progress (a client that stopped
+//!   reading).
+//!
+//! What counts is the service's own progress, never a raw write: an HTTP/2 PING ACK or an
+//! HTTP/1 `100 Continue` does not keep a connection. A request in service (its body still
+//! arriving, a delay fault running) is held to `--body-read-timeout` and the fault caps
+//! instead; an HTTP/2 stream's unread `/echo` answer to [`crate::echo`]'s send deadline.
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use hyper::body::{Frame, SizeHint};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::Notify;
 
-const IN_SERVICE: u64 = 0;
-const EXEMPT: u64 = 1;
-/// Timestamps are stored offset by this so they never collide with the states above.
-const STAMP_BASE: u64 = 2;
 /// Sweeps per timeout.
 const SWEEPS: u32 = 4;
 
-/// One connection's deadline state, shared by its IO wrapper, its service and the sweeper.
+/// One connection's state, shared by its IO wrapper, its service and the sweeper.
 #[derive(Debug)]
 pub(crate) struct Watch {
-    word: AtomicU64,
+    /// Requests whose service was called and whose answer body is not yet dropped.
+    active: AtomicU32,
+    /// HTTP/1 only: the one active request's answer is being written.
+    sending: AtomicBool,
+    /// Milliseconds since `epoch` of the last progress: accept, an answer handed over, or
+    /// (while `sending`) a write.
+    since: AtomicU64,
     epoch: Instant,
     close: Notify,
+    /// Bytes of the `/echo` body budget this connection holds.
+    pub(crate) body_bytes: AtomicUsize,
 }
 
 impl Watch {
-    fn stamp(&self) -> u64 {
-        STAMP_BASE + self.epoch.elapsed().as_millis() as u64
+    fn new(epoch: Instant) -> Self {
+        let w = Watch {
+            active: AtomicU32::new(0),
+            sending: AtomicBool::new(false),
+            since: AtomicU64::new(0),
+            epoch,
+            close: Notify::new(),
+            body_bytes: AtomicUsize::new(0),
+        };
+        w.touch();
+        w
     }
 
-    /// A request's head is complete (called from the service function).
-    pub(crate) fn in_service(&self, http2: bool) {
-        let state = if http2 { EXEMPT } else { IN_SERVICE };
-        if self.word.load(Ordering::Relaxed) != state {
-            self.word.store(state, Ordering::Relaxed);
-        }
+    fn touch(&self) {
+        let now = self.epoch.elapsed().as_millis() as u64;
+        self.since.store(now, Ordering::Relaxed);
     }
 
-    /// Resolves when the sweeper has found this connection's head overdue.
+    /// A request's head is complete: the service was called. The returned guard, moved into
+    /// the answer's body, ends the request when hyper drops that body.
+    pub(crate) fn begin(self: &Arc<Self>) -> Active {
+        self.active.fetch_add(1, Ordering::Relaxed);
+        self.sending.store(false, Ordering::Relaxed);
+        Active(self.clone())
+    }
+
+    /// Close this connection at the next poll of its task (a send deadline passed).
+    pub(crate) fn close_now(&self) {
+        // A stored permit: the connection task may be busy and see it next poll.
+        self.close.notify_one();
+    }
+
+    /// Resolves when this connection is to be closed.
     pub(crate) async fn expired(&self) {
         self.close.notified().await;
     }
 
     fn on_write(&self) {
-        if self.word.load(Ordering::Relaxed) != EXEMPT {
-            self.word.store(self.stamp(), Ordering::Relaxed);
+        if self.sending.load(Ordering::Relaxed) {
+            self.touch();
         }
     }
 
     fn overdue(&self, now_ms: u64, timeout_ms: u64) -> bool {
-        let w = self.word.load(Ordering::Relaxed);
-        w >= STAMP_BASE && now_ms.saturating_sub(w - STAMP_BASE) >= timeout_ms
+        let waiting =
+            self.active.load(Ordering::Relaxed) == 0 || self.sending.load(Ordering::Relaxed);
+        let since = self.since.load(Ordering::Relaxed);
+        waiting && now_ms.saturating_sub(since) >= timeout_ms
+    }
+}
+
+/// One request in service on a connection; see [`Watch::begin`].
+#[derive(Debug)]
+pub(crate) struct Active(Arc<Watch>);
+
+impl Active {
+    /// The service returned its answer. Over HTTP/1 the connection now waits on the client
+    /// reading it; HTTP/2 streams are paced by flow control, which has its own deadline.
+    pub(crate) fn answered(&self, http2: bool) {
+        if !http2 {
+            self.0.touch();
+            self.0.sending.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+impl Drop for Active {
+    fn drop(&mut self) {
+        self.0.sending.store(false, Ordering::Relaxed);
+        if self.0.active.fetch_sub(1, Ordering::Relaxed) == 1 {
+            self.0.touch();
+        }
+    }
+}
+
+/// An answer body that ends its request's [`Active`] when hyper drops it.
+#[derive(Debug)]
+pub(crate) struct Tracked<B> {
+    inner: B,
+    _active: Active,
+}
+
+impl<B> Tracked<B> {
+    pub(crate) fn new(inner: B, active: Active) -> Self {
+        Self {
+            inner,
+            _active: active,
+        }
+    }
+}
+
+impl<B: hyper::body::Body + Unpin> hyper::body::Body for Tracked<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        Pin::new(&mut self.get_mut().inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -106,12 +196,7 @@ impl Deadlines {
 
     /// Registers a freshly accepted connection; its first head is due from now.
     pub(crate) fn watch(&self) -> Arc<Watch> {
-        let w = Arc::new(Watch {
-            word: AtomicU64::new(IN_SERVICE),
-            epoch: self.epoch,
-            close: Notify::new(),
-        });
-        w.word.store(w.stamp(), Ordering::Relaxed);
+        let w = Arc::new(Watch::new(self.epoch));
         if let Ok(mut conns) = self.conns.lock() {
             conns.push(Arc::downgrade(&w));
         }
@@ -126,8 +211,7 @@ impl Deadlines {
         };
         conns.retain(|weak| match weak.upgrade() {
             Some(w) if w.overdue(now_ms, timeout_ms) => {
-                // A stored permit: the connection task may be busy and see it next poll.
-                w.close.notify_one();
+                w.close_now();
                 false
             }
             Some(_) => true,
@@ -201,38 +285,57 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Watched<S> {
 mod tests {
     use super::*;
 
-    fn watch_at(word: u64) -> Watch {
-        Watch {
-            word: AtomicU64::new(word),
-            epoch: Instant::now(),
-            close: Notify::new(),
-        }
+    fn overdue_after(w: &Watch, ms: u64) -> bool {
+        w.overdue(w.since.load(Ordering::Relaxed) + ms, 100)
     }
 
     #[test]
-    fn a_head_is_overdue_only_while_the_connection_waits_for_one() {
-        let w = watch_at(STAMP_BASE + 100);
-        assert!(!w.overdue(150, 100));
-        assert!(w.overdue(200, 100));
-        w.in_service(false);
+    fn a_connection_is_overdue_only_while_it_waits_for_a_request() {
+        let w = Arc::new(Watch::new(Instant::now()));
+        assert!(!overdue_after(&w, 50));
+        assert!(overdue_after(&w, 100));
+        let active = w.begin();
         assert!(
-            !w.overdue(u64::MAX / 2, 100),
+            !overdue_after(&w, u64::MAX / 4),
             "a request in service has no head deadline"
         );
         w.on_write();
-        let since = w.word.load(Ordering::Relaxed);
         assert!(
-            since >= STAMP_BASE,
-            "a response restarts the wait for the next head"
+            !overdue_after(&w, u64::MAX / 4),
+            "a write during service (100 Continue) does not restart the wait"
         );
-        assert!(w.overdue(since - STAMP_BASE + 100, 100));
+        drop(active);
+        assert!(
+            overdue_after(&w, 100),
+            "the answer handed over starts the wait"
+        );
     }
 
     #[test]
-    fn http2_connections_are_exempt_after_their_first_request() {
-        let w = watch_at(STAMP_BASE);
-        w.in_service(true);
+    fn writes_keep_only_an_answer_being_sent() {
+        let w = Arc::new(Watch::new(Instant::now()));
+        let active = w.begin();
+        active.answered(false);
+        assert!(overdue_after(&w, 100), "an answer not read for the timeout");
         w.on_write();
-        assert!(!w.overdue(u64::MAX / 2, 1));
+        assert!(!overdue_after(&w, 50));
+        drop(active);
+        w.on_write();
+        assert!(
+            overdue_after(&w, 100),
+            "a write while idle (a PING ACK) keeps nothing"
+        );
+    }
+
+    #[test]
+    fn http2_connections_are_free_while_streams_are_open_and_timed_when_idle() {
+        let w = Arc::new(Watch::new(Instant::now()));
+        let a = w.begin();
+        let b = w.begin();
+        a.answered(true);
+        drop(a);
+        assert!(!overdue_after(&w, u64::MAX / 4), "one stream still open");
+        drop(b);
+        assert!(overdue_after(&w, 100));
     }
 }

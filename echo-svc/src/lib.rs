@@ -15,9 +15,11 @@
 //! - `switches`: readiness, draining, fault and stall switches (atomics).
 //! - `metrics`: Prometheus metrics with podinfo's names.
 //! - `upstream`: allow-listed `/call/{name}` forwarding and the hop chain.
-//! - `body`: the response body type.
+//! - `echo`: `/echo` and its body budget (bytes, shared fairly, with a send deadline).
+//! - `body`: the response body type and the small responses built from it.
 //! - `server`: listeners, HTTP/1.1 + h2c connections, [`spawn`] and [`Handle`].
-//! - `deadlines`: header-read deadlines by one sweep per server (the slowloris guard).
+//! - `deadlines`: idle and stalled-answer deadlines by one sweep per server (the slowloris
+//!   guard), and each connection's share of the body budget.
 //! - [`shutdown`]: signal handling and [`run`].
 //! - [`logging`]: tracing set-up.
 //!
@@ -36,6 +38,7 @@
 mod body;
 pub mod config;
 mod deadlines;
+mod echo;
 pub mod faults;
 pub mod identity;
 pub mod logging;

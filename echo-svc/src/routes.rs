@@ -14,31 +14,28 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use bytes::Bytes;
 use http::header::{HeaderValue, ACCEPT, ALLOW, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{Method, Request, Response, StatusCode, Version};
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use serde_json::{json, Value};
 
-use crate::body::Body;
+use crate::body::{text, text_owned, with_type, Body, CLOSE, JSON, TEXT};
 use crate::config::Config;
+use crate::deadlines::Watch;
+use crate::echo::Echo;
 use crate::faults::{parse_delay, DisplayDuration, FaultSpec, Limits, Plan};
 use crate::identity::Identity;
 use crate::metrics::{FaultKind, MethodLabel, Metrics};
-pub(crate) use crate::route::Route;
+use crate::route::Route;
 use crate::switches::Switches;
 use crate::upstream::{Forwarder, X_REQUEST_ID};
 
-const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
-const JSON: HeaderValue = HeaderValue::from_static("application/json");
 const OPENMETRICS: HeaderValue =
     HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8");
 const GET_HEAD: HeaderValue = HeaderValue::from_static("GET, HEAD");
 const POST: HeaderValue = HeaderValue::from_static("POST");
-const CLOSE: HeaderValue = HeaderValue::from_static("close");
 
 /// Response header listing the faults applied to this response (`delay=200ms,status=503`),
 /// so clients can check what they measured.
@@ -71,15 +68,9 @@ pub(crate) struct App {
     pub metrics: Metrics,
     defaults: FaultSpec,
     limits: Limits,
-    max_body: u64,
-    body_read_timeout: Duration,
-    /// One permit per body-reading request, held until its answer is sent.
-    body_slots: Arc<tokio::sync::Semaphore>,
+    echo: Echo,
     forwarder: Forwarder,
 }
-
-/// How long a body-reading request waits for a free slot before it is turned away.
-const BODY_SLOT_WAIT: Duration = Duration::from_secs(1);
 
 impl App {
     pub fn new(config: &Config) -> anyhow::Result<Self> {
@@ -91,9 +82,7 @@ impl App {
             switches: Switches::new(),
             defaults: config.faults.clone(),
             limits: config.limits(),
-            max_body: config.max_body_bytes,
-            body_read_timeout: config.body_read_timeout,
-            body_slots: Arc::new(tokio::sync::Semaphore::new(config.max_body_requests)),
+            echo: Echo::new(config),
             forwarder: Forwarder::new(
                 config.upstreams.clone(),
                 config.upstream_timeout,
@@ -107,12 +96,13 @@ impl App {
         self: Arc<Self>,
         req: Request<Incoming>,
         access: ToggleAccess,
+        conn: &Arc<Watch>,
     ) -> Response<Body> {
         let start = Instant::now();
         let _in_flight = self.metrics.in_flight();
         let route = Route::classify(req.uri().path());
         let method = MethodLabel::of(req.method());
-        let mut resp = self.respond(req, route, access).await;
+        let mut resp = self.respond(req, route, access, conn).await;
         self.identity.stamp(resp.headers_mut());
         self.metrics
             .observe(method, route, resp.status().as_u16(), start.elapsed());
@@ -124,6 +114,7 @@ impl App {
         req: Request<Incoming>,
         route: Route,
         access: ToggleAccess,
+        conn: &Arc<Watch>,
     ) -> Response<Body> {
         if route.is_toggle() {
             match access {
@@ -176,7 +167,7 @@ impl App {
         };
 
         if faults.is_empty() {
-            return self.route(req, route).await;
+            return self.route(req, route, conn).await;
         }
 
         let mut plan: Plan = faults.sample(&mut rand::rng());
@@ -193,7 +184,7 @@ impl App {
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
                 text_owned(status, format!("injected fault: status {code}\n"))
             }
-            None => self.route(req, route).await,
+            None => self.route(req, route, conn).await,
         };
         if let Some(size) = plan.size {
             self.metrics.fault(FaultKind::Size);
@@ -221,7 +212,12 @@ impl App {
         resp
     }
 
-    async fn route(&self, req: Request<Incoming>, route: Route) -> Response<Body> {
+    async fn route(
+        &self,
+        req: Request<Incoming>,
+        route: Route,
+        conn: &Arc<Watch>,
+    ) -> Response<Body> {
         let method = req.method();
         let is_get = method == Method::GET || method == Method::HEAD;
         let is_post = method == Method::POST;
@@ -288,7 +284,7 @@ impl App {
                 self.fault_status()
             }
             Route::Stall if is_post => self.stall(req.uri().query()),
-            Route::Echo => self.echo(req).await,
+            Route::Echo => self.echo.answer(req, conn, &self.identity).await,
             Route::Call if is_get => self.call(req).await,
             Route::Metrics if is_get => match self.metrics.render() {
                 Ok(body) => with_type(Response::new(Body::full(body)), OPENMETRICS),
@@ -352,104 +348,6 @@ impl App {
         )
     }
 
-    async fn echo(&self, req: Request<Incoming>) -> Response<Body> {
-        let (parts, body) = req.into_parts();
-        let declared = parts
-            .headers
-            .get(CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if declared.is_some_and(|n| n > self.max_body) {
-            return self.too_large();
-        }
-        // Bounded memory: at most --max-body-requests bodies are read or answered at once.
-        let permit =
-            match tokio::time::timeout(BODY_SLOT_WAIT, self.body_slots.clone().acquire_owned())
-                .await
-            {
-                Ok(Ok(p)) => p,
-                _ => {
-                    let mut resp = text(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "busy: too many request bodies in progress, retry later\n",
-                    );
-                    resp.headers_mut()
-                        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    resp.headers_mut().insert(CONNECTION, CLOSE);
-                    return resp;
-                }
-            };
-        let limit = usize::try_from(self.max_body).unwrap_or(usize::MAX);
-        let read =
-            tokio::time::timeout(self.body_read_timeout, Limited::new(body, limit).collect());
-        let bytes: Bytes = match read.await {
-            Ok(Ok(collected)) => collected.to_bytes(),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return self.too_large(),
-            Ok(Err(e)) => {
-                return text_owned(
-                    StatusCode::BAD_REQUEST,
-                    format!("could not read the request body: {e}\n"),
-                )
-            }
-            Err(_) => {
-                let mut resp = text_owned(
-                    StatusCode::REQUEST_TIMEOUT,
-                    format!(
-                        "the request body did not arrive within {}\n",
-                        humantime::format_duration(self.body_read_timeout)
-                    ),
-                );
-                resp.headers_mut().insert(CONNECTION, CLOSE);
-                return resp;
-            }
-        };
-        let mut headers = serde_json::Map::new();
-        for name in parts.headers.keys() {
-            let values: Vec<Value> = parts
-                .headers
-                .get_all(name)
-                .iter()
-                .map(|v| Value::String(String::from_utf8_lossy(v.as_bytes()).into_owned()))
-                .collect();
-            let value = if values.len() == 1 {
-                values.into_iter().next().unwrap_or(Value::Null)
-            } else {
-                Value::Array(values)
-            };
-            headers.insert(name.as_str().to_owned(), value);
-        }
-        let doc = json!({
-            "method": parts.method.as_str(),
-            "path": parts.uri.path(),
-            "query": parts.uri.query(),
-            "http_version": format!("{:?}", parts.version),
-            "headers": headers,
-            "body_bytes": bytes.len(),
-            "region": self.identity.region,
-            "version": self.identity.version,
-            "pod": self.identity.pod,
-        });
-        let mut resp = with_type(
-            Response::new(Body::held(echo_document(&doc, &bytes), permit)),
-            JSON,
-        );
-        *resp.status_mut() = StatusCode::OK;
-        resp
-    }
-
-    fn too_large(&self) -> Response<Body> {
-        let mut resp = text_owned(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "request body exceeds the limit of {} bytes\n",
-                self.max_body
-            ),
-        );
-        // The unread rest of the body makes the connection unusable for another request.
-        resp.headers_mut().insert(CONNECTION, CLOSE);
-        resp
-    }
-
     async fn call(&self, req: Request<Incoming>) -> Response<Body> {
         let tail = req.uri().path().strip_prefix("/call/").unwrap_or("");
         let (name, rest) = match tail.find('/') {
@@ -475,73 +373,6 @@ fn wants_json(req: &Request<Incoming>) -> bool {
             .windows(16)
             .any(|w| w.eq_ignore_ascii_case(b"application/json"))
     })
-}
-
-#[inline]
-fn with_type(mut resp: Response<Body>, content_type: HeaderValue) -> Response<Body> {
-    resp.headers_mut().insert(CONTENT_TYPE, content_type);
-    resp
-}
-
-fn text(status: StatusCode, body: &'static str) -> Response<Body> {
-    let mut resp = with_type(
-        Response::new(Body::full(Bytes::from_static(body.as_bytes()))),
-        TEXT,
-    );
-    *resp.status_mut() = status;
-    resp
-}
-
-fn text_owned(status: StatusCode, body: String) -> Response<Body> {
-    let mut resp = with_type(Response::new(Body::full(body)), TEXT);
-    *resp.status_mut() = status;
-    resp
-}
-
-/// `/echo`'s answer in one buffer: `doc` with the body added as `body` (a JSON string,
-/// escaped straight into the buffer) or, when it is not UTF-8 or escaping would more than
-/// double it (control bytes become six), as `body_base64`. So the answer is at most about
-/// twice the body, and the body is never held in a third form.
-fn echo_document(doc: &Value, body: &[u8]) -> Vec<u8> {
-    let text = std::str::from_utf8(body).ok().filter(|s| {
-        let escaped: usize = s
-            .bytes()
-            .map(|b| match b {
-                b'"' | b'\\' => 2,
-                0..=0x1f => 6,
-                _ => 1,
-            })
-            .sum();
-        escaped <= 2 * s.len() + 16
-    });
-    let extra = match text {
-        Some(_) => 2 * body.len() + 16,
-        None => body.len().div_ceil(3) * 4 + 24,
-    };
-    let mut out = serde_json::to_vec(doc).unwrap_or_else(|_| b"{}".to_vec());
-    out.reserve(extra + 2);
-    // Reopen the object: `{...}` becomes `{...,"body":...}`.
-    out.pop();
-    match text {
-        Some(s) => {
-            out.extend_from_slice(b",\"body\":");
-            // Writing into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut out, s);
-        }
-        None => {
-            use base64::Engine as _;
-            out.extend_from_slice(b",\"body_base64\":\"");
-            let start = out.len();
-            out.resize(start + body.len().div_ceil(3) * 4, 0);
-            let n = base64::engine::general_purpose::STANDARD
-                .encode_slice(body, &mut out[start..])
-                .unwrap_or(0);
-            out.truncate(start + n);
-            out.push(b'"');
-        }
-    }
-    out.extend_from_slice(b"}\n");
-    out
 }
 
 fn json_response(status: StatusCode, doc: &Value) -> Response<Body> {

@@ -6,10 +6,10 @@
 //! watched by a graceful-shutdown helper so that shutdown closes idle keep-alive connections
 //! and lets in-flight requests finish.
 //!
-//! Slowloris guard: [`crate::deadlines`] closes connections that have not delivered a complete
-//! request head within `--header-read-timeout` of being accepted or of their last response
-//! (HTTP/2: of being accepted), with one sweeper per server instead of hyper's timer per
-//! request.
+//! Slowloris guard: [`crate::deadlines`] closes connections that have had no request in service
+//! for `--header-read-timeout` since they were accepted or handed over their last answer
+//! (HTTP/1 and HTTP/2 alike), or whose HTTP/1 answer has stalled that long, with one sweeper
+//! per server instead of hyper's timer per request.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -27,7 +27,7 @@ use tokio::task::JoinHandle;
 use tracing::{debug, info, warn};
 
 use crate::config::Config;
-use crate::deadlines::{Deadlines, Watched};
+use crate::deadlines::{Deadlines, Tracked, Watched};
 use crate::routes::{App, ToggleAccess};
 
 /// Largest request head (request line plus headers) accepted over HTTP/1, and header list
@@ -256,9 +256,15 @@ async fn accept_loop(
             let app = app.clone();
             let watch = watch.clone();
             service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                watch.in_service(req.version() == hyper::Version::HTTP_2);
+                let active = watch.begin();
+                let http2 = req.version() == hyper::Version::HTTP_2;
                 let app = app.clone();
-                async move { Ok::<_, Infallible>(app.handle(req, access).await) }
+                let conn = watch.clone();
+                async move {
+                    let resp = app.handle(req, access, &conn).await;
+                    active.answered(http2);
+                    Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, active)))
+                }
             })
         };
         let conn = builder

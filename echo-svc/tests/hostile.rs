@@ -43,14 +43,16 @@ async fn a_stalled_body_gets_408_and_its_connection_closed() {
 }
 
 #[tokio::test]
-async fn body_slots_bound_the_bodies_in_progress() {
+async fn the_body_budget_bounds_the_bodies_in_progress() {
+    // A budget of two largest bodies, nearly all of it taken by two stalled ones.
     let mut cfg = echo_svc::Config::local("us", "v1");
     cfg.max_body_requests = 2;
+    cfg.max_body_bytes = 1000;
     cfg.body_read_timeout = Duration::from_secs(30);
     let e = spawn_with(cfg).await;
-    let a = stalled_post(e.addr(), 100).await;
-    let b = stalled_post(e.addr(), 100).await;
-    // Both hold a slot once they are in flight (plus the /metrics request itself).
+    let a = stalled_post(e.addr(), 1000).await;
+    let b = stalled_post(e.addr(), 1000).await;
+    // Both hold their bytes once they are in flight (plus the /metrics request itself).
     wait_for(
         "two stalled bodies in flight",
         Duration::from_secs(10),
@@ -66,7 +68,7 @@ async fn body_slots_bound_the_bodies_in_progress() {
         .unwrap();
     assert_eq!(r.status(), 503);
     assert_eq!(r.headers()["retry-after"], "1");
-    // Freeing the slots (the clients go away) lets bodies in again.
+    // Freeing the budget (the clients go away) lets bodies in again.
     drop((a, b));
     let ok = wait_for("a slot free again", Duration::from_secs(10), || async {
         let r = c
@@ -83,11 +85,13 @@ async fn body_slots_bound_the_bodies_in_progress() {
 }
 
 #[tokio::test]
-async fn an_unread_answer_keeps_its_slot_until_sent() {
-    // One slot; an answer larger than the loopback socket buffers can absorb, never read.
+async fn an_unread_answer_keeps_its_budget_until_sent() {
+    // A budget of one body; an answer larger than the loopback socket buffers can absorb,
+    // not read for a while (well within the send deadline).
     let mut cfg = echo_svc::Config::local("us", "v1");
     cfg.max_body_requests = 1;
-    cfg.max_body_bytes = 64 * 1024 * 1024;
+    cfg.max_body_bytes = 24 * 1024 * 1024;
+    cfg.body_read_timeout = Duration::from_secs(120);
     let e = spawn_with(cfg).await;
     let body = vec![b'z'; 24 * 1024 * 1024];
     let mut s = TcpStream::connect(e.addr()).await.unwrap();
@@ -99,9 +103,9 @@ async fn an_unread_answer_keeps_its_slot_until_sent() {
     s.write_all(&body).await.unwrap();
     drop(body);
     let c = client();
-    // While the answer sits unsent, the slot stays taken: others are turned away.
+    // While the answer sits unsent, its budget stays taken: others are turned away.
     let busy = wait_for(
-        "the slot held by the unread answer",
+        "the budget held by the unread answer",
         Duration::from_secs(20),
         || async {
             let r = c.post(url(e.addr(), "/echo")).body("x").send().await.ok()?;
@@ -110,7 +114,7 @@ async fn an_unread_answer_keeps_its_slot_until_sent() {
     )
     .await;
     let () = busy;
-    // Reading the answer to its end frees the slot.
+    // Reading the answer to its end frees the budget.
     let mut buf = vec![0u8; 1 << 20];
     let mut got = 0usize;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -123,7 +127,7 @@ async fn an_unread_answer_keeps_its_slot_until_sent() {
     }
     assert!(got >= 24 * 1024 * 1024, "read {got} bytes of the answer");
     let freed = wait_for(
-        "the slot freed after the answer",
+        "the budget freed after the answer",
         Duration::from_secs(10),
         || async {
             let r = c.post(url(e.addr(), "/echo")).body("x").send().await.ok()?;
