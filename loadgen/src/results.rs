@@ -39,8 +39,11 @@ pub const MAX_LABEL_BYTES: usize = 64;
 /// How a scheduled request ended when it got no HTTP response.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Failure {
-    /// No response within `--timeout`.
+    /// No response within `--timeout` of the request's due time.
     Timeout,
+    /// Its connection did not open within `--timeout`: the connect or the TLS handshake
+    /// never completed (a target that does not accept, a firewall dropping SYNs).
+    ConnectTimeout,
     /// The connection was refused.
     Refused,
     /// The connection was reset or closed before a complete response.
@@ -71,6 +74,10 @@ pub struct Accounting {
     /// Responses with status 400 and above, by status.
     pub http_errors: BTreeMap<u16, u64>,
     pub timeout: u64,
+    /// Connects or TLS handshakes that did not complete within `--timeout` (absent from
+    /// older reports).
+    #[serde(default)]
+    pub connect_timeout: u64,
     pub refused: u64,
     pub reset: u64,
     pub malformed: u64,
@@ -93,9 +100,13 @@ impl Accounting {
     pub fn transport_total(&self) -> u64 {
         self.refused + self.reset + self.malformed + self.tls + self.dns + self.other_transport
     }
+    /// Timeouts, of the answer or of the connection.
+    pub fn timeouts(&self) -> u64 {
+        self.timeout + self.connect_timeout
+    }
     /// HTTP errors, timeouts and transport errors.
     pub fn failed(&self) -> u64 {
-        self.http_error_total() + self.timeout + self.transport_total()
+        self.http_error_total() + self.timeouts() + self.transport_total()
     }
     pub fn dropped(&self) -> u64 {
         self.dropped_cap + self.dropped_behind
@@ -116,6 +127,7 @@ impl Accounting {
         for n in self.http_errors.values().copied().chain([
             self.ok,
             self.timeout,
+            self.connect_timeout,
             self.refused,
             self.reset,
             self.malformed,
@@ -134,6 +146,7 @@ impl Accounting {
     pub(crate) fn add_failure(&mut self, f: Failure) {
         match f {
             Failure::Timeout => self.timeout += 1,
+            Failure::ConnectTimeout => self.connect_timeout += 1,
             Failure::Refused => self.refused += 1,
             Failure::Reset => self.reset += 1,
             Failure::Malformed => self.malformed += 1,
@@ -156,6 +169,7 @@ impl Accounting {
             *e = e.saturating_add(*n);
         }
         self.timeout = self.timeout.saturating_add(o.timeout);
+        self.connect_timeout = self.connect_timeout.saturating_add(o.connect_timeout);
         self.refused = self.refused.saturating_add(o.refused);
         self.reset = self.reset.saturating_add(o.reset);
         self.malformed = self.malformed.saturating_add(o.malformed);
@@ -263,6 +277,14 @@ pub struct PoolStats {
     pub queued_at_cap: u64,
     /// Requests dropped at `--max-in-flight` while the pool was at its cap.
     pub dropped_at_cap: u64,
+    /// Requests whose `--timeout` (from their due time) passed while they waited for a
+    /// connection: never sent.
+    pub expired_waiting: u64,
+    /// Connects that failed because loadgen had no file descriptor left (its open-files
+    /// limit), not because of the target.
+    pub fd_exhausted: u64,
+    /// The cap was lowered to fit loadgen's open-files limit.
+    pub fd_limited: bool,
     /// Time a request waited for a free connection, microseconds (0 when one was free
     /// or a new one could be opened at once).
     pub wait: Histogram<u64>,
@@ -292,6 +314,9 @@ impl Default for PoolStats {
             cap: 0,
             queued_at_cap: 0,
             dropped_at_cap: 0,
+            expired_waiting: 0,
+            fd_exhausted: 0,
+            fd_limited: false,
             wait: new_histogram(),
             lookups: 0,
             lookup_failures: 0,
@@ -315,6 +340,9 @@ impl PoolStats {
         add(&mut self.cap, o.cap);
         add(&mut self.queued_at_cap, o.queued_at_cap);
         add(&mut self.dropped_at_cap, o.dropped_at_cap);
+        add(&mut self.expired_waiting, o.expired_waiting);
+        add(&mut self.fd_exhausted, o.fd_exhausted);
+        self.fd_limited |= o.fd_limited;
         let _ = self.wait.add(&o.wait);
         add(&mut self.lookups, o.lookups);
         add(&mut self.lookup_failures, o.lookup_failures);

@@ -1,13 +1,18 @@
-//! Did the generator, rather than the service, limit the run?
+//! What limited the run, when it was not the service's answers: loadgen, or a target that
+//! never let the requests in?
 //!
 //! An open-loop generator only measures the service while it can send every request when
-//! it is due. Two things in loadgen itself can stop it: too few connections (requests wait
-//! in loadgen's queue for a free one, and that wait would be reported as latency), and too
-//! little CPU (the dispatcher falls more than `--max-lag` behind and drops requests). Both
-//! are judged here from what the engine recorded, so the text report, the JSON and the
-//! `generator_limited` SLO say the same thing, in words that name the flag to change.
+//! it is due. Three things in loadgen itself can stop it: too few connections (requests
+//! wait in loadgen's queue for a free one, and that wait would be reported as latency), too
+//! little CPU (the dispatcher falls more than `--max-lag` behind and drops requests), and too
+//! few file descriptors (connects fail before they leave the machine). A wait for a
+//! connection is *not* loadgen's when the pool never reached its cap and connects or TLS
+//! handshakes timed out: the target did not accept (a region down, a firewall dropping
+//! SYNs), and no loadgen flag changes that. Both kinds are judged here from what the engine
+//! recorded, so the text report, the JSON and the `generator_limited` SLO (loadgen's kind
+//! only) say the same thing, in words that name the cause and what to change.
 
-use crate::results::{Results, TargetResult};
+use crate::results::{PoolStats, Results, TargetResult};
 use crate::units::fmt_us;
 
 /// A p99 wait for a free connection above this (microseconds) is material: it is larger
@@ -16,10 +21,21 @@ pub const WAIT_P99_LIMIT_US: u64 = 1_000;
 /// Headroom on Little's law when naming the connections a rate needs.
 const HEADROOM: f64 = 1.25;
 
-/// One target on which loadgen limited the run.
+/// Whose limit it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum By {
+    /// loadgen's own: its pool, its pace, its CPU or its descriptors.
+    Loadgen,
+    /// The target's: it did not accept connections.
+    Target,
+}
+
+/// One target whose run was limited by something other than the service's answers.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Limit {
     pub target: String,
+    pub by: By,
     /// What was seen, in plain words.
     pub reasons: Vec<String>,
     /// What to change.
@@ -45,41 +61,166 @@ fn mean_service_secs(r: &Results, target: &str) -> Option<f64> {
     (n > 0).then(|| sum / n as f64 / 1e6)
 }
 
+/// What one target's accounting and pool say, gathered once.
+struct Evidence<'a> {
+    pool: &'a PoolStats,
+    wait_p99: u64,
+    /// Requests never sent because loadgen's in-flight cap was full.
+    dropped_cap: u64,
+    connect_timeouts: u64,
+    /// The pool reached its cap at some point (a request queued or dropped there).
+    reached_cap: bool,
+}
+
+impl<'a> Evidence<'a> {
+    fn of(t: &'a TargetResult) -> Self {
+        let pool = &t.pool;
+        Evidence {
+            pool,
+            wait_p99: if pool.wait.is_empty() {
+                0
+            } else {
+                pool.wait.value_at_quantile(0.99)
+            },
+            dropped_cap: t.measured.dropped_cap.max(pool.dropped_at_cap),
+            connect_timeouts: t
+                .measured
+                .connect_timeout
+                .saturating_add(t.warmup.connect_timeout),
+            reached_cap: pool.queued_at_cap > 0 || pool.dropped_at_cap > 0,
+        }
+    }
+
+    fn waited(&self) -> bool {
+        self.wait_p99 > WAIT_P99_LIMIT_US || self.pool.expired_waiting > 0
+    }
+
+    /// Requests waited behind connects the target never completed, with room in the pool.
+    fn target_not_accepting(&self) -> bool {
+        self.connect_timeouts > 0 && !self.reached_cap
+    }
+}
+
 fn judge(r: &Results, t: &TargetResult) -> Option<Limit> {
-    let pool = &t.pool;
-    let wait_p99 = if pool.wait.is_empty() {
-        0
-    } else {
-        pool.wait.value_at_quantile(0.99)
-    };
+    let ev = Evidence::of(t);
     let needed = mean_service_secs(r, &t.name)
         .map(|s| (t.requested_rps * s * HEADROOM).ceil().max(1.0) as u64);
+    let limit = |by, reasons: Vec<String>, advice: Vec<String>| Limit {
+        target: t.name.clone(),
+        by,
+        reasons,
+        advice: advice.join("; "),
+        wait_p99_us: ev.wait_p99,
+        connections_cap: ev.pool.cap,
+        connections_needed: needed,
+    };
+    if ev.target_not_accepting() {
+        let (reasons, advice) = not_accepting(&ev, t);
+        return Some(limit(By::Target, reasons, advice));
+    }
+    let (reasons, advice) = loadgen_limits(r, t, &ev, needed);
+    (!reasons.is_empty()).then(|| limit(By::Loadgen, reasons, advice))
+}
+
+fn not_accepting(ev: &Evidence<'_>, t: &TargetResult) -> (Vec<String>, Vec<String>) {
+    let mut reasons = vec![format!(
+        "{} connects or TLS handshakes did not complete within --timeout; {} connections opened in all, \
+         the pool reached {} of its {}",
+        ev.connect_timeouts, ev.pool.opened, ev.pool.peak, ev.pool.cap
+    )];
+    if ev.wait_p99 > WAIT_P99_LIMIT_US {
+        reasons.push(format!(
+            "requests waited for those connections: p99 {}; their timeout ran from when they were due",
+            fmt_us(ev.wait_p99 as f64)
+        ));
+    }
+    if ev.pool.expired_waiting > 0 {
+        reasons.push(format!(
+            "{} requests timed out still waiting, never sent",
+            ev.pool.expired_waiting
+        ));
+    }
+    if ev.dropped_cap > 0 {
+        reasons.push(format!(
+            "{} requests were not sent: --max-in-flight requests were already waiting for those connections",
+            ev.dropped_cap
+        ));
+    }
+    let advice = vec![format!(
+        "the target is not accepting connections (a region down, a firewall dropping SYNs, a TLS \
+         endpoint that never answers): check {} is up and reachable; no loadgen flag changes this",
+        t.name
+    )];
+    (reasons, advice)
+}
+
+fn loadgen_limits(
+    r: &Results,
+    t: &TargetResult,
+    ev: &Evidence<'_>,
+    needed: Option<u64>,
+) -> (Vec<String>, Vec<String>) {
+    let pool = ev.pool;
     let mut reasons = Vec::new();
     let mut advice = Vec::new();
-    // Requests dropped at loadgen's in-flight cap were never sent, whether or not every
-    // connection was busy at that moment: the accounting's bucket counts them all.
-    let dropped_cap = t.measured.dropped_cap.max(pool.dropped_at_cap);
-    let pool_limited = wait_p99 > WAIT_P99_LIMIT_US || dropped_cap > 0;
-    if wait_p99 > WAIT_P99_LIMIT_US {
+    if ev.waited() {
         reasons.push(format!(
             "requests waited in loadgen for a free connection: p99 {}, max {} (counted in their latency)",
-            fmt_us(wait_p99 as f64),
+            fmt_us(ev.wait_p99 as f64),
             fmt_us(pool.wait.max() as f64)
         ));
     }
-    if dropped_cap > 0 {
+    if ev.dropped_cap > 0 {
         reasons.push(format!(
-            "{dropped_cap} requests were dropped at --max-in-flight, never sent ({} connections allowed)",
-            pool.cap
+            "{} requests were dropped at --max-in-flight, never sent ({} connections allowed)",
+            ev.dropped_cap, pool.cap
         ));
     }
-    if dropped_cap > 0 && wait_p99 <= WAIT_P99_LIMIT_US {
+    if pool.fd_exhausted > 0 || (pool.fd_limited && ev.reached_cap) {
+        reasons.push(if pool.fd_exhausted > 0 {
+            format!(
+                "{} connects failed because loadgen had no file descriptor left",
+                pool.fd_exhausted
+            )
+        } else {
+            format!(
+                "the pool's cap was lowered to {} to fit loadgen's open-files limit",
+                pool.cap
+            )
+        });
+        let wanted = match needed {
+            Some(n) if n > pool.cap => {
+                format!(
+                    " to about {} (this rate needs {n} connections)",
+                    n + crate::send::FD_RESERVE
+                )
+            }
+            _ => String::new(),
+        };
+        advice.push(format!(
+            "raise the open-files limit{wanted}: `ulimit -n` before loadgen (it raises its soft \
+             limit to the hard one by itself); --max-connections cannot go past it"
+        ));
+    } else if ev.dropped_cap > 0 && !ev.waited() {
         // Nothing waited for a connection: the cap on requests under way was the limit.
         advice.push(
             "lower --rps, or raise --max-in-flight if the service keeps up (in `loadgen lab`, lower --rps)"
                 .to_string(),
         );
-    } else if pool_limited {
+    } else if ev.waited() && !ev.reached_cap {
+        reasons.push(format!(
+            "the pool never reached its cap ({} of {}): requests waited while connections opened, \
+             at most {} or as many as are open at once",
+            pool.peak,
+            pool.cap,
+            crate::send::MIN_OPENING
+        ));
+        advice.push(
+            "give the pool time to grow before measuring: --warmup (a burst at the start, or a rate \
+             that jumps, opens connections at that pace)"
+                .to_string(),
+        );
+    } else if ev.waited() || ev.dropped_cap > 0 {
         advice.push(match needed {
             Some(n) if n > pool.cap => format!(
                 "this rate needs about {n} connections ({:.0} rps x {} mean service time), the pool had {}: \
@@ -100,22 +241,21 @@ fn judge(r: &Results, t: &TargetResult) -> Option<Limit> {
         advice
             .push("give loadgen more CPU: more --threads, or --tick 1ms to batch wake-ups".into());
     }
-    if reasons.is_empty() {
-        return None;
-    }
-    Some(Limit {
-        target: t.name.clone(),
-        reasons,
-        advice: advice.join("; "),
-        wait_p99_us: wait_p99,
-        connections_cap: pool.cap,
-        connections_needed: needed,
-    })
+    (reasons, advice)
 }
 
-/// Every target on which loadgen limited the run (empty: the numbers are the service's).
+/// Every target whose run was limited by loadgen or by the target not accepting (empty:
+/// the numbers are the service's).
 pub fn limits(r: &Results) -> Vec<Limit> {
     r.targets.iter().filter_map(|t| judge(r, t)).collect()
+}
+
+/// The targets on which loadgen itself limited the run (the `generator_limited` SLO).
+pub fn generator_limits(r: &Results) -> Vec<Limit> {
+    limits(r)
+        .into_iter()
+        .filter(|l| l.by == By::Loadgen)
+        .collect()
 }
 
 #[cfg(test)]
@@ -133,6 +273,8 @@ mod tests {
             pool.wait.record(wait_us).unwrap();
         }
         pool.dropped_at_cap = dropped_at_cap;
+        // Requests wait at the cap in these runs: the pool reached it.
+        pool.queued_at_cap = u64::from(wait_us > 0) * 100;
         let mut g = GroupHist::new();
         g.service.record(service_us).unwrap();
         Results::one_target(2500.0, pool, new_histogram(), g, 0)
@@ -178,5 +320,24 @@ mod tests {
             "{}",
             l[0].advice
         );
+    }
+
+    #[test]
+    fn waits_behind_connects_that_time_out_are_the_targets_not_loadgens() {
+        // A dead region: nothing ever connected; the pool stayed far below its cap.
+        let mut r = results(0, 0, 31_000);
+        r.targets[0].pool.queued_at_cap = 0;
+        r.targets[0].pool.peak = 64;
+        r.targets[0].pool.cap = 4096;
+        r.targets[0].pool.wait.record_n(4_000_000, 100).unwrap();
+        r.targets[0].measured.connect_timeout = 1000;
+        let l = limits(&r);
+        assert_eq!(l.len(), 1, "{l:?}");
+        assert_eq!(l[0].by, By::Target);
+        assert!(l[0].advice.contains("not accepting"), "{}", l[0].advice);
+        assert!(generator_limits(&r).is_empty());
+        // The same waits at the pool's cap are loadgen's again.
+        r.targets[0].pool.queued_at_cap = 10;
+        assert_eq!(generator_limits(&r).len(), 1);
     }
 }

@@ -191,18 +191,35 @@ impl Recorder {
         }
     }
 
+    /// A request's `--timeout` (from its due time) passed while it waited for a
+    /// connection: it was never sent.
+    pub fn expired_waiting(&mut self, target: usize, warmup: bool, at_ns: u64) {
+        self.failure(target, warmup, Failure::Timeout, at_ns);
+        if !warmup {
+            let p = &mut self.targets[target].pool;
+            p.expired_waiting = p.expired_waiting.saturating_add(1);
+        }
+    }
+
+    /// A connect failed for want of a file descriptor (loadgen's open-files limit).
+    pub fn fd_exhausted(&mut self, target: usize) {
+        let p = &mut self.targets[target].pool;
+        p.fd_exhausted = p.fd_exhausted.saturating_add(1);
+    }
+
     /// `n` requests were cancelled at shutdown.
     pub fn cancelled(&mut self, target: usize, warmup: bool, n: u64) {
         self.acct(target, warmup).cancelled += n;
     }
 
-    /// This worker's share of a target's connection cap.
-    pub fn pool_cap(&mut self, target: usize, cap: usize) {
-        self.targets[target].pool.cap = cap as u64;
+    /// This worker's share of a target's connection cap (`fd_limited`: lowered to fit
+    /// the open-files limit).
+    pub fn pool_cap(&mut self, target: usize, cap: usize, fd_limited: bool) {
+        let p = &mut self.targets[target].pool;
+        p.cap = cap as u64;
+        p.fd_limited = fd_limited;
     }
 
-    /// A connection to the target was established.
-    #[inline]
     pub fn conn_opened(&mut self, target: usize) {
         self.targets[target].pool.opened += 1;
     }

@@ -9,6 +9,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use hdrhistogram::Histogram;
 
+use crate::judge::limits::By;
 use crate::judge::slo::{fmt_us, Verdict};
 use crate::results::{Accounting, GroupHist, Results};
 
@@ -219,6 +220,7 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             "ok",
             "http errors",
             "timeout",
+            "connect t/o",
             "refused",
             "reset",
             "malformed",
@@ -231,7 +233,8 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
         ]);
     } else {
         acc.set_header(vec![
-            "target", "phase", "sched", "ok", "http err", "net err", "dropped", "cancel", "sum",
+            "target", "phase", "sched", "ok", "http err", "timeout", "net err", "dropped",
+            "cancel", "sum",
         ]);
     }
     for t in &r.targets {
@@ -250,7 +253,7 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             };
             let sum = a.bucket_sum();
             let check = if sum == a.scheduled {
-                format!("{sum} = scheduled")
+                sum.to_string()
             } else {
                 format!("{sum} != {} (BUG)", a.scheduled)
             };
@@ -264,6 +267,7 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             if wide {
                 row.extend([
                     a.timeout.to_string(),
+                    a.connect_timeout.to_string(),
                     a.refused.to_string(),
                     a.reset.to_string(),
                     a.malformed.to_string(),
@@ -278,7 +282,11 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
                     ),
                 ]);
             } else {
-                row.extend([a.transport_total().to_string(), a.dropped().to_string()]);
+                row.extend([
+                    a.timeouts().to_string(),
+                    a.transport_total().to_string(),
+                    a.dropped().to_string(),
+                ]);
             }
             row.extend([a.cancelled.to_string(), check]);
             acc.add_row(row);
@@ -309,6 +317,19 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
                 out,
                 "rate for {}: achieved {:.1} rps of {:.1} requested",
                 t.name, achieved, t.requested_rps
+            );
+        }
+        // Sent on time is not answered: say so when most requests got no answer at all.
+        let answered = a.ok + a.http_error_total();
+        if a.scheduled > 0 && answered * 2 < a.scheduled - a.dropped() {
+            let _ = writeln!(
+                out,
+                "  but only {:.1} rps answered: {answered} of {} scheduled requests got an answer ({} timeouts, {} transport errors, {} dropped)",
+                per_sec(answered, r.measured_secs),
+                a.scheduled,
+                a.timeouts(),
+                a.transport_total(),
+                a.dropped()
             );
         }
         if t.folded > 0 {
@@ -367,11 +388,18 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
     }
     let limits = crate::judge::limits::limits(r);
     for l in &limits {
-        let _ = writeln!(
-            out,
-            "\nLOADGEN LIMITED THIS RUN for {} (these numbers are partly loadgen's, not the service's):",
-            l.target
-        );
+        let _ = match l.by {
+            By::Loadgen => writeln!(
+                out,
+                "\nLOADGEN LIMITED THIS RUN for {} (these numbers are partly loadgen's, not the service's):",
+                l.target
+            ),
+            By::Target => writeln!(
+                out,
+                "\nTARGET NOT ACCEPTING CONNECTIONS: {} (not loadgen's limit: requests waited for connections it never completed):",
+                l.target
+            ),
+        };
         for reason in &l.reasons {
             let _ = writeln!(out, "  - {reason}");
         }

@@ -32,10 +32,13 @@
 //! that needed the connection.
 //!
 //! A connection task serves requests back to back while the queue holds work, then parks
-//! its connection in the idle list. Each request's timeout covers connecting and the whole
-//! exchange; a timed-out or failed connection is closed and replaced on demand. A queued
-//! request's wait counts in its corrected latency (measured from its due time), not in the
-//! pacing lag: it is the server being slow, not the generator.
+//! its connection in the idle list. Each request's timeout runs from its due time and covers
+//! any wait for a connection, connecting and the whole exchange; one whose timeout passed
+//! while it waited is not sent, and a connect or TLS handshake still under way when it
+//! passes is a connect timeout (its own bucket: the target did not accept). A timed-out or
+//! failed connection is closed and replaced on demand. A queued request's wait counts in its
+//! corrected latency (measured from its due time), not in the pacing lag: it is the server
+//! being slow, not the generator.
 //!
 //! When the schedule ends, in-flight requests get `--timeout` plus a second to finish; on
 //! Ctrl-C/SIGTERM, queued requests are cancelled at once and active ones get a short grace.
@@ -83,7 +86,7 @@ pub(super) const HOLD_BELOW_NS: u64 = 2_000_000;
 /// How often workers publish counters for live progress.
 pub(super) const PUBLISH_EVERY_NS: u64 = 250_000_000;
 /// Connects that may be under way at once per target and worker, however small the pool.
-pub(super) const MIN_OPENING: usize = 64;
+pub(crate) const MIN_OPENING: usize = 64;
 
 /// What the engine hands back.
 #[derive(Debug)]
@@ -108,8 +111,10 @@ pub fn run(
     let threads = cfg.threads;
     // Every connection is a file descriptor: the pools must fit the open-file limit, or
     // connects would fail with EMFILE and be counted against the target.
+    let room = pool_room(cfg.targets.len());
+    let fd_limited = room < cfg.connections;
     let cfg = &Arc::new(RunConfig {
-        connections: cfg.connections.min(pool_room(cfg.targets.len())),
+        connections: cfg.connections.min(room),
         ..RunConfig::clone(cfg)
     });
     // A common start a little ahead lets every worker set up before the first request.
@@ -126,6 +131,7 @@ pub fn run(
             stop: stop.clone(),
             live: live.clone(),
             stopped_at: stopped_at.clone(),
+            fd_limited,
         };
         let h = std::thread::Builder::new()
             .name(format!("loadgen-worker-{w}"))
@@ -170,11 +176,13 @@ pub(super) struct Setup {
     stop: watch::Receiver<bool>,
     live: Option<Arc<Live>>,
     stopped_at: Arc<AtomicU64>,
+    /// The pools' cap was lowered to fit the open-files limit.
+    fd_limited: bool,
 }
 
 /// Descriptors kept for everything that is not a connection (stdio, timers, the runtime,
 /// report files, the metrics listener).
-const FD_RESERVE: u64 = 64;
+pub(crate) const FD_RESERVE: u64 = 64;
 
 /// Connections per target the open-file limit leaves room for, after raising the soft
 /// limit to the hard one (as a server would; the default soft limit is often 1024).

@@ -1,6 +1,7 @@
 //! The connection task: serves a request, then the queued requests of the same target,
 //! back to back on one connection slot, opening (and re-opening) its connection as needed.
 
+use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -22,59 +23,8 @@ pub(super) async fn serve(
     mut now: u64,
 ) {
     let t = &wk.targets[ti];
-    let (epoch, epoch_ns) = wk.epoch;
     loop {
-        let wait = if job.queued_ns == 0 {
-            0
-        } else {
-            now.saturating_sub(job.queued_ns)
-        };
-        wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
-        let deadline = epoch + Duration::from_nanos(now.saturating_sub(epoch_ns)) + wk.timeout;
-        let attempt = tokio::time::timeout_at(deadline, exchange(&wk, ti, t, &mut conn)).await;
-        now = now_ns();
-        // An answer is timed by its arrival, which the kernel stamped: the dispatcher may
-        // have slept past it to save a wake-up (see `worker`).
-        let done = match &attempt {
-            Ok(Ok(a)) if a.arrived_ns >= a.sent_ns && a.arrived_ns != 0 => a.arrived_ns.min(now),
-            _ => now,
-        };
-        {
-            let mut rec = wk.rec.borrow_mut();
-            if let Ok(Ok(resp)) = &attempt {
-                if let Some(pace) = wk.pace.borrow_mut().as_mut() {
-                    pace.observe(ti, done.saturating_sub(resp.sent_ns) / 1000);
-                }
-                // A stamp before the send is no receipt time either.
-                let stamp = Some(resp.arrived_ns).filter(|&a| a >= resp.sent_ns);
-                rec.stamp(ti, wk.arrival.judge(resp.sent_ns, stamp.unwrap_or(0)));
-            }
-            match attempt {
-                Ok(Ok(resp)) => rec.response(
-                    ti,
-                    job.warmup,
-                    &Answered {
-                        status: resp.status,
-                        region: resp.region.as_deref(),
-                        version: resp.version.as_deref(),
-                        due_ns: job.due_ns,
-                        sent_ns: resp.sent_ns,
-                        done_ns: done,
-                        sent_bytes: t.request.len() as u64,
-                        received_bytes: resp.received,
-                        lead: job.lead,
-                    },
-                ),
-                Ok(Err(f)) => {
-                    conn = None;
-                    rec.failure(ti, job.warmup, f, done);
-                }
-                Err(_) => {
-                    conn = None;
-                    rec.failure(ti, job.warmup, Failure::Timeout, done);
-                }
-            }
-        }
+        now = serve_one(&wk, ti, t, &mut conn, &job, now).await;
         let mut st = t.state.borrow_mut();
         st.in_flight -= 1;
         st.in_flight_warmup -= usize::from(job.warmup);
@@ -94,6 +44,82 @@ pub(super) async fn serve(
             }
         }
     }
+}
+
+/// One request, from its hand-over to its bucket; returns the clock reading at its end.
+/// Its `--timeout` runs from its due time, so a request that waited for a connection
+/// (behind connects a dead target never completes) times out like any other, and one
+/// whose timeout passed while it waited is not sent at all.
+async fn serve_one(
+    wk: &Rc<Worker>,
+    ti: usize,
+    t: &TargetCtx,
+    conn: &mut Option<Conn>,
+    job: &Job,
+    now: u64,
+) -> u64 {
+    let wait = if job.queued_ns == 0 {
+        0
+    } else {
+        now.saturating_sub(job.queued_ns)
+    };
+    wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
+    let deadline_ns = job.due_ns.saturating_add(wk.timeout.as_nanos() as u64);
+    if now >= deadline_ns {
+        wk.rec.borrow_mut().expired_waiting(ti, job.warmup, now);
+        return now;
+    }
+    let (epoch, epoch_ns) = wk.epoch;
+    let deadline = epoch + Duration::from_nanos(deadline_ns.saturating_sub(epoch_ns));
+    let connecting = Cell::new(false);
+    let attempt = tokio::time::timeout_at(deadline, exchange(wk, ti, t, conn, &connecting)).await;
+    let now = now_ns();
+    // An answer is timed by its arrival, which the kernel stamped: the dispatcher may
+    // have slept past it to save a wake-up (see `worker`).
+    let done = match &attempt {
+        Ok(Ok(a)) if a.arrived_ns >= a.sent_ns && a.arrived_ns != 0 => a.arrived_ns.min(now),
+        _ => now,
+    };
+    let mut rec = wk.rec.borrow_mut();
+    match attempt {
+        Ok(Ok(resp)) => {
+            if let Some(pace) = wk.pace.borrow_mut().as_mut() {
+                pace.observe(ti, done.saturating_sub(resp.sent_ns) / 1000);
+            }
+            // A stamp before the send is no receipt time either.
+            let stamp = Some(resp.arrived_ns).filter(|&a| a >= resp.sent_ns);
+            rec.stamp(ti, wk.arrival.judge(resp.sent_ns, stamp.unwrap_or(0)));
+            rec.response(
+                ti,
+                job.warmup,
+                &Answered {
+                    status: resp.status,
+                    region: resp.region.as_deref(),
+                    version: resp.version.as_deref(),
+                    due_ns: job.due_ns,
+                    sent_ns: resp.sent_ns,
+                    done_ns: done,
+                    sent_bytes: t.request.len() as u64,
+                    received_bytes: resp.received,
+                    lead: job.lead,
+                },
+            );
+        }
+        Ok(Err(f)) => {
+            *conn = None;
+            rec.failure(ti, job.warmup, f, done);
+        }
+        Err(_) => {
+            *conn = None;
+            let f = if connecting.get() {
+                Failure::ConnectTimeout
+            } else {
+                Failure::Timeout
+            };
+            rec.failure(ti, job.warmup, f, done);
+        }
+    }
+    now
 }
 
 /// Opens a connection, counting it as under way meanwhile (the pacing in `dispatch`).
@@ -119,25 +145,37 @@ async fn connect(wk: &Rc<Worker>, ti: usize, t: &TargetCtx) -> Result<Conn, Fail
             Ok(Conn::new(stream))
         }
         Err(e) => {
+            let mut rec = wk.rec.borrow_mut();
             if let Some(msg) = e.tls {
-                wk.rec.borrow_mut().tls_error(ti, msg);
+                rec.tls_error(ti, msg);
+            }
+            if e.fd_exhausted {
+                rec.fd_exhausted(ti);
             }
             Err(e.failure)
         }
     }
 }
 
+/// `connecting` is true while a connection is being opened, so a timeout can say whether
+/// the target ever accepted.
 async fn exchange(
     wk: &Rc<Worker>,
     ti: usize,
     t: &TargetCtx,
     conn: &mut Option<Conn>,
+    connecting: &Cell<bool>,
 ) -> Result<Answer, Failure> {
     let c = match conn {
         Some(c) => c,
         // Boxed: opening a connection (TLS handshake state included) is rare, and kept
         // inline it doubles every request's task (1864 bytes instead of 936).
-        None => conn.insert(Box::pin(connect(wk, ti, t)).await?),
+        None => {
+            connecting.set(true);
+            let c = Box::pin(connect(wk, ti, t)).await?;
+            connecting.set(false);
+            conn.insert(c)
+        }
     };
     let mut outcome = c
         .exchange(
@@ -150,7 +188,10 @@ async fn exchange(
     if matches!(outcome, Err(ExchangeError::Stale)) {
         // The server closed this idle keep-alive connection meanwhile: replace it, don't
         // blame the request.
-        let c = conn.insert(Box::pin(connect(wk, ti, t)).await?);
+        connecting.set(true);
+        let c = Box::pin(connect(wk, ti, t)).await?;
+        connecting.set(false);
+        let c = conn.insert(c);
         outcome = c
             .exchange(
                 &t.request,

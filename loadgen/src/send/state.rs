@@ -78,9 +78,11 @@ pub(super) struct Worker {
 }
 
 impl Worker {
-    /// Cancels every queued request (they never reached a connection), each in its own
-    /// phase's bucket, and takes them out of the in-flight counts.
-    pub(super) fn cancel_queued(&self, rec: &mut Recorder) {
+    /// Takes every queued request out (they never reached a connection): at `now_ns`,
+    /// those whose `--timeout` has passed since they were due timed out, the rest are
+    /// cancelled, each in its own phase's bucket.
+    pub(super) fn cancel_queued(&self, rec: &mut Recorder, now_ns: u64) {
+        let timeout_ns = self.timeout.as_nanos() as u64;
         for (ti, t) in self.targets.iter().enumerate() {
             let mut st = t.state.borrow_mut();
             let queued: Vec<Job> = st.queue.drain(..).collect();
@@ -88,7 +90,11 @@ impl Worker {
             st.in_flight_warmup -= queued.iter().filter(|j| j.warmup).count();
             self.outstanding.set(self.outstanding.get() - queued.len());
             for j in &queued {
-                rec.cancelled(ti, j.warmup, 1);
+                if j.due_ns.saturating_add(timeout_ns) <= now_ns {
+                    rec.expired_waiting(ti, j.warmup, now_ns);
+                } else {
+                    rec.cancelled(ti, j.warmup, 1);
+                }
             }
         }
     }

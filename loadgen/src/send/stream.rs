@@ -55,11 +55,24 @@ pub struct DialError {
     pub failure: Failure,
     /// The TLS error, for the report's one line about it.
     pub tls: Option<String>,
+    /// loadgen itself had no file descriptor left for the socket.
+    pub fd_exhausted: bool,
 }
 
-impl From<Failure> for DialError {
-    fn from(failure: Failure) -> DialError {
-        DialError { failure, tls: None }
+impl DialError {
+    /// A failed TCP connect: the kernel giving up on a SYN is a connect timeout, and no
+    /// descriptor for the socket is loadgen's own limit, not the target's doing.
+    fn connect(e: &io::Error) -> DialError {
+        let fd_exhausted = matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE));
+        let failure = match e.kind() {
+            io::ErrorKind::TimedOut => Failure::ConnectTimeout,
+            _ => io_failure(e),
+        };
+        DialError {
+            failure,
+            tls: None,
+            fd_exhausted,
+        }
     }
 }
 
@@ -254,7 +267,9 @@ impl AsyncWrite for Tcp {
 impl Stream {
     /// Connects (`TCP_NODELAY`: requests are single small writes), then shakes hands.
     pub async fn open(addr: SocketAddr, dial: &Dial) -> Result<(Stream, Handshake), DialError> {
-        let tcp = TcpStream::connect(addr).await.map_err(|e| io_failure(&e))?;
+        let tcp = TcpStream::connect(addr)
+            .await
+            .map_err(|e| DialError::connect(&e))?;
         let _ = tcp.set_nodelay(true);
         let tcp = Tcp::new(tcp);
         let Some((config, name)) = &dial.tls else {
@@ -266,6 +281,7 @@ impl Stream {
             .map_err(|e| DialError {
                 failure: Failure::Tls,
                 tls: Some(e.to_string()),
+                fd_exhausted: false,
             })?;
         let kind = match tls.get_ref().1.handshake_kind() {
             Some(rustls::HandshakeKind::Resumed) => Handshake::Resumed,

@@ -101,7 +101,7 @@ fn build(setup: &Setup) -> Rc<Worker> {
         rec: RefCell::new({
             let mut r = Recorder::new(cfg.targets.len());
             for i in 0..cfg.targets.len() {
-                r.pool_cap(i, share(cfg.connections, n, w));
+                r.pool_cap(i, share(cfg.connections, n, w), setup.fd_limited);
             }
             r.max_groups(cfg.max_groups);
             let warmup_ns = (plans.first().map_or(0.0, |p| p.warmup_secs()) * 1e9) as u64;
@@ -275,7 +275,7 @@ async fn wind_down(wk: &Rc<Worker>, setup: &Setup, interrupted: bool) -> Recorde
         stopped_at.fetch_max(now_ns(), Ordering::Relaxed);
         // Queued requests never reached a connection: cancel them now.
         let mut rec = wk.rec.borrow_mut();
-        wk.cancel_queued(&mut rec);
+        wk.cancel_queued(&mut rec, now_ns());
     }
     let grace = if interrupted {
         STOP_GRACE
@@ -293,7 +293,7 @@ async fn wind_down(wk: &Rc<Worker>, setup: &Setup, interrupted: bool) -> Recorde
     // thread between this count and taking the recorder, so no late response can be
     // counted twice; the remaining tasks are dropped with the runtime.
     let mut rec = wk.rec.replace(Recorder::new(0));
-    wk.cancel_queued(&mut rec);
+    wk.cancel_queued(&mut rec, now_ns());
     for (ti, t) in wk.targets.iter().enumerate() {
         let mut st = t.state.borrow_mut();
         // Only active requests are left: each phase's are cancelled in its own bucket.

@@ -226,7 +226,7 @@ fn measure(slo: &Slo, r: &Results) -> Result<f64, String> {
             if s.is_group_scoped() {
                 return Err("the generator limits a target, not a served region or version; scope by target".into());
             }
-            let limited = crate::judge::limits::limits(r);
+            let limited = crate::judge::limits::generator_limits(r);
             Ok(targets
                 .iter()
                 .filter(|t| limited.iter().any(|l| l.target == t.name))

@@ -89,6 +89,13 @@ struct RawPool {
     cap: u64,
     queued_at_cap: u64,
     dropped_at_cap: u64,
+    // Reports from before connect timeouts were told apart have neither.
+    #[serde(default)]
+    expired_waiting: u64,
+    #[serde(default)]
+    fd_exhausted: u64,
+    #[serde(default)]
+    fd_limited: bool,
     wait: RawHist,
     // Reports from before DNS re-resolution have none of these.
     #[serde(default)]
@@ -286,6 +293,9 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
                 cap: p.cap,
                 queued_at_cap: p.queued_at_cap,
                 dropped_at_cap: p.dropped_at_cap,
+                expired_waiting: p.expired_waiting,
+                fd_exhausted: p.fd_exhausted,
+                fd_limited: p.fd_limited,
                 wait: hdr(&format!("{}/connection wait", t.name), &p.wait.hdr)?,
                 lookups: p.dns_lookups,
                 lookup_failures: p.dns_failures,

@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use super::{encode, FORMAT};
+use crate::judge::limits::By;
 use crate::judge::slo::Verdict;
 use crate::report::text::{per_sec, rate_missed};
 use crate::results::{Accounting, Results};
@@ -82,6 +83,12 @@ struct JsonPool<'a> {
     cap: u64,
     queued_at_cap: u64,
     dropped_at_cap: u64,
+    /// Requests whose timeout passed while they waited for a connection.
+    expired_waiting: u64,
+    /// Connects refused by loadgen's own open-files limit.
+    fd_exhausted: u64,
+    /// The cap was lowered to fit loadgen's open-files limit.
+    fd_limited: bool,
     /// Time requests waited for a free connection.
     wait: Summary,
     dns_lookups: u64,
@@ -159,7 +166,9 @@ pub fn to_json_with(
                 requested_rps: t.requested_rps,
                 achieved_rps: per_sec(t.measured.scheduled - t.measured.dropped(), r.measured_secs),
                 rate_missed: rate_missed(&t.measured),
-                generator_limited: limits.iter().any(|l| l.target == t.name),
+                generator_limited: limits
+                    .iter()
+                    .any(|l| l.target == t.name && l.by == By::Loadgen),
                 groups_folded: t.folded,
                 accounting: &t.measured,
                 warmup: &t.warmup,
@@ -169,6 +178,9 @@ pub fn to_json_with(
                     cap: t.pool.cap,
                     queued_at_cap: t.pool.queued_at_cap,
                     dropped_at_cap: t.pool.dropped_at_cap,
+                    expired_waiting: t.pool.expired_waiting,
+                    fd_exhausted: t.pool.fd_exhausted,
+                    fd_limited: t.pool.fd_limited,
                     wait: summary(&t.pool.wait),
                     dns_lookups: t.pool.lookups,
                     dns_failures: t.pool.lookup_failures,
@@ -207,7 +219,7 @@ pub fn to_json_with(
         tick_us: r.tick_ns as f64 / 1000.0,
         tick_auto: r.tick_auto,
         timing: &r.timing,
-        generator_limited: !limits.is_empty(),
+        generator_limited: limits.iter().any(|l| l.by == By::Loadgen),
         limits,
         tick_check: crate::judge::tick::checks(r),
         slos: verdicts,
