@@ -114,3 +114,53 @@ fn counts_no_loadgen_run_can_produce_are_refused() {
     std::fs::remove_dir_all(&dir).ok();
     rt.block_on(e.shutdown()).unwrap();
 }
+
+#[test]
+fn a_report_whose_histograms_outgrow_any_run_is_refused_within_bounded_memory() {
+    let rt = server_runtime();
+    let e = echo(&rt, "us", "v1", "");
+    let dir = std::env::temp_dir().join(format!("loadgen-wide-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let real = shard_report(&dir, &format!("us=http://{}/", e.addr()), "0/1");
+    rt.block_on(e.shutdown()).unwrap();
+    let mut doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&real).unwrap()).unwrap();
+    // 3000 groups, each histogram holding one value near an hour: a few bytes on disk,
+    // the widest range in memory (about 190 KiB each, 1.1 GB in all).
+    let mut wide =
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, loadgen::results::HIGHEST_US, 3)
+            .unwrap();
+    wide.record(3_500_000_000).unwrap();
+    let hdr = loadgen::report::json::encode(&wide);
+    let template = doc["groups"][0].clone();
+    let groups: Vec<serde_json::Value> = (0..3000)
+        .map(|i| {
+            let mut g = template.clone();
+            g["region"] = format!("r{i}").into();
+            g["corrected"]["hdr"] = hdr.clone().into();
+            g["service"]["hdr"] = hdr.clone().into();
+            g
+        })
+        .collect();
+    doc["groups"] = groups.into();
+    let forged = dir.join("wide.json");
+    std::fs::write(&forged, doc.to_string()).unwrap();
+    let (code, err) = merge(&[&forged]);
+    assert_ne!(code, Some(0), "{err}");
+    assert!(err.contains("more than any run loadgen makes"), "{err}");
+    #[cfg(target_os = "linux")]
+    {
+        // Every child of this process so far, this merge included: far below the 1.1 GB
+        // the file asks for (ru_maxrss is in KiB on Linux).
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: getrusage fills the struct we pass.
+        assert_eq!(
+            unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+            0
+        );
+        assert!(usage.ru_maxrss < 1_000_000, "{} KiB", usage.ru_maxrss);
+    }
+    if std::env::var_os("KEEP_FORGED").is_none() {
+        std::fs::remove_dir_all(&dir).ok();
+    }
+}

@@ -12,8 +12,8 @@ use anyhow::Context as _;
 use crate::cli::MergeArgs;
 use crate::error::UsageError;
 use crate::judge::slo::Slo;
-use crate::report::json::read::SavedRun;
-use crate::results::{new_histogram, GroupHist, GroupKey, Results, TargetResult};
+use crate::report::json::read::{SavedRun, MAX_HISTOGRAM_BYTES};
+use crate::results::{histogram_bytes, new_histogram, GroupHist, GroupKey, Results, TargetResult};
 
 /// Why saved runs cannot be merged (the inputs do not belong together: exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -43,12 +43,14 @@ pub enum MergeError {
     },
     #[error("shard(s) {missing} of this run are missing: a merge of part of a run reads like the whole of it")]
     ShardsMissing { missing: String },
+    #[error("with {path} the merged histograms take more than {mib} MiB: these are not the shards of one run")]
+    TooLarge { path: String, mib: usize },
 }
 
 /// Each input once, and the shards of a sharded run each once and all of them. Shards
 /// of one run share every setting but their `shard` and `seed`; runs with other settings (another
 /// cluster's Job, say) are checked apart.
-fn check_shards(runs: &[SavedRun]) -> Result<(), MergeError> {
+fn check_shards(runs: &[Input]) -> Result<(), MergeError> {
     let mut paths = std::collections::BTreeSet::new();
     for r in runs {
         let real = std::fs::canonicalize(&r.path).unwrap_or_else(|_| r.path.clone());
@@ -58,7 +60,7 @@ fn check_shards(runs: &[SavedRun]) -> Result<(), MergeError> {
             });
         }
     }
-    let mut by_run: BTreeMap<String, Vec<(crate::schedule::shard::Shard, &SavedRun)>> =
+    let mut by_run: BTreeMap<String, Vec<(crate::schedule::shard::Shard, &Input)>> =
         BTreeMap::new();
     for r in runs {
         let shard = r.settings.get("shard").and_then(|v| v.as_str());
@@ -84,9 +86,9 @@ fn check_shards(runs: &[SavedRun]) -> Result<(), MergeError> {
 }
 
 /// One sharded run's shards: one count, each index once, none missing.
-fn complete(shards: &[(crate::schedule::shard::Shard, &SavedRun)]) -> Result<(), MergeError> {
+fn complete(shards: &[(crate::schedule::shard::Shard, &Input)]) -> Result<(), MergeError> {
     let (first, first_run) = shards[0];
-    let mut have: Vec<Option<&SavedRun>> = vec![None; first.count];
+    let mut have: Vec<Option<&Input>> = vec![None; first.count];
     for (s, r) in shards {
         if s.count != first.count {
             return Err(MergeError::ShardCounts {
@@ -117,95 +119,156 @@ fn complete(shards: &[(crate::schedule::shard::Shard, &SavedRun)]) -> Result<(),
     }
 }
 
-/// Adds runs that happened side by side (shards of one run).
-pub fn merge_runs(runs: &[SavedRun]) -> Result<Results, MergeError> {
-    if runs.is_empty() {
-        return Err(MergeError::Empty);
-    }
-    check_shards(runs)?;
-    let mut targets: Vec<TargetResult> = Vec::new();
-    let mut origin: BTreeMap<String, String> = BTreeMap::new();
-    let mut groups: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
-    let mut pacing = new_histogram();
-    // Shards of one run share their tick; of differing runs, the coarsest is reported.
-    let mut tick_ns = 0;
-    let mut measured_secs: f64 = 0.0;
-    let mut interrupted = false;
-    let mut tick_auto = false;
-    // Shards from different machines may have timed differently: each source once.
-    let mut timing: Vec<&str> = Vec::new();
-    for run in runs {
-        let r = &run.results;
-        for t in &r.targets {
-            match targets.iter_mut().find(|x| x.name == t.name) {
-                Some(x) => {
-                    if x.url != t.url {
-                        return Err(MergeError::UrlMismatch {
-                            name: t.name.clone(),
-                            a: x.url.clone(),
-                            a_path: origin.get(&t.name).cloned().unwrap_or_default(),
-                            b: t.url.clone(),
-                            b_path: run.path.display().to_string(),
-                        });
-                    }
-                    x.requested_rps += t.requested_rps;
-                    x.measured.merge(&t.measured);
-                    x.warmup.merge(&t.warmup);
-                    x.pool.merge(&t.pool);
-                    x.folded += t.folded;
-                    let _ = x.lead.add(&t.lead);
-                    crate::schedule::tick::add(&mut x.ticks, &t.ticks);
-                    x.stamps.merge(&t.stamps);
-                }
-                None => {
-                    origin.insert(t.name.clone(), run.path.display().to_string());
-                    targets.push(t.clone());
+/// What a merge keeps of a report once its results are added: enough to check that the
+/// inputs belong together and to write the merged settings.
+#[derive(Debug)]
+pub struct Input {
+    pub path: std::path::PathBuf,
+    pub settings: serde_json::Value,
+    pub slos: Vec<String>,
+}
+
+/// Runs that happened side by side (shards of one run), added one at a time: each report's
+/// histograms are added and dropped as it is read, so a merge holds one report and the sum,
+/// not every input at once.
+#[derive(Debug, Default)]
+pub struct Merge {
+    targets: Vec<TargetResult>,
+    /// Which input each target was first seen in, for a clear error.
+    origin: BTreeMap<String, String>,
+    groups: BTreeMap<GroupKey, GroupHist>,
+    pacing: Option<hdrhistogram::Histogram<u64>>,
+    tick_ns: u64,
+    measured_secs: f64,
+    interrupted: bool,
+    tick_auto: bool,
+    /// Shards from different machines may have timed differently: each source once.
+    timing: Vec<String>,
+    inputs: Vec<Input>,
+}
+
+impl Merge {
+    /// Adds one report.
+    pub fn add(&mut self, run: SavedRun) -> Result<(), MergeError> {
+        let SavedRun {
+            path,
+            results: r,
+            settings,
+            slos,
+        } = run;
+        for t in r.targets {
+            self.add_target(t, &path)?;
+        }
+        for (k, g) in r.groups {
+            match self.groups.entry(k) {
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().merge(&g),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(g);
                 }
             }
         }
-        for (k, g) in &r.groups {
-            groups.entry(k.clone()).or_default().merge(g);
+        match &mut self.pacing {
+            Some(p) => {
+                let _ = p.add(&r.pacing);
+            }
+            None => self.pacing = Some(r.pacing),
         }
-        let _ = pacing.add(&r.pacing);
-        measured_secs = measured_secs.max(r.measured_secs);
-        interrupted |= r.interrupted;
-        tick_ns = tick_ns.max(r.tick_ns);
-        tick_auto |= r.tick_auto;
-        if !r.timing.is_empty() && !timing.contains(&r.timing.as_str()) {
-            timing.push(&r.timing);
+        self.measured_secs = self.measured_secs.max(r.measured_secs);
+        self.interrupted |= r.interrupted;
+        // Shards of one run share their tick; of differing runs, the coarsest is reported.
+        self.tick_ns = self.tick_ns.max(r.tick_ns);
+        self.tick_auto |= r.tick_auto;
+        if !r.timing.is_empty() && !self.timing.contains(&r.timing) {
+            self.timing.push(r.timing);
         }
+        let held: usize = self
+            .groups
+            .values()
+            .map(|g| histogram_bytes(&g.corrected) + histogram_bytes(&g.service))
+            .sum();
+        if held > MAX_HISTOGRAM_BYTES {
+            return Err(MergeError::TooLarge {
+                path: path.display().to_string(),
+                mib: MAX_HISTOGRAM_BYTES >> 20,
+            });
+        }
+        self.inputs.push(Input {
+            path,
+            settings,
+            slos,
+        });
+        Ok(())
     }
-    if tick_auto {
-        // Chosen per second: report the tick most of the merged requests went at.
-        let main = crate::schedule::tick::main_tick(&targets);
-        if main > 0 {
-            tick_ns = main;
+
+    fn add_target(&mut self, t: TargetResult, path: &std::path::Path) -> Result<(), MergeError> {
+        let Some(x) = self.targets.iter_mut().find(|x| x.name == t.name) else {
+            self.origin
+                .insert(t.name.clone(), path.display().to_string());
+            self.targets.push(t);
+            return Ok(());
+        };
+        if x.url != t.url {
+            return Err(MergeError::UrlMismatch {
+                a_path: self.origin.get(&t.name).cloned().unwrap_or_default(),
+                name: t.name,
+                a: x.url.clone(),
+                b: t.url,
+                b_path: path.display().to_string(),
+            });
         }
+        x.requested_rps += t.requested_rps;
+        x.measured.merge(&t.measured);
+        x.warmup.merge(&t.warmup);
+        x.pool.merge(&t.pool);
+        x.folded += t.folded;
+        let _ = x.lead.add(&t.lead);
+        crate::schedule::tick::add(&mut x.ticks, &t.ticks);
+        x.stamps.merge(&t.stamps);
+        Ok(())
     }
-    Ok(Results {
-        targets,
-        groups,
-        pacing,
-        measured_secs,
-        interrupted,
-        tick_ns,
-        tick_auto,
-        timing: timing.join("; "),
-    })
+
+    /// The merged run, once the inputs are known to belong together, and the inputs.
+    pub fn finish(self) -> Result<(Results, Vec<Input>), MergeError> {
+        if self.inputs.is_empty() {
+            return Err(MergeError::Empty);
+        }
+        check_shards(&self.inputs)?;
+        let mut tick_ns = self.tick_ns;
+        if self.tick_auto {
+            // Chosen per second: report the tick most of the merged requests went at.
+            let main = crate::schedule::tick::main_tick(&self.targets);
+            if main > 0 {
+                tick_ns = main;
+            }
+        }
+        let results = Results {
+            targets: self.targets,
+            groups: self.groups,
+            pacing: self.pacing.unwrap_or_else(new_histogram),
+            measured_secs: self.measured_secs,
+            interrupted: self.interrupted,
+            tick_ns,
+            tick_auto: self.tick_auto,
+            timing: self.timing.join("; "),
+        };
+        Ok((results, self.inputs))
+    }
 }
 
 /// `loadgen merge`: reads the reports, merges them, judges the SLOs, prints the report,
 /// writes the requested files and returns the exit code.
 pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
-    let mut runs = Vec::with_capacity(args.inputs.len());
+    let mut merge = Merge::default();
     for p in &args.inputs {
-        runs.push(crate::report::json::read::load(p)?);
+        let run = crate::report::json::read::load(p)?;
+        merge.add(run).map_err(|e| UsageError::new(e.to_string()))?;
     }
+    let (results, inputs) = merge.finish().map_err(|e| UsageError::new(e.to_string()))?;
     let mut slos: Vec<Slo> = crate::judge::slo::gather(&args.slos, args.slo_file.as_deref())?;
     if slos.is_empty() {
         // Judge by the SLOs the runs were given (each once, in order of appearance).
         let mut seen: Vec<&str> = Vec::new();
-        for text in runs.iter().flat_map(|r| r.slos.iter()) {
+        for text in inputs.iter().flat_map(|r| r.slos.iter()) {
             if !seen.contains(&text.as_str()) {
                 seen.push(text);
                 slos.extend(crate::judge::slo::parse(text).with_context(|| {
@@ -214,17 +277,17 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let results = merge_runs(&runs).map_err(|e| UsageError::new(e.to_string()))?;
     let (verdicts, exit_code) = crate::judge::judge(&slos, &results);
     crate::report::console::note(format_args!(
         "loadgen: merged {} report(s): {}",
-        runs.len(),
-        runs.iter()
+        inputs.len(),
+        inputs
+            .iter()
             .map(|r| r.path.display().to_string())
             .collect::<Vec<_>>()
             .join(", ")
     ));
-    let mut settings = runs[0].settings.clone();
+    let mut settings = inputs[0].settings.clone();
     if let serde_json::Value::Object(m) = &mut settings {
         // Complete (check_shards saw to it): the merge is the whole run, itself mergeable.
         if m.contains_key("shard") {
@@ -232,7 +295,8 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         }
         m.insert(
             "merged_from".into(),
-            runs.iter()
+            inputs
+                .iter()
                 .map(|r| serde_json::Value::from(r.path.display().to_string()))
                 .collect(),
         );
@@ -291,9 +355,17 @@ mod tests {
         }
     }
 
+    fn merge_runs(runs: Vec<SavedRun>) -> Result<Results, MergeError> {
+        let mut m = Merge::default();
+        for r in runs {
+            m.add(r)?;
+        }
+        m.finish().map(|(r, _)| r)
+    }
+
     #[test]
     fn merge_adds_counts_and_rejects_other_targets() {
-        let m = merge_runs(&[
+        let m = merge_runs(vec![
             run("a", "http://x/", 10, 2.0),
             run("b", "http://x/", 30, 2.5),
         ])
@@ -301,12 +373,15 @@ mod tests {
         assert_eq!(m.targets[0].measured.ok, 40);
         // Side by side: the window is the longest shard's, not the sum.
         assert_eq!(m.measured_secs, 2.5);
-        let e = merge_runs(&[run("a", "http://x/", 1, 1.0), run("b", "http://y/", 1, 1.0)])
-            .unwrap_err();
+        let e = merge_runs(vec![
+            run("a", "http://x/", 1, 1.0),
+            run("b", "http://y/", 1, 1.0),
+        ])
+        .unwrap_err();
         assert!(
             e.to_string().contains("did not load the same target"),
             "{e}"
         );
-        assert!(matches!(merge_runs(&[]), Err(MergeError::Empty)));
+        assert!(matches!(merge_runs(vec![]), Err(MergeError::Empty)));
     }
 }

@@ -16,7 +16,7 @@
 use hdrhistogram::Histogram;
 
 use crate::results::{
-    new_histogram, status_class, Accounting, Failure, GroupHist, GroupKey, Snapshot,
+    new_histogram, record_us, status_class, Accounting, Failure, GroupHist, GroupKey, Snapshot,
     TargetAccounts, Timeline,
 };
 pub use crate::results::{DEFAULT_MAX_GROUPS, MAX_LABEL_BYTES, OTHER, UNKNOWN};
@@ -173,7 +173,7 @@ impl Recorder {
     #[inline]
     pub fn pacing_lag(&mut self, lag_ns: u64, now_ns: u64) {
         let us = lag_ns / 1000;
-        self.pacing.saturating_record(us);
+        record_us(&mut self.pacing, us);
         if let Some(idx) = self.interval_of(now_ns) {
             let m = self.lag_max.entry(idx).or_default();
             *m = (*m).max(us);
@@ -264,10 +264,7 @@ impl Recorder {
     #[inline]
     pub fn conn_wait(&mut self, target: usize, warmup: bool, wait_ns: u64) {
         if !warmup {
-            self.targets[target]
-                .pool
-                .wait
-                .saturating_record(wait_ns / 1000);
+            record_us(&mut self.targets[target].pool.wait, wait_ns / 1000);
         }
     }
 
@@ -357,15 +354,13 @@ impl Recorder {
         }
         let corrected = done_ns.saturating_sub(due_ns) / 1000;
         if lead {
-            self.targets[target].lead.saturating_record(corrected);
+            record_us(&mut self.targets[target].lead, corrected);
         }
         let g = &mut self.groups[idx];
-        g.hist.corrected.saturating_record(corrected);
-        g.hist
-            .service
-            .saturating_record(done_ns.saturating_sub(sent_ns) / 1000);
+        record_us(&mut g.hist.corrected, corrected);
+        record_us(&mut g.hist.service, done_ns.saturating_sub(sent_ns) / 1000);
         if self.interval_ns > 0 {
-            g.interval.saturating_record(corrected);
+            record_us(&mut g.interval, corrected);
         }
     }
 

@@ -173,6 +173,10 @@ pub const MAX_REPORT_BYTES: u64 = 256 * 1024 * 1024;
 /// Most groups in one report: the per-target cap times every status class, for the most
 /// targets a run takes, with room to spare.
 pub const MAX_REPORT_GROUPS: usize = 65_536;
+/// Most memory the histograms of one report, or of a merge, may take: a report of the most
+/// targets loadgen takes (1024), every latency near 10 s, needs about 500 MiB; a file that
+/// needs more was not written by loadgen.
+pub const MAX_HISTOGRAM_BYTES: usize = 768 * 1024 * 1024;
 
 /// Reads and decodes one JSON report.
 pub fn load(path: &Path) -> Result<SavedRun, LoadError> {
@@ -258,12 +262,25 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             });
         }
     }
+    // Histograms are counted as they are decoded, so a forged file stops at the budget.
+    let used = std::cell::Cell::new(0usize);
     let hdr = |group: &str, s: &str| {
-        decode(s).map_err(|e| LoadError::Hdr {
+        let h = decode(s).map_err(|e| LoadError::Hdr {
             path: path.clone(),
             group: group.to_string(),
             why: format!("{e:#}"),
-        })
+        })?;
+        used.set(used.get() + crate::results::histogram_bytes(&h));
+        if used.get() > MAX_HISTOGRAM_BYTES {
+            return Err(LoadError::Invalid {
+                path: path.clone(),
+                why: format!(
+                    "its histograms take more than {} MiB, more than any run loadgen makes",
+                    MAX_HISTOGRAM_BYTES >> 20
+                ),
+            });
+        }
+        Ok(h)
     };
     let mut groups: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
     for g in raw.groups {
