@@ -98,6 +98,45 @@ fn tls_front(
     addr
 }
 
+/// Completes the TLS handshake, then answers each request with plain-text bytes on the raw
+/// socket: not TLS records, what a broken proxy or a protocol mix-up sends.
+fn garbage_after_handshake(
+    rt: &tokio::runtime::Runtime,
+    (cert, key): (CertificateDer<'static>, PrivateKeyDer<'static>),
+) -> SocketAddr {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    rt.spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut buf = [0u8; 4096];
+                if matches!(tls.read(&mut buf).await, Ok(n) if n > 0) {
+                    let raw = &mut tls.get_mut().0;
+                    let _ = raw
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                        .await;
+                }
+            });
+        }
+    });
+    addr
+}
+
 fn run(args: &[String]) -> (i32, String, String, serde_json::Value, tempfile_dir::Dir) {
     let dir = tempfile_dir::Dir::new();
     let json = dir.path().join("r.json");
@@ -263,6 +302,28 @@ fn every_bad_handshake_lands_in_the_tls_bucket_and_the_plain_target_goes_on() {
     }
     rt.block_on(e.shutdown()).unwrap();
     rt.block_on(plain.shutdown()).unwrap();
+}
+
+#[test]
+fn bytes_that_are_not_tls_after_the_handshake_land_in_the_tls_bucket_with_a_line() {
+    let rt = server_runtime();
+    let dir = tempfile_dir::Dir::new();
+    let ca = make_ca(dir.path(), "loadgen test CA");
+    let front = garbage_after_handshake(&rt, leaf(&ca, &["127.0.0.1"], false));
+    let (_code, stdout, stderr, v, _d) = run(&[
+        "--target".into(),
+        format!("eu=https://127.0.0.1:{}/", front.port()),
+        "--cacert".into(),
+        ca.pem.display().to_string(),
+    ]);
+    let eu = target(&v, "eu");
+    let a = &eu["accounting"];
+    assert!(a["scheduled"].as_u64().unwrap() > 0, "{stdout}{stderr}");
+    assert_eq!(a["tls"], a["scheduled"], "{a}\n{stdout}{stderr}");
+    assert_eq!(a["malformed"], 0, "{a}");
+    let err = eu["connections"]["tls_error"].as_str().unwrap_or_default();
+    assert!(err.starts_with("after the handshake"), "{err:?}");
+    assert!(stdout.contains("TLS FAILED for eu"), "{stdout}");
 }
 
 #[test]

@@ -366,7 +366,7 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             let failed = t.measured.tls + t.warmup.tls;
             let _ = writeln!(
                 out,
-                "  TLS FAILED for {}: {failed} requests could not open a connection; last error: {e}",
+                "  TLS FAILED for {}: {failed} requests failed in TLS; last error: {e}",
                 t.name
             );
         }

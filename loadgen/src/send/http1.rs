@@ -94,6 +94,17 @@ pub enum ExchangeError {
     Stale,
     /// A real failure, to be counted.
     Failed(Failure),
+    /// TLS failed after the handshake (an alert, bytes that are not TLS): counted as `tls`,
+    /// with what rustls said for the report's line.
+    Tls(String),
+}
+
+/// An I/O error of an exchange: TLS's own errors apart, with their message.
+fn io_error(e: &io::Error) -> ExchangeError {
+    match e.get_ref().filter(|inner| inner.is::<rustls::Error>()) {
+        Some(tls) => ExchangeError::Tls(tls.to_string()),
+        None => ExchangeError::Failed(io_failure(e)),
+    }
 }
 
 /// One open connection.
@@ -155,7 +166,10 @@ impl Conn {
             Err(e) => Err(e),
         };
         if let Err(e) = written {
-            return Err(stale_or(io_failure(&e), false));
+            return Err(match io_error(&e) {
+                ExchangeError::Failed(f) => stale_or(f, false),
+                other => other,
+            });
         }
 
         // Read until a final (non-1xx) response head is complete.
@@ -175,10 +189,10 @@ impl Conn {
                         return Err(ExchangeError::Failed(Failure::Malformed));
                     }
                     let had = !self.buf.is_empty();
-                    let got = self
-                        .read_more()
-                        .await
-                        .map_err(|e| stale_or(io_failure(&e), had))?;
+                    let got = self.read_more().await.map_err(|e| match io_error(&e) {
+                        ExchangeError::Failed(f) => stale_or(f, had),
+                        other => other,
+                    })?;
                     if got == 0 {
                         return Err(stale_or(Failure::Reset, had));
                     }
@@ -199,7 +213,7 @@ impl Conn {
         } else {
             body
         };
-        let failed = |e: io::Error| ExchangeError::Failed(io_failure(&e));
+        let failed = |e: io::Error| io_error(&e);
         match body {
             BodyLen::None => keep &= self.buf.len() == head_len,
             BodyLen::Length(n) => {
@@ -266,7 +280,7 @@ impl Conn {
     /// Reads a chunked body whose first bytes are in the buffer. `Ok(true)` when it ended
     /// exactly at the message boundary.
     async fn skip_chunked(&mut self) -> Result<bool, ExchangeError> {
-        let failed = |e: io::Error| ExchangeError::Failed(io_failure(&e));
+        let failed = |e: io::Error| io_error(&e);
         let mut pos = 0usize;
         loop {
             // Chunk-size line.

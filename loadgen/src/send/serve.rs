@@ -216,6 +216,13 @@ async fn exchange(
             *conn = None;
             Err(f)
         }
+        Err(ExchangeError::Tls(msg)) => {
+            *conn = None;
+            wk.rec
+                .borrow_mut()
+                .tls_error(ti, format!("after the handshake: {msg}"));
+            Err(Failure::Tls)
+        }
     }
 }
 
