@@ -306,6 +306,9 @@ pub struct PoolStats {
     pub fd_exhausted: u64,
     /// The cap was lowered to fit loadgen's open-files limit.
     pub fd_limited: bool,
+    /// Idle connections found holding bytes nobody asked for (an answer sent twice): each
+    /// means the answer taken before on that connection may have been another's.
+    pub unasked: u64,
     /// Time a request waited for a free connection, microseconds (0 when one was free
     /// or a new one could be opened at once).
     pub wait: Histogram<u64>,
@@ -338,6 +341,7 @@ impl Default for PoolStats {
             expired_waiting: 0,
             fd_exhausted: 0,
             fd_limited: false,
+            unasked: 0,
             wait: new_histogram(),
             lookups: 0,
             lookup_failures: 0,
@@ -364,6 +368,7 @@ impl PoolStats {
         add(&mut self.expired_waiting, o.expired_waiting);
         add(&mut self.fd_exhausted, o.fd_exhausted);
         self.fd_limited |= o.fd_limited;
+        add(&mut self.unasked, o.unasked);
         let _ = self.wait.add(&o.wait);
         add(&mut self.lookups, o.lookups);
         add(&mut self.lookup_failures, o.lookup_failures);

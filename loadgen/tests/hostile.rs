@@ -195,6 +195,10 @@ fn a_late_unsolicited_response_is_never_taken_for_the_next_answer() {
         r.groups.keys()
     );
     assert_eq!(r.targets[0].measured.ok, r.targets[0].measured.scheduled);
+    // Seen, and said.
+    assert!(r.targets[0].pool.unasked > 0, "{:?}", r.targets[0].pool);
+    let text = loadgen::report::render(r, &out.verdicts);
+    assert!(text.contains("held an answer nobody asked for"), "{text}");
 }
 
 #[test]

@@ -201,6 +201,12 @@ impl Recorder {
         }
     }
 
+    /// An idle connection held bytes nobody asked for.
+    pub fn unasked(&mut self, target: usize) {
+        let p = &mut self.targets[target].pool;
+        p.unasked = p.unasked.saturating_add(1);
+    }
+
     /// A connect failed for want of a file descriptor (loadgen's open-files limit).
     pub fn fd_exhausted(&mut self, target: usize) {
         let p = &mut self.targets[target].pool;

@@ -370,6 +370,13 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
                 t.name
             );
         }
+        if pool.unasked > 0 {
+            let _ = writeln!(
+                out,
+                "  WARNING {}: {} times an idle connection held an answer nobody asked for: the server answers some requests twice or late. HTTP/1.1 cannot tell whose an answer is, so answers counted here may belong to other requests (one that arrives after the next request went out is taken for its answer)",
+                t.name, pool.unasked
+            );
+        }
         if t.measured.dns + t.warmup.dns > 0 {
             let _ = writeln!(
                 out,

@@ -30,7 +30,7 @@ use http::uri::PathAndQuery;
 use http::Method;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use super::stream::{io_failure, Stream};
+use super::stream::{io_failure, Idle, Stream};
 use crate::request::RequestSpec;
 use crate::results::Failure;
 
@@ -92,6 +92,10 @@ pub enum ExchangeError {
     /// The server had closed this (reused) connection before answering a single byte:
     /// the usual race with a keep-alive timeout. Safe to retry on a fresh connection.
     Stale,
+    /// This (reused) connection held bytes nobody asked for: the server answered some
+    /// request twice. Retried on a fresh connection, and counted: the answer taken before
+    /// on this connection may not have been its own.
+    Unasked,
     /// A real failure, to be counted.
     Failed(Failure),
     /// TLS failed after the handshake (an alert, bytes that are not TLS): counted as `tls`,
@@ -156,8 +160,12 @@ impl Conn {
         };
         self.buf.clear();
         self.received = 0;
-        if reused && !self.stream.idle_and_open() {
-            return Err(ExchangeError::Stale);
+        if reused {
+            match self.stream.idle_state() {
+                Idle::Silent => {}
+                Idle::Closed => return Err(ExchangeError::Stale),
+                Idle::Unasked => return Err(ExchangeError::Unasked),
+            }
         }
         let sent_ns = crate::send::clock::now_ns();
         // Flush: a no-op on TCP, and what pushes TLS records out.

@@ -185,9 +185,12 @@ async fn exchange(
             &wk.version_header,
         )
         .await;
-    if matches!(outcome, Err(ExchangeError::Stale)) {
-        // The server closed this idle keep-alive connection meanwhile: replace it, don't
-        // blame the request.
+    if matches!(outcome, Err(ExchangeError::Unasked)) {
+        wk.rec.borrow_mut().unasked(ti);
+    }
+    if matches!(outcome, Err(ExchangeError::Stale | ExchangeError::Unasked)) {
+        // The server closed this idle keep-alive connection meanwhile (or spoke out of
+        // turn on it): replace it, don't blame the request.
         connecting.set(true);
         let c = Box::pin(connect(wk, ti, t)).await?;
         connecting.set(false);
@@ -208,7 +211,7 @@ async fn exchange(
             }
             Ok(answer)
         }
-        Err(ExchangeError::Stale) => {
+        Err(ExchangeError::Stale | ExchangeError::Unasked) => {
             *conn = None;
             Err(Failure::Reset)
         }

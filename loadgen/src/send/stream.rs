@@ -298,16 +298,18 @@ impl Stream {
         }
     }
 
-    /// Whether an idle keep-alive connection is still silent. Bytes waiting on it belong
-    /// to no request of ours, and EOF (or a TLS close) means the server closed it. On
-    /// plain TCP this costs a syscall only when the reactor has seen the socket become
-    /// readable since its last read drained it (see `Tcp::poll_read`); otherwise it is a
-    /// readiness check in memory.
-    pub fn idle_and_open(&mut self) -> bool {
+    /// What an idle keep-alive connection holds before it is reused. On plain TCP this costs
+    /// a syscall only when the reactor has seen the socket become readable since its last
+    /// read drained it (see `Tcp::poll_read`); otherwise it is a readiness check in memory.
+    pub fn idle_state(&mut self) -> Idle {
         match self {
             Stream::Plain(s) => {
                 let mut probe = [0u8; 1];
-                matches!(s.inner.try_read(&mut probe), Err(e) if e.kind() == io::ErrorKind::WouldBlock)
+                match s.inner.try_read(&mut probe) {
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => Idle::Silent,
+                    Ok(n) if n > 0 => Idle::Unasked,
+                    _ => Idle::Closed,
+                }
             }
             Stream::Tls(s) => {
                 // One poll without a real waker: rustls consumes what is not application
@@ -316,13 +318,25 @@ impl Stream {
                 let mut probe = [0u8; 1];
                 let mut buf = ReadBuf::new(&mut probe);
                 let mut cx = Context::from_waker(&NOOP_WAKER);
-                matches!(
-                    Pin::new(s.as_mut()).poll_read(&mut cx, &mut buf),
-                    Poll::Pending
-                )
+                match Pin::new(s.as_mut()).poll_read(&mut cx, &mut buf) {
+                    Poll::Pending => Idle::Silent,
+                    Poll::Ready(Ok(())) if !buf.filled().is_empty() => Idle::Unasked,
+                    Poll::Ready(_) => Idle::Closed,
+                }
             }
         }
     }
+}
+
+/// What an idle connection holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Idle {
+    /// Nothing: it can carry the next request.
+    Silent,
+    /// The server closed it (the usual keep-alive race).
+    Closed,
+    /// Bytes nobody asked for: the server answered a request twice, or late.
+    Unasked,
 }
 
 /// A waker that does nothing, for the one-poll idle probe (`Waker::noop` needs a newer

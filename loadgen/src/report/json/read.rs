@@ -96,6 +96,8 @@ struct RawPool {
     fd_exhausted: u64,
     #[serde(default)]
     fd_limited: bool,
+    #[serde(default)]
+    unasked: u64,
     wait: RawHist,
     // Reports from before DNS re-resolution have none of these.
     #[serde(default)]
@@ -313,6 +315,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
                 expired_waiting: p.expired_waiting,
                 fd_exhausted: p.fd_exhausted,
                 fd_limited: p.fd_limited,
+                unasked: p.unasked,
                 wait: hdr(&format!("{}/connection wait", t.name), &p.wait.hdr)?,
                 lookups: p.dns_lookups,
                 lookup_failures: p.dns_failures,

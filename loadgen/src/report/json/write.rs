@@ -89,6 +89,8 @@ struct JsonPool<'a> {
     fd_exhausted: u64,
     /// The cap was lowered to fit loadgen's open-files limit.
     fd_limited: bool,
+    /// Idle connections that held an answer nobody asked for.
+    unasked: u64,
     /// Time requests waited for a free connection.
     wait: Summary,
     dns_lookups: u64,
@@ -181,6 +183,7 @@ pub fn to_json_with(
                     expired_waiting: t.pool.expired_waiting,
                     fd_exhausted: t.pool.fd_exhausted,
                     fd_limited: t.pool.fd_limited,
+                    unasked: t.pool.unasked,
                     wait: summary(&t.pool.wait),
                     dns_lookups: t.pool.lookups,
                     dns_failures: t.pool.lookup_failures,
