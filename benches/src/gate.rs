@@ -258,7 +258,7 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow
         .sum();
     let errors: u64 = r.targets.iter().map(|t| t.measured.failed()).sum();
     let dropped: u64 = r.targets.iter().map(|t| t.measured.dropped()).sum();
-    let mut all = loadgen::results::new_histogram();
+    let mut all = loadgen::hist::new_histogram();
     for g in r.groups.values() {
         let _ = all.add(&g.corrected);
     }

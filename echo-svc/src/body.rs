@@ -15,7 +15,7 @@ use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{Response, StatusCode};
 use hyper::body::{Frame, SizeHint};
 
-use crate::echo::Reservation;
+use crate::budget::Reservation;
 
 pub(crate) const TEXT: HeaderValue = HeaderValue::from_static("text/plain; charset=utf-8");
 pub(crate) const JSON: HeaderValue = HeaderValue::from_static("application/json");

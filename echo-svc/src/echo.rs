@@ -8,11 +8,9 @@
 //! connection with many streams cannot take it all. An answer must be read within
 //! `--body-read-timeout` of being handed over: a reader that stops (a zero window that still
 //! answers PINGs) has its connection closed, which frees what it held. The answer is at most
-//! about twice the body, so memory stays under budget x 3.
-//!
-//! The send deadline is a timer per `/echo` answer; `/echo` is not the hot path.
+//! about twice the body, so memory stays under budget x 3. The budget itself is
+//! [`crate::budget`].
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,32 +20,19 @@ use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt as _;
 use hyper::body::Incoming;
 use serde_json::{json, Value};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::body::{text, text_owned, with_type, Body, CLOSE, JSON};
+use crate::budget::{Budget, Refused, Reservation};
 use crate::config::Config;
 use crate::deadlines::Watch;
 use crate::identity::Identity;
 
-/// How long a request waits for budget before it is turned away.
-const BUDGET_WAIT: Duration = Duration::from_secs(1);
-
 /// The `/echo` handler and its budget.
 #[derive(Debug)]
 pub(crate) struct Echo {
-    budget: Arc<Semaphore>,
-    per_connection: usize,
+    budget: Budget,
     max_body: u64,
     body_read_timeout: Duration,
-}
-
-/// Why a request got no more budget.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Refused {
-    /// The whole budget stayed taken for [`BUDGET_WAIT`].
-    Busy,
-    /// Its connection holds its share already.
-    ConnectionShare,
 }
 
 /// Why a body was not read.
@@ -58,24 +43,10 @@ enum ReadError {
     Broken(hyper::Error),
 }
 
-/// Budget held by one request; given back, to the server and to its connection, on drop.
-#[derive(Debug)]
-pub(crate) struct Reservation {
-    permit: Option<OwnedSemaphorePermit>,
-    held: usize,
-    conn: Arc<Watch>,
-    send_deadline: Option<tokio::task::AbortHandle>,
-}
-
 impl Echo {
     pub(crate) fn new(config: &Config) -> Self {
-        let max_body = usize::try_from(config.max_body_bytes).unwrap_or(usize::MAX);
-        let total = max_body
-            .saturating_mul(config.max_body_requests)
-            .min(Semaphore::MAX_PERMITS);
         Echo {
-            budget: Arc::new(Semaphore::new(total)),
-            per_connection: (total / 4).max(max_body).min(total),
+            budget: Budget::new(config.max_body_bytes, config.max_body_requests),
             max_body: config.max_body_bytes,
             body_read_timeout: config.body_read_timeout,
         }
@@ -97,12 +68,7 @@ impl Echo {
         if declared.is_some_and(|n| n > self.max_body) {
             return self.too_large();
         }
-        let mut held = Reservation {
-            permit: None,
-            held: 0,
-            conn: conn.clone(),
-            send_deadline: None,
-        };
+        let mut held = self.budget.open(conn);
         let read = tokio::time::timeout(self.body_read_timeout, self.read(body, &mut held));
         let bytes = match read.await {
             Ok(Ok(bytes)) => bytes,
@@ -119,7 +85,7 @@ impl Echo {
         let doc = describe(&parts, bytes.len(), identity);
         let answer = echo_document(&doc, &bytes);
         drop(bytes);
-        held.send_deadline = Some(self.arm_send_deadline(conn));
+        held.send_within(self.body_read_timeout);
         let mut resp = with_type(Response::new(Body::held(answer, held)), JSON);
         *resp.status_mut() = StatusCode::OK;
         resp
@@ -137,48 +103,13 @@ impl Echo {
             if buf.len() + data.len() > limit {
                 return Err(ReadError::TooLarge);
             }
-            self.reserve(held, data.len())
+            self.budget
+                .reserve(held, data.len())
                 .await
                 .map_err(ReadError::Refused)?;
             buf.extend_from_slice(&data);
         }
         Ok(buf.freeze())
-    }
-
-    async fn reserve(&self, held: &mut Reservation, n: usize) -> Result<(), Refused> {
-        if n == 0 {
-            return Ok(());
-        }
-        let before = held.conn.body_bytes.fetch_add(n, Ordering::Relaxed);
-        held.held += n;
-        if before + n > self.per_connection {
-            return Err(Refused::ConnectionShare);
-        }
-        let n32 = u32::try_from(n).map_err(|_| Refused::Busy)?;
-        let acquire = self.budget.clone().acquire_many_owned(n32);
-        let permit = match tokio::time::timeout(BUDGET_WAIT, acquire).await {
-            Ok(Ok(p)) => p,
-            _ => return Err(Refused::Busy),
-        };
-        match &mut held.permit {
-            Some(p) => p.merge(permit),
-            None => held.permit = Some(permit),
-        }
-        Ok(())
-    }
-
-    /// Closes `conn` if this answer is not sent within the body read timeout (aborted when
-    /// the answer's body is dropped, sent or not).
-    fn arm_send_deadline(&self, conn: &Arc<Watch>) -> tokio::task::AbortHandle {
-        let conn = Arc::downgrade(conn);
-        let within = self.body_read_timeout;
-        tokio::spawn(async move {
-            tokio::time::sleep(within).await;
-            if let Some(conn) = conn.upgrade() {
-                conn.close_now();
-            }
-        })
-        .abort_handle()
     }
 
     fn too_large(&self) -> Response<Body> {
@@ -204,15 +135,6 @@ impl Echo {
         );
         resp.headers_mut().insert(CONNECTION, CLOSE);
         resp
-    }
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.conn.body_bytes.fetch_sub(self.held, Ordering::Relaxed);
-        if let Some(timer) = &self.send_deadline {
-            timer.abort();
-        }
     }
 }
 

@@ -15,7 +15,8 @@
 //! - `switches`: readiness, draining, fault and stall switches (atomics).
 //! - `metrics`: Prometheus metrics with podinfo's names.
 //! - `upstream`: allow-listed `/call/{name}` forwarding and the hop chain.
-//! - `echo`: `/echo` and its body budget (bytes, shared fairly, with a send deadline).
+//! - `echo`: `/echo`, read within its memory budget.
+//! - `budget`: that budget (bytes, shared fairly, with a send deadline).
 //! - `body`: the response body type and the small responses built from it.
 //! - `server`: listeners, HTTP/1.1 + h2c connections, [`spawn`] and [`Handle`].
 //! - `deadlines`: idle and stalled-answer deadlines by one sweep per server (the slowloris
@@ -36,6 +37,7 @@
 //! ```
 
 mod body;
+mod budget;
 pub mod config;
 mod deadlines;
 mod echo;

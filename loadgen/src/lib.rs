@@ -22,7 +22,7 @@
 //! Beside the path: `live` (progress and Prometheus metrics during a run) and [`cmd`], the
 //! commands that drive it (`run`, `merge`, `compare`, `lab`).
 //!
-//! Shared vocabulary, each in its own small module: [`results`] (what a run measured),
+//! Shared vocabulary, each in its own small module: [`hist`] (the latency histograms), [`results`] (what a run measured), [`pool`] (how each target's connections coped),
 //! [`stamps`] (how the kernel's arrival stamps held up), [`events`] (what a scenario marked on the run's timeline), [`error`] (bad input, exit 2), [`units`] (durations for people), [`config`] (a checked
 //! run configuration), [`target`] (named targets), [`request`] (what each target is sent), [`tls`] (trusted
 //! roots for `https://`) and
@@ -37,8 +37,10 @@ pub mod cmd;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod hist;
 pub mod judge;
 mod live;
+pub mod pool;
 pub mod record;
 pub mod report;
 pub mod request;

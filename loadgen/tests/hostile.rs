@@ -457,7 +457,7 @@ fn forged_hdr(payload_len: u32, low: u64, high: u64, digits: u32, payload: &[u8]
 
 #[test]
 fn forged_reports_are_refused_cheaply() {
-    let huge = forged_hdr(u32::MAX - 8, 1, loadgen::results::HIGHEST_US, 3, &[0; 30]);
+    let huge = forged_hdr(u32::MAX - 8, 1, loadgen::hist::HIGHEST_US, 3, &[0; 30]);
     let wide = forged_hdr(2, 1, u64::MAX / 2, 5, &[0, 0]);
     let cases: Vec<(&str, std::path::PathBuf, &str)> = vec![
         (

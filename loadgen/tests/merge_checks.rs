@@ -128,8 +128,7 @@ fn a_report_whose_histograms_outgrow_any_run_is_refused_within_bounded_memory() 
     // 3000 groups, each histogram holding one value near an hour: a few bytes on disk,
     // the widest range in memory (about 190 KiB each, 1.1 GB in all).
     let mut wide =
-        hdrhistogram::Histogram::<u64>::new_with_bounds(1, loadgen::results::HIGHEST_US, 3)
-            .unwrap();
+        hdrhistogram::Histogram::<u64>::new_with_bounds(1, loadgen::hist::HIGHEST_US, 3).unwrap();
     wide.record(3_500_000_000).unwrap();
     let hdr = loadgen::report::json::encode(&wide);
     let template = doc["groups"][0].clone();

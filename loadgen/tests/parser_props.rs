@@ -27,7 +27,7 @@ proptest! {
     /// What loadgen writes, it reads back exactly.
     #[test]
     fn encode_decode_round_trips(values in proptest::collection::vec(1u64..3_600_000_000, 1..200)) {
-        let mut h = loadgen::results::new_histogram();
+        let mut h = loadgen::hist::new_histogram();
         for v in &values {
             h.record(*v).unwrap();
         }

@@ -18,7 +18,7 @@ fn alone() -> std::sync::MutexGuard<'static, ()> {
 
 /// Corrected latency of every response of a target, merged over groups.
 fn corrected_p99_us(r: &loadgen::results::Results) -> u64 {
-    let mut h = loadgen::results::new_histogram();
+    let mut h = loadgen::hist::new_histogram();
     for g in r.groups.values() {
         h.add(&g.corrected).unwrap();
     }

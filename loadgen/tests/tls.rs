@@ -63,18 +63,25 @@ fn leaf(
 }
 
 /// Terminates TLS on a loopback port and relays each connection to `upstream`.
+fn server_config(
+    cert: CertificateDer<'static>,
+    key: PrivateKeyDer<'static>,
+) -> rustls::ServerConfig {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)
+        .unwrap()
+}
+
 fn tls_front(
     rt: &tokio::runtime::Runtime,
     upstream: SocketAddr,
     (cert, key): (CertificateDer<'static>, PrivateKeyDer<'static>),
 ) -> SocketAddr {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
+    let mut cfg = server_config(cert, key);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = rt
@@ -105,14 +112,7 @@ fn garbage_after_handshake(
     (cert, key): (CertificateDer<'static>, PrivateKeyDer<'static>),
 ) -> SocketAddr {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let cfg = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(cert, key)));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();

@@ -195,7 +195,7 @@ mod tests {
         let mut r = Results {
             targets: vec![],
             groups: Default::default(),
-            pacing: crate::results::new_histogram(),
+            pacing: crate::hist::new_histogram(),
             measured_secs: 1.0,
             interrupted: false,
             tick_ns: 0,

@@ -11,9 +11,10 @@ use anyhow::Context as _;
 
 use crate::cli::MergeArgs;
 use crate::error::UsageError;
+use crate::hist::{histogram_bytes, new_histogram};
 use crate::judge::slo::Slo;
 use crate::report::json::read::{SavedRun, MAX_HISTOGRAM_BYTES};
-use crate::results::{histogram_bytes, new_histogram, GroupHist, GroupKey, Results, TargetResult};
+use crate::results::{GroupHist, GroupKey, Results, TargetResult};
 
 /// Why saved runs cannot be merged (the inputs do not belong together: exit 2).
 #[derive(Debug, thiserror::Error)]
@@ -338,7 +339,7 @@ mod tests {
                     warmup: Default::default(),
                     pool: Default::default(),
                     folded: 0,
-                    lead: crate::results::new_histogram(),
+                    lead: crate::hist::new_histogram(),
                     ticks: Vec::new(),
                     stamps: Default::default(),
                 }],

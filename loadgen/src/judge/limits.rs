@@ -12,7 +12,8 @@
 //! recorded, so the text report, the JSON and the `generator_limited` SLO (loadgen's kind
 //! only) say the same thing, in words that name the cause and what to change.
 
-use crate::results::{PoolStats, Results, TargetResult};
+use crate::pool::PoolStats;
+use crate::results::{Results, TargetResult};
 use crate::units::fmt_us;
 
 /// A p99 wait for a free connection above this (microseconds) is material: it is larger
@@ -192,7 +193,7 @@ fn loadgen_limits(
             Some(n) if n > pool.cap => {
                 format!(
                     " to about {} (this rate needs {n} connections)",
-                    n + crate::send::FD_RESERVE
+                    n + crate::pool::FD_RESERVE
                 )
             }
             _ => String::new(),
@@ -213,7 +214,7 @@ fn loadgen_limits(
              at most {} or as many as are open at once",
             pool.peak,
             pool.cap,
-            crate::send::MIN_OPENING
+            crate::pool::MIN_OPENING
         ));
         advice.push(
             "give the pool time to grow before measuring: --warmup (a burst at the start, or a rate \
@@ -262,7 +263,9 @@ pub fn generator_limits(r: &Results) -> Vec<Limit> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::results::{new_histogram, GroupHist, PoolStats};
+    use crate::hist::new_histogram;
+    use crate::pool::PoolStats;
+    use crate::results::GroupHist;
 
     fn results(wait_us: u64, dropped_at_cap: u64, service_us: u64) -> Results {
         let mut pool = PoolStats {

@@ -51,7 +51,7 @@ pub fn checks(r: &Results) -> Vec<TickCheck> {
             if t.lead.len() < MIN_LEADS {
                 return None;
             }
-            let mut all = crate::results::new_histogram();
+            let mut all = crate::hist::new_histogram();
             for (k, g) in &r.groups {
                 if k.target == t.name {
                     let _ = all.add(&g.corrected);
@@ -102,7 +102,8 @@ pub fn describe(c: &TickCheck) -> String {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::results::{new_histogram, GroupHist};
+    use crate::hist::new_histogram;
+    use crate::results::GroupHist;
 
     fn results(tick_ns: u64, firsts: &[u64], all: &[u64]) -> Results {
         let mut lead = new_histogram();

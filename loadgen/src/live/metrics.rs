@@ -25,8 +25,9 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::Registry;
 
+use crate::hist::new_histogram;
 use crate::live::Live;
-use crate::results::{new_histogram, Accounting, Snapshot};
+use crate::results::{Accounting, Snapshot};
 
 /// Histogram bucket bounds, seconds.
 pub const BUCKETS: [f64; 16] = [

@@ -56,7 +56,7 @@ impl Live {
 
     /// Merged latency so far.
     pub fn latency(&self) -> hdrhistogram::Histogram<u64> {
-        let mut h = crate::results::new_histogram();
+        let mut h = crate::hist::new_histogram();
         for w in &self.workers {
             if let Ok(slot) = w.latency.lock() {
                 if let Some(x) = slot.as_ref() {

@@ -23,8 +23,9 @@
 
 use serde_json::{json, Map, Value};
 
+use crate::hist::new_histogram;
 use crate::judge::slo::{Metric, Scope, Slo, Verdict};
-use crate::results::{new_histogram, Results};
+use crate::results::Results;
 
 fn scope_key(name: &str, s: &Scope) -> String {
     let mut tags = Vec::new();
@@ -215,7 +216,7 @@ mod tests {
                 warmup: Default::default(),
                 pool: Default::default(),
                 folded: 0,
-                lead: crate::results::new_histogram(),
+                lead: crate::hist::new_histogram(),
                 ticks: Vec::new(),
                 stamps: Default::default(),
             }],

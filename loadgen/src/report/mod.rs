@@ -1,4 +1,4 @@
-//! Reporting a judged run: the terminal table ([`text`]), the JSON report written and
+//! Reporting a judged run: the terminal table ([`text`], its accounting in `accounting`), the JSON report written and
 //! read back ([`json`]), HTML ([`html`]), JUnit ([`junit`]), the k6 summary
 //! ([`k6`]) and the HDR interval log ([`hdrlog`]), what is printed ([`console`]), and
 //! the "what happened" story of a run with events ([`story`]) under the terminal report,
@@ -8,6 +8,7 @@
 //! closed stdout must not cost the results), then the terminal report; a file that could
 //! not be written fails the command only after the report has been printed.
 
+mod accounting;
 pub mod console;
 mod files;
 pub(crate) mod hdrlog;

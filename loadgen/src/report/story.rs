@@ -7,7 +7,8 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use crate::events::Event;
-use crate::results::{new_histogram, Timeline};
+use crate::hist::new_histogram;
+use crate::results::Timeline;
 use crate::units::fmt_us;
 
 /// The run as phases between events.

@@ -58,7 +58,7 @@ pub struct AutoTick {
 impl AutoTick {
     pub fn new(targets: usize) -> AutoTick {
         // One significant digit is plenty to compare a median with 7.5, 15 or 30 ms.
-        let h = || match Histogram::new_with_bounds(1, crate::results::HIGHEST_US, 1) {
+        let h = || match Histogram::new_with_bounds(1, crate::hist::HIGHEST_US, 1) {
             Ok(h) => h,
             // Constant bounds that hdrhistogram accepts; this arm cannot run.
             Err(e) => unreachable!("histogram bounds are valid constants: {e:?}"),

@@ -48,6 +48,7 @@
 mod arrival;
 pub(crate) mod clock;
 mod dns;
+mod head;
 pub(crate) mod http1;
 mod serve;
 mod state;
@@ -63,9 +64,10 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::config::RunConfig;
+use crate::hist::new_histogram;
 use crate::live::Live;
 use crate::record::Recorder;
-use crate::results::{new_histogram, GroupHist, GroupKey, Results, TargetResult, Timeline};
+use crate::results::{GroupHist, GroupKey, Results, TargetResult, Timeline};
 use crate::schedule::RatePlan;
 use clock::{now_ns, tighten_timer_slack};
 
@@ -85,8 +87,6 @@ pub(super) const YIELD_BELOW_NS: u64 = 5_000;
 pub(super) const HOLD_BELOW_NS: u64 = 2_000_000;
 /// How often workers publish counters for live progress.
 pub(super) const PUBLISH_EVERY_NS: u64 = 250_000_000;
-/// Connects that may be under way at once per target and worker, however small the pool.
-pub(crate) const MIN_OPENING: usize = 64;
 
 /// What the engine hands back.
 #[derive(Debug)]
@@ -180,10 +180,6 @@ pub(super) struct Setup {
     fd_limited: bool,
 }
 
-/// Descriptors kept for everything that is not a connection (stdio, timers, the runtime,
-/// report files, the metrics listener).
-pub(crate) const FD_RESERVE: u64 = 64;
-
 /// Connections per target the open-file limit leaves room for, after raising the soft
 /// limit to the hard one (as a server would; the default soft limit is often 1024).
 fn pool_room(targets: usize) -> usize {
@@ -209,7 +205,7 @@ fn pool_room(targets: usize) -> usize {
     if lim.rlim_cur == libc::RLIM_INFINITY {
         return usize::MAX;
     }
-    let room = lim.rlim_cur.saturating_sub(FD_RESERVE) / (targets.max(1) as u64);
+    let room = lim.rlim_cur.saturating_sub(crate::pool::FD_RESERVE) / (targets.max(1) as u64);
     usize::try_from(room).unwrap_or(usize::MAX).max(1)
 }
 

@@ -21,8 +21,8 @@ use super::http1::encode_request;
 use super::state::{Job, TargetCtx, TargetState, Worker};
 use super::stream::Dial;
 use super::{
-    share, Setup, DISPATCH_BATCH, DRAIN_SLACK, HOLD_BELOW_NS, MIN_OPENING, PUBLISH_EVERY_NS,
-    STOP_GRACE, YIELD_BELOW_NS,
+    share, Setup, DISPATCH_BATCH, DRAIN_SLACK, HOLD_BELOW_NS, PUBLISH_EVERY_NS, STOP_GRACE,
+    YIELD_BELOW_NS,
 };
 use crate::live::Live;
 use crate::record::Recorder;
@@ -403,7 +403,9 @@ fn dispatch(
     wk.outstanding.set(wk.outstanding.get() + 1);
     if let Some(conn) = st.idle.pop() {
         tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, Some(conn), job, now));
-    } else if st.conns < t.max_conns && st.opening < MIN_OPENING.max(st.conns - st.opening) {
+    } else if st.conns < t.max_conns
+        && st.opening < crate::pool::MIN_OPENING.max(st.conns - st.opening)
+    {
         st.conns += 1;
         let slots = st.conns;
         drop(st);

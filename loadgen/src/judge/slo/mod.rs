@@ -23,7 +23,8 @@ use std::fmt;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-use crate::results::{new_histogram, Results};
+use crate::hist::new_histogram;
+use crate::results::Results;
 pub use crate::units::fmt_us;
 
 mod parse;

@@ -99,11 +99,11 @@ pub fn decode(s: &str) -> anyhow::Result<Histogram<u64>> {
     let (digits, low, high) = (be32(12), be64(16), be64(24));
     // Histograms grow with their largest value, up to the bucket that holds HIGHEST_US;
     // anything wider is not one loadgen wrote (and would cost memory for nothing).
-    let widest = 2 * crate::results::HIGHEST_US;
-    if low != 1 || digits != u32::from(crate::results::SIGFIG) || !(2..widest).contains(&high) {
+    let widest = 2 * crate::hist::HIGHEST_US;
+    if low != 1 || digits != u32::from(crate::hist::SIGFIG) || !(2..widest).contains(&high) {
         anyhow::bail!(
             "histogram bounds ({low}, {high}, {digits} digits) are not loadgen's (1, at most {widest}, {})",
-            crate::results::SIGFIG
+            crate::hist::SIGFIG
         );
     }
     let mut h: Histogram<u64> = hdrhistogram::serialization::Deserializer::new()
@@ -118,7 +118,7 @@ pub fn decode(s: &str) -> anyhow::Result<Histogram<u64>> {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
-    use crate::results::new_histogram;
+    use crate::hist::new_histogram;
 
     #[test]
     fn hdr_round_trip() {

@@ -10,9 +10,9 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::{decode, FORMAT};
-use crate::results::{
-    Accounting, GroupHist, GroupKey, PoolStats, Results, TargetResult, HIGHEST_US, SIGFIG,
-};
+use crate::hist::{HIGHEST_US, SIGFIG};
+use crate::pool::PoolStats;
+use crate::results::{Accounting, GroupHist, GroupKey, Results, TargetResult};
 
 /// Why a saved report cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -272,7 +272,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             group: group.to_string(),
             why: format!("{e:#}"),
         })?;
-        used.set(used.get() + crate::results::histogram_bytes(&h));
+        used.set(used.get() + crate::hist::histogram_bytes(&h));
         if used.get() > MAX_HISTOGRAM_BYTES {
             return Err(LoadError::Invalid {
                 path: path.clone(),
@@ -330,7 +330,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
         };
         let lead = match &t.first_of_tick {
             Some(h) => hdr(&format!("{}/first of tick", t.name), &h.hdr)?,
-            None => crate::results::new_histogram(),
+            None => crate::hist::new_histogram(),
         };
         targets.push(TargetResult {
             name: t.name,

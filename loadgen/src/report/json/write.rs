@@ -155,7 +155,7 @@ pub fn to_json_with(
     let report = JsonReport {
         format: FORMAT,
         unit: "us",
-        histogram: (1, crate::results::HIGHEST_US, crate::results::SIGFIG),
+        histogram: (1, crate::hist::HIGHEST_US, crate::hist::SIGFIG),
         settings,
         measured_secs: r.measured_secs,
         interrupted: r.interrupted,

@@ -1,0 +1,114 @@
+//! How one target's connection pool carried the load, in the recorder's counts: the
+//! evidence `judge::limits` reads to say what limited a run.
+
+use hdrhistogram::Histogram;
+
+use crate::hist::new_histogram;
+
+/// Connects that may be under way at once per target and worker, however small the pool
+/// (the engine's opening pace, which the judge names when it limited a run).
+pub const MIN_OPENING: usize = 64;
+/// Descriptors kept for everything that is not a connection (stdio, timers, the runtime,
+/// report files, the metrics listener); the pools get the rest of the open-files limit.
+pub const FD_RESERVE: u64 = 64;
+
+/// How one target's connection pool carried the load: the evidence for "the generator
+/// limited this run" (see `judge::limits`). Measured requests only, like the latency
+/// histograms; counts add up across workers and shards.
+#[derive(Debug, Clone)]
+pub struct PoolStats {
+    /// Connections established.
+    pub opened: u64,
+    /// Most connection slots (open or opening) at once; across workers the sum of their
+    /// peaks, an upper bound of the simultaneous peak.
+    pub peak: u64,
+    /// The pool's cap (sum of the workers' shares).
+    pub cap: u64,
+    /// Requests that found every connection busy and the pool at its cap, and waited.
+    pub queued_at_cap: u64,
+    /// Requests dropped at `--max-in-flight` while the pool was at its cap.
+    pub dropped_at_cap: u64,
+    /// Requests whose `--timeout` (from their due time) passed while they waited for a
+    /// connection: never sent.
+    pub expired_waiting: u64,
+    /// Connects that failed because loadgen had no file descriptor left (its open-files
+    /// limit), not because of the target.
+    pub fd_exhausted: u64,
+    /// The cap was lowered to fit loadgen's open-files limit.
+    pub fd_limited: bool,
+    /// Idle connections found holding bytes nobody asked for (an answer sent twice): each
+    /// means the answer taken before on that connection may have been another's.
+    pub unasked: u64,
+    /// Time a request waited for a free connection, microseconds (0 when one was free
+    /// or a new one could be opened at once).
+    pub wait: Histogram<u64>,
+    /// The target's name looked up again during the run (`--resolve-every`).
+    pub lookups: u64,
+    /// Of those, lookups that failed or found no address (the last addresses were kept).
+    pub lookup_failures: u64,
+    /// Lookups that found a different set of addresses: a DNS failover, seen by the client.
+    pub address_changes: u64,
+    /// TLS handshakes completed (one per connection opened to an `https://` target), and
+    /// of those, the ones that resumed an earlier session.
+    pub handshakes: u64,
+    pub resumed: u64,
+    /// The last TLS handshake error, for the report's line about it.
+    pub tls_error: Option<String>,
+    /// Bytes written for, and read in answer to, the measured requests that got a
+    /// response (HTTP framing included, TLS records not): k6's `data_sent`/`data_received`.
+    pub bytes_sent: u64,
+    pub bytes_received: u64,
+}
+
+impl Default for PoolStats {
+    fn default() -> PoolStats {
+        PoolStats {
+            opened: 0,
+            peak: 0,
+            cap: 0,
+            queued_at_cap: 0,
+            dropped_at_cap: 0,
+            expired_waiting: 0,
+            fd_exhausted: 0,
+            fd_limited: false,
+            unasked: 0,
+            wait: new_histogram(),
+            lookups: 0,
+            lookup_failures: 0,
+            address_changes: 0,
+            handshakes: 0,
+            resumed: 0,
+            tls_error: None,
+            bytes_sent: 0,
+            bytes_received: 0,
+        }
+    }
+}
+
+impl PoolStats {
+    /// Adds another pool's counts; they saturate, since a merge may add counts read from
+    /// files rather than counted here.
+    pub fn merge(&mut self, o: &PoolStats) {
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.opened, o.opened);
+        add(&mut self.peak, o.peak);
+        add(&mut self.cap, o.cap);
+        add(&mut self.queued_at_cap, o.queued_at_cap);
+        add(&mut self.dropped_at_cap, o.dropped_at_cap);
+        add(&mut self.expired_waiting, o.expired_waiting);
+        add(&mut self.fd_exhausted, o.fd_exhausted);
+        self.fd_limited |= o.fd_limited;
+        add(&mut self.unasked, o.unasked);
+        let _ = self.wait.add(&o.wait);
+        add(&mut self.lookups, o.lookups);
+        add(&mut self.lookup_failures, o.lookup_failures);
+        add(&mut self.address_changes, o.address_changes);
+        add(&mut self.handshakes, o.handshakes);
+        add(&mut self.resumed, o.resumed);
+        add(&mut self.bytes_sent, o.bytes_sent);
+        add(&mut self.bytes_received, o.bytes_received);
+        if o.tls_error.is_some() {
+            self.tls_error.clone_from(&o.tls_error);
+        }
+    }
+}
