@@ -124,7 +124,7 @@ def test_every_task_the_docs_name_exists():
     listing = subprocess.run([exe, "--list-all", "--json"], cwd=ROOT, capture_output=True, text=True, check=True)
     names = {t["name"] for t in __import__("json").loads(listing.stdout)["tasks"]}
     named = set()
-    for doc in ("README.md", "deploy/README.md"):
+    for doc in ("README.md", "deploy/README.md", "loadgen/README.md", "echo-svc/README.md"):
         text = (ROOT / doc).read_text()
         for span in re.findall(r"`([^`\n]*\btask [^`\n]*)`", text):
             # `task verify:labN` stands for the nine; names run to a space or backtick.
