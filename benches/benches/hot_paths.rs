@@ -20,9 +20,9 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use echo_svc::{Config, FaultSpec};
 use http_body_util::{BodyExt as _, Empty};
-use loadgen::cli::Arrival;
 use loadgen::record::{Answered, Recorder};
 use loadgen::results::{Results, TargetResult};
+use loadgen::schedule::Arrival;
 use loadgen::schedule::{Arrivals, RatePlan, Stage};
 use rand::rngs::SmallRng;
 use rand::SeedableRng as _;
@@ -265,13 +265,13 @@ fn slo(c: &mut Criterion) {
     g.bench_function("parse_five", |b| {
         b.iter(|| {
             for t in &texts {
-                black_box(loadgen::judge::slo::parse(black_box(t)).unwrap());
+                black_box(loadgen::judge::slo::parse::parse(black_box(t)).unwrap());
             }
         })
     });
     let slos: Vec<_> = texts
         .iter()
-        .flat_map(|t| loadgen::judge::slo::parse(t).unwrap())
+        .flat_map(|t| loadgen::judge::slo::parse::parse(t).unwrap())
         .collect();
     let results = results_with_groups();
     g.bench_function("evaluate_five_on_four_groups", |b| {

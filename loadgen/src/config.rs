@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 
-use crate::cli::{Arrival, RunArgs};
+use crate::cli::RunArgs;
 use crate::judge::slo::Slo;
+use crate::schedule::Arrival;
 use crate::schedule::{parse_stages, Stage};
 use crate::target::{self, Target};
 
@@ -38,7 +39,7 @@ fn within(flag: &str, d: Duration, min: Duration, max: Duration) -> Result<Durat
     Ok(d)
 }
 
-pub use crate::error::UsageError;
+use crate::error::UsageError;
 use crate::request::{self, RequestSpec};
 
 /// Everything a run needs, checked.
@@ -174,7 +175,7 @@ impl RunConfig {
         };
         within("--tick", tick, Duration::ZERO, Duration::from_secs(1))?;
         within("--interval", args.interval, ms, Duration::from_secs(3600))?;
-        let slos = crate::judge::slo::gather(&args.slos, args.slo_file.as_deref())?;
+        let slos = crate::judge::slo::parse::gather(&args.slos, args.slo_file.as_deref())?;
         let header_name = |flag: &str, v: &str| {
             v.parse::<HeaderName>()
                 .map_err(|_| UsageError::new(format!("{flag} {v:?}: not a valid header name")))

@@ -10,10 +10,9 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 
-pub use crate::stamps::StampCounts;
-
 use crate::hist::new_histogram;
 use crate::pool::PoolStats;
+use crate::stamps::StampCounts;
 
 /// Label for a group whose response lacked the region or version header.
 pub const UNKNOWN: &str = "unknown";

@@ -77,7 +77,7 @@ fn assert_target_not_accepting(out: &loadgen::RunOutcome, took: Duration) {
     // The generator_limited gate passes: loadgen was not the limit. The run failed on
     // nothing else, as no other SLO was given.
     assert_eq!(out.exit_code, loadgen::EXIT_OK, "{:?}", out.verdicts);
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("TARGET NOT ACCEPTING CONNECTIONS"), "{text}");
     assert!(text.contains("but only 0.0 rps answered"), "{text}");
     assert!(!text.contains("LOADGEN LIMITED"), "{text}");

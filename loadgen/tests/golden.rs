@@ -124,7 +124,7 @@ fn the_report_keeps_its_shape() {
             "dropped==0",
         ],
     );
-    let text = loadgen::report::render(&out.results, &out.verdicts);
+    let text = loadgen::report::text::render(&out.results, &out.verdicts);
     let got = shape(&text);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.txt");
     if std::env::var_os("LOADGEN_GOLDEN_RECORD").is_some() {

@@ -51,7 +51,7 @@ fn new_versions_beyond_the_cap_fold_into_other() {
         .map(|(_, g)| g.corrected.len())
         .unwrap();
     assert_eq!(other, 292);
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(
         text.contains("292 responses carried more distinct region/version values"),
         "{text}"
@@ -197,7 +197,7 @@ fn a_late_unsolicited_response_is_never_taken_for_the_next_answer() {
     assert_eq!(r.targets[0].measured.ok, r.targets[0].measured.scheduled);
     // Seen, and said.
     assert!(r.targets[0].pool.unasked > 0, "{:?}", r.targets[0].pool);
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("held an answer nobody asked for"), "{text}");
 }
 
@@ -322,7 +322,7 @@ fn sigterm_during_warmup_keeps_every_bucket_summed() {
     let status = child.wait().unwrap();
     rt.block_on(e.shutdown()).unwrap();
     assert!(!stdout.contains("BUG"), "{stdout}");
-    let saved = loadgen::report::load(&json).unwrap();
+    let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     let t = &saved.results.targets[0];
     assert_eq!(t.measured.scheduled, 0, "{t:?}");

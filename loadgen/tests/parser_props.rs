@@ -14,14 +14,14 @@ proptest! {
     /// Any string: an error or a histogram, never a panic or an unbounded allocation.
     #[test]
     fn decode_never_panics(s in ".{0,400}") {
-        let _ = loadgen::report::decode(&s);
+        let _ = loadgen::report::json::decode(&s);
     }
 
     /// Arbitrary bytes, base64-encoded so they reach the histogram parser.
     #[test]
     fn decode_survives_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
         use base64::Engine as _;
-        let _ = loadgen::report::decode(&base64::engine::general_purpose::STANDARD.encode(bytes));
+        let _ = loadgen::report::json::decode(&base64::engine::general_purpose::STANDARD.encode(bytes));
     }
 
     /// What loadgen writes, it reads back exactly.
@@ -31,7 +31,7 @@ proptest! {
         for v in &values {
             h.record(*v).unwrap();
         }
-        let back = loadgen::report::decode(&loadgen::report::encode(&h)).unwrap();
+        let back = loadgen::report::json::decode(&loadgen::report::json::encode(&h)).unwrap();
         prop_assert_eq!(back.len(), h.len());
         prop_assert_eq!(back.max(), h.max());
         prop_assert_eq!(back.value_at_quantile(0.5), h.value_at_quantile(0.5));

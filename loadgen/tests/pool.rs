@@ -69,7 +69,7 @@ fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
     assert!(pool.opened >= pool.peak / 2, "{pool:?}");
     assert!(loadgen::judge::limits::limits(r).is_empty());
     assert_eq!(out.exit_code, EXIT_OK, "{:?}", out.verdicts);
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("connections for eu: opened"), "{text}");
     assert!(!text.contains("LOADGEN LIMITED"), "{text}");
 }
@@ -135,7 +135,7 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     assert!(!gate.pass, "{gate:?}");
     assert!(out.verdicts.iter().any(|v| v.slo == "p99<10s" && v.pass));
 
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("LOADGEN LIMITED THIS RUN for eu"), "{text}");
     assert!(
         text.contains("waited in loadgen for a free connection"),
@@ -153,7 +153,7 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     assert_eq!(v["targets"][0]["generator_limited"], true);
     assert_eq!(v["targets"][0]["connections"]["cap"], 4);
     assert_eq!(v["limits"][0]["connections_needed"], needed);
-    let saved = loadgen::report::load(&json).unwrap();
+    let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     let back = &saved.results.targets[0].pool;
     assert_eq!(back.queued_at_cap, pool.queued_at_cap);

@@ -24,13 +24,13 @@ fn key(t: &str, r: &str, v: &str, c: &str) -> GroupKey {
 fn attribution_per_region_and_version_through_the_lab_fleet() {
     let rt = server_runtime();
     let fleet = rt
-        .block_on(loadgen::cmd::lab::Fleet::start(
-            loadgen::cmd::lab::FleetSpec {
+        .block_on(loadgen::cmd::lab::fleet::Fleet::start(
+            loadgen::cmd::lab::fleet::FleetSpec {
                 eu_delay: Duration::from_millis(20),
                 east_west: Duration::from_millis(30),
                 v2_percent: 10,
                 replicas: 1,
-                outlier: loadgen::cmd::lab::Outlier::default(),
+                outlier: loadgen::cmd::lab::router::Outlier::default(),
                 drain: Duration::ZERO,
                 withdraw_after: Duration::ZERO,
             },
@@ -215,11 +215,11 @@ fn passing_slos_exit_zero_and_json_carries_histograms() {
     assert_eq!(g["target"], "eu");
     assert_eq!(g["region"], "eu");
     assert_eq!(g["version"], "v2");
-    let h = loadgen::report::decode(g["corrected"]["hdr"].as_str().unwrap()).unwrap();
+    let h = loadgen::report::json::decode(g["corrected"]["hdr"].as_str().unwrap()).unwrap();
     assert_eq!(h.len(), g["corrected"]["count"].as_u64().unwrap());
     assert_eq!(h.len(), out.results.targets[0].measured.ok);
     assert!(
-        !loadgen::report::decode(v["pacing"]["hdr"].as_str().unwrap())
+        !loadgen::report::json::decode(v["pacing"]["hdr"].as_str().unwrap())
             .unwrap()
             .is_empty()
     );
@@ -257,7 +257,7 @@ fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
     assert!(a.dropped_cap >= 50, "{a:?}");
     assert!(a.ok >= 4, "{a:?}");
     assert_eq!(out.exit_code, EXIT_SLO_FAILED);
-    let text = loadgen::report::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("target rate missed for us"), "{text}");
     // Latency is measured from the schedule: queueing behind 2 connections shows.
     let g = &r.groups[&key("us", "us", "v1", "2xx")];
@@ -694,7 +694,7 @@ fn the_default_tick_is_auto_and_stays_at_half_a_millisecond_near_by() {
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     // Read back (as `merge` and `compare` do), a saved report keeps its ticks.
-    let saved = loadgen::report::load(&json).unwrap();
+    let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     assert!(out.results.tick_auto);
     assert_eq!(out.results.tick_ns, 500_000);
@@ -854,7 +854,7 @@ fn answers_without_receipt_stamps_stop_the_held_sleeps_and_the_report_says_so() 
     let out = output_within(cmd, Duration::from_secs(60));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
-    let saved = loadgen::report::load(&json).unwrap();
+    let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     let t = &saved.results.targets[0];
     assert_eq!(t.measured.ok, 3000, "{text}");
@@ -885,7 +885,7 @@ fn timing_source_is_named() {
         "",
         &["--rps", "100", "--duration", "1s", "--json", &j],
     );
-    let saved = loadgen::report::load(&json).unwrap();
+    let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     let t = &out.results.timing;
     if cfg!(target_os = "linux") {

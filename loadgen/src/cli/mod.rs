@@ -7,11 +7,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use crate::schedule::Arrival;
+use crate::schedule::Arrival;
 use clap::{Args, Parser, Subcommand};
+use lab::LabArgs;
 
-mod lab;
-pub use lab::{LabArgs, ScenarioName};
+pub mod lab;
 
 /// Exit-code section shown at the end of `--help`.
 pub const EXIT_CODES: &str = "\

@@ -14,8 +14,8 @@ use comfy_table::Table;
 
 use crate::cli::CompareArgs;
 use crate::error::UsageError;
-use crate::judge::slo::fmt_us;
 use crate::results::{GroupHist, Results};
+use crate::units::fmt_us;
 
 /// Percentiles the gate looks at.
 pub const GATED: [(&str, f64); 2] = [("p95", 0.95), ("p99", 0.99)];
@@ -179,9 +179,9 @@ pub fn run_compare(args: &CompareArgs) -> anyhow::Result<u8> {
     let c = compare(&base.results, &new.results, bound);
     crate::report::console::out(&render(&c, bound));
     Ok(if c.pass() {
-        crate::EXIT_OK
+        crate::judge::EXIT_OK
     } else {
-        crate::EXIT_SLO_FAILED
+        crate::judge::EXIT_SLO_FAILED
     })
 }
 

@@ -265,14 +265,15 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         merge.add(run).map_err(|e| UsageError::new(e.to_string()))?;
     }
     let (results, inputs) = merge.finish().map_err(|e| UsageError::new(e.to_string()))?;
-    let mut slos: Vec<Slo> = crate::judge::slo::gather(&args.slos, args.slo_file.as_deref())?;
+    let mut slos: Vec<Slo> =
+        crate::judge::slo::parse::gather(&args.slos, args.slo_file.as_deref())?;
     if slos.is_empty() {
         // Judge by the SLOs the runs were given (each once, in order of appearance).
         let mut seen: Vec<&str> = Vec::new();
         for text in inputs.iter().flat_map(|r| r.slos.iter()) {
             if !seen.contains(&text.as_str()) {
                 seen.push(text);
-                slos.extend(crate::judge::slo::parse(text).with_context(|| {
+                slos.extend(crate::judge::slo::parse::parse(text).with_context(|| {
                     format!("an input records an SLO this version cannot read: {text:?}")
                 })?);
             }

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::judge::slo::fmt_us;
 use crate::live::Live;
+use crate::units::fmt_us;
 
 /// A running progress display; [`Progress::finish`] clears it.
 #[derive(Debug)]

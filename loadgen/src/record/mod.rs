@@ -19,7 +19,7 @@ use crate::hist::{new_histogram, record_us};
 use crate::results::{
     status_class, Accounting, Failure, GroupHist, GroupKey, Snapshot, TargetAccounts, Timeline,
 };
-pub use crate::results::{DEFAULT_MAX_GROUPS, MAX_LABEL_BYTES, OTHER, UNKNOWN};
+use crate::results::{DEFAULT_MAX_GROUPS, MAX_LABEL_BYTES, OTHER, UNKNOWN};
 use std::collections::BTreeMap;
 
 mod connections;

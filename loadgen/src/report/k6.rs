@@ -239,8 +239,10 @@ mod tests {
             },
             g,
         );
-        let mut slos = crate::judge::slo::parse("p95<200ms").unwrap();
-        slos.extend(crate::judge::slo::parse("http_req_duration{target:us}: p(99)<50").unwrap());
+        let mut slos = crate::judge::slo::parse::parse("p95<200ms").unwrap();
+        slos.extend(
+            crate::judge::slo::parse::parse("http_req_duration{target:us}: p(99)<50").unwrap(),
+        );
         let verdicts: Vec<_> = slos
             .iter()
             .map(|s| crate::judge::slo::evaluate(s, &r))

@@ -29,10 +29,6 @@ use crate::events::Event;
 use crate::judge::slo::{Slo, Verdict};
 use crate::results::{Results, Timeline};
 
-pub use json::read::load;
-pub use json::{decode, encode};
-pub use text::render;
-
 /// What the end of a judged run writes and prints.
 #[derive(Debug)]
 pub struct Finish<'a> {

@@ -4,9 +4,10 @@
 
 use std::fmt::Write as _;
 
-use crate::judge::slo::fmt_us;
 use crate::judge::tick;
-use crate::results::{Results, StampCounts};
+use crate::results::Results;
+use crate::stamps::StampCounts;
+use crate::units::fmt_us;
 
 /// Appends the schedule's lines (nothing in exact mode).
 pub fn lines(out: &mut String, r: &Results) {

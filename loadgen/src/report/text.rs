@@ -10,8 +10,9 @@ use comfy_table::{CellAlignment, ContentArrangement, Table};
 use hdrhistogram::Histogram;
 
 use crate::judge::limits::By;
-use crate::judge::slo::{fmt_us, Verdict};
+use crate::judge::slo::Verdict;
 use crate::results::{Accounting, GroupHist, Results};
+use crate::units::fmt_us;
 
 /// Pacing p99 above which the report warns that the generator may be the bottleneck.
 pub const PACING_WARN_US: u64 = 1_000;

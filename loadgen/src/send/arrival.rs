@@ -19,9 +19,8 @@
 //! `LOADGEN_ARRIVAL_STAMPS=off` leaves sockets unstamped, which is how the tests and a
 //! doubtful user make the fallback happen on demand.
 
+use crate::stamps::Stamp;
 use std::cell::Cell;
-
-pub use crate::stamps::Stamp;
 
 /// A check needs this many answers read after a held sleep in its second.
 const MIN_CHECKED: u64 = 50;

@@ -7,8 +7,8 @@
 //! SLOs; the report is the same one a run against the real clusters prints, plus the
 //! "what happened" story ([`crate::report::story`]) cut at the scenario's events.
 
-mod fleet;
-mod router;
+pub mod fleet;
+pub mod router;
 pub mod scenario;
 
 use std::time::{Duration, Instant};
@@ -16,13 +16,16 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser as _;
 
-use crate::cli::{LabArgs, RunArgs, ScenarioName};
-use crate::config::{RunConfig, UsageError};
+use crate::cli::lab::LabArgs;
+use crate::cli::lab::ScenarioName;
+use crate::cli::RunArgs;
+use crate::cmd::run::RunOutcome;
+use crate::config::RunConfig;
+use crate::error::UsageError;
 use crate::events::{Event, EventLog};
 use crate::report::story::{self, Story};
-use crate::RunOutcome;
-pub use fleet::{Fleet, FleetSpec};
-pub use router::{Outlier, Router};
+use fleet::{Fleet, FleetSpec};
+use router::Outlier;
 use scenario::{Action, Analysis, Scenario, Step};
 
 /// SLOs the lab applies unless `--slo` is given. The last one fails a run that loadgen
@@ -354,7 +357,7 @@ pub fn run_scenario(args: &LabArgs) -> anyhow::Result<LabOutcome> {
     // Step times count from the start of the measured run, after the warm-up.
     let origin = Instant::now() + args.warmup;
     let driver = fleet_rt.spawn(scenario::drive(fleet, sc, origin, args.drain_delay));
-    let outcome = crate::execute(cfg, true);
+    let outcome = crate::cmd::run::execute(cfg, true);
     let fleet = fleet_rt.block_on(async {
         // A scenario longer than the run (or an interrupted run) ends with it.
         match tokio::time::timeout(Duration::from_secs(1), driver).await {

@@ -25,10 +25,9 @@ use serde::Serialize;
 
 use crate::hist::new_histogram;
 use crate::results::Results;
-pub use crate::units::fmt_us;
+use crate::units::fmt_us;
 
-mod parse;
-pub use parse::{gather, parse, parse_file};
+pub mod parse;
 
 /// Which slice of the data an SLO looks at.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -266,7 +265,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn one(s: &str) -> Slo {
-        let mut v = parse(s).unwrap();
+        let mut v = parse::parse(s).unwrap();
         assert_eq!(v.len(), 1, "{s}");
         v.remove(0)
     }
@@ -322,7 +321,7 @@ mod tests {
         );
         assert_eq!(one("http_reqs: rate>=100").metric, Metric::Rps);
         assert_eq!(one("dropped_iterations: count==0").metric, Metric::Dropped);
-        let several = parse("http_req_duration{region:us}: p(95)<200, p(99.9)<500").unwrap();
+        let several = parse::parse("http_req_duration{region:us}: p(95)<200, p(99.9)<500").unwrap();
         assert_eq!(several.len(), 2);
         assert_eq!(several[1].text, "http_req_duration{region:us}: p(99.9)<500");
         assert_eq!(several[1].scope.region.as_deref(), Some("us"));
@@ -348,15 +347,15 @@ mod tests {
             "rps>=-1",
             "<5",
         ] {
-            assert!(parse(bad).is_err(), "{bad:?} should be rejected");
+            assert!(parse::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
 
     #[test]
     fn file_with_comments() {
-        let v = parse_file("# gates\np99<300ms # tail\n\nerror_rate<1%\n").unwrap();
+        let v = parse::parse_file("# gates\np99<300ms # tail\n\nerror_rate<1%\n").unwrap();
         assert_eq!(v.len(), 2);
-        let e = parse_file("p99<1s\nnope\n").unwrap_err().to_string();
+        let e = parse::parse_file("p99<1s\nnope\n").unwrap_err().to_string();
         assert!(e.contains("line 2"), "{e}");
     }
 
@@ -369,7 +368,7 @@ mod tests {
 
         #[test]
         fn never_panics(s in ".{0,40}") {
-            let _ = parse(&s);
+            let _ = parse::parse(&s);
         }
     }
 }

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use html_escape::encode_text as esc;
 
-use crate::judge::slo::{fmt_us, Verdict};
+use crate::judge::slo::Verdict;
 use crate::results::{GroupHist, Results, Timeline};
+use crate::units::fmt_us;
 
 mod plot;
 use plot::{over_time_svg, spectrum_svg, Mark, Series};

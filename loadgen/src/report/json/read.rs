@@ -73,7 +73,7 @@ struct RawTarget {
     ticks: Vec<RawTicks>,
     /// Absent in reports written before the arrival-stamp check.
     #[serde(default)]
-    arrival_stamps: crate::results::StampCounts,
+    arrival_stamps: crate::stamps::StampCounts,
 }
 
 #[derive(Debug, Deserialize)]

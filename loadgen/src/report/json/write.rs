@@ -67,7 +67,7 @@ struct JsonTarget<'a> {
     /// Measured requests per tick they were sent at (several with `--tick auto`).
     ticks: Vec<JsonTicks>,
     /// Whether the kernel's arrival stamps were receipt times (see the text report).
-    arrival_stamps: &'a crate::results::StampCounts,
+    arrival_stamps: &'a crate::stamps::StampCounts,
 }
 
 #[derive(Debug, Serialize)]
