@@ -27,8 +27,8 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use rand::Rng;
 
-/// Most entries accepted in one weighted choice; keeps hostile queries cheap to process.
-pub const MAX_CHOICES: usize = 16;
+use crate::weighted::{truncate, Weighted};
+
 /// Most `header=` parameters accepted in one specification.
 pub const MAX_HEADERS: usize = 16;
 
@@ -78,128 +78,6 @@ pub struct Limits {
     pub max_delay: Duration,
     /// Largest accepted `size` in bytes.
     pub max_size: u64,
-}
-
-/// A weighted choice among values: each entry is `(value, percent)`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Weighted<T> {
-    choices: Vec<(T, f64)>,
-}
-
-impl<T> Weighted<T> {
-    /// A choice that always picks `value`.
-    pub fn always(value: T) -> Self {
-        Self {
-            choices: vec![(value, 100.0)],
-        }
-    }
-
-    /// Build from `(value, percent)` entries, validating the weights.
-    pub fn new(choices: Vec<(T, f64)>) -> Result<Self, String> {
-        if choices.is_empty() {
-            return Err("no values given".into());
-        }
-        if choices.len() > MAX_CHOICES {
-            return Err(format!("more than {MAX_CHOICES} values"));
-        }
-        let mut total = 0.0;
-        for (_, w) in &choices {
-            if !w.is_finite() || *w < 0.0 || *w > 100.0 {
-                return Err(format!("weight {w} is not a percentage between 0 and 100"));
-            }
-            total += w;
-        }
-        if total > 100.0 + 1e-9 {
-            return Err(format!("weights add up to {total}, more than 100"));
-        }
-        Ok(Self { choices })
-    }
-
-    /// The `(value, percent)` entries.
-    pub fn choices(&self) -> &[(T, f64)] {
-        &self.choices
-    }
-
-    /// Pick a value for a roll in `[0, 100)`; `None` means "unaffected".
-    pub fn pick(&self, roll: f64) -> Option<&T> {
-        let mut cumulative = 0.0;
-        for (value, weight) in &self.choices {
-            cumulative += weight;
-            if roll < cumulative {
-                return Some(value);
-            }
-        }
-        None
-    }
-
-    fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Option<&T> {
-        // The common single-value-at-100% case needs no random number.
-        if let [(value, w)] = self.choices.as_slice() {
-            if *w >= 100.0 {
-                return Some(value);
-            }
-        }
-        self.pick(rng.random_range(0.0..100.0))
-    }
-
-    fn parse(
-        param: &'static str,
-        raw: &str,
-        parse_value: impl Fn(&str) -> Result<T, String>,
-    ) -> Result<Self, FaultError> {
-        let entries: Vec<&str> = raw.split(',').collect();
-        if entries.len() > MAX_CHOICES {
-            return Err(FaultError::new(
-                param,
-                format!("{:?} has more than {MAX_CHOICES} values", truncate(raw)),
-            ));
-        }
-        let single = entries.len() == 1;
-        let mut choices = Vec::with_capacity(entries.len());
-        for entry in entries {
-            let entry = entry.trim();
-            let (value, weight) = match entry.rsplit_once(':') {
-                Some((value, weight)) => {
-                    let w = weight.trim().parse::<f64>().map_err(|_| {
-                        FaultError::new(
-                            param,
-                            format!(
-                                "weight {:?} in {:?} is not a number",
-                                truncate(weight),
-                                truncate(entry)
-                            ),
-                        )
-                    })?;
-                    (value.trim(), w)
-                }
-                None if single => (entry, 100.0),
-                None => {
-                    return Err(FaultError::new(
-                        param,
-                        format!(
-                            "{:?} needs a weight (`value:percent`) when several values are given",
-                            truncate(entry)
-                        ),
-                    ))
-                }
-            };
-            let value = parse_value(value).map_err(|e| FaultError::new(param, e))?;
-            choices.push((value, weight));
-        }
-        Self::new(choices).map_err(|e| FaultError::new(param, e))
-    }
-
-    fn write(&self, out: &mut String, fmt_value: impl Fn(&T, &mut String)) {
-        for (i, (value, weight)) in self.choices.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            fmt_value(value, out);
-            if !(self.choices.len() == 1 && *weight == 100.0) {
-                let _ = write!(out, ":{weight}");
-            }
-        }
-    }
 }
 
 /// A set of faults to inject; see the module documentation for the syntax.
@@ -277,19 +155,19 @@ impl FaultSpec {
             match key.as_ref() {
                 "delay" => {
                     once(&spec.delay, "delay")?;
-                    spec.delay = Some(Weighted::parse("delay", &value, parse_delay)?);
+                    spec.delay = Some(Weighted::parse(&value, parse_delay).map_err(|e| FaultError::new("delay", e))?);
                 }
                 "status" => {
                     once(&spec.status, "status")?;
-                    spec.status = Some(Weighted::parse("status", &value, parse_status)?);
+                    spec.status = Some(Weighted::parse(&value, parse_status).map_err(|e| FaultError::new("status", e))?);
                 }
                 "size" => {
                     once(&spec.size, "size")?;
-                    spec.size = Some(Weighted::parse("size", &value, parse_size)?);
+                    spec.size = Some(Weighted::parse(&value, parse_size).map_err(|e| FaultError::new("size", e))?);
                 }
                 "close" => {
                     once(&spec.close, "close")?;
-                    spec.close = Some(Weighted::parse("close", &value, parse_close)?);
+                    spec.close = Some(Weighted::parse(&value, parse_close).map_err(|e| FaultError::new("close", e))?);
                 }
                 "header" => {
                     if spec.headers.len() >= MAX_HEADERS {
@@ -533,19 +411,6 @@ fn escape_into(out: &mut String, bytes: &[u8]) {
             }
         }
     }
-}
-
-/// Keep quoted user input in error messages short.
-fn truncate(s: &str) -> &str {
-    const MAX: usize = 64;
-    if s.len() <= MAX {
-        return s;
-    }
-    let mut end = MAX;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 #[cfg(test)]

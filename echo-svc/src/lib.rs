@@ -9,6 +9,7 @@
 //!
 //! - [`config`]: flags with environment fallbacks ([`Config`]), validation.
 //! - [`faults`]: the fault specification syntax, caps and sampling.
+//! - [`weighted`]: the weighted choices fault parameters take.
 //! - [`identity`]: instance identity (pre-rendered headers and bodies) and cloud identity.
 //! - `route`: a request path's route template (what routing and metrics share).
 //! - `routes`: routing, the fault pipeline and the handlers.
@@ -51,6 +52,7 @@ mod server;
 pub mod shutdown;
 mod switches;
 mod upstream;
+pub mod weighted;
 
 pub use config::{Config, LogFormat, Upstream};
 pub use faults::{FaultError, FaultSpec, Limits};

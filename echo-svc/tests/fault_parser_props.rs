@@ -4,7 +4,8 @@
 
 use std::time::Duration;
 
-use echo_svc::faults::{FaultSpec, Weighted};
+use echo_svc::faults::FaultSpec;
+use echo_svc::weighted::Weighted;
 use proptest::prelude::*;
 
 fn weights(max_entries: usize) -> impl Strategy<Value = Vec<f64>> {
