@@ -10,13 +10,15 @@
 //!   tick, as a client that makes only the system calls a tick needs (`benches floor`).
 //! - [`gate`]: the end-to-end SLO bench: loadgen against the fleet, gated on p99, errors,
 //!   dropped requests and CPU per request.
-//! - [`peers`]: how each load tool is run and how its output is read.
+//! - [`peers`]: how each load tool is run.
+//! - [`outputs`]: how each load tool's report is read back.
 //! - [`compare`]: the comparison harness: pinned processes on loopback, side by side.
 //! - [`runs`]: one bounded client run, measured, as the harness's sections use it.
 //! - [`procs`]: the processes under test (echo-svc, nginx), started pinned and stopped.
 //! - [`results`]: the comparison's result rows, shared by the harness and the README writer.
 //! - [`machine`]: the machine description that goes with every result table.
 //! - [`readme`]: renders the results and writes them into `benches/README.md`.
+//! - [`targets`]: the targets each comparison is held to, and the ratios the tables share.
 //! - [`ticks`]: the `--tick` trade-off section (CPU and wake-ups against latency moved).
 //! - [`cells`]: table cells the README sections share (medians, spreads, milliseconds).
 //!
@@ -30,12 +32,14 @@ pub mod fleet;
 pub mod floor;
 pub mod gate;
 pub mod machine;
+pub mod outputs;
 pub mod peers;
 pub mod procfs;
 pub mod procs;
 pub mod readme;
 pub mod results;
 pub mod runs;
+pub mod targets;
 pub mod ticks;
 
 /// Runs a subcommand and returns the exit code.

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
 
-use crate::peers::{self, Invocation, Reported, Tool};
+use crate::outputs::{self, Reported};
+use crate::peers::{Invocation, Tool};
 use crate::procfs;
 use crate::procs::{pinned, which, Server};
 use crate::results::ClientRun;
@@ -92,7 +93,7 @@ fn client_inner(
         }
         None => stdout_text,
     };
-    let rep: Reported = peers::parse(tool, &report_text)?;
+    let rep: Reported = outputs::parse(tool, &report_text)?;
     let wall = usage.wall.as_secs_f64();
     row.responses = rep.responses;
     row.errors = rep.errors;
