@@ -76,8 +76,37 @@ impl Style {
     }
 }
 
-/// Renders the human-readable report in `style`.
+/// Renders the human-readable report in `style`: a list of sections, top to bottom.
 pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String {
+    let mut out = String::new();
+    if r.interrupted {
+        let _ = writeln!(
+            out,
+            "PARTIAL REPORT: the run was interrupted after {:.1}s of measured time.\n",
+            r.measured_secs
+        );
+    }
+    if style.wide {
+        let _ = writeln!(out, "Latency from scheduled time (corrected for coordinated omission); \"p99 svc\" is the uncorrected service time.");
+    } else {
+        let _ = writeln!(
+            out,
+            "Latency from each request's scheduled time (coordinated omission corrected).\n\
+             --wide adds p90, p99.9 and the uncorrected service time."
+        );
+    }
+    let _ = writeln!(out, "{}", latency_table(r, style));
+    super::accounting::write(&mut out, r, style.wide, style.width);
+    target_lines(&mut out, r);
+    limit_lines(&mut out, r);
+    super::schedule::lines(&mut out, r);
+    pacing_line(&mut out, r);
+    verdict_lines(&mut out, verdicts);
+    out
+}
+
+/// Latency per target, served region and version (and each target's total).
+fn latency_table(r: &Results, style: &Style) -> Table {
     let wide = style.wide;
     // The compact report fits `width`, wrapping inside cells if it must; --wide takes
     // the width every column needs.
@@ -87,14 +116,6 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             t.set_width(style.width);
         }
     };
-    let mut out = String::new();
-    if r.interrupted {
-        let _ = writeln!(
-            out,
-            "PARTIAL REPORT: the run was interrupted after {:.1}s of measured time.\n",
-            r.measured_secs
-        );
-    }
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
     if wide {
@@ -179,20 +200,11 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             c.set_cell_alignment(CellAlignment::Right);
         }
     }
-    if wide {
-        let _ = writeln!(out, "Latency from scheduled time (corrected for coordinated omission); \"p99 svc\" is the uncorrected service time.");
-    } else {
-        let _ = writeln!(
-            out,
-            "Latency from each request's scheduled time (coordinated omission corrected).\n\
-             --wide adds p90, p99.9 and the uncorrected service time."
-        );
-    }
-    let _ = writeln!(out, "{table}");
+    table
+}
 
-    super::accounting::write(&mut out, r, wide, style.width);
-
-    // Rate.
+/// Per target: the rate achieved, how its connections and lookups went, and its warnings.
+fn target_lines(out: &mut String, r: &Results) {
     for t in &r.targets {
         let a = &t.measured;
         let achieved = per_sec(a.scheduled - a.dropped(), r.measured_secs);
@@ -286,6 +298,10 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             );
         }
     }
+}
+
+/// What limited the run, when it was not the service's answers (the judge decides).
+fn limit_lines(out: &mut String, r: &Results) {
     let limits = crate::judge::limits::limits(r);
     for l in &limits {
         let _ = match l.by {
@@ -305,8 +321,11 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
         }
         let _ = writeln!(out, "  fix: {}", l.advice);
     }
+}
+
+/// The generator's own pacing lag.
+fn pacing_line(out: &mut String, r: &Results) {
     let p = &r.pacing;
-    super::schedule::lines(&mut out, r);
     if p.is_empty() {
         let _ = writeln!(out, "pacing lag (send - scheduled): no measured requests");
     } else {
@@ -324,6 +343,10 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             }
         );
     }
+}
+
+/// The SLO verdicts and the overall one.
+fn verdict_lines(out: &mut String, verdicts: &[Verdict]) {
     if !verdicts.is_empty() {
         let _ = writeln!(out, "\nSLOs:");
         for v in verdicts {
@@ -346,5 +369,4 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
             }
         );
     }
-    out
 }
