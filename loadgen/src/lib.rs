@@ -28,7 +28,7 @@
 //! roots for `https://`) and
 //! [`cli`] (the flags).
 //!
-//! The public surface is what the binary, the tests and the benches use: [`run`],
+//! The public surface is what the binary, the tests and the benches use: [`dispatch`],
 //! [`execute`] and [`RunOutcome`], the exit codes, the configuration, the results model,
 //! the schedule, the recorder, judging and the report formats.
 
@@ -52,5 +52,6 @@ pub mod target;
 pub mod tls;
 pub mod units;
 
-pub use cmd::run::{execute, run, RunOutcome};
+pub use cmd::dispatch;
+pub use cmd::run::{execute, RunOutcome};
 pub use judge::{exit_code_for, EXIT_FAILURE, EXIT_OK, EXIT_SLO_FAILED, EXIT_USAGE};

@@ -12,7 +12,7 @@ fn main() -> ExitCode {
         // A log line that cannot be written is dropped, not reported by a panic.
         .log_internal_errors(false)
         .init();
-    match loadgen::run(cli) {
+    match loadgen::dispatch(cli) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             loadgen::report::console::note(format_args!("loadgen: error: {e:#}"));

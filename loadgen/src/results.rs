@@ -99,6 +99,10 @@ impl Accounting {
     pub fn dropped(&self) -> u64 {
         self.dropped_cap + self.dropped_behind
     }
+    /// Some requests were never sent: the target rate was not met.
+    pub fn rate_missed(&self) -> bool {
+        self.dropped() > 0
+    }
     /// Requests that were sent and came to an end (answered or failed).
     pub fn completed(&self) -> u64 {
         self.ok + self.failed()
@@ -356,6 +360,14 @@ pub struct Results {
 }
 
 impl Results {
+    /// `n` over the measured window, per second (0 without one).
+    pub fn per_sec(&self, n: u64) -> f64 {
+        if self.measured_secs > 0.0 {
+            n as f64 / self.measured_secs
+        } else {
+            0.0
+        }
+    }
     /// A one-target run (`eu`, one 2xx group of region eu, version v1) for the judges'
     /// unit tests.
     #[cfg(test)]

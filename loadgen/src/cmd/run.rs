@@ -9,7 +9,6 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use crate::cli::{Cli, Command};
 use crate::config::RunConfig;
 use crate::judge::slo::Verdict;
 use crate::live;
@@ -18,19 +17,6 @@ use crate::report::story::{self, Story};
 use crate::results::{Results, Timeline};
 use crate::schedule::RatePlan;
 use crate::send;
-
-/// Runs what the command line asks for and returns the exit code.
-pub fn run(cli: Cli) -> anyhow::Result<u8> {
-    match cli.command {
-        Some(Command::Lab(args)) => super::lab::run(&args),
-        Some(Command::Merge(args)) => super::merge::run_merge(&args),
-        Some(Command::Compare(args)) => super::compare::run_compare(&args),
-        None => {
-            let cfg = RunConfig::from_args(&cli.run)?;
-            Ok(execute(cfg, true)?.exit_code)
-        }
-    }
-}
 
 /// The outcome of one run.
 #[derive(Debug)]

@@ -11,7 +11,7 @@ use hdrhistogram::Histogram;
 
 use crate::judge::limits::By;
 use crate::judge::slo::Verdict;
-use crate::results::{Accounting, GroupHist, Results};
+use crate::results::{GroupHist, Results};
 use crate::units::fmt_us;
 
 /// Pacing p99 above which the report warns that the generator may be the bottleneck.
@@ -25,18 +25,6 @@ pub const QUANTILES: [(&str, f64); 5] = [
     ("p99", 0.99),
     ("p99.9", 0.999),
 ];
-
-pub(crate) fn rate_missed(a: &Accounting) -> bool {
-    a.dropped() > 0
-}
-
-pub(crate) fn per_sec(n: u64, secs: f64) -> f64 {
-    if secs > 0.0 {
-        n as f64 / secs
-    } else {
-        0.0
-    }
-}
 
 /// Renders the human-readable report.
 pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
@@ -168,7 +156,7 @@ fn latency_table(r: &Results, style: &Style) -> Table {
                 region.to_string(),
                 version.to_string(),
                 requests.to_string(),
-                format!("{:.1}", per_sec(requests, r.measured_secs)),
+                format!("{:.1}", r.per_sec(requests)),
             ];
             if wide {
                 row.extend(QUANTILES.iter().map(|(_, p)| q(&g.corrected, *p)));
@@ -207,8 +195,8 @@ fn latency_table(r: &Results, style: &Style) -> Table {
 fn target_lines(out: &mut String, r: &Results) {
     for t in &r.targets {
         let a = &t.measured;
-        let achieved = per_sec(a.scheduled - a.dropped(), r.measured_secs);
-        if rate_missed(a) {
+        let achieved = r.per_sec(a.scheduled - a.dropped());
+        if a.rate_missed() {
             let _ = writeln!(
                 out,
                 "target rate missed for {}: achieved {:.1} rps of {:.1} requested ({} dropped)",
@@ -230,7 +218,7 @@ fn target_lines(out: &mut String, r: &Results) {
             let _ = writeln!(
                 out,
                 "  but only {:.1} rps answered: {answered} of {} scheduled requests got an answer ({} timeouts, {} transport errors, {} dropped)",
-                per_sec(answered, r.measured_secs),
+                r.per_sec(answered),
                 a.scheduled,
                 a.timeouts(),
                 a.transport_total(),

@@ -5,7 +5,6 @@ use serde::Serialize;
 use super::{encode, FORMAT};
 use crate::judge::limits::By;
 use crate::judge::slo::Verdict;
-use crate::report::text::{per_sec, rate_missed};
 use crate::results::{Accounting, Results};
 use hdrhistogram::Histogram;
 
@@ -166,8 +165,8 @@ pub fn to_json_with(
                 name: &t.name,
                 url: &t.url,
                 requested_rps: t.requested_rps,
-                achieved_rps: per_sec(t.measured.scheduled - t.measured.dropped(), r.measured_secs),
-                rate_missed: rate_missed(&t.measured),
+                achieved_rps: r.per_sec(t.measured.scheduled - t.measured.dropped()),
+                rate_missed: t.measured.rate_missed(),
                 generator_limited: limits
                     .iter()
                     .any(|l| l.target == t.name && l.by == By::Loadgen),
