@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
@@ -152,6 +153,7 @@ def prometheus(tmp_path_factory):
         base = f"http://127.0.0.1:{port}"
         try:
             wait_http(f"{base}/-/ready", timeout=60)
+            seed_series(base, echoes)
             # Traffic for the series to exist: a few hundred requests to each
             # region, some of them 503s so the error ratios have both sides.
             for (r, _), e in echoes.items():
@@ -166,6 +168,26 @@ def prometheus(tmp_path_factory):
     finally:
         for e in echoes.values():
             e.stop()
+
+
+def seed_series(base: str, echoes: dict) -> None:
+    """One 200 and one 503 per instance, then wait until Prometheus has scraped both.
+
+    rate() counts only increases between two scrapes of a series: a status series
+    first scraped after all its requests (a scrape held up on a loaded machine)
+    would read as no errors at all. Seeded first, every counted request is an
+    increase Prometheus sees.
+    """
+    for e in echoes.values():
+        for path in ("/", "/?status=503"):
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{e.port}{path}", timeout=10).read()
+            except urllib.error.HTTPError as err:
+                assert err.code == 503, err
+    want = 2 * len(echoes)
+    q = 'count(http_requests_total{job="echo", route="/", status=~"200|503"})'
+    got = eventually_numbers(base, q, until=lambda xs: xs == [float(want)])
+    assert got == [float(want)], f"Prometheus never scraped the seeded series: {got}"
 
 
 def eventually_numbers(base: str, q: str, timeout: float = 60, until=bool) -> list[float]:
