@@ -225,7 +225,12 @@ fn results_with_groups() -> Results {
             },
         );
     }
-    let (accts, groups, pacing) = r.into_groups(&names);
+    let loadgen::record::Recorded {
+        targets: accts,
+        groups,
+        pacing,
+        ..
+    } = r.into_recorded(&names);
     Results {
         targets: accts
             .into_iter()

@@ -87,6 +87,16 @@ fn label(v: Option<&[u8]>) -> &[u8] {
     }
 }
 
+/// One worker's recordings, by target name: accounts, groups' histograms, pacing lag and
+/// the timeline.
+#[derive(Debug)]
+pub struct Recorded {
+    pub targets: Vec<TargetAccounts>,
+    pub groups: BTreeMap<GroupKey, GroupHist>,
+    pub pacing: Histogram<u64>,
+    pub timeline: Timeline,
+}
+
 impl Recorder {
     pub fn new(targets: usize) -> Recorder {
         Recorder {
@@ -328,29 +338,9 @@ impl Recorder {
         h
     }
 
-    /// Moves the histograms out under string keys (`names` are the target names).
-    pub fn into_groups(
-        self,
-        names: &[String],
-    ) -> (
-        Vec<TargetAccounts>,
-        BTreeMap<GroupKey, GroupHist>,
-        Histogram<u64>,
-    ) {
-        let (t, g, p, _) = self.into_parts(names);
-        (t, g, p)
-    }
-
-    /// Like [`Recorder::into_groups`], with the timeline (the last interval closed).
-    pub fn into_parts(
-        mut self,
-        names: &[String],
-    ) -> (
-        Vec<TargetAccounts>,
-        BTreeMap<GroupKey, GroupHist>,
-        Histogram<u64>,
-        Timeline,
-    ) {
+    /// What this worker recorded, named by `names` (the targets in order), the timeline's
+    /// last interval closed.
+    pub fn into_recorded(mut self, names: &[String]) -> Recorded {
         if self.interval_ns > 0 {
             self.roll(self.cur_end_ns);
         }
@@ -382,7 +372,12 @@ impl Recorder {
         for g in &self.groups {
             out.entry(key_of(g)).or_default().merge(&g.hist);
         }
-        (self.targets, out, self.pacing, timeline)
+        Recorded {
+            targets: self.targets,
+            groups: out,
+            pacing: self.pacing,
+            timeline,
+        }
     }
 }
 
@@ -400,7 +395,7 @@ mod tests {
         r.failure(0, true, Failure::Timeout, 1_000 + 2_200_000_000);
         r.pacing_lag(5_000_000, 1_000 + 500_000_000);
         r.pacing_lag(2_000_000, 1_000 + 600_000_000);
-        let (_, _, _, tl) = r.into_parts(&["us".into()]);
+        let tl = r.into_recorded(&["us".into()]).timeline;
         let want: BTreeMap<(u64, String), [u64; 2]> =
             [((1, "us".into()), [1, 0]), ((2, "us".into()), [0, 1])].into();
         assert_eq!(tl.unanswered, want, "warm-up is not on the timeline");
@@ -448,7 +443,9 @@ mod tests {
                 lead: true,
             },
         );
-        let (targets, groups, _) = r.into_groups(&["us".into(), "eu".into()]);
+        let Recorded {
+            targets, groups, ..
+        } = r.into_recorded(&["us".into(), "eu".into()]);
         assert_eq!(
             targets[0].measured.bucket_sum(),
             targets[0].measured.scheduled

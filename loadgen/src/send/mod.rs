@@ -250,9 +250,9 @@ impl EngineOutput {
         let mut pacing = new_histogram();
         let mut timeline = Timeline::default();
         for rec in out.recorders {
-            let (accts, g, p, tl) = rec.into_parts(&names);
-            timeline.merge(tl);
-            for (t, a) in targets.iter_mut().zip(accts) {
+            let got = rec.into_recorded(&names);
+            timeline.merge(got.timeline);
+            for (t, a) in targets.iter_mut().zip(got.targets) {
                 t.measured.merge(&a.measured);
                 t.warmup.merge(&a.warmup);
                 t.pool.merge(&a.pool);
@@ -261,10 +261,10 @@ impl EngineOutput {
                 crate::schedule::tick::add(&mut t.ticks, &a.ticks);
                 t.stamps.merge(&a.stamps);
             }
-            for (k, h) in g {
+            for (k, h) in got.groups {
                 groups.entry(k).or_default().merge(&h);
             }
-            let _ = pacing.add(&p);
+            let _ = pacing.add(&got.pacing);
         }
         // Wall-clock time of the measured start: now, minus how long ago it was on the
         // monotonic clock the engine uses.
