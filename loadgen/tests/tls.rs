@@ -83,22 +83,40 @@ fn tls_front(
 ) -> SocketAddr {
     let mut cfg = server_config(cert, key);
     cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    tls_server(rt, cfg, move |mut tls| async move {
+        let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
+            return;
+        };
+        let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+    })
+}
+
+type ServerTls = tokio_rustls::server::TlsStream<tokio::net::TcpStream>;
+
+/// A TLS listener on loopback: each connection that completes its handshake is handed to
+/// `serve` on a task of its own.
+fn tls_server<F, Fut>(
+    rt: &tokio::runtime::Runtime,
+    cfg: rustls::ServerConfig,
+    serve: F,
+) -> SocketAddr
+where
+    F: Fn(ServerTls) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(cfg));
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
+    let serve = Arc::new(serve);
     rt.spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
+            let (acceptor, serve) = (acceptor.clone(), serve.clone());
             tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(&mut tls, &mut up).await;
+                if let Ok(tls) = acceptor.accept(tcp).await {
+                    serve(tls).await;
+                }
             });
         }
     });
@@ -112,29 +130,15 @@ fn garbage_after_handshake(
     (cert, key): (CertificateDer<'static>, PrivateKeyDer<'static>),
 ) -> SocketAddr {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_config(cert, key)));
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-        .unwrap();
-    let addr = listener.local_addr().unwrap();
-    rt.spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let mut buf = [0u8; 4096];
-                if matches!(tls.read(&mut buf).await, Ok(n) if n > 0) {
-                    let raw = &mut tls.get_mut().0;
-                    let _ = raw
-                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
-                        .await;
-                }
-            });
+    tls_server(rt, server_config(cert, key), |mut tls| async move {
+        let mut buf = [0u8; 4096];
+        if matches!(tls.read(&mut buf).await, Ok(n) if n > 0) {
+            let raw = &mut tls.get_mut().0;
+            let _ = raw
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                .await;
         }
-    });
-    addr
+    })
 }
 
 fn run(args: &[String]) -> (i32, String, String, serde_json::Value, tempfile_dir::Dir) {

@@ -157,6 +157,20 @@ async fn connect(wk: &Rc<Worker>, ti: usize, t: &TargetCtx) -> Result<Conn, Fail
     }
 }
 
+/// Opens a connection with `connecting` set meanwhile: a timeout that drops this future
+/// leaves it set, so the request is a connect timeout.
+async fn open(
+    wk: &Rc<Worker>,
+    ti: usize,
+    t: &TargetCtx,
+    connecting: &Cell<bool>,
+) -> Result<Conn, Failure> {
+    connecting.set(true);
+    let c = Box::pin(connect(wk, ti, t)).await?;
+    connecting.set(false);
+    Ok(c)
+}
+
 /// `connecting` is true while a connection is being opened, so a timeout can say whether
 /// the target ever accepted.
 async fn exchange(
@@ -170,12 +184,7 @@ async fn exchange(
         Some(c) => c,
         // Boxed: opening a connection (TLS handshake state included) is rare, and kept
         // inline it doubles every request's task (1864 bytes instead of 936).
-        None => {
-            connecting.set(true);
-            let c = Box::pin(connect(wk, ti, t)).await?;
-            connecting.set(false);
-            conn.insert(c)
-        }
+        None => conn.insert(open(wk, ti, t, connecting).await?),
     };
     let mut outcome = c
         .exchange(
@@ -191,10 +200,7 @@ async fn exchange(
     if matches!(outcome, Err(ExchangeError::Stale | ExchangeError::Unasked)) {
         // The server closed this idle keep-alive connection meanwhile (or spoke out of
         // turn on it): replace it, don't blame the request.
-        connecting.set(true);
-        let c = Box::pin(connect(wk, ti, t)).await?;
-        connecting.set(false);
-        let c = conn.insert(c);
+        let c = conn.insert(open(wk, ti, t, connecting).await?);
         outcome = c
             .exchange(
                 &t.request,
