@@ -231,31 +231,21 @@ fn results_with_groups() -> Results {
         pacing,
         ..
     } = r.into_recorded(&names);
-    Results {
-        targets: accts
-            .into_iter()
-            .zip(&names)
-            .map(|(a, n)| TargetResult {
-                name: n.clone(),
-                url: format!("http://echo.{n}.mesh.local/"),
-                requested_rps: 5000.0,
-                measured: a.measured,
-                warmup: a.warmup,
-                pool: a.pool,
-                folded: a.folded,
-                lead: a.lead,
-                ticks: a.ticks,
-                stamps: a.stamps,
-            })
-            .collect(),
-        groups: groups.into_iter().collect(),
-        pacing,
-        measured_secs: 20.0,
-        interrupted: false,
-        tick_ns: 0,
-        tick_auto: false,
-        timing: String::new(),
-    }
+    let targets = accts
+        .into_iter()
+        .zip(&names)
+        .map(|(accounts, n)| TargetResult {
+            name: n.clone(),
+            url: format!("http://echo.{n}.mesh.local/"),
+            requested_rps: 5000.0,
+            accounts,
+        })
+        .collect();
+    let mut results = Results::new(targets);
+    results.groups = groups.into_iter().collect();
+    results.pacing = pacing;
+    results.measured_secs = 20.0;
+    results
 }
 
 fn slo(c: &mut Criterion) {

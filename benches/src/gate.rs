@@ -249,15 +249,19 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow
     let completed: u64 = r
         .targets
         .iter()
-        .map(|t| t.measured.completed() + t.warmup.completed())
+        .map(|t| t.accounts.measured.completed() + t.accounts.warmup.completed())
         .sum();
     let measured_sent: u64 = r
         .targets
         .iter()
-        .map(|t| t.measured.scheduled - t.measured.dropped())
+        .map(|t| t.accounts.measured.scheduled - t.accounts.measured.dropped())
         .sum();
-    let errors: u64 = r.targets.iter().map(|t| t.measured.failed()).sum();
-    let dropped: u64 = r.targets.iter().map(|t| t.measured.dropped()).sum();
+    let errors: u64 = r.targets.iter().map(|t| t.accounts.measured.failed()).sum();
+    let dropped: u64 = r
+        .targets
+        .iter()
+        .map(|t| t.accounts.measured.dropped())
+        .sum();
     let mut all = loadgen::hist::new_histogram();
     for g in r.groups.values() {
         let _ = all.add(&g.corrected);

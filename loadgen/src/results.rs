@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::hist::new_histogram;
 use crate::pool::PoolStats;
+use crate::schedule::tick::TickCounts;
 use crate::stamps::StampCounts;
 
 /// Label for a group whose response lacked the region or version header.
@@ -195,6 +196,17 @@ pub struct GroupKey {
     pub class: String,
 }
 
+impl GroupKey {
+    pub fn new(target: &str, region: &str, version: &str, class: &str) -> GroupKey {
+        GroupKey {
+            target: target.to_string(),
+            region: region.to_string(),
+            version: version.to_string(),
+            class: class.to_string(),
+        }
+    }
+}
+
 /// The two latency histograms of a group.
 #[derive(Debug, Clone)]
 pub struct GroupHist {
@@ -222,20 +234,25 @@ impl Default for GroupHist {
     }
 }
 
-/// Per-target accounting: measured part and warm-up, and how the connection pool coped.
+/// One target's counts: measured part and warm-up, how the connection pool coped, and
+/// how the schedule's ticks and the answers' arrival stamps went. A worker fills one per
+/// target; runs, workers and shards add up with [`TargetAccounts::merge`].
 #[derive(Debug, Clone)]
 pub struct TargetAccounts {
     pub measured: Accounting,
     pub warmup: Accounting,
     pub pool: PoolStats,
     /// Measured responses counted under region/version `other` because the target
-    /// already had its cap of distinct groups.
+    /// already had its cap of distinct groups (see [`DEFAULT_MAX_GROUPS`]).
     pub folded: u64,
-    /// See [`TargetResult::lead`].
+    /// With a `--tick`, the corrected latency (µs) of each tick's first request to this
+    /// target: no request of its own tick went ahead of it, so against the target's
+    /// overall latency it shows what sending a tick's requests together cost (see
+    /// `judge::tick`). Empty in exact mode.
     pub lead: Histogram<u64>,
-    /// See [`TargetResult::ticks`].
-    pub ticks: Vec<(u64, u64)>,
-    /// See [`TargetResult::stamps`].
+    /// Measured requests by the tick they were sent at.
+    pub ticks: TickCounts,
+    /// Whether the kernel's arrival stamps held up (see `send::arrival`).
     pub stamps: StampCounts,
 }
 
@@ -247,9 +264,22 @@ impl Default for TargetAccounts {
             pool: PoolStats::default(),
             folded: 0,
             lead: new_histogram(),
-            ticks: Vec::new(),
+            ticks: TickCounts::default(),
             stamps: StampCounts::default(),
         }
+    }
+}
+
+impl TargetAccounts {
+    /// Adds another worker's, run's or shard's counts for the same target.
+    pub fn merge(&mut self, o: &TargetAccounts) {
+        self.measured.merge(&o.measured);
+        self.warmup.merge(&o.warmup);
+        self.pool.merge(&o.pool);
+        self.folded = self.folded.saturating_add(o.folded);
+        let _ = self.lead.add(&o.lead);
+        self.ticks.add(&o.ticks);
+        self.stamps.merge(&o.stamps);
     }
 }
 
@@ -321,21 +351,19 @@ pub struct TargetResult {
     pub url: String,
     /// Scheduled measured requests per second of measured time.
     pub requested_rps: f64,
-    pub measured: Accounting,
-    pub warmup: Accounting,
-    pub pool: PoolStats,
-    /// Responses folded into region/version `other` (see [`DEFAULT_MAX_GROUPS`]).
-    pub folded: u64,
-    /// With a `--tick`, the corrected latency (µs) of each tick's first request to this
-    /// target: no request of its own tick went ahead of it, so against the target's
-    /// overall latency it shows what sending a tick's requests together cost (see
-    /// `judge::tick`). Empty in exact mode.
-    pub lead: Histogram<u64>,
-    /// Measured requests per tick they were sent at: `(tick_ns, requests)`, by tick. One
-    /// entry with a fixed `--tick`; what `--tick auto` chose, second by second, otherwise.
-    pub ticks: Vec<(u64, u64)>,
-    /// Whether the kernel's arrival stamps held up (see `send::arrival`).
-    pub stamps: StampCounts,
+    pub accounts: TargetAccounts,
+}
+
+impl TargetResult {
+    /// A target with nothing counted yet.
+    pub fn new(name: &str, url: &str) -> TargetResult {
+        TargetResult {
+            name: name.to_string(),
+            url: url.to_string(),
+            requested_rps: 0.0,
+            accounts: TargetAccounts::default(),
+        }
+    }
 }
 
 /// Everything a finished (or interrupted) run measured, merged across workers.
@@ -360,6 +388,20 @@ pub struct Results {
 }
 
 impl Results {
+    /// A run of these targets with nothing measured yet: exact pacing, no window.
+    pub fn new(targets: Vec<TargetResult>) -> Results {
+        Results {
+            targets,
+            groups: BTreeMap::new(),
+            pacing: new_histogram(),
+            measured_secs: 0.0,
+            interrupted: false,
+            tick_ns: 0,
+            tick_auto: false,
+            timing: String::new(),
+        }
+    }
+
     /// `n` over the measured window, per second (0 without one).
     pub fn per_sec(&self, n: u64) -> f64 {
         if self.measured_secs > 0.0 {
@@ -368,8 +410,8 @@ impl Results {
             0.0
         }
     }
-    /// A one-target run (`eu`, one 2xx group of region eu, version v1) for the judges'
-    /// unit tests.
+
+    /// A one-target run (`eu`, one 2xx group of region eu, version v1) for unit tests.
     #[cfg(test)]
     pub(crate) fn one_target(
         rps: f64,
@@ -378,32 +420,16 @@ impl Results {
         group: GroupHist,
         tick_ns: u64,
     ) -> Results {
-        let key = GroupKey {
-            target: "eu".into(),
-            region: "eu".into(),
-            version: "v1".into(),
-            class: "2xx".into(),
-        };
-        Results {
-            targets: vec![TargetResult {
-                name: "eu".into(),
-                url: "http://eu/".into(),
-                requested_rps: rps,
-                measured: Accounting::default(),
-                warmup: Accounting::default(),
-                pool,
-                folded: 0,
-                lead,
-                ticks: vec![(tick_ns, 1)],
-                stamps: StampCounts::default(),
-            }],
-            groups: [(key, group)].into_iter().collect(),
-            pacing: new_histogram(),
-            measured_secs: 1.0,
-            interrupted: false,
-            tick_ns,
-            tick_auto: false,
-            timing: String::new(),
-        }
+        let mut t = TargetResult::new("eu", "http://eu/");
+        t.requested_rps = rps;
+        t.accounts.pool = pool;
+        t.accounts.lead = lead;
+        t.accounts.ticks.count_n(tick_ns, 1);
+        let mut r = Results::new(vec![t]);
+        r.groups
+            .insert(GroupKey::new("eu", "eu", "v1", "2xx"), group);
+        r.measured_secs = 1.0;
+        r.tick_ns = tick_ns;
+        r
     }
 }

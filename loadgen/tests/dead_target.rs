@@ -62,7 +62,7 @@ fn run_against_dead(target: String, extra: &[&str]) -> (loadgen::RunOutcome, Dur
 fn assert_target_not_accepting(out: &loadgen::RunOutcome, took: Duration) {
     let r = &out.results;
     assert_sums(r);
-    let a = &r.targets[0].measured;
+    let a = &r.targets[0].accounts.measured;
     assert_eq!(a.scheduled, 400, "{a:?}");
     assert_eq!(a.ok, 0, "{a:?}");
     assert!(a.connect_timeout > 0, "no connect timeouts: {a:?}");
@@ -112,7 +112,7 @@ fn a_target_whose_accept_queue_is_full_is_not_called_loadgens_limit() {
     let (listener, fillers) = black_hole(&rt);
     let addr = listener.local_addr().unwrap();
     let (out, took) = run_against_dead(format!("dead=http://{addr}/"), &[]);
-    eprintln!("black hole: {:?}", out.results.targets[0].measured);
+    eprintln!("black hole: {:?}", out.results.targets[0].accounts.measured);
     assert_target_not_accepting(&out, took);
     drop((listener, fillers));
 }
@@ -141,7 +141,7 @@ fn a_tls_handshake_that_never_completes_is_a_connect_timeout() {
     let rt = server_runtime();
     let addr = silent_acceptor(&rt);
     let (out, took) = run_against_dead(format!("dead=https://{addr}/"), &["--insecure"]);
-    eprintln!("silent TLS: {:?}", out.results.targets[0].measured);
+    eprintln!("silent TLS: {:?}", out.results.targets[0].accounts.measured);
     assert_target_not_accepting(&out, took);
     drop(rt);
 }

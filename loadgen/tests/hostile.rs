@@ -40,10 +40,10 @@ fn new_versions_beyond_the_cap_fold_into_other() {
     let out = execute(cfg, false).unwrap();
     let r = &out.results;
     assert_sums(r);
-    let a = &r.targets[0].measured;
+    let a = &r.targets[0].accounts.measured;
     assert_eq!(a.ok, 300, "{a:?}");
     assert!(r.groups.len() <= 9, "{} groups", r.groups.len());
-    assert_eq!(r.targets[0].folded, 300 - 8);
+    assert_eq!(r.targets[0].accounts.folded, 300 - 8);
     let other = r
         .groups
         .iter()
@@ -145,7 +145,7 @@ fn framing_errors_are_malformed_not_ok() {
         let t = target(addr);
         let out =
             execute(config(&["--target", &t, "--rps", "40", "--duration", "500ms"]), false).unwrap();
-        let a = &out.results.targets[0].measured;
+        let a = &out.results.targets[0].accounts.measured;
         assert_sums(&out.results);
         assert_eq!(a.ok, 0, "{what}: {a:?}");
         assert_eq!(a.malformed, a.scheduled, "{what}: {a:?}");
@@ -170,7 +170,7 @@ fn a_hundred_headers_is_a_valid_response() {
         false,
     )
     .unwrap();
-    let a = &out.results.targets[0].measured;
+    let a = &out.results.targets[0].accounts.measured;
     assert_eq!(a.ok, a.scheduled, "{a:?}");
 }
 
@@ -194,9 +194,16 @@ fn a_late_unsolicited_response_is_never_taken_for_the_next_answer() {
         "{:?}",
         r.groups.keys()
     );
-    assert_eq!(r.targets[0].measured.ok, r.targets[0].measured.scheduled);
+    assert_eq!(
+        r.targets[0].accounts.measured.ok,
+        r.targets[0].accounts.measured.scheduled
+    );
     // Seen, and said.
-    assert!(r.targets[0].pool.unasked > 0, "{:?}", r.targets[0].pool);
+    assert!(
+        r.targets[0].accounts.pool.unasked > 0,
+        "{:?}",
+        r.targets[0].accounts.pool
+    );
     let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("held an answer nobody asked for"), "{text}");
 }
@@ -294,7 +301,10 @@ fn the_run_ends_on_time_whatever_the_rate() {
         started.elapsed()
     );
     assert_sums(&out.results);
-    assert_eq!(out.results.targets[0].measured.scheduled, 1_000_000);
+    assert_eq!(
+        out.results.targets[0].accounts.measured.scheduled,
+        1_000_000
+    );
 }
 
 #[test]
@@ -325,14 +335,14 @@ fn sigterm_during_warmup_keeps_every_bucket_summed() {
     let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     let t = &saved.results.targets[0];
-    assert_eq!(t.measured.scheduled, 0, "{t:?}");
-    assert_eq!(t.measured.bucket_sum(), 0);
+    assert_eq!(t.accounts.measured.scheduled, 0, "{t:?}");
+    assert_eq!(t.accounts.measured.bucket_sum(), 0);
     assert!(
-        t.warmup.scheduled > 0 && t.warmup.cancelled > 0,
+        t.accounts.warmup.scheduled > 0 && t.accounts.warmup.cancelled > 0,
         "{:?}",
-        t.warmup
+        t.accounts.warmup
     );
-    assert_eq!(t.warmup.bucket_sum(), t.warmup.scheduled);
+    assert_eq!(t.accounts.warmup.bucket_sum(), t.accounts.warmup.scheduled);
     assert_eq!(status.code(), Some(0));
 }
 
@@ -539,11 +549,11 @@ fn small_hostile_inputs() {
     )
     .unwrap();
     assert!(
-        out.results.targets[0].pool.opened <= 1,
+        out.results.targets[0].accounts.pool.opened <= 1,
         "{:?}",
-        out.results.targets[0].pool
+        out.results.targets[0].accounts.pool
     );
-    assert!(out.results.targets[0].pool.cap <= 1);
+    assert!(out.results.targets[0].accounts.pool.cap <= 1);
     // Weights whose sum overflows, an endless SLO file, and a huge targets file.
     let many = std::env::temp_dir().join(format!("loadgen-targets-{}.toml", std::process::id()));
     let mut text = String::from("[targets]\n");

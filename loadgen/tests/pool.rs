@@ -49,7 +49,7 @@ fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
     let r = &out.results;
     assert_sums(r);
     let tr = &r.targets[0];
-    let a = &tr.measured;
+    let a = &tr.accounts.measured;
     assert_eq!(a.scheduled, 6000);
     assert_eq!(a.dropped(), 0, "{a:?}");
     let achieved = (a.scheduled - a.dropped()) as f64 / r.measured_secs;
@@ -58,13 +58,13 @@ fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
     let p99 = corrected_p99_us(r);
     eprintln!(
         "2000 rps at 50 ms: corrected p99 {p99} us, pool peak {}",
-        tr.pool.peak
+        tr.accounts.pool.peak
     );
     // A pool that did not grow would queue requests for seconds; growing it costs a few
     // connects' worth at the start (52-75 ms measured on a busy 2-core machine).
     assert!(p99 < 150_000, "corrected p99 {p99} us with a 50 ms service");
     // Little's law: 2000/s x 50 ms = 100 in flight; the pool grew to about that.
-    let pool = &tr.pool;
+    let pool = &tr.accounts.pool;
     assert!(pool.peak >= 90 && pool.peak <= 400, "{pool:?}");
     assert!(pool.opened >= pool.peak / 2, "{pool:?}");
     assert!(loadgen::judge::limits::limits(r).is_empty());
@@ -105,7 +105,7 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     rt.block_on(e.shutdown()).unwrap();
     let r = &out.results;
     assert_sums(r);
-    let pool = &r.targets[0].pool;
+    let pool = &r.targets[0].accounts.pool;
     assert_eq!(pool.cap, 4);
     assert!(pool.peak <= 4, "{pool:?}");
     assert!(pool.queued_at_cap > 100, "{pool:?}");
@@ -155,7 +155,7 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     assert_eq!(v["limits"][0]["connections_needed"], needed);
     let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
-    let back = &saved.results.targets[0].pool;
+    let back = &saved.results.targets[0].accounts.pool;
     assert_eq!(back.queued_at_cap, pool.queued_at_cap);
     assert_eq!(back.wait.len(), pool.wait.len());
     assert_eq!(loadgen::judge::limits::limits(&saved.results), limits);

@@ -11,15 +11,6 @@ use common::*;
 use loadgen::results::GroupKey;
 use loadgen::{execute, EXIT_OK, EXIT_SLO_FAILED};
 
-fn key(t: &str, r: &str, v: &str, c: &str) -> GroupKey {
-    GroupKey {
-        target: t.into(),
-        region: r.into(),
-        version: v.into(),
-        class: c.into(),
-    }
-}
-
 #[test]
 fn attribution_per_region_and_version_through_the_lab_fleet() {
     let rt = server_runtime();
@@ -57,13 +48,17 @@ fn attribution_per_region_and_version_through_the_lab_fleet() {
     assert_sums(r);
     for t in &r.targets {
         // 100 rps per target for 2 s measured, 50 in warm-up.
-        assert_eq!(t.measured.scheduled, 200, "{}", t.name);
-        assert_eq!(t.warmup.scheduled, 50, "{}", t.name);
-        assert_eq!(t.measured.ok, 200, "{}: {:?}", t.name, t.measured);
+        assert_eq!(t.accounts.measured.scheduled, 200, "{}", t.name);
+        assert_eq!(t.accounts.warmup.scheduled, 50, "{}", t.name);
+        assert_eq!(
+            t.accounts.measured.ok, 200,
+            "{}: {:?}",
+            t.name, t.accounts.measured
+        );
     }
     for t in ["us", "eu"] {
-        let v1 = r.groups[&key(t, t, "v1", "2xx")].corrected.len();
-        let v2 = r.groups[&key(t, t, "v2", "2xx")].corrected.len();
+        let v1 = r.groups[&GroupKey::new(t, t, "v1", "2xx")].corrected.len();
+        let v2 = r.groups[&GroupKey::new(t, t, "v2", "2xx")].corrected.len();
         assert_eq!(v1 + v2, 200);
         // The router sends exactly every tenth request to v2 (warm-up included).
         assert!((18..=22).contains(&v2), "{t}: v2 got {v2}");
@@ -75,9 +70,11 @@ fn attribution_per_region_and_version_through_the_lab_fleet() {
         r.groups.keys().collect::<Vec<_>>()
     );
     // eu carries a 20 ms delay, us does not.
-    let eu_min = r.groups[&key("eu", "eu", "v1", "2xx")].service.min();
+    let eu_min = r.groups[&GroupKey::new("eu", "eu", "v1", "2xx")]
+        .service
+        .min();
     assert!(eu_min >= 20_000, "eu min {eu_min}µs");
-    let us_p50 = r.groups[&key("us", "us", "v1", "2xx")]
+    let us_p50 = r.groups[&GroupKey::new("us", "us", "v1", "2xx")]
         .corrected
         .value_at_quantile(0.5);
     assert!(us_p50 < 20_000, "us p50 {us_p50}µs");
@@ -102,9 +99,9 @@ fn missing_identity_headers_form_an_unknown_group() {
     );
     assert_sums(&out.results);
     let g: Vec<_> = out.results.groups.keys().collect();
-    assert_eq!(g, vec![&key("us", "unknown", "v1", "2xx")]);
+    assert_eq!(g, vec![&GroupKey::new("us", "unknown", "v1", "2xx")]);
     assert_eq!(
-        out.results.groups[&key("us", "unknown", "v1", "2xx")]
+        out.results.groups[&GroupKey::new("us", "unknown", "v1", "2xx")]
             .corrected
             .len(),
         50
@@ -150,12 +147,14 @@ fn http_errors_by_status_and_slo_verdicts() {
     rt.block_on(e.shutdown()).unwrap();
     let r = &out.results;
     assert_sums(r);
-    let a = &r.targets[0].measured;
+    let a = &r.targets[0].accounts.measured;
     assert_eq!(a.scheduled, 300);
     let e503 = a.http_errors.get(&503).copied().unwrap_or(0);
     assert_eq!(a.ok + e503, 300);
     assert!((20..=110).contains(&e503), "503s: {e503}");
-    assert!(r.groups.contains_key(&key("us", "us", "v1", "5xx")));
+    assert!(r
+        .groups
+        .contains_key(&GroupKey::new("us", "us", "v1", "5xx")));
     let verdicts: Vec<_> = out
         .verdicts
         .iter()
@@ -217,7 +216,7 @@ fn passing_slos_exit_zero_and_json_carries_histograms() {
     assert_eq!(g["version"], "v2");
     let h = loadgen::report::json::decode(g["corrected"]["hdr"].as_str().unwrap()).unwrap();
     assert_eq!(h.len(), g["corrected"]["count"].as_u64().unwrap());
-    assert_eq!(h.len(), out.results.targets[0].measured.ok);
+    assert_eq!(h.len(), out.results.targets[0].accounts.measured.ok);
     assert!(
         !loadgen::report::json::decode(v["pacing"]["hdr"].as_str().unwrap())
             .unwrap()
@@ -227,7 +226,7 @@ fn passing_slos_exit_zero_and_json_carries_histograms() {
     assert_eq!(v["exit_code"], 0);
     assert_eq!(
         v["targets"][0]["accounting"]["scheduled"],
-        out.results.targets[0].measured.scheduled
+        out.results.targets[0].accounts.measured.scheduled
     );
 }
 
@@ -251,7 +250,7 @@ fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
     );
     let r = &out.results;
     assert_sums(r);
-    let a = &r.targets[0].measured;
+    let a = &r.targets[0].accounts.measured;
     assert_eq!(a.scheduled, 100);
     // At most 4 outstanding while each takes 300 ms: most requests cannot be admitted.
     assert!(a.dropped_cap >= 50, "{a:?}");
@@ -260,7 +259,7 @@ fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
     let text = loadgen::report::text::render(r, &out.verdicts);
     assert!(text.contains("target rate missed for us"), "{text}");
     // Latency is measured from the schedule: queueing behind 2 connections shows.
-    let g = &r.groups[&key("us", "us", "v1", "2xx")];
+    let g = &r.groups[&GroupKey::new("us", "us", "v1", "2xx")];
     assert!(g.corrected.max() >= g.service.max());
 }
 
@@ -286,10 +285,10 @@ fn refused_connections_are_counted() {
     .unwrap();
     let r = &out.results;
     assert_sums(r);
-    let a = &r.targets[0].measured;
+    let a = &r.targets[0].accounts.measured;
     assert_eq!(a.scheduled, 50);
     assert_eq!(a.refused, 50, "{a:?}");
-    assert_eq!(r.targets[0].warmup.refused, 10);
+    assert_eq!(r.targets[0].accounts.warmup.refused, 10);
     assert!(r.groups.is_empty());
     // No responses: the latency SLO has no data and fails.
     assert!(!out.verdicts[0].pass);
@@ -321,12 +320,20 @@ fn a_name_that_does_not_resolve_counts_in_its_own_bucket_while_the_others_go_on(
     let r = &out.results;
     assert_sums(r);
     let (us, nx) = (&r.targets[0], &r.targets[1]);
-    assert_eq!(us.measured.ok, us.measured.scheduled, "{:?}", us.measured);
-    assert!(nx.measured.scheduled > 0);
-    assert_eq!(nx.measured.dns, nx.measured.scheduled, "{:?}", nx.measured);
+    assert_eq!(
+        us.accounts.measured.ok, us.accounts.measured.scheduled,
+        "{:?}",
+        us.accounts.measured
+    );
+    assert!(nx.accounts.measured.scheduled > 0);
+    assert_eq!(
+        nx.accounts.measured.dns, nx.accounts.measured.scheduled,
+        "{:?}",
+        nx.accounts.measured
+    );
     // It was looked up again while the run went on (once a second), and failed each time.
-    assert!(nx.pool.lookups >= 1, "{:?}", nx.pool);
-    assert_eq!(nx.pool.lookups, nx.pool.lookup_failures);
+    assert!(nx.accounts.pool.lookups >= 1, "{:?}", nx.accounts.pool);
+    assert_eq!(nx.accounts.pool.lookups, nx.accounts.pool.lookup_failures);
     // Only when no target resolves is the run an error.
     let alone = execute(config(&["--target", nx_target, "--duration", "1s"]), false);
     assert!(format!("{:#}", alone.unwrap_err()).contains("cannot resolve target nx"));
@@ -352,7 +359,7 @@ fn timeouts_are_counted() {
     )
     .unwrap();
     rt.block_on(e.shutdown()).unwrap();
-    let a = &out.results.targets[0].measured;
+    let a = &out.results.targets[0].accounts.measured;
     assert_sums(&out.results);
     assert_eq!(a.scheduled, 20);
     assert_eq!(a.timeout, 20, "{a:?}");
@@ -399,7 +406,7 @@ fn malformed_responses_are_counted() {
         false,
     )
     .unwrap();
-    let a = &out.results.targets[0].measured;
+    let a = &out.results.targets[0].accounts.measured;
     assert_sums(&out.results);
     assert_eq!(a.scheduled, 40);
     assert_eq!(a.malformed, 40, "{a:?}");
@@ -428,7 +435,7 @@ fn a_target_that_dies_mid_run() {
     );
     rt.block_on(e.shutdown()).unwrap();
     let out = run.join().unwrap();
-    let a = &out.results.targets[0].measured;
+    let a = &out.results.targets[0].accounts.measured;
     assert_sums(&out.results);
     assert_eq!(a.scheduled, 300);
     assert!(a.ok >= 25, "{a:?}");
@@ -458,7 +465,7 @@ fn a_stall_shows_in_corrected_latency_but_not_in_service_time() {
     .unwrap();
     rt.block_on(e.shutdown()).unwrap();
     assert_sums(&out.results);
-    let g = &out.results.groups[&key("us", "us", "v1", "2xx")];
+    let g = &out.results.groups[&GroupKey::new("us", "us", "v1", "2xx")];
     let corrected = g.corrected.value_at_quantile(0.99);
     let service = g.service.value_at_quantile(0.99);
     assert!(corrected >= 500_000, "corrected p99 {corrected}µs");
@@ -481,7 +488,7 @@ fn two_percent_slow_requests_sit_between_p95_and_p99() {
     .unwrap();
     rt.block_on(e.shutdown()).unwrap();
     assert_sums(&out.results);
-    let g = &out.results.groups[&key("us", "us", "v1", "2xx")];
+    let g = &out.results.groups[&GroupKey::new("us", "us", "v1", "2xx")];
     let (p95, p99) = (
         g.corrected.value_at_quantile(0.95),
         g.corrected.value_at_quantile(0.99),
@@ -513,9 +520,9 @@ fn stages_and_threads_split_the_schedule_exactly() {
     rt.block_on(e2.shutdown()).unwrap();
     assert_sums(&out.results);
     let t = &out.results.targets;
-    assert_eq!(t[0].measured.scheduled, 225);
-    assert_eq!(t[1].measured.scheduled, 75);
-    assert_eq!(t[0].measured.ok + t[1].measured.ok, 300);
+    assert_eq!(t[0].accounts.measured.scheduled, 225);
+    assert_eq!(t[1].accounts.measured.scheduled, 75);
+    assert_eq!(t[0].accounts.measured.ok + t[1].accounts.measured.ok, 300);
 }
 
 #[test]
@@ -550,7 +557,11 @@ fn one_run_mixes_methods_and_bodies_per_target() {
     let r = &out.results;
     assert_sums(r);
     for t in &r.targets {
-        assert_eq!(t.measured.ok, 100, "{}: {:?}", t.name, t.measured);
+        assert_eq!(
+            t.accounts.measured.ok, 100,
+            "{}: {:?}",
+            t.name, t.accounts.measured
+        );
     }
     // Each server counted exactly the method and route its target was given.
     let count = |addr, needle: &str| -> f64 {
@@ -586,9 +597,9 @@ fn head_requests_keep_their_connections() {
     );
     let t = &out.results.targets[0];
     assert_sums(&out.results);
-    assert_eq!(t.measured.ok, 100, "{:?}", t.measured);
+    assert_eq!(t.accounts.measured.ok, 100, "{:?}", t.accounts.measured);
     // Reading a body a HEAD answer does not have would stall or close each connection.
-    assert!(t.pool.opened <= 4, "{:?}", t.pool);
+    assert!(t.accounts.pool.opened <= 4, "{:?}", t.accounts.pool);
 }
 
 #[test]
@@ -614,10 +625,10 @@ fn names_are_looked_up_again_as_connections_open() {
     let out = execute(cfg, false).unwrap();
     let t = &out.results.targets[0];
     assert_sums(&out.results);
-    assert_eq!(t.measured.ok, 100, "{:?}", t.measured);
-    assert!(t.pool.lookups >= 1, "{:?}", t.pool);
-    assert_eq!(t.pool.lookup_failures, 0, "{:?}", t.pool);
-    assert_eq!(t.pool.address_changes, 0, "{:?}", t.pool);
+    assert_eq!(t.accounts.measured.ok, 100, "{:?}", t.accounts.measured);
+    assert!(t.accounts.pool.lookups >= 1, "{:?}", t.accounts.pool);
+    assert_eq!(t.accounts.pool.lookup_failures, 0, "{:?}", t.accounts.pool);
+    assert_eq!(t.accounts.pool.address_changes, 0, "{:?}", t.accounts.pool);
 
     // `0` looks the name up once, and IP literals never again.
     for (target, every) in [
@@ -637,7 +648,10 @@ fn names_are_looked_up_again_as_connections_open() {
             every,
         ]);
         let out = execute(cfg, false).unwrap();
-        assert_eq!(out.results.targets[0].pool.lookups, 0, "{target} {every}");
+        assert_eq!(
+            out.results.targets[0].accounts.pool.lookups, 0,
+            "{target} {every}"
+        );
     }
 }
 
@@ -660,10 +674,10 @@ fn a_coarse_tick_moves_the_intended_time_and_never_adds_its_wait_to_latency() {
     );
     for out in [&coarse, &exact] {
         assert_sums(&out.results);
-        assert_eq!(out.results.targets[0].measured.scheduled, 1000);
-        assert_eq!(out.results.targets[0].measured.ok, 1000);
+        assert_eq!(out.results.targets[0].accounts.measured.scheduled, 1000);
+        assert_eq!(out.results.targets[0].accounts.measured.ok, 1000);
     }
-    let g = &coarse.results.groups[&key("us", "us", "v1", "2xx")];
+    let g = &coarse.results.groups[&GroupKey::new("us", "us", "v1", "2xx")];
     let p50 = g.corrected.value_at_quantile(0.5);
     assert!(p50 < 5_000, "coarse-tick corrected p50 {p50}µs");
     let lag = coarse.results.pacing.value_at_quantile(0.5);
@@ -698,7 +712,14 @@ fn the_default_tick_is_auto_and_stays_at_half_a_millisecond_near_by() {
     std::fs::remove_file(&json).ok();
     assert!(out.results.tick_auto);
     assert_eq!(out.results.tick_ns, 500_000);
-    assert_eq!(out.results.targets[0].ticks, vec![(500_000, 400)]);
+    assert_eq!(
+        out.results.targets[0]
+            .accounts
+            .ticks
+            .iter()
+            .collect::<Vec<_>>(),
+        vec![(500_000, 400)]
+    );
     assert_eq!(v["tick_us"], 500.0);
     assert_eq!(v["tick_auto"], true);
     assert_eq!(v["settings"]["tick_secs"], 0.0005);
@@ -706,8 +727,15 @@ fn the_default_tick_is_auto_and_stays_at_half_a_millisecond_near_by() {
     assert_eq!(v["targets"][0]["ticks"][0]["requests"], 400);
     assert!(saved.results.tick_auto);
     assert_eq!(saved.results.tick_ns, 500_000);
-    assert_eq!(saved.results.targets[0].ticks, vec![(500_000, 400)]);
-    assert_eq!(out.results.targets[0].measured.scheduled, 400);
+    assert_eq!(
+        saved.results.targets[0]
+            .accounts
+            .ticks
+            .iter()
+            .collect::<Vec<_>>(),
+        vec![(500_000, 400)]
+    );
+    assert_eq!(out.results.targets[0].accounts.measured.scheduled, 400);
 }
 
 /// `auto` against a target 30 ms away moves to 2 ms ticks after its first second, every
@@ -717,9 +745,9 @@ fn auto_ticks_coarsen_for_a_far_target_and_stay_honest() {
     let out = run_against("eu", "delay=30ms", &["--rps", "400", "--duration", "4s"]);
     let r = &out.results;
     assert_sums(r);
-    assert_eq!(r.targets[0].measured.scheduled, 1600);
-    assert_eq!(r.targets[0].measured.ok, 1600);
-    let ticks = &r.targets[0].ticks;
+    assert_eq!(r.targets[0].accounts.measured.scheduled, 1600);
+    assert_eq!(r.targets[0].accounts.measured.ok, 1600);
+    let ticks = &r.targets[0].accounts.ticks;
     let at = |t: u64| ticks.iter().find(|x| x.0 == t).map_or(0, |x| x.1);
     assert_eq!(ticks.iter().map(|x| x.1).sum::<u64>(), 1600, "{ticks:?}");
     // The first second starts at 0.5 ms; from the second on, 2 ms.
@@ -737,7 +765,14 @@ fn auto_ticks_coarsen_for_a_far_target_and_stay_honest() {
         &["--rps", "400", "--duration", "2s", "--tick", "500us"],
     );
     assert!(!fixed.results.tick_auto);
-    assert_eq!(fixed.results.targets[0].ticks, vec![(500_000, 800)]);
+    assert_eq!(
+        fixed.results.targets[0]
+            .accounts
+            .ticks
+            .iter()
+            .collect::<Vec<_>>(),
+        vec![(500_000, 800)]
+    );
 }
 
 /// A server that works on one thread, one request at a time (`work` each): the requests
@@ -857,8 +892,8 @@ fn answers_without_receipt_stamps_stop_the_held_sleeps_and_the_report_says_so() 
     let saved = loadgen::report::json::read::load(&json).unwrap();
     std::fs::remove_file(&json).ok();
     let t = &saved.results.targets[0];
-    assert_eq!(t.measured.ok, 3000, "{text}");
-    let s = t.stamps;
+    assert_eq!(t.accounts.measured.ok, 3000, "{text}");
+    let s = t.accounts.stamps;
     assert!(s.checked >= 50 && s.late == s.checked, "{s:?}");
     // Condemned at the first second's check: about two thirds of the run went unheld.
     assert!(s.unheld >= 1500, "{s:?}");
@@ -867,7 +902,7 @@ fn answers_without_receipt_stamps_stop_the_held_sleeps_and_the_report_says_so() 
 
     // The same run with stamps: checked, nearly all on time, nothing unheld.
     let ok = run_against("us", "", &["--rps", "1000", "--duration", "2s"]);
-    let s = ok.results.targets[0].stamps;
+    let s = ok.results.targets[0].accounts.stamps;
     assert!(s.checked >= 500, "{s:?}");
     assert_eq!(s.unheld, 0, "{s:?}");
     rt.block_on(e.shutdown()).unwrap();
@@ -892,7 +927,7 @@ fn timing_source_is_named() {
         assert!(t.starts_with("timerfd waits, kernel receive stamps"), "{t}");
     } else {
         assert!(t.starts_with("tokio timer waits"), "{t}");
-        assert_eq!(out.results.targets[0].stamps.checked, 0);
+        assert_eq!(out.results.targets[0].accounts.stamps.checked, 0);
     }
     assert_eq!(&saved.results.timing, t);
     let text = loadgen::report::text::render(&out.results, &[]);

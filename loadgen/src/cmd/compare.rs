@@ -192,30 +192,14 @@ mod tests {
     use crate::results::GroupKey;
 
     fn results(groups: &[(&str, &str, u64)]) -> Results {
-        let mut r = Results {
-            targets: vec![],
-            groups: Default::default(),
-            pacing: crate::hist::new_histogram(),
-            measured_secs: 1.0,
-            interrupted: false,
-            tick_ns: 0,
-            tick_auto: false,
-            timing: String::new(),
-        };
+        let mut r = Results::new(vec![]);
+        r.measured_secs = 1.0;
         for (t, v, lat) in groups {
             let mut g = GroupHist::new();
             for i in 0..100 {
                 g.corrected.record(lat + i).unwrap();
             }
-            r.groups.insert(
-                GroupKey {
-                    target: t.to_string(),
-                    region: t.to_string(),
-                    version: v.to_string(),
-                    class: "2xx".into(),
-                },
-                g,
-            );
+            r.groups.insert(GroupKey::new(t, t, v, "2xx"), g);
         }
         r
     }

@@ -218,13 +218,7 @@ impl Merge {
             });
         }
         x.requested_rps += t.requested_rps;
-        x.measured.merge(&t.measured);
-        x.warmup.merge(&t.warmup);
-        x.pool.merge(&t.pool);
-        x.folded += t.folded;
-        let _ = x.lead.add(&t.lead);
-        crate::schedule::tick::add(&mut x.ticks, &t.ticks);
-        x.stamps.merge(&t.stamps);
+        x.accounts.merge(&t.accounts);
         Ok(())
     }
 
@@ -237,21 +231,19 @@ impl Merge {
         let mut tick_ns = self.tick_ns;
         if self.tick_auto {
             // Chosen per second: report the tick most of the merged requests went at.
-            let main = crate::schedule::tick::main_tick(&self.targets);
+            let main = crate::schedule::tick::TickCounts::of_all(&self.targets).main();
             if main > 0 {
                 tick_ns = main;
             }
         }
-        let results = Results {
-            targets: self.targets,
-            groups: self.groups,
-            pacing: self.pacing.unwrap_or_else(new_histogram),
-            measured_secs: self.measured_secs,
-            interrupted: self.interrupted,
-            tick_ns,
-            tick_auto: self.tick_auto,
-            timing: self.timing.join("; "),
-        };
+        let mut results = Results::new(self.targets);
+        results.groups = self.groups;
+        results.pacing = self.pacing.unwrap_or_else(new_histogram);
+        results.measured_secs = self.measured_secs;
+        results.interrupted = self.interrupted;
+        results.tick_ns = tick_ns;
+        results.tick_auto = self.tick_auto;
+        results.timing = self.timing.join("; ");
         Ok((results, self.inputs))
     }
 }
@@ -331,26 +323,13 @@ mod tests {
         };
         SavedRun {
             path: path.into(),
-            results: Results {
-                targets: vec![TargetResult {
-                    name: "us".into(),
-                    url: url.into(),
-                    requested_rps: ok as f64 / secs,
-                    measured,
-                    warmup: Default::default(),
-                    pool: Default::default(),
-                    folded: 0,
-                    lead: crate::hist::new_histogram(),
-                    ticks: Vec::new(),
-                    stamps: Default::default(),
-                }],
-                groups: Default::default(),
-                pacing: new_histogram(),
-                measured_secs: secs,
-                interrupted: false,
-                tick_ns: 0,
-                tick_auto: false,
-                timing: String::new(),
+            results: {
+                let mut t = TargetResult::new("us", url);
+                t.requested_rps = ok as f64 / secs;
+                t.accounts.measured = measured;
+                let mut r = Results::new(vec![t]);
+                r.measured_secs = secs;
+                r
             },
             settings: serde_json::Value::Null,
             slos: vec![],
@@ -372,7 +351,7 @@ mod tests {
             run("b", "http://x/", 30, 2.5),
         ])
         .unwrap();
-        assert_eq!(m.targets[0].measured.ok, 40);
+        assert_eq!(m.targets[0].accounts.measured.ok, 40);
         // Side by side: the window is the longest shard's, not the sum.
         assert_eq!(m.measured_secs, 2.5);
         let e = merge_runs(vec![

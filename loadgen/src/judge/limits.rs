@@ -75,7 +75,7 @@ struct Evidence<'a> {
 
 impl<'a> Evidence<'a> {
     fn of(t: &'a TargetResult) -> Self {
-        let pool = &t.pool;
+        let pool = &t.accounts.pool;
         Evidence {
             pool,
             wait_p99: if pool.wait.is_empty() {
@@ -83,11 +83,12 @@ impl<'a> Evidence<'a> {
             } else {
                 pool.wait.value_at_quantile(0.99)
             },
-            dropped_cap: t.measured.dropped_cap.max(pool.dropped_at_cap),
+            dropped_cap: t.accounts.measured.dropped_cap.max(pool.dropped_at_cap),
             connect_timeouts: t
+                .accounts
                 .measured
                 .connect_timeout
-                .saturating_add(t.warmup.connect_timeout),
+                .saturating_add(t.accounts.warmup.connect_timeout),
             reached_cap: pool.queued_at_cap > 0 || pool.dropped_at_cap > 0,
         }
     }
@@ -234,10 +235,10 @@ fn loadgen_limits(
                 .to_string(),
         });
     }
-    if t.measured.dropped_behind > 0 {
+    if t.accounts.measured.dropped_behind > 0 {
         reasons.push(format!(
             "{} requests were dropped because loadgen fell more than --max-lag behind its schedule",
-            t.measured.dropped_behind
+            t.accounts.measured.dropped_behind
         ));
         advice
             .push("give loadgen more CPU: more --threads, or --tick 1ms to batch wake-ups".into());
@@ -312,8 +313,8 @@ mod tests {
         // The lab at 50000 rps on two cores: most requests dropped at the in-flight cap,
         // though the pool itself never dropped one with every connection busy.
         let mut r = results(0, 0, 31_000);
-        r.targets[0].measured.scheduled = 1000;
-        r.targets[0].measured.dropped_cap = 720;
+        r.targets[0].accounts.measured.scheduled = 1000;
+        r.targets[0].accounts.measured.dropped_cap = 720;
         let l = limits(&r);
         assert_eq!(l.len(), 1, "{l:?}");
         assert!(l[0].reasons[0].contains("720 requests were dropped at --max-in-flight"));
@@ -329,18 +330,23 @@ mod tests {
     fn waits_behind_connects_that_time_out_are_the_targets_not_loadgens() {
         // A dead region: nothing ever connected; the pool stayed far below its cap.
         let mut r = results(0, 0, 31_000);
-        r.targets[0].pool.queued_at_cap = 0;
-        r.targets[0].pool.peak = 64;
-        r.targets[0].pool.cap = 4096;
-        r.targets[0].pool.wait.record_n(4_000_000, 100).unwrap();
-        r.targets[0].measured.connect_timeout = 1000;
+        r.targets[0].accounts.pool.queued_at_cap = 0;
+        r.targets[0].accounts.pool.peak = 64;
+        r.targets[0].accounts.pool.cap = 4096;
+        r.targets[0]
+            .accounts
+            .pool
+            .wait
+            .record_n(4_000_000, 100)
+            .unwrap();
+        r.targets[0].accounts.measured.connect_timeout = 1000;
         let l = limits(&r);
         assert_eq!(l.len(), 1, "{l:?}");
         assert_eq!(l[0].by, By::Target);
         assert!(l[0].advice.contains("not accepting"), "{}", l[0].advice);
         assert!(generator_limits(&r).is_empty());
         // The same waits at the pool's cap are loadgen's again.
-        r.targets[0].pool.queued_at_cap = 10;
+        r.targets[0].accounts.pool.queued_at_cap = 10;
         assert_eq!(generator_limits(&r).len(), 1);
     }
 }

@@ -48,7 +48,7 @@ pub fn checks(r: &Results) -> Vec<TickCheck> {
     r.targets
         .iter()
         .filter_map(|t| {
-            if t.lead.len() < MIN_LEADS {
+            if t.accounts.lead.len() < MIN_LEADS {
                 return None;
             }
             let mut all = crate::hist::new_histogram();
@@ -60,7 +60,7 @@ pub fn checks(r: &Results) -> Vec<TickCheck> {
             if all.is_empty() {
                 return None;
             }
-            let first = t.lead.value_at_quantile(0.5);
+            let first = t.accounts.lead.value_at_quantile(0.5);
             let overall = all.value_at_quantile(0.5);
             let shift = overall as i64 - first as i64;
             let bound = (overall as f64 * SHARE).max(FLOOR_US).round() as u64;
@@ -71,7 +71,7 @@ pub fn checks(r: &Results) -> Vec<TickCheck> {
                 shift_us: shift,
                 bound_us: bound,
                 within: shift.unsigned_abs() <= bound,
-                first_count: t.lead.len(),
+                first_count: t.accounts.lead.len(),
             })
         })
         .collect()

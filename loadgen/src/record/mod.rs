@@ -462,12 +462,7 @@ mod tests {
         assert!(targets[1].lead.is_empty());
         // 2xx v1, 2xx v2, 5xx v1, 5xx v2; warm-up is not in the histograms.
         assert_eq!(groups.len(), 4);
-        let k = GroupKey {
-            target: "us".into(),
-            region: "us".into(),
-            version: "v1".into(),
-            class: "2xx".into(),
-        };
+        let k = GroupKey::new("us", "us", "v1", "2xx");
         assert_eq!(groups[&k].corrected.len(), 4);
         assert!(groups[&k].corrected.min() >= 2000);
         assert!(groups[&k].service.max() < 1100);

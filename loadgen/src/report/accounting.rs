@@ -14,13 +14,17 @@ use crate::results::{Accounting, Results};
 pub(crate) fn write(out: &mut String, r: &Results, wide: bool, width: u16) {
     // Accounting: one sentence when every request was answered below 400.
     let clean = r.targets.iter().all(|t| {
-        [&t.measured, &t.warmup]
+        [&t.accounts.measured, &t.accounts.warmup]
             .iter()
             .all(|a| a.ok == a.scheduled && a.bucket_sum() == a.scheduled)
     });
     if clean && !wide {
-        let scheduled: u64 = r.targets.iter().map(|t| t.measured.scheduled).sum();
-        let warm: u64 = r.targets.iter().map(|t| t.warmup.scheduled).sum();
+        let scheduled: u64 = r
+            .targets
+            .iter()
+            .map(|t| t.accounts.measured.scheduled)
+            .sum();
+        let warm: u64 = r.targets.iter().map(|t| t.accounts.warmup.scheduled).sum();
         let _ = writeln!(
             out,
             "\nAccounting: all {scheduled} scheduled requests{} answered below 400;\n\
@@ -64,7 +68,10 @@ pub(crate) fn write(out: &mut String, r: &Results, wide: bool, width: u16) {
         ]);
     }
     for t in &r.targets {
-        for (phase, a) in [("measured", &t.measured), ("warm-up", &t.warmup)] {
+        for (phase, a) in [
+            ("measured", &t.accounts.measured),
+            ("warm-up", &t.accounts.warmup),
+        ] {
             if phase == "warm-up" && a.scheduled == 0 {
                 continue;
             }

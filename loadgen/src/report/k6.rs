@@ -101,9 +101,17 @@ fn threshold_home(slo: &Slo) -> (String, String) {
 pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
     let secs = r.measured_secs;
     let rate = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let completed: u64 = r.targets.iter().map(|t| t.measured.completed()).sum();
-    let failed: u64 = r.targets.iter().map(|t| t.measured.failed()).sum();
-    let dropped: u64 = r.targets.iter().map(|t| t.measured.dropped()).sum();
+    let completed: u64 = r
+        .targets
+        .iter()
+        .map(|t| t.accounts.measured.completed())
+        .sum();
+    let failed: u64 = r.targets.iter().map(|t| t.accounts.measured.failed()).sum();
+    let dropped: u64 = r
+        .targets
+        .iter()
+        .map(|t| t.accounts.measured.dropped())
+        .sum();
     let fail_rate = if completed > 0 {
         failed as f64 / completed as f64
     } else {
@@ -155,7 +163,10 @@ pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
         json!({"count": completed, "rate": rate(completed)}),
     );
     let (sent, received) = r.targets.iter().fold((0, 0), |(s, rc), t| {
-        (s + t.pool.bytes_sent, rc + t.pool.bytes_received)
+        (
+            s + t.accounts.pool.bytes_sent,
+            rc + t.accounts.pool.bytes_received,
+        )
     });
     metrics.insert(
         "data_sent".into(),
@@ -207,38 +218,13 @@ mod tests {
         for v in 1..=1000u64 {
             g.corrected.record(v * 100).unwrap();
         }
-        let mut r = Results {
-            targets: vec![TargetResult {
-                name: "us".into(),
-                url: "http://127.0.0.1/".into(),
-                requested_rps: 1000.0,
-                measured: Default::default(),
-                warmup: Default::default(),
-                pool: Default::default(),
-                folded: 0,
-                lead: crate::hist::new_histogram(),
-                ticks: Vec::new(),
-                stamps: Default::default(),
-            }],
-            groups: Default::default(),
-            pacing: new_histogram(),
-            measured_secs: 1.0,
-            interrupted: false,
-            tick_ns: 0,
-            tick_auto: false,
-            timing: String::new(),
-        };
-        r.targets[0].measured.scheduled = 1000;
-        r.targets[0].measured.ok = 1000;
-        r.groups.insert(
-            GroupKey {
-                target: "us".into(),
-                region: "us".into(),
-                version: "v1".into(),
-                class: "2xx".into(),
-            },
-            g,
-        );
+        let mut t = TargetResult::new("us", "http://127.0.0.1/");
+        t.requested_rps = 1000.0;
+        let mut r = Results::new(vec![t]);
+        r.measured_secs = 1.0;
+        r.targets[0].accounts.measured.scheduled = 1000;
+        r.targets[0].accounts.measured.ok = 1000;
+        r.groups.insert(GroupKey::new("us", "us", "v1", "2xx"), g);
         let mut slos = crate::judge::slo::parse::parse("p95<200ms").unwrap();
         slos.extend(
             crate::judge::slo::parse::parse("http_req_duration{target:us}: p(99)<50").unwrap(),

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 
 use crate::judge::tick;
 use crate::results::Results;
+use crate::schedule::tick::TickCounts;
 use crate::stamps::StampCounts;
 use crate::units::fmt_us;
 
@@ -33,7 +34,7 @@ pub fn lines(out: &mut String, r: &Results) {
         let _ = writeln!(out, "timing: {}", r.timing);
     }
     for t in &r.targets {
-        if let Some(line) = stamp_line(&t.name, &t.stamps) {
+        if let Some(line) = stamp_line(&t.name, &t.accounts.stamps) {
             let _ = writeln!(out, "{line}");
         }
     }
@@ -63,10 +64,7 @@ fn stamp_line(name: &str, s: &StampCounts) -> Option<String> {
 
 /// `2.00ms for 96% of requests, 500µs for 4%`: the ticks `--tick auto` chose, most used first.
 fn tick_shares(r: &Results) -> String {
-    let mut all: Vec<(u64, u64)> = Vec::new();
-    for t in &r.targets {
-        crate::schedule::tick::add(&mut all, &t.ticks);
-    }
+    let mut all: Vec<(u64, u64)> = TickCounts::of_all(&r.targets).iter().collect();
     let total: u64 = all.iter().map(|(_, n)| n).sum();
     if total == 0 {
         return "no measured requests".into();

@@ -173,7 +173,7 @@ fn latency_table(r: &Results, style: &Style) -> Table {
         for ((region, version), (g, errors)) in &rows {
             push(region, version, g, g.corrected.len(), *errors, "-".into());
         }
-        let a = &t.measured;
+        let a = &t.accounts.measured;
         push(
             "(all)",
             "(all)",
@@ -194,7 +194,7 @@ fn latency_table(r: &Results, style: &Style) -> Table {
 /// Per target: the rate achieved, how its connections and lookups went, and its warnings.
 fn target_lines(out: &mut String, r: &Results) {
     for t in &r.targets {
-        let a = &t.measured;
+        let a = &t.accounts.measured;
         let achieved = r.per_sec(a.scheduled - a.dropped());
         if a.rate_missed() {
             let _ = writeln!(
@@ -225,14 +225,14 @@ fn target_lines(out: &mut String, r: &Results) {
                 a.dropped()
             );
         }
-        if t.folded > 0 {
+        if t.accounts.folded > 0 {
             let _ = writeln!(
                 out,
                 "  WARNING {}: {} responses carried more distinct region/version values than --max-groups keeps; they are counted under region and version \"other\"",
-                t.name, t.folded
+                t.name, t.accounts.folded
             );
         }
-        let pool = &t.pool;
+        let pool = &t.accounts.pool;
         if pool.cap > 0 {
             let _ = writeln!(
                 out,
@@ -256,7 +256,7 @@ fn target_lines(out: &mut String, r: &Results) {
             );
         }
         if let Some(e) = &pool.tls_error {
-            let failed = t.measured.tls + t.warmup.tls;
+            let failed = t.accounts.measured.tls + t.accounts.warmup.tls;
             let _ = writeln!(
                 out,
                 "  TLS FAILED for {}: {failed} requests failed in TLS; last error: {e}",
@@ -270,12 +270,12 @@ fn target_lines(out: &mut String, r: &Results) {
                 t.name, pool.unasked
             );
         }
-        if t.measured.dns + t.warmup.dns > 0 {
+        if t.accounts.measured.dns + t.accounts.warmup.dns > 0 {
             let _ = writeln!(
                 out,
                 "  DNS FAILED for {}: {} requests found no address to connect to",
                 t.name,
-                t.measured.dns + t.warmup.dns
+                t.accounts.measured.dns + t.accounts.warmup.dns
             );
         }
         if pool.lookups > 0 {

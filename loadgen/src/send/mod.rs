@@ -233,18 +233,7 @@ impl EngineOutput {
         let mut targets: Vec<TargetResult> = cfg
             .targets
             .iter()
-            .map(|t| TargetResult {
-                name: t.name.clone(),
-                url: t.url.to_string(),
-                requested_rps: 0.0,
-                measured: Default::default(),
-                warmup: Default::default(),
-                pool: Default::default(),
-                folded: 0,
-                lead: new_histogram(),
-                ticks: Vec::new(),
-                stamps: Default::default(),
-            })
+            .map(|t| TargetResult::new(&t.name, &t.url.to_string()))
             .collect();
         let mut groups: std::collections::BTreeMap<GroupKey, GroupHist> = Default::default();
         let mut pacing = new_histogram();
@@ -253,13 +242,7 @@ impl EngineOutput {
             let got = rec.into_recorded(&names);
             timeline.merge(got.timeline);
             for (t, a) in targets.iter_mut().zip(got.targets) {
-                t.measured.merge(&a.measured);
-                t.warmup.merge(&a.warmup);
-                t.pool.merge(&a.pool);
-                t.folded += a.folded;
-                let _ = t.lead.add(&a.lead);
-                crate::schedule::tick::add(&mut t.ticks, &a.ticks);
-                t.stamps.merge(&a.stamps);
+                t.accounts.merge(&a);
             }
             for (k, h) in got.groups {
                 groups.entry(k).or_default().merge(&h);
@@ -275,13 +258,15 @@ impl EngineOutput {
             - ago;
         // With `--tick auto`, the tick most requests went at (at least where it started).
         let tick_ns = if cfg.tick_auto {
-            crate::schedule::tick::main_tick(&targets).max(cfg.tick.as_nanos() as u64)
+            crate::schedule::tick::TickCounts::of_all(&targets)
+                .main()
+                .max(cfg.tick.as_nanos() as u64)
         } else {
             cfg.tick.as_nanos() as u64
         };
         for t in &mut targets {
             t.requested_rps = if measured_secs > 0.0 {
-                t.measured.scheduled as f64 / measured_secs
+                t.accounts.measured.scheduled as f64 / measured_secs
             } else {
                 0.0
             };

@@ -375,7 +375,7 @@ fn dispatch(
             return;
         }
         if !due.warmup {
-            crate::schedule::tick::count(&mut rec.targets[ti].ticks, tick_ns);
+            rec.targets[ti].ticks.count(tick_ns);
             // Pacing lag: due time to hand-over (to a connection, a new connection, the
             // queue for a busy one, or the drop counter): the generator's own delay.
             rec.pacing_lag(lag, now);

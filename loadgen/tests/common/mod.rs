@@ -46,18 +46,18 @@ pub fn config(words: &[&str]) -> RunConfig {
 pub fn assert_sums(r: &Results) {
     for t in &r.targets {
         assert_eq!(
-            t.measured.bucket_sum(),
-            t.measured.scheduled,
+            t.accounts.measured.bucket_sum(),
+            t.accounts.measured.scheduled,
             "{}: {:?}",
             t.name,
-            t.measured
+            t.accounts.measured
         );
         assert_eq!(
-            t.warmup.bucket_sum(),
-            t.warmup.scheduled,
+            t.accounts.warmup.bucket_sum(),
+            t.accounts.warmup.scheduled,
             "{}: {:?}",
             t.name,
-            t.warmup
+            t.accounts.warmup
         );
     }
 }

@@ -183,7 +183,7 @@ fn measure(slo: &Slo, r: &Results) -> Result<f64, String> {
             .sum()
     };
     let sum = |f: &dyn Fn(&crate::results::Accounting) -> u64| -> u64 {
-        targets.iter().map(|t| f(&t.measured)).sum()
+        targets.iter().map(|t| f(&t.accounts.measured)).sum()
     };
     match slo.metric {
         m if m.is_latency() => {

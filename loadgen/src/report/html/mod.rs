@@ -164,7 +164,7 @@ pub fn render(
     }
     o.push_str("</table>\n");
     for t in &r.targets {
-        let a = &t.measured;
+        let a = &t.accounts.measured;
         let _ = writeln!(
             o,
             "<p>{}: scheduled {}, ok {}, failed {}, dropped {}, cancelled {}</p>",

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use super::{decode, FORMAT};
 use crate::hist::{HIGHEST_US, SIGFIG};
 use crate::pool::PoolStats;
-use crate::results::{Accounting, GroupHist, GroupKey, Results, TargetResult};
+use crate::results::{Accounting, GroupHist, GroupKey, Results, TargetAccounts, TargetResult};
+use crate::schedule::tick::TickCounts;
 
 /// Why a saved report cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -332,21 +333,23 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             Some(h) => hdr(&format!("{}/first of tick", t.name), &h.hdr)?,
             None => crate::hist::new_histogram(),
         };
+        let mut ticks = TickCounts::default();
+        for x in &t.ticks {
+            ticks.count_n((x.tick_us * 1000.0).round() as u64, x.requests);
+        }
         targets.push(TargetResult {
             name: t.name,
             url: t.url,
             requested_rps: t.requested_rps,
-            measured: t.accounting,
-            warmup: t.warmup,
-            pool,
-            folded: t.groups_folded,
-            lead,
-            ticks: t
-                .ticks
-                .iter()
-                .map(|x| ((x.tick_us * 1000.0).round() as u64, x.requests))
-                .collect(),
-            stamps: t.arrival_stamps,
+            accounts: TargetAccounts {
+                measured: t.accounting,
+                warmup: t.warmup,
+                pool,
+                folded: t.groups_folded,
+                lead,
+                ticks,
+                stamps: t.arrival_stamps,
+            },
         });
     }
     Ok(SavedRun {

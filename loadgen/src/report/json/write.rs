@@ -165,44 +165,46 @@ pub fn to_json_with(
                 name: &t.name,
                 url: &t.url,
                 requested_rps: t.requested_rps,
-                achieved_rps: r.per_sec(t.measured.scheduled - t.measured.dropped()),
-                rate_missed: t.measured.rate_missed(),
+                achieved_rps: r
+                    .per_sec(t.accounts.measured.scheduled - t.accounts.measured.dropped()),
+                rate_missed: t.accounts.measured.rate_missed(),
                 generator_limited: limits
                     .iter()
                     .any(|l| l.target == t.name && l.by == By::Loadgen),
-                groups_folded: t.folded,
-                accounting: &t.measured,
-                warmup: &t.warmup,
+                groups_folded: t.accounts.folded,
+                accounting: &t.accounts.measured,
+                warmup: &t.accounts.warmup,
                 connections: JsonPool {
-                    opened: t.pool.opened,
-                    peak: t.pool.peak,
-                    cap: t.pool.cap,
-                    queued_at_cap: t.pool.queued_at_cap,
-                    dropped_at_cap: t.pool.dropped_at_cap,
-                    expired_waiting: t.pool.expired_waiting,
-                    fd_exhausted: t.pool.fd_exhausted,
-                    fd_limited: t.pool.fd_limited,
-                    unasked: t.pool.unasked,
-                    wait: summary(&t.pool.wait),
-                    dns_lookups: t.pool.lookups,
-                    dns_failures: t.pool.lookup_failures,
-                    dns_changes: t.pool.address_changes,
-                    tls_handshakes: t.pool.handshakes,
-                    tls_resumed: t.pool.resumed,
-                    tls_error: t.pool.tls_error.as_deref(),
-                    bytes_sent: t.pool.bytes_sent,
-                    bytes_received: t.pool.bytes_received,
+                    opened: t.accounts.pool.opened,
+                    peak: t.accounts.pool.peak,
+                    cap: t.accounts.pool.cap,
+                    queued_at_cap: t.accounts.pool.queued_at_cap,
+                    dropped_at_cap: t.accounts.pool.dropped_at_cap,
+                    expired_waiting: t.accounts.pool.expired_waiting,
+                    fd_exhausted: t.accounts.pool.fd_exhausted,
+                    fd_limited: t.accounts.pool.fd_limited,
+                    unasked: t.accounts.pool.unasked,
+                    wait: summary(&t.accounts.pool.wait),
+                    dns_lookups: t.accounts.pool.lookups,
+                    dns_failures: t.accounts.pool.lookup_failures,
+                    dns_changes: t.accounts.pool.address_changes,
+                    tls_handshakes: t.accounts.pool.handshakes,
+                    tls_resumed: t.accounts.pool.resumed,
+                    tls_error: t.accounts.pool.tls_error.as_deref(),
+                    bytes_sent: t.accounts.pool.bytes_sent,
+                    bytes_received: t.accounts.pool.bytes_received,
                 },
-                first_of_tick: summary(&t.lead),
+                first_of_tick: summary(&t.accounts.lead),
                 ticks: t
+                    .accounts
                     .ticks
                     .iter()
-                    .map(|&(tick, requests)| JsonTicks {
+                    .map(|(tick, requests)| JsonTicks {
                         tick_us: tick as f64 / 1000.0,
                         requests,
                     })
                     .collect(),
-                arrival_stamps: &t.stamps,
+                arrival_stamps: &t.accounts.stamps,
             })
             .collect(),
         groups: r
