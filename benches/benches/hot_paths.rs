@@ -272,7 +272,7 @@ fn slo(c: &mut Criterion) {
     g.bench_function("evaluate_five_on_four_groups", |b| {
         b.iter(|| {
             for s in &slos {
-                black_box(loadgen::judge::slo::evaluate(s, &results));
+                black_box(loadgen::judge::slo::evaluate(s, &results, &[]));
             }
         })
     });

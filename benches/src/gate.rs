@@ -281,6 +281,7 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow
     let (lg, ec) = (per_req(loadgen_cpu), per_req(echo_cpu));
 
     let checks: Vec<Check> = outcome
+        .judgement
         .verdicts
         .iter()
         .map(|v| Check {

@@ -332,11 +332,11 @@ impl Timeline {
     }
 
     /// The decoded histogram of one slice (its workers added).
-    pub fn histogram(parts: &[Vec<u8>]) -> Histogram<u64> {
+    pub fn histogram<P: AsRef<[u8]>>(parts: &[P]) -> Histogram<u64> {
         let mut h = new_histogram();
         let mut de = hdrhistogram::serialization::Deserializer::new();
         for p in parts {
-            if let Ok(x) = de.deserialize::<u64, _>(&mut p.as_slice()) {
+            if let Ok(x) = de.deserialize::<u64, _>(&mut p.as_ref()) {
                 let _ = h.add(&x);
             }
         }

@@ -124,7 +124,7 @@ fn the_report_keeps_its_shape() {
             "dropped==0",
         ],
     );
-    let text = loadgen::report::text::render(&out.results, &out.verdicts);
+    let text = loadgen::report::text::render(&out.results, &out.judgement);
     let got = shape(&text);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/report.txt");
     if std::env::var_os("LOADGEN_GOLDEN_RECORD").is_some() {
@@ -142,7 +142,7 @@ fn the_report_fits_the_terminal_and_wide_shows_every_column() {
     let width = |s: &str| s.lines().map(|l| l.chars().count()).max().unwrap_or(0);
     let compact = render_styled(
         &out.results,
-        &out.verdicts,
+        &out.judgement,
         &Style {
             wide: false,
             width: 100,
@@ -161,7 +161,7 @@ fn the_report_fits_the_terminal_and_wide_shows_every_column() {
     // Narrower: the tables wrap inside their cells instead of breaking the grid.
     let narrow = render_styled(
         &out.results,
-        &out.verdicts,
+        &out.judgement,
         &Style {
             wide: false,
             width: 70,
@@ -177,7 +177,7 @@ fn the_report_fits_the_terminal_and_wide_shows_every_column() {
     assert!(tables(&narrow) <= 70, "{narrow}");
     let wide = render_styled(
         &out.results,
-        &out.verdicts,
+        &out.judgement,
         &Style {
             wide: true,
             width: 100,

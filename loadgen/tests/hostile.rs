@@ -51,7 +51,7 @@ fn new_versions_beyond_the_cap_fold_into_other() {
         .map(|(_, g)| g.corrected.len())
         .unwrap();
     assert_eq!(other, 292);
-    let text = loadgen::report::text::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.judgement);
     assert!(
         text.contains("292 responses carried more distinct region/version values"),
         "{text}"
@@ -204,7 +204,7 @@ fn a_late_unsolicited_response_is_never_taken_for_the_next_answer() {
         "{:?}",
         r.targets[0].accounts.pool
     );
-    let text = loadgen::report::text::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.judgement);
     assert!(text.contains("held an answer nobody asked for"), "{text}");
 }
 

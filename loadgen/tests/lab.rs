@@ -49,7 +49,7 @@ fn errors(o: &LabOutcome, name: &str) -> u64 {
 #[test]
 fn baseline_serves_each_region_locally_with_a_tenth_on_v2() {
     let o = lab(&["--duration", "2s"]);
-    assert_eq!(o.run.exit_code, 0);
+    assert_eq!(o.run.judgement.exit_code, 0);
     assert_eq!(o.story.phases.len(), 1, "no events, one phase");
     for region in ["us", "eu"] {
         let t = target(&o.story.phases[0], region);
@@ -137,7 +137,10 @@ fn pod_kill_with_readiness_and_drain_loses_no_request() {
         o.events
     );
     assert_eq!(errors(&o, "us") + errors(&o, "eu"), 0, "{:#?}", o.story);
-    assert_eq!(o.run.exit_code, 0, "errors==0 and the lab's SLOs hold");
+    assert_eq!(
+        o.run.judgement.exit_code, 0,
+        "errors==0 and the lab's SLOs hold"
+    );
     let killed = after(&o, "us-v1-0: pod killed");
     assert!(target(killed, "us").region_share("us") > 0.999);
     assert!(target(killed, "us").version_share("v1") > 0.85);
@@ -158,7 +161,7 @@ const CANARY: [&str; 8] = [
 #[test]
 fn canary_moves_v2_through_the_rollout_steps() {
     let o = lab(&CANARY);
-    assert_eq!(o.run.exit_code, 0);
+    assert_eq!(o.run.judgement.exit_code, 0);
     assert!((target(&o.story.phases[0], "us").version_share("v2") - 0.10).abs() < 0.05);
     for (event, share) in [
         ("canary: v2 weight 50%", 0.5),
@@ -176,9 +179,10 @@ fn canary_moves_v2_through_the_rollout_steps() {
 #[test]
 fn a_failing_canary_is_aborted_and_the_slo_gate_fails() {
     let o = lab(&[&CANARY[..], &["--v2-errors"]].concat());
-    assert_eq!(o.run.exit_code, 99);
+    assert_eq!(o.run.judgement.exit_code, 99);
     let failed: Vec<&str> = o
         .run
+        .judgement
         .verdicts
         .iter()
         .filter(|v| !v.pass)
@@ -226,9 +230,10 @@ fn chaos_latency_raises_eu_p99_for_the_window_only() {
     assert!(before < 80_000, "{before}");
     assert!(target(during, "us").p99_us < 80_000, "us is not affected");
     assert_eq!(errors(&o, "eu"), 0);
-    assert_eq!(o.run.exit_code, 99);
+    assert_eq!(o.run.judgement.exit_code, 99);
     let eu_gate = o
         .run
+        .judgement
         .verdicts
         .iter()
         .find(|v| v.slo.starts_with("p99{target:eu}"))
@@ -236,6 +241,7 @@ fn chaos_latency_raises_eu_p99_for_the_window_only() {
     assert!(!eu_gate.pass, "{eu_gate:?}");
     let overall = o
         .run
+        .judgement
         .verdicts
         .iter()
         .find(|v| v.slo == "p99<250ms")

@@ -68,8 +68,12 @@ fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
     assert!(pool.peak >= 90 && pool.peak <= 400, "{pool:?}");
     assert!(pool.opened >= pool.peak / 2, "{pool:?}");
     assert!(loadgen::judge::limits::limits(r).is_empty());
-    assert_eq!(out.exit_code, EXIT_OK, "{:?}", out.verdicts);
-    let text = loadgen::report::text::render(r, &out.verdicts);
+    assert_eq!(
+        out.judgement.exit_code, EXIT_OK,
+        "{:?}",
+        out.judgement.verdicts
+    );
+    let text = loadgen::report::text::render(r, &out.judgement);
     assert!(text.contains("connections for eu: opened"), "{text}");
     assert!(!text.contains("LOADGEN LIMITED"), "{text}");
 }
@@ -126,16 +130,21 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     assert!(l.advice.contains("--connections"), "{l:?}");
 
     // The gate meant to catch this fails, while the latency SLO alone would have passed.
-    assert_eq!(out.exit_code, EXIT_SLO_FAILED);
+    assert_eq!(out.judgement.exit_code, EXIT_SLO_FAILED);
     let gate = out
+        .judgement
         .verdicts
         .iter()
         .find(|v| v.slo == "generator_limited==0")
         .unwrap();
     assert!(!gate.pass, "{gate:?}");
-    assert!(out.verdicts.iter().any(|v| v.slo == "p99<10s" && v.pass));
+    assert!(out
+        .judgement
+        .verdicts
+        .iter()
+        .any(|v| v.slo == "p99<10s" && v.pass));
 
-    let text = loadgen::report::text::render(r, &out.verdicts);
+    let text = loadgen::report::text::render(r, &out.judgement);
     assert!(text.contains("LOADGEN LIMITED THIS RUN for eu"), "{text}");
     assert!(
         text.contains("waited in loadgen for a free connection"),

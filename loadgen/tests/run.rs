@@ -156,6 +156,7 @@ fn http_errors_by_status_and_slo_verdicts() {
         .groups
         .contains_key(&GroupKey::new("us", "us", "v1", "5xx")));
     let verdicts: Vec<_> = out
+        .judgement
         .verdicts
         .iter()
         .map(|v| (v.slo.as_str(), v.pass))
@@ -175,12 +176,13 @@ fn http_errors_by_status_and_slo_verdicts() {
         .collect();
     assert_eq!(verdicts, want);
     let no_data = out
+        .judgement
         .verdicts
         .iter()
         .find(|v| v.slo == "p99{region:eu}<10s")
         .unwrap();
     assert!(no_data.detail.contains("no data"), "{}", no_data.detail);
-    assert_eq!(out.exit_code, EXIT_SLO_FAILED);
+    assert_eq!(out.judgement.exit_code, EXIT_SLO_FAILED);
 }
 
 #[test]
@@ -206,7 +208,7 @@ fn passing_slos_exit_zero_and_json_carries_histograms() {
     ]);
     let out = execute(cfg, false).unwrap();
     rt.block_on(e.shutdown()).unwrap();
-    assert_eq!(out.exit_code, EXIT_OK);
+    assert_eq!(out.judgement.exit_code, EXIT_OK);
     let v: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     std::fs::remove_file(&json).ok();
@@ -255,8 +257,8 @@ fn overloaded_target_counts_dropped_and_reports_the_missed_rate() {
     // At most 4 outstanding while each takes 300 ms: most requests cannot be admitted.
     assert!(a.dropped_cap >= 50, "{a:?}");
     assert!(a.ok >= 4, "{a:?}");
-    assert_eq!(out.exit_code, EXIT_SLO_FAILED);
-    let text = loadgen::report::text::render(r, &out.verdicts);
+    assert_eq!(out.judgement.exit_code, EXIT_SLO_FAILED);
+    let text = loadgen::report::text::render(r, &out.judgement);
     assert!(text.contains("target rate missed for us"), "{text}");
     // Latency is measured from the schedule: queueing behind 2 connections shows.
     let g = &r.groups[&GroupKey::new("us", "us", "v1", "2xx")];
@@ -291,8 +293,8 @@ fn refused_connections_are_counted() {
     assert_eq!(r.targets[0].accounts.warmup.refused, 10);
     assert!(r.groups.is_empty());
     // No responses: the latency SLO has no data and fails.
-    assert!(!out.verdicts[0].pass);
-    assert_eq!(out.exit_code, EXIT_SLO_FAILED);
+    assert!(!out.judgement.verdicts[0].pass);
+    assert_eq!(out.judgement.exit_code, EXIT_SLO_FAILED);
 }
 
 #[test]
@@ -685,7 +687,7 @@ fn a_coarse_tick_moves_the_intended_time_and_never_adds_its_wait_to_latency() {
     assert_eq!(coarse.results.tick_ns, 20_000_000);
     assert_eq!(exact.results.tick_ns, 0);
 
-    let text = |r| loadgen::report::text::render(r, &[]);
+    let text = |r| loadgen::report::text::render(r, &loadgen::judge::judge(&[], r));
     assert!(
         text(&coarse.results).contains("schedule: coarsened to 20.00ms ticks"),
         "{}",
@@ -756,7 +758,7 @@ fn auto_ticks_coarsen_for_a_far_target_and_stay_honest() {
     assert_eq!(r.tick_ns, 2_000_000);
     let c = loadgen::judge::tick::checks(r);
     assert!(c.len() == 1 && c[0].within, "{c:?}");
-    let text = loadgen::report::text::render(r, &[]);
+    let text = loadgen::report::text::render(r, &loadgen::judge::judge(&[], r));
     assert!(text.contains("--tick auto chose 2.00ms for"), "{text}");
     // A fixed tick stays put whatever the target.
     let fixed = run_against(
@@ -839,7 +841,7 @@ fn the_tick_check_warns_when_a_tick_s_burst_queues_in_the_server() {
         )
         .unwrap()
     };
-    let text = |r| loadgen::report::text::render(r, &[]);
+    let text = |r| loadgen::report::text::render(r, &loadgen::judge::judge(&[], r));
 
     // 250 rps in 20 ms ticks: five at once, the fifth served about 4 ms after the first.
     let burst = run("250", "3s");
@@ -930,6 +932,7 @@ fn timing_source_is_named() {
         assert_eq!(out.results.targets[0].accounts.stamps.checked, 0);
     }
     assert_eq!(&saved.results.timing, t);
-    let text = loadgen::report::text::render(&out.results, &[]);
+    let text =
+        loadgen::report::text::render(&out.results, &loadgen::judge::judge(&[], &out.results));
     assert!(text.contains(&format!("timing: {t}")), "{text}");
 }

@@ -271,7 +271,7 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let (verdicts, exit_code) = crate::judge::judge(&slos, &results);
+    let judgement = crate::judge::judge(&slos, &results);
     crate::report::console::note(format_args!(
         "loadgen: merged {} report(s): {}",
         inputs.len(),
@@ -298,8 +298,7 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
     crate::report::finish(&crate::report::Finish {
         results: &results,
         slos: &slos,
-        verdicts: &verdicts,
-        exit_code,
+        judgement: &judgement,
         settings,
         json: args.json.as_deref(),
         exports: &args.exports,
@@ -307,7 +306,7 @@ pub fn run_merge(args: &MergeArgs) -> anyhow::Result<u8> {
         events: &[],
         story: None,
     })?;
-    Ok(exit_code)
+    Ok(judgement.exit_code)
 }
 
 #[cfg(test)]

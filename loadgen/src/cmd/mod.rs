@@ -24,7 +24,7 @@ pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Some(Command::Compare(args)) => compare::run_compare(&args),
         None => {
             let cfg = RunConfig::from_args(&cli.run)?;
-            Ok(run::execute(cfg, true)?.exit_code)
+            Ok(run::execute(cfg, true)?.judgement.exit_code)
         }
     }
 }

@@ -10,7 +10,7 @@ use anyhow::Context as _;
 use tokio::sync::watch;
 
 use crate::config::RunConfig;
-use crate::judge::slo::Verdict;
+use crate::judge::Judgement;
 use crate::live;
 use crate::report::console;
 use crate::report::story::{self, Story};
@@ -22,8 +22,8 @@ use crate::send;
 #[derive(Debug)]
 pub struct RunOutcome {
     pub results: Results,
-    pub verdicts: Vec<Verdict>,
-    pub exit_code: u8,
+    /// The SLO verdicts, the exit code they decide and what limited the run.
+    pub judgement: Judgement,
     /// Corrected latency per interval and group.
     pub timeline: Timeline,
     /// What happened between the events a scenario marked (`None`: no events).
@@ -108,9 +108,12 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         ));
     }
     let (stop_tx, stop_rx) = watch::channel(false);
+    let target_names: Vec<String> = cfg.targets.iter().map(|t| t.name.clone()).collect();
+    let drawn = live::progress::Progress::drawn(cfg.progress);
     let live = {
         let l = live::Live::new(cfg.threads);
-        Arc::new(if cfg.metrics_addr.is_some() {
+        // The progress line shows who serves each target, from the same snapshots.
+        Arc::new(if cfg.metrics_addr.is_some() || drawn {
             l.with_detail()
         } else {
             l
@@ -119,8 +122,11 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
     // Served for the whole run, including the report phase below.
     let _metrics = match cfg.metrics_addr {
         Some(addr) => {
-            let names = cfg.targets.iter().map(|t| t.name.clone()).collect();
-            let server = control.block_on(live::metrics::serve(addr, live.clone(), names))?;
+            let server = control.block_on(live::metrics::serve(
+                addr,
+                live.clone(),
+                target_names.clone(),
+            ))?;
             console::note(format_args!(
                 "loadgen: Prometheus metrics on http://{}/metrics",
                 server.addr
@@ -129,8 +135,12 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         }
         None => None,
     };
-    let progress =
-        live::progress::Progress::start(cfg.progress, &live, cfg.warmup + cfg.measured_duration());
+    let progress = live::progress::Progress::start(
+        drawn,
+        &live,
+        &target_names,
+        cfg.warmup + cfg.measured_duration(),
+    );
     let out = control.block_on(async {
         let signals = tokio::spawn(async move {
             if stop_on_signals {
@@ -152,7 +162,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
     progress.finish();
 
     let (results, timeline) = out.into_results(&cfg, &plans);
-    let (verdicts, exit_code) = crate::judge::judge(&cfg.slos, &results);
+    let judgement = crate::judge::judge(&cfg.slos, &results);
     let events = cfg.events.snapshot();
     let story = (!events.is_empty()).then(|| {
         let names: Vec<String> = results.targets.iter().map(|t| t.name.clone()).collect();
@@ -161,8 +171,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
     crate::report::finish(&crate::report::Finish {
         results: &results,
         slos: &cfg.slos,
-        verdicts: &verdicts,
-        exit_code,
+        judgement: &judgement,
         settings: cfg.settings_json(),
         json: cfg.json.as_deref(),
         exports: &cfg.exports,
@@ -172,8 +181,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
     })?;
     Ok(RunOutcome {
         results,
-        verdicts,
-        exit_code,
+        judgement,
         timeline,
         story,
     })

@@ -252,14 +252,6 @@ pub fn limits(r: &Results) -> Vec<Limit> {
     r.targets.iter().filter_map(|t| judge(r, t)).collect()
 }
 
-/// The targets on which loadgen itself limited the run (the `generator_limited` SLO).
-pub fn generator_limits(r: &Results) -> Vec<Limit> {
-    limits(r)
-        .into_iter()
-        .filter(|l| l.by == By::Loadgen)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -344,9 +336,9 @@ mod tests {
         assert_eq!(l.len(), 1, "{l:?}");
         assert_eq!(l[0].by, By::Target);
         assert!(l[0].advice.contains("not accepting"), "{}", l[0].advice);
-        assert!(generator_limits(&r).is_empty());
+        assert!(!crate::judge::judge(&[], &r).generator_limited(None));
         // The same waits at the pool's cap are loadgen's again.
         r.targets[0].accounts.pool.queued_at_cap = 10;
-        assert_eq!(generator_limits(&r).len(), 1);
+        assert!(crate::judge::judge(&[], &r).generator_limited(Some("eu")));
     }
 }

@@ -38,10 +38,42 @@ pub fn verdict_code(verdicts: &[Verdict]) -> u8 {
     }
 }
 
-/// Judges `results` against `slos`: one verdict per SLO, in order, and the exit code
-/// they decide. Every command that produces a report judges through here.
-pub fn judge(slos: &[Slo], results: &crate::results::Results) -> (Vec<Verdict>, u8) {
-    let verdicts: Vec<Verdict> = slos.iter().map(|s| slo::evaluate(s, results)).collect();
-    let code = verdict_code(&verdicts);
-    (verdicts, code)
+/// Everything the judge decided about a run, computed once: the renderers format it and
+/// never decide again.
+#[derive(Debug, Clone)]
+pub struct Judgement {
+    /// `slos[i]` was judged by `verdicts[i]`.
+    pub verdicts: Vec<Verdict>,
+    /// What the verdicts decide ([`EXIT_OK`] or [`EXIT_SLO_FAILED`]).
+    pub exit_code: u8,
+    /// What limited each target that was limited: loadgen or the target (see [`limits`]).
+    pub limits: Vec<limits::Limit>,
+    /// Per target, whether a `--tick`'s bursts moved the median (empty in exact mode).
+    pub ticks: Vec<tick::TickCheck>,
+}
+
+impl Judgement {
+    /// Whether loadgen itself limited `target` (`None`: any target).
+    pub fn generator_limited(&self, target: Option<&str>) -> bool {
+        self.limits
+            .iter()
+            .any(|l| l.by == limits::By::Loadgen && target.map_or(true, |t| l.target == t))
+    }
+}
+
+/// Judges `results` against `slos`: what limited the run, the tick checks, one verdict
+/// per SLO in order, and the exit code they decide. Every command that produces a report
+/// judges through here.
+pub fn judge(slos: &[Slo], results: &crate::results::Results) -> Judgement {
+    let limits = limits::limits(results);
+    let verdicts: Vec<Verdict> = slos
+        .iter()
+        .map(|s| slo::evaluate(s, results, &limits))
+        .collect();
+    Judgement {
+        exit_code: verdict_code(&verdicts),
+        verdicts,
+        limits,
+        ticks: tick::checks(results),
+    }
 }

@@ -54,6 +54,20 @@ impl Live {
             .sum()
     }
 
+    /// Answers so far per (target index, served region), from the detail snapshots
+    /// (empty unless [`Live::detail`]).
+    pub fn served(&self) -> std::collections::BTreeMap<(usize, String), u64> {
+        let mut out = std::collections::BTreeMap::new();
+        for w in &self.workers {
+            if let Ok(slot) = w.detail.lock() {
+                for (t, region, _, h) in slot.iter().flat_map(|s| s.groups.iter()) {
+                    *out.entry((*t, region.clone())).or_default() += h.len();
+                }
+            }
+        }
+        out
+    }
+
     /// Merged latency so far.
     pub fn latency(&self) -> hdrhistogram::Histogram<u64> {
         let mut h = crate::hist::new_histogram();

@@ -7,7 +7,8 @@ use std::path::Path;
 use anyhow::Context as _;
 
 use crate::cli::ExportArgs;
-use crate::judge::slo::{Slo, Verdict};
+use crate::judge::slo::Slo;
+use crate::judge::Judgement;
 use crate::results::{Results, Timeline};
 
 fn write(path: &Path, what: &str, text: &str) -> anyhow::Result<()> {
@@ -15,7 +16,7 @@ fn write(path: &Path, what: &str, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write the {what} to {}", path.display()))
 }
 
-/// Writes every requested file. `slos[i]` was judged by `verdicts[i]`; `settings` is the
+/// Writes every requested file. `slos[i]` was judged by `judgement.verdicts[i]`; `settings` is the
 /// run's settings object as in the JSON report.
 pub fn write_all(
     args: &ExportArgs,
@@ -24,8 +25,9 @@ pub fn write_all(
     timeline: Option<&Timeline>,
     events: &[crate::events::Event],
     slos: &[Slo],
-    verdicts: &[Verdict],
+    judgement: &Judgement,
 ) -> anyhow::Result<()> {
+    let verdicts = &judgement.verdicts;
     if let Some(p) = &args.summary_export {
         let v = crate::report::k6::build(r, slos, verdicts);
         write(p, "k6 summary", &serde_json::to_string_pretty(&v)?)?;
@@ -50,7 +52,7 @@ pub fn write_all(
         write(
             p,
             "HTML report",
-            &crate::report::html::render(settings, r, timeline, events, verdicts),
+            &crate::report::html::render(settings, r, timeline, events, judgement),
         )?;
     }
     Ok(())

@@ -229,10 +229,7 @@ mod tests {
         slos.extend(
             crate::judge::slo::parse::parse("http_req_duration{target:us}: p(99)<50").unwrap(),
         );
-        let verdicts: Vec<_> = slos
-            .iter()
-            .map(|s| crate::judge::slo::evaluate(s, &r))
-            .collect();
+        let verdicts = crate::judge::judge(&slos, &r).verdicts;
         assert!(verdicts[0].pass && !verdicts[1].pass);
         let v = build(&r, &slos, &verdicts);
         let m = &v["metrics"];

@@ -16,9 +16,9 @@ pub(crate) mod html;
 pub mod json;
 pub mod junit;
 pub(crate) mod k6;
-mod schedule;
 pub mod story;
 pub mod text;
+mod timing;
 
 use std::path::Path;
 
@@ -26,17 +26,17 @@ use anyhow::Context as _;
 
 use crate::cli::ExportArgs;
 use crate::events::Event;
-use crate::judge::slo::{Slo, Verdict};
+use crate::judge::slo::Slo;
+use crate::judge::Judgement;
 use crate::results::{Results, Timeline};
 
 /// What the end of a judged run writes and prints.
 #[derive(Debug)]
 pub struct Finish<'a> {
     pub results: &'a Results,
-    /// `slos[i]` was judged by `verdicts[i]`.
+    /// `slos[i]` was judged by `judgement.verdicts[i]`.
     pub slos: &'a [Slo],
-    pub verdicts: &'a [Verdict],
-    pub exit_code: u8,
+    pub judgement: &'a Judgement,
     /// The run's settings as the JSON report carries them.
     pub settings: serde_json::Value,
     pub json: Option<&'a Path>,
@@ -53,8 +53,7 @@ pub struct Finish<'a> {
 pub fn finish(f: &Finish<'_>) -> anyhow::Result<()> {
     let written = (|| -> anyhow::Result<()> {
         if let Some(path) = f.json {
-            let json =
-                json::write::to_json_with(f.settings.clone(), f.results, f.verdicts, f.exit_code)?;
+            let json = json::write::to_json_with(f.settings.clone(), f.results, f.judgement)?;
             std::fs::write(path, json)
                 .with_context(|| format!("cannot write the JSON report to {}", path.display()))?;
         }
@@ -65,11 +64,11 @@ pub fn finish(f: &Finish<'_>) -> anyhow::Result<()> {
             f.timeline,
             f.events,
             f.slos,
-            f.verdicts,
+            f.judgement,
         )
     })();
     let style = text::Style::for_stdout(f.exports.wide);
-    let mut out = text::render_styled(f.results, f.verdicts, &style);
+    let mut out = text::render_styled(f.results, f.judgement, &style);
     if let Some(s) = f.story {
         out.push_str(&story::render(s));
     }

@@ -9,8 +9,9 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{CellAlignment, ContentArrangement, Table};
 use hdrhistogram::Histogram;
 
-use crate::judge::limits::By;
+use crate::judge::limits::{By, Limit};
 use crate::judge::slo::Verdict;
+use crate::judge::Judgement;
 use crate::results::{GroupHist, Results};
 use crate::units::fmt_us;
 
@@ -27,8 +28,8 @@ pub const QUANTILES: [(&str, f64); 5] = [
 ];
 
 /// Renders the human-readable report.
-pub fn render(r: &Results, verdicts: &[Verdict]) -> String {
-    render_styled(r, verdicts, &Style::default())
+pub fn render(r: &Results, judgement: &Judgement) -> String {
+    render_styled(r, judgement, &Style::default())
 }
 
 /// How the report is laid out.
@@ -65,7 +66,7 @@ impl Style {
 }
 
 /// Renders the human-readable report in `style`: a list of sections, top to bottom.
-pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String {
+pub fn render_styled(r: &Results, judgement: &Judgement, style: &Style) -> String {
     let mut out = String::new();
     if r.interrupted {
         let _ = writeln!(
@@ -86,10 +87,10 @@ pub fn render_styled(r: &Results, verdicts: &[Verdict], style: &Style) -> String
     let _ = writeln!(out, "{}", latency_table(r, style));
     super::accounting::write(&mut out, r, style.wide, style.width);
     target_lines(&mut out, r);
-    limit_lines(&mut out, r);
-    super::schedule::lines(&mut out, r);
+    limit_lines(&mut out, &judgement.limits);
+    super::timing::lines(&mut out, r, &judgement.ticks);
     pacing_line(&mut out, r);
-    verdict_lines(&mut out, verdicts);
+    verdict_lines(&mut out, &judgement.verdicts);
     out
 }
 
@@ -289,9 +290,8 @@ fn target_lines(out: &mut String, r: &Results) {
 }
 
 /// What limited the run, when it was not the service's answers (the judge decides).
-fn limit_lines(out: &mut String, r: &Results) {
-    let limits = crate::judge::limits::limits(r);
-    for l in &limits {
+fn limit_lines(out: &mut String, limits: &[Limit]) {
+    for l in limits {
         let _ = match l.by {
             By::Loadgen => writeln!(
                 out,

@@ -260,7 +260,7 @@ fn abort() -> ! {
 
 /// Runs the lab and returns the exit code.
 pub fn run(args: &LabArgs) -> anyhow::Result<u8> {
-    Ok(run_scenario(args)?.run.exit_code)
+    Ok(run_scenario(args)?.run.judgement.exit_code)
 }
 
 /// Runs the lab: fleet up, scenario and load side by side, report, fleet down.

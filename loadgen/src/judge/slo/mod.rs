@@ -24,6 +24,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::hist::new_histogram;
+use crate::judge::limits::{By, Limit};
 use crate::results::Results;
 use crate::units::fmt_us;
 
@@ -138,8 +139,8 @@ fn fmt_value(metric: Metric, v: f64) -> String {
 }
 
 /// Evaluates one SLO against the results.
-pub fn evaluate(slo: &Slo, r: &Results) -> Verdict {
-    let measured = measure(slo, r);
+pub fn evaluate(slo: &Slo, r: &Results, limits: &[Limit]) -> Verdict {
+    let measured = measure(slo, r, limits);
     let (pass, detail) = match &measured {
         Ok(v) => (slo.op.holds(*v, slo.threshold), fmt_value(slo.metric, *v)),
         Err(why) => (false, format!("no data: {why}")),
@@ -153,7 +154,7 @@ pub fn evaluate(slo: &Slo, r: &Results) -> Verdict {
     }
 }
 
-fn measure(slo: &Slo, r: &Results) -> Result<f64, String> {
+fn measure(slo: &Slo, r: &Results, limits: &[Limit]) -> Result<f64, String> {
     let s = &slo.scope;
     let groups: Vec<_> = r
         .groups
@@ -226,10 +227,13 @@ fn measure(slo: &Slo, r: &Results) -> Result<f64, String> {
             if s.is_group_scoped() {
                 return Err("the generator limits a target, not a served region or version; scope by target".into());
             }
-            let limited = crate::judge::limits::generator_limits(r);
             Ok(targets
                 .iter()
-                .filter(|t| limited.iter().any(|l| l.target == t.name))
+                .filter(|t| {
+                    limits
+                        .iter()
+                        .any(|l| l.by == By::Loadgen && l.target == t.name)
+                })
                 .count() as f64)
         }
         Metric::Dropped | Metric::DroppedRate | Metric::DroppedPerSec => {

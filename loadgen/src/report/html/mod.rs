@@ -1,10 +1,12 @@
-//! The self-contained HTML report (`--html FILE`): run settings, the per target × version
-//! table, a percentile-spectrum plot per group and the SLO verdicts. Plots are inline SVG
-//! drawn here, so the file needs nothing from the network; every piece of user-controlled
-//! text (target names, URLs, header values, SLO texts) is HTML-escaped.
+//! The self-contained HTML report (`--html FILE`), in the order a reader asks: what
+//! happened (a scenario's events and, per target, answers per second by the region that
+//! served them), whether it passed (SLO verdicts and what limited the run), latency over
+//! time, latency per target × version with a percentile spectrum per group, and the
+//! settings last. Plots are inline SVG drawn here, so the file needs nothing from the
+//! network; every piece of user-controlled text (target names, URLs, header values, SLO
+//! texts) is HTML-escaped. Each plot's title stands above it.
 //!
-//! The plots themselves (percentile spectrum, values over time with a scenario's events
-//! marked) are drawn by `plot`.
+//! The plots are drawn by `plot`; those over time share one axis (`over_time`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,12 +14,15 @@ use std::time::Duration;
 
 use html_escape::encode_text as esc;
 
-use crate::judge::slo::Verdict;
+use crate::judge::limits::By;
+use crate::judge::Judgement;
 use crate::results::{GroupHist, Results, Timeline};
 use crate::units::fmt_us;
 
+mod over_time;
 mod plot;
-use plot::{over_time_svg, spectrum_svg, Mark, Series};
+use over_time::OverTime;
+use plot::spectrum_svg;
 
 /// Target, served region, version.
 type Row = (String, String, String);
@@ -71,27 +76,67 @@ fn human_setting(key: &str, v: &serde_json::Value) -> (String, String) {
     (key.replace('_', " "), text)
 }
 
+const HEAD: &str = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>loadgen report</title><style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}.plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}figcaption{font-weight:bold;font-size:0.9em;margin:0 0 0.3em 0}</style></head><body>\n<h1>loadgen report</h1>\n";
+
 /// Renders the report. `settings` is the run's settings object (as in the JSON report);
-/// `timeline`, when the run kept one, adds latency-over-time plots.
+/// `timeline`, when the run kept one, adds the plots over time.
 pub fn render(
     settings: &serde_json::Value,
     r: &Results,
     timeline: Option<&Timeline>,
     events: &[crate::events::Event],
-    verdicts: &[Verdict],
+    judgement: &Judgement,
 ) -> String {
-    let mut o = String::new();
-    o.push_str("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>loadgen report</title><style>body{font-family:sans-serif;margin:1.5em;color:#222}table{border-collapse:collapse;margin:0.5em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37;font-weight:bold}.fail{color:#cf222e;font-weight:bold}.plots{display:flex;flex-wrap:wrap;gap:1em}figure{margin:0}</style></head><body>\n<h1>loadgen report</h1>\n");
+    let mut o = String::from(HEAD);
     if r.interrupted {
         o.push_str("<p class=\"fail\">Partial report: the run was interrupted.</p>\n");
     }
-    // Verdicts first: the question a run answers is whether it passed.
+    let over_time = timeline.and_then(|tl| OverTime::new(r, tl, events));
+    if let Some(ot) = &over_time {
+        happened(&mut o, ot, events);
+    }
+    verdicts(&mut o, judgement);
+    if let Some(ot) = &over_time {
+        let _ = write!(
+            o,
+            "<h2>Latency over time</h2>\n<p>Per {:.3} s interval: the generator's own pacing lag, then latency from each request's scheduled time per target, region and version (a line breaks where its group had no answers).</p>\n<div class=\"plots\">",
+            timeline.map_or(0.0, |t| t.interval_secs)
+        );
+        ot.latency(&mut o);
+        o.push_str("</div>\n");
+    }
+    let rows = rows(r);
+    latency_table(&mut o, r, &rows);
+    spectra(&mut o, &rows);
+    settings_table(&mut o, r, settings);
+    o.push_str("</body></html>\n");
+    o
+}
+
+/// What happened: the events, numbered as on the plots, and per target the answers per
+/// second by the region and version that served them (a failover or a canary shift).
+fn happened(o: &mut String, ot: &OverTime<'_>, events: &[crate::events::Event]) {
+    o.push_str("<h2>What happened</h2>\n");
+    if !events.is_empty() {
+        o.push_str("<p>Events, numbered on every plot over time:</p>\n<ol class=\"events\">");
+        for e in events {
+            let _ = write!(o, "<li>t={:.1} s: {}</li>", ot.event_secs(e), esc(&e.what));
+        }
+        o.push_str("</ol>\n");
+    }
+    o.push_str("<p>Answers per second by the region and version that served them, with HTTP errors, requests that got no answer and drops, by completion time from the start of the measured window.</p>\n<div class=\"plots\">");
+    ot.answers(o);
+    o.push_str("</div>\n");
+}
+
+/// The SLO verdicts and what limited the run, as the judge decided them.
+fn verdicts(o: &mut String, judgement: &Judgement) {
     o.push_str("<h2>SLO verdicts</h2>\n");
-    if verdicts.is_empty() {
+    if judgement.verdicts.is_empty() {
         o.push_str("<p>No SLOs were given.</p>\n");
     } else {
         o.push_str("<table><tr><th>SLO</th><th>measured</th><th>verdict</th></tr>");
-        for v in verdicts {
+        for v in &judgement.verdicts {
             let _ = write!(
                 o,
                 "<tr><td>{}</td><td>{}</td><td class=\"{}\">{}</td></tr>",
@@ -103,32 +148,23 @@ pub fn render(
         }
         o.push_str("</table>\n");
     }
-    // Settings.
-    o.push_str("<h2>Run settings</h2>\n<table>");
-    let _ = write!(
-        o,
-        "<tr><th>measured time</th><td>{:.1} s</td></tr>",
-        r.measured_secs
-    );
-    for t in &r.targets {
-        let _ = write!(
-            o,
-            "<tr><th>target {}</th><td>{} ({:.1} rps requested)</td></tr>",
-            esc(&t.name),
-            esc(&t.url),
-            t.requested_rps
-        );
-    }
-    if let serde_json::Value::Object(m) = settings {
-        for (k, v) in m {
-            let (k, v) = human_setting(k, v);
-            let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(&k), esc(&v));
+    for l in &judgement.limits {
+        let what = match l.by {
+            By::Loadgen => "Loadgen limited this run for",
+            By::Target => "Target not accepting connections:",
+        };
+        let _ = write!(o, "<p class=\"fail\">{what} {}</p>\n<ul>", esc(&l.target));
+        for reason in &l.reasons {
+            let _ = write!(o, "<li>{}</li>", esc(reason));
         }
+        let _ = writeln!(o, "<li>fix: {}</li></ul>", esc(&l.advice));
     }
-    o.push_str("</table>\n");
+}
 
-    // Table per target × region × version.
-    let mut rows: BTreeMap<(String, String, String), (GroupHist, u64)> = BTreeMap::new();
+/// Each target × served region × version's histograms (status classes added) and its
+/// HTTP errors.
+fn rows(r: &Results) -> BTreeMap<Row, (GroupHist, u64)> {
+    let mut rows: BTreeMap<Row, (GroupHist, u64)> = BTreeMap::new();
     for (k, g) in &r.groups {
         let e = rows
             .entry((k.target.clone(), k.region.clone(), k.version.clone()))
@@ -138,22 +174,23 @@ pub fn render(
             e.1 += g.corrected.len();
         }
     }
+    rows
+}
+
+/// Latency per target × region × version, then each target's accounting.
+fn latency_table(o: &mut String, r: &Results, rows: &BTreeMap<Row, (GroupHist, u64)>) {
     o.push_str("<h2>Latency per target × version</h2>\n<p>From each request's scheduled time (corrected for coordinated omission).</p>\n<table><tr><th>target</th><th>region</th><th>version</th><th>requests</th><th>rps</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>max</th><th>errors</th></tr>");
-    for ((t, rg, v), (g, errors)) in &rows {
+    for ((t, rg, v), (g, errors)) in rows {
         let h = &g.corrected;
         let q = |p: f64| fmt_us(h.value_at_quantile(p) as f64);
-        let rps = if r.measured_secs > 0.0 {
-            h.len() as f64 / r.measured_secs
-        } else {
-            0.0
-        };
         let _ = write!(
             o,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{rps:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{errors}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{errors}</td></tr>",
             esc(t),
             esc(rg),
             esc(v),
             h.len(),
+            r.per_sec(h.len()),
             q(0.5),
             q(0.9),
             q(0.95),
@@ -176,153 +213,50 @@ pub fn render(
             a.cancelled
         );
     }
+}
 
-    // Spectrum plots.
+/// A percentile spectrum per group, its title above it.
+fn spectra(o: &mut String, rows: &BTreeMap<Row, (GroupHist, u64)>) {
     o.push_str("<h2>Percentile spectrum per group</h2>\n<div class=\"plots\">");
-    for ((t, rg, v), (g, _)) in &rows {
+    for ((t, rg, v), (g, _)) in rows {
         if g.corrected.is_empty() {
             continue;
         }
         let title = format!("target {t}, region {rg}, version {v}");
         let _ = write!(
             o,
-            "<figure>{}<figcaption>{}</figcaption></figure>",
-            spectrum_svg(&g.corrected, &title),
-            esc(&title)
+            "<figure><figcaption>{}</figcaption>{}</figure>",
+            esc(&title),
+            spectrum_svg(&g.corrected, &title)
         );
     }
     o.push_str("</div>\n");
+}
 
-    // Latency over time.
-    if let Some(tl) = timeline.filter(|t| !t.slices.is_empty() && t.interval_secs > 0.0) {
+/// The run's settings in human units, last: a reader looks them up, not at them.
+fn settings_table(o: &mut String, r: &Results, settings: &serde_json::Value) {
+    o.push_str("<h2>Run settings</h2>\n<table>");
+    let _ = write!(
+        o,
+        "<tr><th>measured time</th><td>{:.1} s</td></tr>",
+        r.measured_secs
+    );
+    for t in &r.targets {
         let _ = write!(
             o,
-            "<h2>Over time</h2>\n<p>Per {:.3} s interval, by completion time from the start of the measured window: answers per second by the region and version that served them (a failover or a canary shift shows here), with HTTP errors, requests that got no answer and drops; the generator's pacing lag; then latency per group.</p>\n<div class=\"plots\">",
-            tl.interval_secs
+            "<tr><th>target {}</th><td>{} ({:.1} rps requested)</td></tr>",
+            esc(&t.name),
+            esc(&t.url),
+            t.requested_rps
         );
-        if !events.is_empty() {
-            o.push_str("</div>\n<p>Events, numbered on the plots:</p>\n<ol class=\"events\">");
-            for e in events {
-                let _ = write!(
-                    o,
-                    "<li>t={:.1} s: {}</li>",
-                    // A step at t=0 lands a hair early; -0.0 reads oddly.
-                    (e.at_unix_secs - tl.origin_unix_secs).max(0.0),
-                    esc(&e.what)
-                );
-            }
-            o.push_str("</ol>\n<div class=\"plots\">");
-        }
-        let mut per: BTreeMap<Row, BTreeMap<u64, Vec<Vec<u8>>>> = BTreeMap::new();
-        // Per target: answers per second by served region/version, and HTTP errors.
-        let mut rates: BTreeMap<String, BTreeMap<String, BTreeMap<u64, u64>>> = BTreeMap::new();
-        for ((idx, k), parts) in &tl.slices {
-            per.entry((k.target.clone(), k.region.clone(), k.version.clone()))
-                .or_default()
-                .entry(*idx)
-                .or_default()
-                .extend(parts.iter().cloned());
-            let n = Timeline::histogram(parts).len();
-            let by = rates.entry(k.target.clone()).or_default();
-            *by.entry(format!("{}/{}", k.region, k.version))
-                .or_default()
-                .entry(*idx)
-                .or_default() += n;
-            if k.class == "4xx" || k.class == "5xx" {
-                *by.entry(format!("{} errors", k.class))
-                    .or_default()
-                    .entry(*idx)
-                    .or_default() += n;
-            }
-        }
-        for ((idx, t), [failed, dropped]) in &tl.unanswered {
-            let by = rates.entry(t.clone()).or_default();
-            for (name, n) in [("no answer", *failed), ("dropped", *dropped)] {
-                if n > 0 {
-                    *by.entry(name.into()).or_default().entry(*idx).or_default() += n;
-                }
-            }
-        }
-        let at = |idx: u64| (idx as f64 + 1.0) * tl.interval_secs;
-        let marks: Vec<Mark> = events
-            .iter()
-            .map(|e| (e.at_unix_secs - tl.origin_unix_secs, e.what.clone()))
-            .collect();
-        for (t, by) in &rates {
-            // Every whole interval of the measured window, so a region that stops
-            // answering drops to 0; the ragged tail (answers completing after the window,
-            // or a part-interval) would read as a fall in the rate, so it is left out.
-            let whole = (r.measured_secs / tl.interval_secs + 1e-6).floor() as u64;
-            let intervals: std::collections::BTreeSet<u64> = by
-                .values()
-                .flat_map(|m| m.keys().copied())
-                .filter(|i| *i < whole)
-                .collect();
-            let series: Vec<Series> = by
-                .iter()
-                .map(|(name, counts)| {
-                    let pts = intervals
-                        .iter()
-                        .map(|i| {
-                            let n = counts.get(i).copied().unwrap_or(0);
-                            (at(*i), n as f64 / tl.interval_secs)
-                        })
-                        .collect();
-                    (name.clone(), pts)
-                })
-                .collect();
-            let title = format!("target {t}: answers per second by served region/version");
-            let _ = write!(
-                o,
-                "<figure>{}<figcaption>{}</figcaption></figure>",
-                over_time_svg(&series, "rps", &title, &marks),
-                esc(&title)
-            );
-        }
-        if !tl.pacing_max_us.is_empty() {
-            let lag: Vec<(f64, f64)> = tl
-                .pacing_max_us
-                .iter()
-                .map(|(i, us)| (at(*i), *us as f64 / 1000.0))
-                .collect();
-            let title = "pacing lag: the generator's own delay, largest per interval";
-            let _ = write!(
-                o,
-                "<figure>{}<figcaption>{}</figcaption></figure>",
-                over_time_svg(&[("max lag".into(), lag)], "ms", title, &marks),
-                esc(title)
-            );
-        }
-        for ((t, rg, v), slices) in &per {
-            let mut series: Vec<Series> = ["p50", "p99", "max"]
-                .iter()
-                .map(|n| (n.to_string(), Vec::new()))
-                .collect();
-            for (idx, parts) in slices {
-                let h = Timeline::histogram(parts);
-                let ms = |us: u64| us as f64 / 1000.0;
-                let vals = [
-                    ms(h.value_at_quantile(0.5)),
-                    ms(h.value_at_quantile(0.99)),
-                    ms(h.max()),
-                ];
-                for (s, v) in series.iter_mut().zip(vals) {
-                    s.1.push((at(*idx), v));
-                }
-            }
-            let title = format!("target {t}, region {rg}, version {v}");
-            let _ = write!(
-                o,
-                "<figure>{}<figcaption>{} latency over time</figcaption></figure>",
-                over_time_svg(&series, "ms", &title, &marks),
-                esc(&title)
-            );
-        }
-        o.push_str("</div>\n");
     }
-
-    o.push_str("</body></html>\n");
-    o
+    if let serde_json::Value::Object(m) = settings {
+        for (k, v) in m {
+            let (k, v) = human_setting(k, v);
+            let _ = write!(o, "<tr><th>{}</th><td>{}</td></tr>", esc(&k), esc(&v));
+        }
+    }
+    o.push_str("</table>\n");
 }
 
 #[cfg(test)]

@@ -99,18 +99,68 @@ const COLOURS: [&str; 6] = [
     "#1f77b4", "#ff7f0e", "#7f7f7f", "#2ca02c", "#9467bd", "#d62728",
 ];
 
-/// One line of a plot over time: its label and its (seconds, value) points.
+/// One line of a plot over time: its label and its (seconds, value) points, by time.
 pub(super) type Series = (String, Vec<(f64, f64)>);
 
 /// A scenario's event on a plot over time: (seconds into the measured window, label).
 pub(super) type Mark = (f64, String);
 
-/// Values over time as an SVG line plot, one line per series, `unit` on the y axis, each
-/// of `marks` a dashed vertical line with its label.
-pub(super) fn over_time_svg(series: &[Series], unit: &str, title: &str, marks: &[Mark]) -> String {
-    let all = || series.iter().flat_map(|(_, p)| p.iter());
-    let t_max = all().map(|p| p.0).fold(0.0, f64::max).max(1e-3);
-    let y_max = all().map(|p| p.1).fold(0.0, f64::max).max(0.001) * 1.1;
+/// The time axis every plot over time of one report shares, so that events and changes
+/// line up from plot to plot.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Axis {
+    /// Right end of the axis, seconds into the measured window.
+    pub t_max: f64,
+    /// The interval between points: points further apart than this are not joined.
+    pub step: f64,
+}
+
+/// A round step for the time axis (1, 2 or 5 times a power of ten) giving at most about
+/// eight marks, so the marks read as times (10 s, 20 s) rather than fractions of the run.
+fn time_step(t_max: f64) -> f64 {
+    let rough = (t_max / 8.0).max(1e-3);
+    let pow = 10f64.powf(rough.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * pow)
+        .find(|s| *s >= rough)
+        .unwrap_or(10.0 * pow)
+}
+
+/// A series' points cut where an interval has no value, so that a group that stopped
+/// and started again is not drawn as a straight line across the gap.
+fn runs(points: &[(f64, f64)], step: f64) -> Vec<&[(f64, f64)]> {
+    let mut out = Vec::new();
+    let mut from = 0;
+    for i in 1..points.len() {
+        if points[i].0 - points[i - 1].0 > step * 1.5 {
+            out.push(&points[from..i]);
+            from = i;
+        }
+    }
+    if from < points.len() {
+        out.push(&points[from..]);
+    }
+    out
+}
+
+/// Values over time as an SVG line plot on `axis`, one line per series, `unit` on the y
+/// axis, each of `marks` a dashed vertical line with its number.
+pub(super) fn over_time_svg(
+    series: &[Series],
+    unit: &str,
+    title: &str,
+    marks: &[Mark],
+    axis: Axis,
+) -> String {
+    let t_max = axis.t_max.max(1e-3);
+    let y_max = series
+        .iter()
+        .flat_map(|(_, p)| p.iter())
+        .map(|p| p.1)
+        .fold(0.0, f64::max)
+        .max(0.001)
+        * 1.1;
     let px = |x: f64| LEFT + x / t_max * (W - LEFT - RIGHT);
     let py = |y: f64| H - BOTTOM - y / y_max * (H - BOTTOM - TOP);
     let mut s = String::new();
@@ -123,27 +173,53 @@ pub(super) fn over_time_svg(series: &[Series], unit: &str, title: &str, marks: &
     );
     for i in 0..=4 {
         let y = y_max * i as f64 / 4.0;
-        let x = t_max * i as f64 / 4.0;
         let _ = write!(
             s,
-            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{y:.2} {unit}</text><text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"middle\">{x:.1} s</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" font-size=\"11\" text-anchor=\"end\">{y:.2} {unit}</text>",
             LEFT - 5.0,
             py(y) + 4.0,
-            px(x),
-            H - BOTTOM + 15.0
         );
+    }
+    let step = time_step(t_max);
+    let decimals = usize::from(step < 1.0);
+    let mut x = 0.0;
+    while x <= t_max + 1e-9 {
+        let _ = write!(
+            s,
+            "<line x1=\"{0:.1}\" x2=\"{0:.1}\" y1=\"{TOP}\" y2=\"{1}\" stroke=\"#eee\"/><text class=\"t\" x=\"{0:.1}\" y=\"{2:.1}\" font-size=\"11\" text-anchor=\"middle\">{x:.3$} s</text>",
+            px(x),
+            H - BOTTOM,
+            H - BOTTOM + 15.0,
+            decimals
+        );
+        x += step;
     }
     let mut label_x = LEFT + 10.0;
     for (i, (name, points)) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
-        let pts: Vec<String> = points
-            .iter()
-            .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v)))
-            .collect();
+        for run in runs(points, axis.step) {
+            let pts: Vec<String> = run
+                .iter()
+                .map(|(t, v)| format!("{:.1},{:.1}", px(*t), py(*v)))
+                .collect();
+            // A lone point still shows: a line of one point draws nothing.
+            let _ = match run {
+                [(t, v)] => write!(
+                    s,
+                    "<circle cx=\"{:.1}\" cy=\"{:.1}\" r=\"2\" fill=\"{colour}\"/>",
+                    px(*t),
+                    py(*v)
+                ),
+                _ => write!(
+                    s,
+                    "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/>",
+                    pts.join(" ")
+                ),
+            };
+        }
         let _ = write!(
             s,
-            "<polyline fill=\"none\" stroke=\"{colour}\" stroke-width=\"1.5\" points=\"{}\"/><text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
-            pts.join(" "),
+            "<text x=\"{label_x:.1}\" y=\"{:.1}\" font-size=\"11\" fill=\"{colour}\">{}</text>",
             TOP + 14.0,
             esc(name)
         );
@@ -169,4 +245,33 @@ pub(super) fn over_time_svg(series: &[Series], unit: &str, title: &str, marks: &
     }
     s.push_str("</svg>");
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_gap_in_the_intervals_cuts_the_line() {
+        let pts = [(1.0, 5.0), (2.0, 5.0), (6.0, 7.0), (7.0, 7.0), (9.0, 1.0)];
+        let cut: Vec<usize> = runs(&pts, 1.0).iter().map(|r| r.len()).collect();
+        assert_eq!(cut, vec![2, 2, 1]);
+        let svg = over_time_svg(
+            &[("p50".into(), pts.to_vec())],
+            "ms",
+            "x",
+            &[],
+            Axis {
+                t_max: 10.0,
+                step: 1.0,
+            },
+        );
+        assert_eq!(svg.matches("<polyline").count(), 2, "{svg}");
+        assert_eq!(svg.matches("<circle").count(), 1, "{svg}");
+        // The axis is the one given, not the series' own last point, marked in round steps.
+        assert!(svg.contains(">10 s</text>"), "{svg}");
+        assert_eq!(time_step(52.2), 10.0);
+        assert_eq!(time_step(9.2), 2.0);
+        assert_eq!(time_step(1.0), 0.2);
+    }
 }

@@ -3,8 +3,8 @@
 use serde::Serialize;
 
 use super::{encode, FORMAT};
-use crate::judge::limits::By;
 use crate::judge::slo::Verdict;
+use crate::judge::Judgement;
 use crate::results::{Accounting, Results};
 use hdrhistogram::Histogram;
 
@@ -136,9 +136,9 @@ struct JsonReport<'a> {
     /// Some target was limited by loadgen rather than the service: the run's outcome
     /// says so apart from the SLOs (gate on it with the SLO `generator_limited==0`).
     generator_limited: bool,
-    limits: Vec<crate::judge::limits::Limit>,
+    limits: &'a [crate::judge::limits::Limit],
     /// Per target, whether the tick's bursts moved the median (absent in exact mode).
-    tick_check: Vec<crate::judge::tick::TickCheck>,
+    tick_check: &'a [crate::judge::tick::TickCheck],
     slos: &'a [Verdict],
     exit_code: u8,
 }
@@ -147,10 +147,8 @@ struct JsonReport<'a> {
 pub fn to_json_with(
     settings: serde_json::Value,
     r: &Results,
-    verdicts: &[Verdict],
-    exit_code: u8,
+    judgement: &Judgement,
 ) -> anyhow::Result<String> {
-    let limits = crate::judge::limits::limits(r);
     let report = JsonReport {
         format: FORMAT,
         unit: "us",
@@ -168,9 +166,7 @@ pub fn to_json_with(
                 achieved_rps: r
                     .per_sec(t.accounts.measured.scheduled - t.accounts.measured.dropped()),
                 rate_missed: t.accounts.measured.rate_missed(),
-                generator_limited: limits
-                    .iter()
-                    .any(|l| l.target == t.name && l.by == By::Loadgen),
+                generator_limited: judgement.generator_limited(Some(&t.name)),
                 groups_folded: t.accounts.folded,
                 accounting: &t.accounts.measured,
                 warmup: &t.accounts.warmup,
@@ -223,11 +219,11 @@ pub fn to_json_with(
         tick_us: r.tick_ns as f64 / 1000.0,
         tick_auto: r.tick_auto,
         timing: &r.timing,
-        generator_limited: limits.iter().any(|l| l.by == By::Loadgen),
-        limits,
-        tick_check: crate::judge::tick::checks(r),
-        slos: verdicts,
-        exit_code,
+        generator_limited: judgement.generator_limited(None),
+        limits: &judgement.limits,
+        tick_check: &judgement.ticks,
+        slos: &judgement.verdicts,
+        exit_code: judgement.exit_code,
     };
     Ok(serde_json::to_string_pretty(&report)?)
 }

@@ -1,4 +1,4 @@
-//! The schedule's lines of the text report: how coarse the ticks were (fixed, or what
+//! The timing section of the text report: how coarse the ticks were (fixed, or what
 //! `--tick auto` chose), per target what the tick check found (`judge::tick`), and
 //! whether the answers' arrival stamps were receipt times (`send::arrival`).
 
@@ -11,7 +11,7 @@ use crate::stamps::StampCounts;
 use crate::units::fmt_us;
 
 /// Appends the schedule's lines (nothing in exact mode).
-pub fn lines(out: &mut String, r: &Results) {
+pub fn lines(out: &mut String, r: &Results, ticks: &[tick::TickCheck]) {
     if r.tick_auto {
         let _ = writeln!(
             out,
@@ -25,10 +25,8 @@ pub fn lines(out: &mut String, r: &Results) {
             fmt_us(r.tick_ns as f64 / 1000.0)
         );
     }
-    if r.tick_ns > 0 {
-        for c in tick::checks(r) {
-            let _ = writeln!(out, "  {}", tick::describe(&c));
-        }
+    for c in ticks {
+        let _ = writeln!(out, "  {}", tick::describe(c));
     }
     if !r.timing.is_empty() {
         let _ = writeln!(out, "timing: {}", r.timing);
