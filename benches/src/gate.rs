@@ -229,8 +229,9 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow
         "5s".into(),
         "--no-progress".into(),
     ]);
-    let cli = loadgen::cli::Cli::try_parse_from(&args).context("building loadgen's flags")?;
-    let run_cfg = loadgen::config::RunConfig::from_args(&cli.run)?;
+    let cli =
+        loadgen::configured::cli::Cli::try_parse_from(&args).context("building loadgen's flags")?;
+    let run_cfg = loadgen::configured::config::RunConfig::from_args(&cli.run)?;
 
     eprintln!(
         "slo-bench: {rate} rps for {:?} (+{:?} warm-up), run {repeat}",

@@ -7,6 +7,8 @@
 //!
 //! A request's path through the crate, one stage per folder:
 //!
+//! 0. **configured** — [`configured`]: the flags, checked into a run configuration of named
+//!    targets, what each is sent, and the roots that `https://` trusts.
 //! 1. **scheduled** — [`schedule`]: stages and ramps, warm-up, fixed and Poisson arrivals,
 //!    and [`schedule::shard`], which slice of the schedule this process sends.
 //! 2. **sent** — `send`: worker threads, open-loop dispatch, connection pools, the lean
@@ -22,19 +24,15 @@
 //! Beside the path: `live` (progress and Prometheus metrics during a run) and [`cmd`], the
 //! commands that drive it (`run`, `merge`, `compare`, `lab`).
 //!
-//! Shared vocabulary, each in its own small module: [`hist`] (the latency histograms), [`results`] (what a run measured), [`pool`] (how each target's connections coped),
-//! [`stamps`] (how the kernel's arrival stamps held up), [`events`] (what a scenario marked on the run's timeline), [`error`] (bad input, exit 2), [`units`] (durations for people), [`config`] (a checked
-//! run configuration), [`target`] (named targets), [`request`] (what each target is sent), [`tls`] (trusted
-//! roots for `https://`) and
-//! [`cli`] (the flags).
+//! Shared vocabulary, each in its own small module: [`hist`] (the latency histograms), [`results`] (what a run measured), [`timeline`] (its intervals), [`pool`] (how each target's connections coped),
+//! [`stamps`] (how the kernel's arrival stamps held up), [`events`] (what a scenario marked on the run's timeline), [`error`] (bad input, exit 2) and [`units`] (durations for people).
 //!
 //! The public surface is what the binary, the tests and the benches use: [`dispatch`],
 //! [`execute`] and [`RunOutcome`], the exit codes, the configuration, the results model,
 //! the schedule, the recorder, judging and the report formats.
 
-pub mod cli;
 pub mod cmd;
-pub mod config;
+pub mod configured;
 pub mod error;
 pub mod events;
 pub mod hist;
@@ -43,13 +41,11 @@ mod live;
 pub mod pool;
 pub mod record;
 pub mod report;
-pub mod request;
 pub mod results;
 pub mod schedule;
 mod send;
 pub mod stamps;
-pub mod target;
-pub mod tls;
+pub mod timeline;
 pub mod units;
 
 pub use cmd::dispatch;

@@ -3,7 +3,7 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let cli = loadgen::cli::Cli::parse();
+    let cli = loadgen::configured::cli::Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_from_env("LOADGEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()

@@ -2,7 +2,7 @@
 //!
 //! How a request ended ([`Failure`], [`Accounting`]), who answered ([`GroupKey`]), how long
 //! it took ([`GroupHist`], HDR histograms in microseconds), how the connection pool coped
-//! ([`crate::pool::PoolStats`]), and the merged outcome of a run ([`Results`], [`Timeline`]). The
+//! ([`crate::pool::PoolStats`]), and the merged outcome of a run ([`Results`]; its intervals are in `timeline`). The
 //! recorder on the hot path fills it; judging and reporting read it; reports travel in it.
 
 use std::collections::BTreeMap;
@@ -12,7 +12,6 @@ use serde::Serialize;
 
 use crate::hist::new_histogram;
 use crate::pool::PoolStats;
-use crate::schedule::tick::TickCounts;
 use crate::stamps::StampCounts;
 
 /// Label for a group whose response lacked the region or version header.
@@ -234,6 +233,59 @@ impl Default for GroupHist {
     }
 }
 
+/// Measured requests by the tick they were sent at, `(tick_ns, requests)` sorted by tick
+/// once merged. One entry with a fixed `--tick`; what `--tick auto` chose, second by
+/// second, otherwise (at most a few entries, so a scan is the cheapest lookup).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TickCounts(Vec<(u64, u64)>);
+
+impl TickCounts {
+    /// Adds `n` requests sent at `tick_ns`.
+    #[inline]
+    pub fn count_n(&mut self, tick_ns: u64, n: u64) {
+        match self.0.iter_mut().find(|(t, _)| *t == tick_ns) {
+            Some((_, m)) => *m = m.saturating_add(n),
+            None => self.0.push((tick_ns, n)),
+        }
+    }
+
+    /// Counts one measured request sent at tick `tick_ns`.
+    #[inline]
+    pub fn count(&mut self, tick_ns: u64) {
+        self.count_n(tick_ns, 1);
+    }
+
+    /// Adds another count, kept sorted by tick.
+    pub fn add(&mut self, o: &TickCounts) {
+        for &(tick, n) in &o.0 {
+            self.count_n(tick, n);
+        }
+        self.0.sort_unstable();
+    }
+
+    /// `(tick_ns, requests)` pairs.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
+        self.0.iter().copied()
+    }
+
+    /// The tick most requests were sent at (0 when none were).
+    pub fn main(&self) -> u64 {
+        self.0
+            .iter()
+            .max_by_key(|(t, n)| (*n, *t))
+            .map_or(0, |(t, _)| *t)
+    }
+
+    /// All these targets' ticks added.
+    pub fn of_all(targets: &[TargetResult]) -> TickCounts {
+        let mut all = TickCounts::default();
+        for t in targets {
+            all.add(&t.accounts.ticks);
+        }
+        all
+    }
+}
+
 /// One target's counts: measured part and warm-up, how the connection pool coped, and
 /// how the schedule's ticks and the answers' arrival stamps went. A worker fills one per
 /// target; runs, workers and shards add up with [`TargetAccounts::merge`].
@@ -291,57 +343,6 @@ pub struct Snapshot {
     /// (target index, served region, version, corrected latency) per group, status
     /// classes merged.
     pub groups: Vec<(usize, String, String, Histogram<u64>)>,
-}
-
-/// Corrected latency per interval and group: for latency over time (HTML) and the
-/// HdrHistogram interval log. Each slice holds one compressed (V2 deflate) histogram per
-/// worker that saw responses in it; they add up to the group's totals. Intervals are
-/// counted from the start of the measured window, by response completion time.
-#[derive(Debug, Clone, Default)]
-pub struct Timeline {
-    pub interval_secs: f64,
-    /// Wall-clock start of the measured window, seconds since the Unix epoch.
-    pub origin_unix_secs: f64,
-    pub slices: BTreeMap<(u64, GroupKey), Vec<Vec<u8>>>,
-    /// Measured requests that got no answer, per interval and target name: `[failed,
-    /// dropped]` (transport errors and timeouts by when they ended, drops by when they
-    /// were due).
-    pub unanswered: BTreeMap<(u64, String), [u64; 2]>,
-    /// Largest pacing lag (the generator's own delay) per interval, microseconds.
-    pub pacing_max_us: BTreeMap<u64, u64>,
-}
-
-impl Timeline {
-    /// Adds another worker's (or shard's) timeline.
-    pub fn merge(&mut self, o: Timeline) {
-        if self.interval_secs == 0.0 {
-            self.interval_secs = o.interval_secs;
-        }
-        for (k, v) in o.slices {
-            self.slices.entry(k).or_default().extend(v);
-        }
-        for (k, us) in o.pacing_max_us {
-            let e = self.pacing_max_us.entry(k).or_default();
-            *e = (*e).max(us);
-        }
-        for (k, [f, d]) in o.unanswered {
-            let e = self.unanswered.entry(k).or_default();
-            e[0] += f;
-            e[1] += d;
-        }
-    }
-
-    /// The decoded histogram of one slice (its workers added).
-    pub fn histogram<P: AsRef<[u8]>>(parts: &[P]) -> Histogram<u64> {
-        let mut h = new_histogram();
-        let mut de = hdrhistogram::serialization::Deserializer::new();
-        for p in parts {
-            if let Ok(x) = de.deserialize::<u64, _>(&mut p.as_ref()) {
-                let _ = h.add(&x);
-            }
-        }
-        h
-    }
 }
 
 /// One target's merged outcome.
@@ -431,5 +432,27 @@ impl Results {
         r.measured_secs = 1.0;
         r.tick_ns = tick_ns;
         r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_add_up_and_the_main_tick_is_the_most_used() {
+        let mut a = TickCounts::default();
+        for _ in 0..3 {
+            a.count(2_000_000);
+        }
+        a.count(500_000);
+        let mut b = TickCounts::default();
+        b.count(500_000);
+        b.add(&a);
+        assert_eq!(
+            b.iter().collect::<Vec<_>>(),
+            vec![(500_000, 2), (2_000_000, 3)]
+        );
+        assert_eq!(b.main(), 2_000_000);
     }
 }

@@ -5,8 +5,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use clap::Parser as _;
-use loadgen::cli::{Cli, Command};
 use loadgen::cmd::lab::{run_scenario, LabOutcome};
+use loadgen::configured::cli::{Cli, Command};
 use loadgen::report::story::{Phase, TargetPhase};
 
 fn lab(extra: &[&str]) -> LabOutcome {

@@ -40,7 +40,7 @@ proptest! {
     /// Any target spec: a usage error or targets, never a panic.
     #[test]
     fn target_specs_never_panic(spec in ".{0,120}") {
-        let _ = loadgen::target::resolve(&[spec], None, None, &Default::default(), &no_env);
+        let _ = loadgen::configured::target::resolve(&[spec], None, None, &Default::default(), &no_env);
     }
 
     /// http://HOST:PORT/ is accepted exactly when the port is 1-65535, and then that port
@@ -48,7 +48,7 @@ proptest! {
     #[test]
     fn ports_are_exact(port in 0u32..200_000) {
         let spec = format!("t=http://127.0.0.1:{port}/");
-        match loadgen::target::resolve(&[spec], None, None, &Default::default(), &no_env) {
+        match loadgen::configured::target::resolve(&[spec], None, None, &Default::default(), &no_env) {
             Ok(t) => {
                 prop_assert!((1..=65_535).contains(&port));
                 prop_assert_eq!(t[0].host_port().1 as u32, port);

@@ -173,7 +173,7 @@ fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
 #[test]
 fn a_fixed_pool_and_a_cap_are_one_or_the_other() {
     use clap::Parser as _;
-    let both = loadgen::cli::Cli::try_parse_from([
+    let both = loadgen::configured::cli::Cli::try_parse_from([
         "loadgen",
         "--target",
         "a=http://127.0.0.1:1/",
@@ -187,7 +187,7 @@ fn a_fixed_pool_and_a_cap_are_one_or_the_other() {
         "8",
     ]);
     assert!(both.is_err());
-    let zero = loadgen::cli::Cli::try_parse_from([
+    let zero = loadgen::configured::cli::Cli::try_parse_from([
         "loadgen",
         "--target",
         "a=http://127.0.0.1:1/",
@@ -199,6 +199,6 @@ fn a_fixed_pool_and_a_cap_are_one_or_the_other() {
         "0",
     ])
     .unwrap();
-    let e = loadgen::config::RunConfig::from_args(&zero.run).unwrap_err();
+    let e = loadgen::configured::config::RunConfig::from_args(&zero.run).unwrap_err();
     assert!(e.to_string().contains("--max-connections"), "{e}");
 }

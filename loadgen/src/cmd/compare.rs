@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::Table;
 
-use crate::cli::CompareArgs;
+use crate::configured::cli::CompareArgs;
 use crate::error::UsageError;
 use crate::results::{GroupHist, Results};
 use crate::units::fmt_us;

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context as _;
 
-use crate::cli::MergeArgs;
+use crate::configured::cli::MergeArgs;
 use crate::error::UsageError;
 use crate::hist::{histogram_bytes, new_histogram};
 use crate::judge::slo::Slo;
@@ -231,7 +231,7 @@ impl Merge {
         let mut tick_ns = self.tick_ns;
         if self.tick_auto {
             // Chosen per second: report the tick most of the merged requests went at.
-            let main = crate::schedule::tick::TickCounts::of_all(&self.targets).main();
+            let main = crate::results::TickCounts::of_all(&self.targets).main();
             if main > 0 {
                 tick_ns = main;
             }

@@ -13,8 +13,8 @@ pub mod lab;
 pub(crate) mod merge;
 pub mod run;
 
-use crate::cli::{Cli, Command};
-use crate::config::RunConfig;
+use crate::configured::cli::{Cli, Command};
+use crate::configured::config::RunConfig;
 
 /// Runs what the command line asks for and returns the exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {

@@ -9,14 +9,15 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use crate::config::RunConfig;
+use crate::configured::config::RunConfig;
 use crate::judge::Judgement;
 use crate::live;
 use crate::report::console;
 use crate::report::story::{self, Story};
-use crate::results::{Results, Timeline};
+use crate::results::Results;
 use crate::schedule::RatePlan;
 use crate::send;
+use crate::timeline::Timeline;
 
 /// The outcome of one run.
 #[derive(Debug)]

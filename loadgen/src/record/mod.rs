@@ -17,9 +17,10 @@ use hdrhistogram::Histogram;
 
 use crate::hist::{new_histogram, record_us};
 use crate::results::{
-    status_class, Accounting, Failure, GroupHist, GroupKey, Snapshot, TargetAccounts, Timeline,
+    status_class, Accounting, Failure, GroupHist, GroupKey, Snapshot, TargetAccounts,
 };
 use crate::results::{DEFAULT_MAX_GROUPS, MAX_LABEL_BYTES, OTHER, UNKNOWN};
+use crate::timeline::Timeline;
 use std::collections::BTreeMap;
 
 mod connections;

@@ -6,10 +6,11 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::cli::ExportArgs;
+use crate::configured::cli::ExportArgs;
 use crate::judge::slo::Slo;
 use crate::judge::Judgement;
-use crate::results::{Results, Timeline};
+use crate::results::Results;
+use crate::timeline::Timeline;
 
 fn write(path: &Path, what: &str, text: &str) -> anyhow::Result<()> {
     std::fs::write(path, text)

@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use hdrhistogram::serialization::interval_log::{IntervalLogWriterBuilder, Tag};
 use hdrhistogram::serialization::V2DeflateSerializer;
 
-use crate::results::Timeline;
+use crate::timeline::Timeline;
 
 fn tag_text(k: &crate::results::GroupKey) -> String {
     format!("{}/{}/{}/{}", k.target, k.region, k.version, k.class)

@@ -24,11 +24,12 @@ use std::path::Path;
 
 use anyhow::Context as _;
 
-use crate::cli::ExportArgs;
+use crate::configured::cli::ExportArgs;
 use crate::events::Event;
 use crate::judge::slo::Slo;
 use crate::judge::Judgement;
-use crate::results::{Results, Timeline};
+use crate::results::Results;
+use crate::timeline::Timeline;
 
 /// What the end of a judged run writes and prints.
 #[derive(Debug)]

@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 
 use crate::events::Event;
 use crate::hist::new_histogram;
-use crate::results::Timeline;
+use crate::timeline::Timeline;
 use crate::units::fmt_us;
 
 /// The run as phases between events.

@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use crate::judge::tick;
 use crate::results::Results;
-use crate::schedule::tick::TickCounts;
+use crate::results::TickCounts;
 use crate::stamps::StampCounts;
 use crate::units::fmt_us;
 

@@ -101,59 +101,6 @@ impl AutoTick {
     }
 }
 
-/// Measured requests by the tick they were sent at, `(tick_ns, requests)` sorted by tick
-/// once merged. One entry with a fixed `--tick`; what `--tick auto` chose, second by
-/// second, otherwise (at most a few entries, so a scan is the cheapest lookup).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct TickCounts(Vec<(u64, u64)>);
-
-impl TickCounts {
-    /// Adds `n` requests sent at `tick_ns`.
-    #[inline]
-    pub fn count_n(&mut self, tick_ns: u64, n: u64) {
-        match self.0.iter_mut().find(|(t, _)| *t == tick_ns) {
-            Some((_, m)) => *m = m.saturating_add(n),
-            None => self.0.push((tick_ns, n)),
-        }
-    }
-
-    /// Counts one measured request sent at tick `tick_ns`.
-    #[inline]
-    pub fn count(&mut self, tick_ns: u64) {
-        self.count_n(tick_ns, 1);
-    }
-
-    /// Adds another count, kept sorted by tick.
-    pub fn add(&mut self, o: &TickCounts) {
-        for &(tick, n) in &o.0 {
-            self.count_n(tick, n);
-        }
-        self.0.sort_unstable();
-    }
-
-    /// `(tick_ns, requests)` pairs.
-    pub fn iter(&self) -> impl Iterator<Item = (u64, u64)> + '_ {
-        self.0.iter().copied()
-    }
-
-    /// The tick most requests were sent at (0 when none were).
-    pub fn main(&self) -> u64 {
-        self.0
-            .iter()
-            .max_by_key(|(t, n)| (*n, *t))
-            .map_or(0, |(t, _)| *t)
-    }
-
-    /// All these targets' ticks added.
-    pub fn of_all(targets: &[crate::results::TargetResult]) -> TickCounts {
-        let mut all = TickCounts::default();
-        for t in targets {
-            all.add(&t.accounts.ticks);
-        }
-        all
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -193,23 +140,6 @@ mod tests {
         // The near target had no answers this second: the far one decides.
         assert_eq!(a.choose(500_000), 2_000_000);
         assert_eq!(a.choose(2_000_000), 2_000_000, "an empty window keeps it");
-    }
-
-    #[test]
-    fn counts_add_up_and_the_main_tick_is_the_most_used() {
-        let mut a = TickCounts::default();
-        for _ in 0..3 {
-            a.count(2_000_000);
-        }
-        a.count(500_000);
-        let mut b = TickCounts::default();
-        b.count(500_000);
-        b.add(&a);
-        assert_eq!(
-            b.iter().collect::<Vec<_>>(),
-            vec![(500_000, 2), (2_000_000, 3)]
-        );
-        assert_eq!(b.main(), 2_000_000);
     }
 
     #[test]

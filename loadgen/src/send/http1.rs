@@ -31,7 +31,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::head::{parse_head, BodyLen, Head, Label};
 use super::stream::{io_failure, Idle, Stream};
-use crate::request::RequestSpec;
+use crate::configured::request::RequestSpec;
 use crate::results::Failure;
 
 /// Largest response head accepted; a longer one is a malformed response.

@@ -63,12 +63,13 @@ use std::time::Duration;
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use crate::config::RunConfig;
+use crate::configured::config::RunConfig;
 use crate::hist::new_histogram;
 use crate::live::Live;
 use crate::record::Recorder;
-use crate::results::{GroupHist, GroupKey, Results, TargetResult, Timeline};
+use crate::results::{GroupHist, GroupKey, Results, TargetResult};
 use crate::schedule::RatePlan;
+use crate::timeline::Timeline;
 use clock::{now_ns, tighten_timer_slack};
 
 /// Grace for active requests after Ctrl-C/SIGTERM.
@@ -258,7 +259,7 @@ impl EngineOutput {
             - ago;
         // With `--tick auto`, the tick most requests went at (at least where it started).
         let tick_ns = if cfg.tick_auto {
-            crate::schedule::tick::TickCounts::of_all(&targets)
+            crate::results::TickCounts::of_all(&targets)
                 .main()
                 .max(cfg.tick.as_nanos() as u64)
         } else {

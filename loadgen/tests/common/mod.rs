@@ -7,8 +7,8 @@ use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 use clap::Parser as _;
-use loadgen::cli::Cli;
-use loadgen::config::RunConfig;
+use loadgen::configured::cli::Cli;
+use loadgen::configured::config::RunConfig;
 use loadgen::results::Results;
 
 /// A runtime for servers; the load runs on loadgen's own threads.

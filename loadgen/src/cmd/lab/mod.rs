@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use clap::Parser as _;
 
-use crate::cli::lab::LabArgs;
-use crate::cli::lab::ScenarioName;
-use crate::cli::RunArgs;
 use crate::cmd::run::RunOutcome;
-use crate::config::RunConfig;
+use crate::configured::cli::lab::LabArgs;
+use crate::configured::cli::lab::ScenarioName;
+use crate::configured::cli::RunArgs;
+use crate::configured::config::RunConfig;
 use crate::error::UsageError;
 use crate::events::{Event, EventLog};
 use crate::report::story::{self, Story};
@@ -329,7 +329,7 @@ pub fn run_scenario(args: &LabArgs) -> anyhow::Result<LabOutcome> {
     slos.extend(sc.slos.iter().cloned());
     // Everything the lab does not set is what a direct run would get: the flags'
     // defaults (and LOADGEN_* variables), parsed by the same command line.
-    let mut run_args: RunArgs = crate::cli::Cli::try_parse_from(["loadgen"])
+    let mut run_args: RunArgs = crate::configured::cli::Cli::try_parse_from(["loadgen"])
         .context("building the lab's run from the defaults")?
         .run;
     run_args.targets = targets;

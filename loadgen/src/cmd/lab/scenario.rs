@@ -144,7 +144,7 @@ impl Scenario {
         if self.steps.len() > MAX_STEPS {
             return Err(format!("{} steps: at most {MAX_STEPS}", self.steps.len()));
         }
-        let long = |d: Duration| d > crate::config::MAX_RUN;
+        let long = |d: Duration| d > crate::configured::config::MAX_RUN;
         if self.duration.is_some_and(long) || self.analysis.is_some_and(|a| long(a.every)) {
             return Err("duration and analysis.every must be at most 7 days".into());
         }

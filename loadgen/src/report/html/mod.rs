@@ -16,7 +16,8 @@ use html_escape::encode_text as esc;
 
 use crate::judge::limits::By;
 use crate::judge::Judgement;
-use crate::results::{GroupHist, Results, Timeline};
+use crate::results::{GroupHist, Results};
+use crate::timeline::Timeline;
 use crate::units::fmt_us;
 
 mod over_time;

@@ -10,7 +10,8 @@ use html_escape::encode_text as esc;
 
 use super::plot::{over_time_svg, Axis, Mark, Series};
 use crate::events::Event;
-use crate::results::{Results, Timeline};
+use crate::results::Results;
+use crate::timeline::Timeline;
 
 /// A run's timeline, ready to plot.
 pub(super) struct OverTime<'a> {

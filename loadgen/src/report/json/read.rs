@@ -12,8 +12,8 @@ use serde::Deserialize;
 use super::{decode, FORMAT};
 use crate::hist::{HIGHEST_US, SIGFIG};
 use crate::pool::PoolStats;
+use crate::results::TickCounts;
 use crate::results::{Accounting, GroupHist, GroupKey, Results, TargetAccounts, TargetResult};
-use crate::schedule::tick::TickCounts;
 
 /// Why a saved report cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -216,14 +216,16 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             bounds: raw.histogram,
         });
     }
-    if raw.groups.len() > MAX_REPORT_GROUPS || raw.targets.len() > crate::target::MAX_TARGETS {
+    if raw.groups.len() > MAX_REPORT_GROUPS
+        || raw.targets.len() > crate::configured::target::MAX_TARGETS
+    {
         return Err(LoadError::Invalid {
             path,
             why: format!(
                 "{} groups and {} targets; at most {MAX_REPORT_GROUPS} and {}",
                 raw.groups.len(),
                 raw.targets.len(),
-                crate::target::MAX_TARGETS
+                crate::configured::target::MAX_TARGETS
             ),
         });
     }
@@ -244,12 +246,14 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
     }
     // No run loadgen allows (at most MAX_RPS for MAX_RUN) schedules more than this, nor
     // asks for a rate above MAX_RPS: a report that claims so was not written by loadgen.
-    let most = crate::config::MAX_RPS * crate::config::MAX_RUN.as_secs_f64();
+    let most =
+        crate::configured::config::MAX_RPS * crate::configured::config::MAX_RUN.as_secs_f64();
     let window_ok = raw.measured_secs.is_finite()
-        && (0.0..=crate::config::MAX_RUN.as_secs_f64()).contains(&raw.measured_secs);
+        && (0.0..=crate::configured::config::MAX_RUN.as_secs_f64()).contains(&raw.measured_secs);
     for t in &raw.targets {
         let rate_ok = t.requested_rps.is_finite()
-            && (0.0..=crate::config::MAX_RPS * crate::target::MAX_TARGETS as f64)
+            && (0.0..=crate::configured::config::MAX_RPS
+                * crate::configured::target::MAX_TARGETS as f64)
                 .contains(&t.requested_rps);
         if !window_ok
             || !rate_ok

@@ -12,8 +12,8 @@ use std::path::Path;
 use http::uri::{Authority, PathAndQuery, Uri};
 use serde::Deserialize;
 
+use crate::configured::request::{self, RequestOverride, RequestSpec};
 use crate::error::UsageError;
-use crate::request::{self, RequestOverride, RequestSpec};
 
 /// A resolved target.
 #[derive(Debug, Clone)]
@@ -334,7 +334,7 @@ pub fn resolve(
                 .trim_start_matches('[')
                 .trim_end_matches(']');
             Some(
-                crate::tls::server_name(host)
+                crate::configured::tls::server_name(host)
                     .map_err(|e| UsageError::new(format!("target {name:?}: URL {url:?}: {e}")))?,
             )
         } else {

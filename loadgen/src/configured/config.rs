@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use http::header::HeaderName;
 
-use crate::cli::RunArgs;
+use crate::configured::cli::RunArgs;
+use crate::configured::target::{self, Target};
 use crate::judge::slo::Slo;
 use crate::schedule::Arrival;
 use crate::schedule::{parse_stages, Stage};
-use crate::target::{self, Target};
 
 /// Rate used when neither `--rps` nor `--stages` is given.
 pub const DEFAULT_RPS: f64 = 100.0;
@@ -39,8 +39,8 @@ fn within(flag: &str, d: Duration, min: Duration, max: Duration) -> Result<Durat
     Ok(d)
 }
 
+use crate::configured::request::{self, RequestSpec};
 use crate::error::UsageError;
-use crate::request::{self, RequestSpec};
 
 /// Everything a run needs, checked.
 #[derive(Debug, Clone)]
@@ -67,7 +67,7 @@ pub struct RunConfig {
     pub json: Option<PathBuf>,
     /// TLS client settings, when a target is `https://` (or `--cacert`/`--insecure` was
     /// given, so a bad file is an error whatever the targets).
-    pub tls: Option<crate::tls::Tls>,
+    pub tls: Option<crate::configured::tls::Tls>,
     /// Re-resolve names this often (on new connections); zero: once.
     pub resolve_every: Duration,
     pub region_header: HeaderName,
@@ -81,7 +81,7 @@ pub struct RunConfig {
     /// Interval of the per-interval latency data.
     pub interval: Duration,
     /// Report files to write besides `--json`.
-    pub exports: crate::cli::ExportArgs,
+    pub exports: crate::configured::cli::ExportArgs,
     /// Events marked during the run (the lab's scenarios); the report places them on the
     /// timeline and tells what happened between them.
     pub events: crate::events::EventLog,
@@ -217,7 +217,10 @@ impl RunConfig {
                 || args.cacert.is_some()
                 || args.insecure
             {
-                Some(crate::tls::build(args.cacert.as_deref(), args.insecure)?)
+                Some(crate::configured::tls::build(
+                    args.cacert.as_deref(),
+                    args.insecure,
+                )?)
             } else {
                 None
             },

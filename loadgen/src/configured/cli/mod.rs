@@ -1,8 +1,8 @@
 //! Command-line surface: flags (each with an environment fallback where the course's Job
 //! manifests set one) and the `lab` subcommand.
 //!
-//! Parsing only; turning flags into a validated [`crate::config::RunConfig`] happens in
-//! [`crate::config`], so the same checks apply to the lab and to direct runs.
+//! Parsing only; turning flags into a validated [`crate::configured::config::RunConfig`] happens in
+//! [`crate::configured::config`], so the same checks apply to the lab and to direct runs.
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -32,7 +32,7 @@ pub enum ScenarioName {
 /// adding two of them can never overflow a clock.
 fn dur(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
-    if d > crate::config::MAX_RUN {
+    if d > crate::configured::config::MAX_RUN {
         return Err("at most 7 days".into());
     }
     Ok(d)

@@ -1,0 +1,10 @@
+//! The first stage: what the user asked for, checked. The flags ([`cli`]) become a
+//! [`config::RunConfig`] whose named targets ([`target`]) each carry what they are sent
+//! ([`request`]) and, for `https://`, the trusted roots ([`tls`]). Everything after this
+//! stage reads the checked configuration, never the flags.
+
+pub mod cli;
+pub mod config;
+pub mod request;
+pub mod target;
+pub mod tls;
