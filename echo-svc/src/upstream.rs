@@ -21,9 +21,9 @@ use serde_json::{json, Value};
 use crate::config::Upstream;
 use crate::identity::{Identity, X_ECHO_POD, X_ECHO_REGION, X_ECHO_VERSION};
 
-/// Headers copied from the incoming request to the upstream call.
+/// Tracing headers copied from the incoming request to the upstream call (the request id
+/// is set apart: it is generated when missing).
 const PROPAGATED: &[&str] = &[
-    "x-request-id",
     "traceparent",
     "tracestate",
     "b3",
@@ -128,18 +128,57 @@ impl Forwarder {
             .get(X_REQUEST_ID)
             .cloned()
             .unwrap_or_else(new_request_id);
-        let request_id_text = request_id.to_str().unwrap_or("").to_owned();
+        let call = match self.check(name, rest, incoming, me) {
+            Ok(call) => call,
+            Err((status, body)) => {
+                return CallOutcome {
+                    status,
+                    body,
+                    request_id,
+                }
+            }
+        };
+        let (status, body) = match self.exchange(&call, incoming, &request_id).await {
+            Ok((upstream_status, upstream_hop, body)) => {
+                answered(&call, &request_id, upstream_status, upstream_hop, &body)
+            }
+            Err((status, error)) => (
+                status,
+                json!({
+                    "error": error,
+                    "upstream": call.name,
+                    "url": call.url.as_str(),
+                    "request_id": request_id.to_str().unwrap_or(""),
+                    "hops": [call.me],
+                }),
+            ),
+        };
+        CallOutcome {
+            status,
+            body,
+            request_id,
+        }
+    }
+
+    /// What a call needs, once the upstream is allow-listed, the hop limit holds and the
+    /// path stays under the upstream's base; otherwise the refusal to send back.
+    fn check<'a>(
+        &self,
+        name: &'a str,
+        rest: &str,
+        incoming: &HeaderMap,
+        me: &Identity,
+    ) -> Result<Call<'a>, (StatusCode, Value)> {
         let Some(upstream) = self.upstreams.iter().find(|u| u.name == name) else {
             let known: Vec<&str> = self.upstreams.iter().map(|u| u.name.as_str()).collect();
-            return CallOutcome {
-                status: StatusCode::NOT_FOUND,
-                body: json!({
+            return Err((
+                StatusCode::NOT_FOUND,
+                json!({
                     "error": format!("upstream {name:?} is not in the allow-list"),
                     "allowed": known,
                     "hops": [me.hop()],
                 }),
-                request_id,
-            };
+            ));
         };
         let hops: u32 = incoming
             .get(X_ECHO_HOPS)
@@ -151,9 +190,9 @@ impl Forwarder {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
         if hops >= self.max_hops {
-            return CallOutcome {
-                status: StatusCode::LOOP_DETECTED,
-                body: json!({
+            return Err((
+                StatusCode::LOOP_DETECTED,
+                json!({
                     "error": format!(
                         "hop limit reached: this request already passed {hops} echo instances (--max-hops {})",
                         self.max_hops
@@ -161,160 +200,152 @@ impl Forwarder {
                     "chain": chain,
                     "hops": [me.hop()],
                 }),
-                request_id,
-            };
+            ));
         }
+        let url = url_under(&upstream.url, rest).map_err(|why| {
+            (
+                StatusCode::BAD_REQUEST,
+                json!({ "error": why, "hops": [me.hop()] }),
+            )
+        })?;
         let me_text = format!("{}/{}", me.region, me.pod);
-        let chain_out = if chain.is_empty() {
-            me_text
-        } else {
-            format!("{chain},{me_text}")
-        };
-        let url = match url_under(&upstream.url, rest) {
-            Ok(url) => url,
-            Err(why) => {
-                return CallOutcome {
-                    status: StatusCode::BAD_REQUEST,
-                    body: json!({ "error": why, "hops": [me.hop()] }),
-                    request_id,
-                }
-            }
-        };
-        let url_text = url.to_string();
+        Ok(Call {
+            name,
+            url,
+            hops: hops + 1,
+            chain: if chain.is_empty() {
+                me_text
+            } else {
+                format!("{chain},{me_text}")
+            },
+            me: me.hop(),
+        })
+    }
 
+    /// Sends the call and reads the answer (at most [`MAX_UPSTREAM_BODY`]): its status,
+    /// who answered, and its body; or the status and error to answer with instead.
+    async fn exchange(
+        &self,
+        call: &Call<'_>,
+        incoming: &HeaderMap,
+        request_id: &HeaderValue,
+    ) -> Result<(StatusCode, Value, Vec<u8>), (StatusCode, String)> {
+        let name = call.name;
         let mut req = self
             .client
-            .get(url)
+            .get(call.url.clone())
             .header(http::header::ACCEPT, "application/json")
             .header(X_REQUEST_ID, request_id.clone())
-            .header(X_ECHO_HOPS, (hops + 1).to_string());
-        if let Ok(v) = HeaderValue::from_str(&chain_out) {
+            .header(X_ECHO_HOPS, call.hops.to_string());
+        if let Ok(v) = HeaderValue::from_str(&call.chain) {
             req = req.header(X_ECHO_CHAIN, v);
         }
-        for name in PROPAGATED.iter().skip(1) {
-            for value in incoming.get_all(*name) {
-                req = req.header(*name, value.clone());
+        for header in PROPAGATED {
+            for value in incoming.get_all(*header) {
+                req = req.header(*header, value.clone());
             }
         }
-
-        let failure = |status: StatusCode, error: String| CallOutcome {
-            status,
-            body: json!({
-                "error": error,
-                "upstream": name,
-                "url": url_text,
-                "request_id": request_id_text,
-                "hops": [me.hop()],
-            }),
-            request_id: request_id.clone(),
-        };
-
-        let mut resp = match req.send().await {
-            Ok(resp) => resp,
-            Err(e) if e.is_timeout() => {
-                return failure(
+        let failed = |e: reqwest::Error, while_: &str| {
+            if e.is_timeout() {
+                (
                     StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "upstream {name:?} did not answer within {}",
-                        humantime::format_duration(self.timeout)
-                    ),
+                    match while_ {
+                        "" => format!(
+                            "upstream {name:?} did not answer within {}",
+                            humantime::format_duration(self.timeout)
+                        ),
+                        _ => format!("upstream {name:?} timed out{while_}"),
+                    },
                 )
-            }
-            Err(e) => {
-                return failure(
+            } else {
+                (
                     StatusCode::BAD_GATEWAY,
-                    format!("upstream {name:?} failed: {}", error_chain(&e)),
+                    format!("upstream {name:?} failed{while_}: {}", error_chain(&e)),
                 )
             }
         };
-
-        let upstream_status = resp.status();
+        let mut resp = req.send().await.map_err(|e| failed(e, ""))?;
+        let status = resp.status();
         let header = |h: &HeaderName| {
             resp.headers()
                 .get(h)
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
-        let upstream_hop = json!({
+        let hop = json!({
             "region": header(&X_ECHO_REGION),
             "version": header(&X_ECHO_VERSION),
             "pod": header(&X_ECHO_POD),
-            "status": upstream_status.as_u16(),
+            "status": status.as_u16(),
         });
-
         let mut body = Vec::new();
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
-                        return failure(
-                            StatusCode::BAD_GATEWAY,
-                            format!(
-                                "upstream {name:?} sent a body larger than {MAX_UPSTREAM_BODY} bytes"
-                            ),
-                        );
-                    }
-                    body.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) if e.is_timeout() => {
-                    return failure(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        format!("upstream {name:?} timed out while sending its body"),
-                    )
-                }
-                Err(e) => {
-                    return failure(
-                        StatusCode::BAD_GATEWAY,
-                        format!(
-                            "upstream {name:?} failed while sending its body: {}",
-                            error_chain(&e)
-                        ),
-                    )
-                }
-            }
-        }
-
-        // A nested /call answers with its own chain; splice it in so the whole path shows.
-        let mut hops = vec![me.hop()];
-        match serde_json::from_slice::<Value>(&body)
-            .ok()
-            .and_then(|v| v.get("hops").and_then(Value::as_array).cloned())
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| failed(e, " while sending its body"))?
         {
-            Some(nested) if !nested.is_empty() => {
-                let mut nested = nested;
-                if let Some(first) = nested.first_mut().and_then(Value::as_object_mut) {
-                    first.insert("status".into(), json!(upstream_status.as_u16()));
-                }
-                hops.extend(nested);
+            if body.len() + chunk.len() > MAX_UPSTREAM_BODY {
+                return Err((
+                    StatusCode::BAD_GATEWAY,
+                    format!("upstream {name:?} sent a body larger than {MAX_UPSTREAM_BODY} bytes"),
+                ));
             }
-            _ => hops.push(upstream_hop),
+            body.extend_from_slice(&chunk);
         }
-
-        let status = if upstream_status.is_server_error() {
-            StatusCode::BAD_GATEWAY
-        } else {
-            upstream_status
-        };
-        let mut doc = json!({
-            "upstream": name,
-            "url": url_text,
-            "request_id": request_id_text,
-            "upstream_status": upstream_status.as_u16(),
-            "hops": hops,
-        });
-        if upstream_status.is_server_error() {
-            doc["error"] = json!(format!(
-                "upstream {name:?} answered {}",
-                upstream_status.as_u16()
-            ));
-        }
-        CallOutcome {
-            status,
-            body: doc,
-            request_id,
-        }
+        Ok((status, hop, body))
     }
+}
+
+/// One allowed call: the upstream's name, the URL under its base, and the hop headers
+/// to send (this instance added).
+#[derive(Debug)]
+struct Call<'a> {
+    name: &'a str,
+    url: reqwest::Url,
+    hops: u32,
+    chain: String,
+    /// This instance's own hop entry.
+    me: Value,
+}
+
+/// The status and document for an upstream that answered. A nested /call answers with its
+/// own chain; it is spliced in so the whole path shows. A 5xx upstream is a 502 here.
+fn answered(
+    call: &Call<'_>,
+    request_id: &HeaderValue,
+    upstream_status: StatusCode,
+    upstream_hop: Value,
+    body: &[u8],
+) -> (StatusCode, Value) {
+    let mut hops = vec![call.me.clone()];
+    match serde_json::from_slice::<Value>(body)
+        .ok()
+        .and_then(|v| v.get("hops").and_then(Value::as_array).cloned())
+    {
+        Some(mut nested) if !nested.is_empty() => {
+            if let Some(first) = nested.first_mut().and_then(Value::as_object_mut) {
+                first.insert("status".into(), json!(upstream_status.as_u16()));
+            }
+            hops.extend(nested);
+        }
+        _ => hops.push(upstream_hop),
+    }
+    let mut doc = json!({
+        "upstream": call.name,
+        "url": call.url.as_str(),
+        "request_id": request_id.to_str().unwrap_or(""),
+        "upstream_status": upstream_status.as_u16(),
+        "hops": hops,
+    });
+    if upstream_status.is_server_error() {
+        doc["error"] = json!(format!(
+            "upstream {:?} answered {}",
+            call.name,
+            upstream_status.as_u16()
+        ));
+        return (StatusCode::BAD_GATEWAY, doc);
+    }
+    (upstream_status, doc)
 }
 
 /// A random 128-bit hex request id.
