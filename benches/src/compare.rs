@@ -43,7 +43,7 @@ use crate::runs::{mib, missing, peer_program, run_client};
 const STALL_PROBE_SECS: u64 = 10;
 
 /// Runs the harness; writes the README unless told not to. Returns the exit code.
-pub fn run(a: &CompareArgs) -> anyhow::Result<u8> {
+pub fn side_by_side(a: &CompareArgs) -> anyhow::Result<u8> {
     for (what, p) in [
         ("--echo-bin", &a.echo_bin),
         ("--loadgen-bin", &a.loadgen_bin),

@@ -50,7 +50,7 @@ pub struct FloorReport {
 }
 
 /// `benches floor`: runs the floor client and prints its report.
-pub fn run(a: &FloorArgs) -> anyhow::Result<u8> {
+pub fn measure(a: &FloorArgs) -> anyhow::Result<u8> {
     if !(a.rps > 0.0 && a.rps.is_finite()) {
         bail!("--rps must be a positive number");
     }

@@ -15,7 +15,7 @@
 //! and take the *least* CPU per request of its repeats. Background load only ever adds CPU,
 //! so the minimum is the figure noise moves least. The 2x-regression gate is the ratio of
 //! loadgen's least to echo-svc's least, which a slower or busier machine moves for both
-//! (benches/README.md shows a doubled loadgen failing it and a busy machine passing).
+//! (benches/notes/2026-12-04-slo-gate-ratio.md shows a doubled loadgen failing it and a busy machine passing).
 //!
 //! Any failed gate makes the exit code [`EXIT_GATE_FAILED`].
 
@@ -35,7 +35,7 @@ pub const EXIT_GATE_FAILED: u8 = 99;
 /// Default bounds. At 3000 rps a debug build on this 2-core VM measures (least of three
 /// repeats) 29-44 µs per request for loadgen's default mode and 23-35 µs for echo-svc, quiet
 /// or with a compiler running beside it, and the VM of another day was half as slow again
-/// (benches/README.md). An absolute bound that fails a 2x regression would fail such a day
+/// (benches/notes/2026-12-04-slo-gate-ratio.md). An absolute bound that fails a 2x regression would fail such a day
 /// too, so the 2x gate is a ratio: loadgen's CPU per request over echo-svc's, in the same
 /// process at the same moment, which a slower or busier machine moves for both. It read
 /// 1.19-1.56 healthy (a clean-clone CI run the highest) and 2.83-3.14 with loadgen's cost
@@ -127,7 +127,7 @@ impl Outcome {
 }
 
 /// Runs every step against one fleet. Must not be called from inside a tokio runtime.
-pub fn run(cfg: &GateConfig) -> anyhow::Result<Outcome> {
+pub fn run_gate(cfg: &GateConfig) -> anyhow::Result<Outcome> {
     let fleet = Fleet::start(cfg.faults.as_deref())?;
     let mut steps = Vec::new();
     for &rate in &cfg.rates {
@@ -404,7 +404,7 @@ pub fn run_slo(a: &crate::cli::SloArgs) -> anyhow::Result<u8> {
             return Ok(2);
         }
     }
-    let outcome = run(&cfg)?;
+    let outcome = run_gate(&cfg)?;
     print!("{}", render(&outcome));
     if let Some(p) = &a.json {
         let json = serde_json::to_string_pretty(&outcome)?;

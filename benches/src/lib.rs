@@ -2,7 +2,7 @@
 //!
 //! Module map:
 //!
-//! - [`cli`]: the `benches` binary's flags and subcommands (`slo`, `compare`, `floor`); [`run`]
+//! - [`cli`]: the `benches` binary's flags and subcommands (`slo`, `compare`, `floor`); [`dispatch`]
 //!   dispatches them.
 //! - [`procfs`]: CPU time and memory of processes and threads (`/proc`, `wait4`).
 //! - [`fleet`]: an in-process echo-svc fleet (us/eu × v1/v2) on a thread of its own.
@@ -43,12 +43,12 @@ pub mod targets;
 pub mod ticks;
 
 /// Runs a subcommand and returns the exit code.
-pub fn run(cli: cli::Cli) -> anyhow::Result<u8> {
+pub fn dispatch(cli: cli::Cli) -> anyhow::Result<u8> {
     match cli.command {
         cli::Command::Slo(a) => gate::run_slo(&a),
-        cli::Command::Compare(a) => compare::run(&a),
+        cli::Command::Compare(a) => compare::side_by_side(&a),
         #[cfg(target_os = "linux")]
-        cli::Command::Floor(a) => floor::run(&a),
+        cli::Command::Floor(a) => floor::measure(&a),
         // The floor is written on epoll, to make no system call a tick does not need.
         #[cfg(not(target_os = "linux"))]
         cli::Command::Floor(_) => anyhow::bail!("benches floor needs Linux (epoll)"),

@@ -22,7 +22,7 @@
 //! - `server`: listeners, HTTP/1.1 + h2c connections, [`spawn`] and [`Handle`].
 //! - `deadlines`: idle and stalled-answer deadlines by one sweep per server (the slowloris
 //!   guard), and each connection's share of the body budget.
-//! - [`shutdown`]: signal handling and [`run`].
+//! - [`shutdown`]: signal handling and [`serve`].
 //! - [`logging`]: tracing set-up.
 //!
 //! Embedding (tests, loadgen's local fleet):
@@ -58,4 +58,4 @@ pub use config::{Config, LogFormat, Upstream};
 pub use faults::{FaultError, FaultSpec, Limits};
 pub use routes::X_ECHO_FAULTS;
 pub use server::{spawn, Handle, MAX_HEADERS, MAX_HEADER_BYTES};
-pub use shutdown::run;
+pub use shutdown::serve;

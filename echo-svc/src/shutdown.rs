@@ -42,7 +42,7 @@ impl Signals {
 }
 
 /// Serve `config` until SIGTERM or SIGINT, then shut down gracefully.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub async fn serve(config: Config) -> anyhow::Result<()> {
     let mut signals = Signals::install()?;
     let handle = spawn(config).await?;
     let name = signals.recv().await;

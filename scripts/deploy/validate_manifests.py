@@ -189,13 +189,11 @@ def duration_seconds(text: str) -> float:
     return total
 
 
-def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
-    version = workspace_version()
+def check_images(renders: dict[str, list[dict]], report: Report) -> None:
+    """Images: ours are <IMAGE_REPO from deploy/config.env>/<name>:<the tag in
+    deploy/components/images>; anyone else's are pinned to a version (never latest, never
+    untagged), since pods use IfNotPresent."""
     deployable = {k: renders[k] for k in deployable_kustomizations(list(renders))}
-
-    # 1. Images: ours are <IMAGE_REPO from deploy/config.env>/<name>:<the tag in
-    #    deploy/components/images>; anyone else's are pinned to a version
-    #    (never latest, never untagged), since pods use IfNotPresent.
     try:
         repo = course_config.read_env()["IMAGE_REPO"]
         tag = course_config.deployed_tag()
@@ -228,67 +226,72 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
     for problem in course_config.disagreements():
         report.fail(f"{problem} (run `task config:apply`)")
 
-    for where, docs in renders.items():
-        by_kind: dict[str, list[dict]] = {}
-        for doc in docs:
-            by_kind.setdefault(doc["kind"], []).append(doc)
-        # 2. Grace period outlasts the drain (echo's DRAIN_DELAY + SHUTDOWN_TIMEOUT).
-        for doc in by_kind.get("Deployment", []) + by_kind.get("Rollout", []):
-            pod = pod_specs(doc) or {}
-            for c in pod.get("containers", []):
-                env = {e["name"]: e.get("value") for e in c.get("env", [])}
-                if "DRAIN_DELAY" in env or "SHUTDOWN_TIMEOUT" in env:
-                    need = duration_seconds(env.get("DRAIN_DELAY") or "5s") + \
-                        duration_seconds(env.get("SHUTDOWN_TIMEOUT") or "10s")
-                    grace = pod.get("terminationGracePeriodSeconds", 30)
-                    if grace <= need:
-                        report.fail(f"{where}: {doc['kind']}/{doc['metadata']['name']}: "
-                                    f"terminationGracePeriodSeconds {grace} <= drain+shutdown {need}s")
-                    else:
-                        report.ok()
-        # 3. Services' named targetPorts exist on the pods they select.
-        for svc in by_kind.get("Service", []):
-            selector = (svc.get("spec") or {}).get("selector") or {}
-            pods = []
-            for doc in docs:
-                pod = pod_specs(doc)
-                labels = (((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
-                if pod is not None and all(labels.get(k) == v for k, v in selector.items()):
-                    pods.append(pod)
-            if not pods:
-                continue
-            for port in svc["spec"].get("ports", []):
-                tp = port.get("targetPort")
-                if isinstance(tp, str):
-                    names = {p.get("name") for pod in pods for c in pod["containers"] for p in c.get("ports", [])}
-                    if tp not in names:
-                        report.fail(f"{where}: Service/{svc['metadata']['name']}: targetPort {tp!r} "
-                                    f"is not a container port name of the selected pods {sorted(names)}")
-                    else:
-                        report.ok()
-        # 4. Indexed Job: the N in --shard $(...)/N equals spec.completions.
-        for job in by_kind.get("Job", []):
-            spec = job["spec"]
-            args = " ".join(spec["template"]["spec"]["containers"][0].get("args", []))
-            match = re.search(r"--shard[ =]\S*/(\d+)", args)
-            if spec.get("completionMode") == "Indexed":
-                if not match or int(match.group(1)) != spec.get("completions"):
-                    report.fail(f"{where}: Job/{job['metadata']['name']}: --shard total "
-                                f"{match.group(1) if match else 'missing'} != completions {spec.get('completions')}")
+
+def check_grace_periods(where: str, by_kind: dict[str, list[dict]], report: Report) -> None:
+    """Grace period outlasts the drain (echo's DRAIN_DELAY + SHUTDOWN_TIMEOUT)."""
+    for doc in by_kind.get("Deployment", []) + by_kind.get("Rollout", []):
+        pod = pod_specs(doc) or {}
+        for c in pod.get("containers", []):
+            env = {e["name"]: e.get("value") for e in c.get("env", [])}
+            if "DRAIN_DELAY" in env or "SHUTDOWN_TIMEOUT" in env:
+                need = duration_seconds(env.get("DRAIN_DELAY") or "5s") + \
+                    duration_seconds(env.get("SHUTDOWN_TIMEOUT") or "10s")
+                grace = pod.get("terminationGracePeriodSeconds", 30)
+                if grace <= need:
+                    report.fail(f"{where}: {doc['kind']}/{doc['metadata']['name']}: "
+                                f"terminationGracePeriodSeconds {grace} <= drain+shutdown {need}s")
                 else:
                     report.ok()
-            rules = ((spec.get("podFailurePolicy") or {}).get("rules")) or []
-            fails_on_99 = any(r.get("action") == "FailJob" and 99 in r.get("onExitCodes", {}).get("values", [])
-                              for r in rules)
-            if spec.get("backoffLimit") != 0 or not fails_on_99:
-                report.fail(f"{where}: Job/{job['metadata']['name']}: needs backoffLimit 0 and a "
-                            f"podFailurePolicy failing the Job on exit code 99")
+
+
+def check_service_ports(where: str, docs: list[dict], by_kind: dict[str, list[dict]], report: Report) -> None:
+    """Services' named targetPorts exist on the pods they select."""
+    for svc in by_kind.get("Service", []):
+        selector = (svc.get("spec") or {}).get("selector") or {}
+        pods = []
+        for doc in docs:
+            pod = pod_specs(doc)
+            labels = (((doc.get("spec") or {}).get("template") or {}).get("metadata") or {}).get("labels") or {}
+            if pod is not None and all(labels.get(k) == v for k, v in selector.items()):
+                pods.append(pod)
+        if not pods:
+            continue
+        for port in svc["spec"].get("ports", []):
+            tp = port.get("targetPort")
+            if isinstance(tp, str):
+                names = {p.get("name") for pod in pods for c in pod["containers"] for p in c.get("ports", [])}
+                if tp not in names:
+                    report.fail(f"{where}: Service/{svc['metadata']['name']}: targetPort {tp!r} "
+                                f"is not a container port name of the selected pods {sorted(names)}")
+                else:
+                    report.ok()
+
+
+def check_jobs(where: str, by_kind: dict[str, list[dict]], report: Report) -> None:
+    """Indexed Job: the N in --shard $(...)/N equals spec.completions."""
+    for job in by_kind.get("Job", []):
+        spec = job["spec"]
+        args = " ".join(spec["template"]["spec"]["containers"][0].get("args", []))
+        match = re.search(r"--shard[ =]\S*/(\d+)", args)
+        if spec.get("completionMode") == "Indexed":
+            if not match or int(match.group(1)) != spec.get("completions"):
+                report.fail(f"{where}: Job/{job['metadata']['name']}: --shard total "
+                            f"{match.group(1) if match else 'missing'} != completions {spec.get('completions')}")
             else:
                 report.ok()
+        rules = ((spec.get("podFailurePolicy") or {}).get("rules")) or []
+        fails_on_99 = any(r.get("action") == "FailJob" and 99 in r.get("onExitCodes", {}).get("values", [])
+                          for r in rules)
+        if spec.get("backoffLimit") != 0 or not fails_on_99:
+            report.fail(f"{where}: Job/{job['metadata']['name']}: needs backoffLimit 0 and a "
+                        f"podFailurePolicy failing the Job on exit code 99")
+        else:
+            report.ok()
 
-    # 5. The canary lab's Rollout runs the same pod as the v1 Deployment
-    #    (rollouts/rollout.yaml was generated from it); only the pod-template
-    #    hash key of the spread constraints differs.
+
+def check_rollout_matches_deployment(renders: dict[str, list[dict]], report: Report) -> None:
+    """The canary lab's Rollout runs the same pod as the v1 Deployment (rollouts/rollout.yaml
+    was generated from it); only the pod-template hash key of the spread constraints differs."""
     rollout = next((d for d in renders.get("deploy/rollouts", []) if d["kind"] == "Rollout"), None)
     deployment = next((d for d in renders.get("deploy/overlays/us", []) if d["kind"] == "Deployment"
                        and d["spec"]["template"]["metadata"]["labels"].get("version") == "v1"), None)
@@ -310,8 +313,10 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
         else:
             report.ok()
 
-    # 6. Argo CD: the ApplicationSet's paths exist, its repo is allowed by the
-    #    AppProject, and the project admits every kind the overlays render.
+
+def check_argocd(renders: dict[str, list[dict]], report: Report) -> None:
+    """Argo CD: the ApplicationSet's paths exist, its repo is allowed by the AppProject, and the
+    project admits every kind the overlays render."""
     argocd = renders.get("deploy/argocd", [])
     appsets = [d for d in argocd if d["kind"] == "ApplicationSet"]
     projects = {d["metadata"]["name"]: d for d in argocd if d["kind"] == "AppProject"}
@@ -345,9 +350,11 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
                 else:
                     report.ok()
 
-    # 7. Istio values: one mesh, one trust domain, each cluster's network
-    #    matching its east-west gateway; the gateway values set only what the
-    #    chart's networkGateway does not already render.
+
+def check_istio_values(report: Report) -> None:
+    """Istio values: one mesh, one trust domain, each cluster's network matching its east-west
+    gateway; the gateway values set only what the chart's networkGateway does not already
+    render."""
     values = DEPLOY / "istio" / "values"
     common = yaml.safe_load((values / "istiod-common.yaml").read_text())
     if common.get("global", {}).get("meshID") != "training-mesh" or \
@@ -376,9 +383,11 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
         else:
             report.ok()
 
-    # 8. Cross-region wiring per overlay: echo-local names this region,
-    #    echo-remote and its DestinationRule name the other one (host and SNI),
-    #    and the gateway address is a real address or the unlinked placeholder.
+
+def check_cross_region(renders: dict[str, list[dict]], report: Report) -> None:
+    """Cross-region wiring per overlay: echo-local names this region, echo-remote and its
+    DestinationRule name the other one (host and SNI), and the gateway address is a real address
+    or the unlinked placeholder."""
     for region, other in (("us", "eu"), ("eu", "us")):
         docs = renders.get(f"deploy/overlays/{region}", [])
         by_name = {(d["kind"], d["metadata"]["name"]): d for d in docs}
@@ -412,8 +421,10 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
         else:
             report.ok()
 
-    # 9. Everything that reaches Prometheus names the namespace it runs in
-    #    (deploy/observability/namespace.yaml), never another one.
+
+def check_observability_namespace(renders: dict[str, list[dict]], report: Report) -> None:
+    """Everything that reaches Prometheus names the namespace it runs in
+    (deploy/observability/namespace.yaml), never another one."""
     obs_ns = yaml.safe_load((DEPLOY / "observability" / "namespace.yaml").read_text())["metadata"]["name"]
     for where, docs in renders.items():
         for doc in docs:
@@ -430,6 +441,23 @@ def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
                 if '"monitoring"' in text:
                     report.fail(f"{where}: NetworkPolicy/{doc['metadata']['name']} admits namespace "
                                 f"monitoring; Prometheus runs in {obs_ns}")
+
+
+def consistency_checks(renders: dict[str, list[dict]], report: Report) -> None:
+    """What must agree across the rendered manifests, one check each."""
+    check_images(renders, report)
+    for where, docs in renders.items():
+        by_kind: dict[str, list[dict]] = {}
+        for doc in docs:
+            by_kind.setdefault(doc["kind"], []).append(doc)
+        check_grace_periods(where, by_kind, report)
+        check_service_ports(where, docs, by_kind, report)
+        check_jobs(where, by_kind, report)
+    check_rollout_matches_deployment(renders, report)
+    check_argocd(renders, report)
+    check_istio_values(report)
+    check_cross_region(renders, report)
+    check_observability_namespace(renders, report)
 
 
 def applications_admitted(renders: dict[str, list[dict]], report: Report) -> None:

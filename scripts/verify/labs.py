@@ -421,9 +421,27 @@ def lab8(k: Kube, c: Checks, _args) -> None:
 
 LABS = {1: lab1, 2: lab2, 3: lab3, 4: lab4, 5: lab5, 6: lab6, 7: lab7, 8: lab8, 9: lab9.run}
 
+# What each lab's Definition of Done asks, as `--help` lists it.
+DONE = {
+    1: "both contexts exist, both API servers answer, nodes carry region and zone",
+    2: "Argo CD knows both clusters by region; echo-prod-us and echo-prod-eu are Synced and Healthy",
+    3: "one root CA, gateways linked, echo.<other>.mesh.local answers with the other region; "
+       "refused from outside the mesh",
+    4: "(optional, EKS) echo's /identity reports the IRSA or Pod Identity role; SKIP elsewhere",
+    5: "each region's echo answers with its own region (through the mesh client)",
+    6: "the pods run IMAGE_REPO/echo-svc at the tag in Git, and Argo CD synced that commit",
+    7: "about 90/10 v1/v2 over 200 calls, x-user-type: beta always v2, canary Rollout healthy",
+    8: "a pod kill during load leaves the local error count at 0; injected delay raises latency",
+    9: "the loadgen Job passes in both clusters (300 rps each on kind, 5000 on eks), in-region vs "
+       "cross-region p95/p99; a forced SLO failure fails the Job once, with its JSON collected",
+}
+
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="labs:\n" + "\n".join(f"  {n}  {DONE[n]}" for n in sorted(LABS)),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("lab", type=int, choices=sorted(LABS))
     parser.add_argument("--ctx-us", default="prod-us-east-1")
     parser.add_argument("--ctx-eu", default="prod-eu-west-1")

@@ -19,7 +19,7 @@ use crate::configured::config::RunConfig;
 /// Runs what the command line asks for and returns the exit code.
 pub fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Some(Command::Lab(args)) => lab::run(&args),
+        Some(Command::Lab(args)) => lab::run_lab(&args),
         Some(Command::Merge(args)) => merge::run_merge(&args),
         Some(Command::Compare(args)) => compare::run_compare(&args),
         None => {

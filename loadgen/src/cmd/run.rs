@@ -41,28 +41,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         .enable_all()
         .build()
         .context("cannot start the control runtime")?;
-    // A target whose name does not resolve does not stop the others: its requests count
-    // in the `dns` bucket while it is retried. Only when no target resolves is it an error.
-    let addrs = control.block_on(async {
-        let mut addrs = Vec::new();
-        let mut last_error = None;
-        for t in &cfg.targets {
-            match t.resolve().await {
-                Ok(a) => addrs.push(a),
-                Err(e) => {
-                    console::note(format_args!(
-                        "loadgen: WARNING {e:#}; its requests count as dns failures until it resolves"
-                    ));
-                    addrs.push(Vec::new());
-                    last_error = Some(e);
-                }
-            }
-        }
-        match last_error {
-            Some(e) if addrs.iter().all(Vec::is_empty) => Err(e),
-            _ => anyhow::Ok(addrs),
-        }
-    })?;
+    let addrs = control.block_on(resolve_all(&cfg))?;
     let total_weight: f64 = cfg.targets.iter().map(|t| t.weight).sum();
     let plans: Vec<Arc<RatePlan>> = cfg
         .targets
@@ -75,39 +54,7 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
             ))
         })
         .collect();
-
-    let names: Vec<String> = cfg
-        .targets
-        .iter()
-        .zip(&addrs)
-        .map(|(t, a)| {
-            let mut notes: Vec<String> = t.request.describe().into_iter().collect();
-            if a.len() > 1 {
-                notes.push(format!("{} addresses in turn", a.len()));
-            }
-            if t.tls.is_some() && cfg.tls.as_ref().is_some_and(|x| x.insecure) {
-                notes.push("TLS, certificates NOT checked".into());
-            }
-            if notes.is_empty() {
-                format!("{}={}", t.name, t.url)
-            } else {
-                format!("{}={} ({})", t.name, t.url, notes.join(", "))
-            }
-        })
-        .collect();
-    console::note(format_args!(
-        "loadgen: running against {} for {:?} (+{:?} warm-up), {} arrivals",
-        names.join(", "),
-        cfg.measured_duration(),
-        cfg.warmup,
-        format!("{:?}", cfg.arrival).to_lowercase()
-    ));
-    if cfg.tls.as_ref().is_some_and(|x| x.insecure) {
-        console::note(format_args!(
-            "loadgen: WARNING --insecure: https certificates and host names are not checked; \
-             the traffic is encrypted but not authenticated"
-        ));
-    }
+    announce(&cfg, &addrs);
     let (stop_tx, stop_rx) = watch::channel(false);
     let target_names: Vec<String> = cfg.targets.iter().map(|t| t.name.clone()).collect();
     let drawn = live::progress::Progress::drawn(cfg.progress);
@@ -154,15 +101,82 @@ pub fn execute(cfg: RunConfig, stop_on_signals: bool) -> anyhow::Result<RunOutco
         });
         let (cfg2, plans2, live2) = (cfg.clone(), plans.clone(), live.clone());
         let engine = tokio::task::spawn_blocking(move || {
-            send::run(&cfg2, &addrs, &plans2, stop_rx, Some(live2))
+            send::drive(&cfg2, &addrs, &plans2, stop_rx, Some(live2))
         });
         let out = engine.await.context("the engine panicked");
         signals.abort();
         out
     })??;
     progress.finish();
-
     let (results, timeline) = out.into_results(&cfg, &plans);
+    conclude(&cfg, results, timeline)
+}
+
+/// Each target's addresses. A target whose name does not resolve does not stop the
+/// others: its requests count in the `dns` bucket while it is retried. Only when no
+/// target resolves is it an error.
+async fn resolve_all(cfg: &RunConfig) -> anyhow::Result<Vec<Vec<std::net::SocketAddr>>> {
+    let mut addrs = Vec::new();
+    let mut last_error = None;
+    for t in &cfg.targets {
+        match t.resolve().await {
+            Ok(a) => addrs.push(a),
+            Err(e) => {
+                console::note(format_args!(
+                    "loadgen: WARNING {e:#}; its requests count as dns failures until it resolves"
+                ));
+                addrs.push(Vec::new());
+                last_error = Some(e);
+            }
+        }
+    }
+    match last_error {
+        Some(e) if addrs.iter().all(Vec::is_empty) => Err(e),
+        _ => Ok(addrs),
+    }
+}
+
+/// Says what is about to run: each target with what it is sent, the length and the
+/// arrivals, and loudly when certificates are not checked.
+fn announce(cfg: &RunConfig, addrs: &[Vec<std::net::SocketAddr>]) {
+    let insecure = cfg.tls.as_ref().is_some_and(|x| x.insecure);
+    let names: Vec<String> = cfg
+        .targets
+        .iter()
+        .zip(addrs)
+        .map(|(t, a)| {
+            let mut notes: Vec<String> = t.request.describe().into_iter().collect();
+            if a.len() > 1 {
+                notes.push(format!("{} addresses in turn", a.len()));
+            }
+            if t.tls.is_some() && insecure {
+                notes.push("TLS, certificates NOT checked".into());
+            }
+            if notes.is_empty() {
+                format!("{}={}", t.name, t.url)
+            } else {
+                format!("{}={} ({})", t.name, t.url, notes.join(", "))
+            }
+        })
+        .collect();
+    console::note(format_args!(
+        "loadgen: running against {} for {:?} (+{:?} warm-up), {} arrivals",
+        names.join(", "),
+        cfg.measured_duration(),
+        cfg.warmup,
+        format!("{:?}", cfg.arrival).to_lowercase()
+    ));
+    if insecure {
+        console::note(format_args!(
+            "loadgen: WARNING --insecure: https certificates and host names are not checked; \
+             the traffic is encrypted but not authenticated"
+        ));
+    }
+}
+
+/// Judges the results, tells the story between a scenario's events, and ends through
+/// the one report path.
+fn conclude(cfg: &RunConfig, results: Results, timeline: Timeline) -> anyhow::Result<RunOutcome> {
     let judgement = crate::judge::judge(&cfg.slos, &results);
     let events = cfg.events.snapshot();
     let story = (!events.is_empty()).then(|| {

@@ -102,7 +102,7 @@ pub struct EngineOutput {
 /// Runs the schedule against the targets. `addrs[i]` are the addresses `cfg.targets[i]`
 /// resolved to at the start (none if its name did not resolve),
 /// `plans[i]` its rate plan. Setting `stop` to true ends the run early.
-pub fn run(
+pub fn drive(
     cfg: &Arc<RunConfig>,
     addrs: &[Vec<SocketAddr>],
     plans: &[Arc<RatePlan>],

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use tokio::sync::watch;
 
-use super::router::{self, Endpoint, Outlier, Router};
+use super::router::{self, Endpoint, Mesh, Outlier, Router};
 use crate::events::EventLog;
 
 /// How the fleet is built.
@@ -79,7 +79,13 @@ impl Fleet {
             }
         }
         let v2_percent = Arc::new(AtomicU8::new(spec.v2_percent.min(100)));
-        let epoch = Instant::now();
+        let mesh = Mesh {
+            east_west: spec.east_west,
+            v2_percent: v2_percent.clone(),
+            outlier: spec.outlier,
+            epoch: Instant::now(),
+            events: events.clone(),
+        };
         let mut routers = Vec::new();
         let mut stops = Vec::new();
         for (region, other) in [("us", "eu"), ("eu", "us")] {
@@ -89,16 +95,7 @@ impl Fleet {
                     .map(|p| p.endpoint.clone())
                     .collect()
             };
-            let r = Router::new(
-                region,
-                of(region),
-                of(other),
-                spec.east_west,
-                v2_percent.clone(),
-                spec.outlier,
-                epoch,
-                events.clone(),
-            );
+            let r = Router::new(region, of(region), of(other), mesh.clone());
             let (addr, stop) = router::serve(r.clone()).await?;
             routers.push((r, addr));
             stops.push(stop);

@@ -158,30 +158,39 @@ pub struct Router {
     pub stats: Stats,
 }
 
+/// What both regions' routers share: the mesh's settings, the canary's weight, one clock
+/// and one event log.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    /// What crossing the east-west gateway costs.
+    pub east_west: Duration,
+    /// v2's share of each region's traffic, moved by the canary.
+    pub v2_percent: Arc<AtomicU8>,
+    pub outlier: Outlier,
+    pub epoch: Instant,
+    pub events: EventLog,
+}
+
 impl Router {
-    #[allow(clippy::too_many_arguments)]
+    /// `region`'s router: its own endpoints first, `remote` across the east-west hop.
     pub fn new(
         region: &str,
         local: Vec<Arc<Endpoint>>,
         remote: Vec<Arc<Endpoint>>,
-        east_west: Duration,
-        v2_percent: Arc<AtomicU8>,
-        outlier: Outlier,
-        epoch: Instant,
-        events: EventLog,
+        mesh: Mesh,
     ) -> Arc<Self> {
         Arc::new(Router {
             region: region.into(),
             local,
             remote,
-            east_west,
-            v2_percent,
-            outlier,
-            epoch,
+            east_west: mesh.east_west,
+            v2_percent: mesh.v2_percent,
+            outlier: mesh.outlier,
+            epoch: mesh.epoch,
             counter: AtomicU64::new(0),
             round_robin: AtomicU64::new(0),
             failing_over: [AtomicBool::new(false), AtomicBool::new(false)],
-            events,
+            events: mesh.events,
             stats: Stats::default(),
         })
     }
@@ -399,11 +408,13 @@ mod tests {
             "us",
             local.clone(),
             remote,
-            Duration::from_millis(30),
-            Arc::new(AtomicU8::new(0)),
-            outlier,
-            Instant::now(),
-            EventLog::default(),
+            Mesh {
+                east_west: Duration::from_millis(30),
+                v2_percent: Arc::new(AtomicU8::new(0)),
+                outlier,
+                epoch: Instant::now(),
+                events: EventLog::default(),
+            },
         );
         (r, local)
     }

@@ -203,16 +203,67 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
         path: path.clone(),
         source,
     })?;
+    check_shape(&raw, &path)?;
+    check_counts(&raw, &path)?;
+    let dec = Budget {
+        path: &path,
+        used: std::cell::Cell::new(0),
+    };
+    let mut groups: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
+    for g in raw.groups {
+        let key = GroupKey {
+            target: g.target,
+            region: g.region,
+            version: g.version,
+            class: g.status_class,
+        };
+        let name = format!(
+            "{}/{}/{}/{}",
+            key.target, key.region, key.version, key.class
+        );
+        let hist = GroupHist {
+            corrected: dec.hdr(&name, &g.corrected.hdr)?,
+            service: dec.hdr(&name, &g.service.hdr)?,
+        };
+        groups.entry(key).or_default().merge(&hist);
+    }
+    let pacing = dec.hdr("pacing", &raw.pacing.hdr)?;
+    let targets = raw
+        .targets
+        .into_iter()
+        .map(|t| target(t, &dec))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(SavedRun {
+        path: path.clone(),
+        results: Results {
+            targets,
+            groups,
+            pacing,
+            measured_secs: raw.measured_secs,
+            interrupted: raw.interrupted,
+            tick_ns: (raw.tick_us * 1000.0).round() as u64,
+            tick_auto: raw.tick_auto,
+            timing: raw.timing,
+        },
+        settings: raw.settings,
+        slos: raw.slos.into_iter().map(|v| v.slo).collect(),
+    })
+}
+
+/// A report of this format and histogram shape, with no more groups and targets than a
+/// run can have.
+fn check_shape(raw: &RawReport, path: &Path) -> Result<(), LoadError> {
+    let path = path.to_owned();
     if raw.format != FORMAT {
         return Err(LoadError::Format {
             path,
-            found: raw.format,
+            found: raw.format.clone(),
         });
     }
     if raw.unit != "us" || raw.histogram != (1, HIGHEST_US, SIGFIG) {
         return Err(LoadError::Histogram {
             path,
-            unit: raw.unit,
+            unit: raw.unit.clone(),
             bounds: raw.histogram,
         });
     }
@@ -229,6 +280,13 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             ),
         });
     }
+    Ok(())
+}
+
+/// Counts loadgen could have written: each phase's buckets sum to its scheduled
+/// requests, and no rate or count is beyond any run loadgen makes.
+fn check_counts(raw: &RawReport, path: &Path) -> Result<(), LoadError> {
+    let path = path.to_owned();
     // Every scheduled request ends in exactly one bucket: a report that says otherwise
     // (or whose counts overflow) was not written by loadgen and would corrupt a merge.
     for t in &raw.targets {
@@ -269,18 +327,28 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             });
         }
     }
-    // Histograms are counted as they are decoded, so a forged file stops at the budget.
-    let used = std::cell::Cell::new(0usize);
-    let hdr = |group: &str, s: &str| {
+    Ok(())
+}
+
+/// Decodes a report's histograms, counting their memory as it goes, so a forged file
+/// stops at [`MAX_HISTOGRAM_BYTES`].
+struct Budget<'a> {
+    path: &'a Path,
+    used: std::cell::Cell<usize>,
+}
+
+impl Budget<'_> {
+    fn hdr(&self, group: &str, s: &str) -> Result<hdrhistogram::Histogram<u64>, LoadError> {
         let h = decode(s).map_err(|e| LoadError::Hdr {
-            path: path.clone(),
+            path: self.path.to_owned(),
             group: group.to_string(),
             why: format!("{e:#}"),
         })?;
-        used.set(used.get() + crate::hist::histogram_bytes(&h));
-        if used.get() > MAX_HISTOGRAM_BYTES {
+        self.used
+            .set(self.used.get() + crate::hist::histogram_bytes(&h));
+        if self.used.get() > MAX_HISTOGRAM_BYTES {
             return Err(LoadError::Invalid {
-                path: path.clone(),
+                path: self.path.to_owned(),
                 why: format!(
                     "its histograms take more than {} MiB, more than any run loadgen makes",
                     MAX_HISTOGRAM_BYTES >> 20
@@ -288,87 +356,55 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             });
         }
         Ok(h)
-    };
-    let mut groups: BTreeMap<GroupKey, GroupHist> = BTreeMap::new();
-    for g in raw.groups {
-        let key = GroupKey {
-            target: g.target,
-            region: g.region,
-            version: g.version,
-            class: g.status_class,
-        };
-        let name = format!(
-            "{}/{}/{}/{}",
-            key.target, key.region, key.version, key.class
-        );
-        let hist = GroupHist {
-            corrected: hdr(&name, &g.corrected.hdr)?,
-            service: hdr(&name, &g.service.hdr)?,
-        };
-        groups.entry(key).or_default().merge(&hist);
     }
-    let pacing = hdr("pacing", &raw.pacing.hdr)?;
-    let mut targets = Vec::with_capacity(raw.targets.len());
-    for t in raw.targets {
-        let pool = match t.connections {
-            Some(p) => PoolStats {
-                opened: p.opened,
-                peak: p.peak,
-                cap: p.cap,
-                queued_at_cap: p.queued_at_cap,
-                dropped_at_cap: p.dropped_at_cap,
-                expired_waiting: p.expired_waiting,
-                fd_exhausted: p.fd_exhausted,
-                fd_limited: p.fd_limited,
-                unasked: p.unasked,
-                wait: hdr(&format!("{}/connection wait", t.name), &p.wait.hdr)?,
-                lookups: p.dns_lookups,
-                lookup_failures: p.dns_failures,
-                address_changes: p.dns_changes,
-                handshakes: p.tls_handshakes,
-                resumed: p.tls_resumed,
-                tls_error: p.tls_error,
-                bytes_sent: p.bytes_sent,
-                bytes_received: p.bytes_received,
-            },
-            None => PoolStats::default(),
-        };
-        let lead = match &t.first_of_tick {
-            Some(h) => hdr(&format!("{}/first of tick", t.name), &h.hdr)?,
-            None => crate::hist::new_histogram(),
-        };
-        let mut ticks = TickCounts::default();
-        for x in &t.ticks {
-            ticks.count_n((x.tick_us * 1000.0).round() as u64, x.requests);
-        }
-        targets.push(TargetResult {
-            name: t.name,
-            url: t.url,
-            requested_rps: t.requested_rps,
-            accounts: TargetAccounts {
-                measured: t.accounting,
-                warmup: t.warmup,
-                pool,
-                folded: t.groups_folded,
-                lead,
-                ticks,
-                stamps: t.arrival_stamps,
-            },
-        });
-    }
-    Ok(SavedRun {
-        path,
-        results: Results {
-            targets,
-            groups,
-            pacing,
-            measured_secs: raw.measured_secs,
-            interrupted: raw.interrupted,
-            tick_ns: (raw.tick_us * 1000.0).round() as u64,
-            tick_auto: raw.tick_auto,
-            timing: raw.timing,
+}
+
+/// One target's result as the report wrote it.
+fn target(t: RawTarget, dec: &Budget<'_>) -> Result<TargetResult, LoadError> {
+    let hdr = |group: &str, s: &str| dec.hdr(group, s);
+    let pool = match t.connections {
+        Some(p) => PoolStats {
+            opened: p.opened,
+            peak: p.peak,
+            cap: p.cap,
+            queued_at_cap: p.queued_at_cap,
+            dropped_at_cap: p.dropped_at_cap,
+            expired_waiting: p.expired_waiting,
+            fd_exhausted: p.fd_exhausted,
+            fd_limited: p.fd_limited,
+            unasked: p.unasked,
+            wait: hdr(&format!("{}/connection wait", t.name), &p.wait.hdr)?,
+            lookups: p.dns_lookups,
+            lookup_failures: p.dns_failures,
+            address_changes: p.dns_changes,
+            handshakes: p.tls_handshakes,
+            resumed: p.tls_resumed,
+            tls_error: p.tls_error,
+            bytes_sent: p.bytes_sent,
+            bytes_received: p.bytes_received,
         },
-        settings: raw.settings,
-        slos: raw.slos.into_iter().map(|v| v.slo).collect(),
+        None => PoolStats::default(),
+    };
+    let lead = match &t.first_of_tick {
+        Some(h) => hdr(&format!("{}/first of tick", t.name), &h.hdr)?,
+        None => crate::hist::new_histogram(),
+    };
+    let mut ticks = TickCounts::default();
+    for x in &t.ticks {
+        ticks.count_n((x.tick_us * 1000.0).round() as u64, x.requests);
+    }
+    Ok(TargetResult {
+        name: t.name,
+        url: t.url,
+        requested_rps: t.requested_rps,
+        accounts: TargetAccounts {
+            measured: t.accounting,
+            warmup: t.warmup,
+            pool,
+            folded: t.groups_folded,
+            lead,
+            ticks,
+            stamps: t.arrival_stamps,
+        },
     })
 }
