@@ -64,6 +64,16 @@ for tool in docker kind kubectl helm task git openssl cargo; do
     missing=$((missing + 1))
   fi
 done
+# `task verify:labN` is one wildcard task (go-task 3.34 on); deploy/README.md asks for 3.40+.
+if command -v task >/dev/null 2>&1; then
+  task_version=$(task --version 2>/dev/null | sed -n 's/^[^0-9]*\([0-9][0-9]*\)\.\([0-9][0-9]*\).*/\1 \2/p' | head -n 1)
+  # shellcheck disable=SC2086  # major and minor as two words
+  set -- $task_version
+  if [ $# -eq 2 ] && { [ "$1" -lt 3 ] || { [ "$1" -eq 3 ] && [ "$2" -lt 40 ]; }; }; then
+    say "tools: go-task $1.$2 is too old: the course's Taskfile needs 3.40 or newer ($(hint task))"
+    missing=$((missing + 1))
+  fi
+fi
 if [ "$missing" -gt 0 ]; then
   say "tools: $missing missing; install them and run 'task tools' again"
   exit 1

@@ -101,6 +101,27 @@ def test_task_tools_names_what_is_missing_and_how_to_get_it(machine: Bin, tmp_pa
     assert not [c for c in machine.calls() if c.split()[0] in ("apt-get", "sudo")], machine.calls()
 
 
+@pytest.mark.parametrize("printed, too_old", [
+    ("Task version: v3.29.1 (h1:x)", True),   # before wildcard task names: verify:labN would not exist
+    ("Task version: 2.8.1", True),
+    ("Task version: v3.41.0 (h1:x)", False),  # Homebrew's, as printed
+    ("3.54.0+pypi", False),                   # pip's go-task-bin
+])
+def test_task_tools_refuses_a_go_task_too_old_for_the_wildcard_lab_checks(
+        machine: Bin, tmp_path: Path, printed: str, too_old: bool) -> None:
+    for tool in PREREQS:
+        machine.stub(tool)
+    machine.stub("task", f'echo "{printed}"')
+    out = subprocess.run(["sh", "scripts/tools.sh"], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                         env=machine.env(VENV=str(tmp_path / "venv")))
+    if too_old:
+        assert out.returncode == 1, out.stderr
+        assert "is too old: the course's Taskfile needs 3.40 or newer" in out.stderr, out.stderr
+    else:
+        assert out.returncode == 0, out.stderr
+        assert "too old" not in out.stderr
+
+
 def engine(b: Bin, arch: str, api: str) -> None:
     """A docker stub that answers `version --format` like an engine of arch and API."""
     b.stub("docker", f"""case "$*" in
