@@ -6,7 +6,7 @@
 mod common;
 
 use common::*;
-use loadgen::{execute, EXIT_OK, EXIT_SLO_FAILED};
+use loadgen::{EXIT_OK, EXIT_SLO_FAILED};
 
 /// The load tests here run one at a time: each measures latency, and the other's load
 /// on the same cores would be measured with it.
@@ -28,24 +28,21 @@ fn corrected_p99_us(r: &loadgen::results::Results) -> u64 {
 #[test]
 fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
     let _alone = alone();
-    let rt = server_runtime();
-    let e = echo(&rt, "eu", "v1", "delay=50ms");
-    let t = format!("eu=http://{}/", e.addr());
     // Default pool settings: nothing about connections on the command line.
-    let cfg = config(&[
-        "--target",
-        &t,
-        "--rps",
-        "2000",
-        "--duration",
-        "3s",
-        "--slo",
-        "generator_limited==0",
-        "--slo",
-        "dropped==0",
-    ]);
-    let out = execute(cfg, false).unwrap();
-    rt.block_on(e.shutdown()).unwrap();
+    let out = run_against(
+        "eu",
+        "delay=50ms",
+        &[
+            "--rps",
+            "2000",
+            "--duration",
+            "3s",
+            "--slo",
+            "generator_limited==0",
+            "--slo",
+            "dropped==0",
+        ],
+    );
     let r = &out.results;
     assert_sums(r);
     let tr = &r.targets[0];
@@ -81,32 +78,29 @@ fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
 #[test]
 fn a_pool_fixed_too_small_says_loadgen_limited_the_run() {
     let _alone = alone();
-    let rt = server_runtime();
-    let e = echo(&rt, "eu", "v1", "delay=50ms");
-    let t = format!("eu=http://{}/", e.addr());
     let json = std::env::temp_dir().join(format!("loadgen-pool-{}.json", std::process::id()));
     let j = json.to_str().unwrap().to_string();
     // 4 connections carry at most 80 requests/s of 50 ms each: 400/s must queue in loadgen.
-    let cfg = config(&[
-        "--target",
-        &t,
-        "--rps",
-        "400",
-        "--duration",
-        "1s",
-        "--connections",
-        "4",
-        "--timeout",
-        "2s",
-        "--slo",
-        "p99<10s",
-        "--slo",
-        "generator_limited==0",
-        "--json",
-        &j,
-    ]);
-    let out = execute(cfg, false).unwrap();
-    rt.block_on(e.shutdown()).unwrap();
+    let out = run_against(
+        "eu",
+        "delay=50ms",
+        &[
+            "--rps",
+            "400",
+            "--duration",
+            "1s",
+            "--connections",
+            "4",
+            "--timeout",
+            "2s",
+            "--slo",
+            "p99<10s",
+            "--slo",
+            "generator_limited==0",
+            "--json",
+            &j,
+        ],
+    );
     let r = &out.results;
     assert_sums(r);
     let pool = &r.targets[0].accounts.pool;

@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use common::*;
@@ -343,56 +342,21 @@ fn a_name_that_does_not_resolve_counts_in_its_own_bucket_while_the_others_go_on(
 
 #[test]
 fn timeouts_are_counted() {
-    let rt = server_runtime();
-    let e = echo(&rt, "us", "v1", "delay=3s");
-    let t = format!("us=http://{}/", e.addr());
-    let out = execute(
-        config(&[
-            "--target",
-            &t,
-            "--rps",
-            "20",
-            "--duration",
-            "1s",
-            "--timeout",
-            "200ms",
-        ]),
-        false,
-    )
-    .unwrap();
-    rt.block_on(e.shutdown()).unwrap();
+    let out = run_against(
+        "us",
+        "delay=3s",
+        &["--rps", "20", "--duration", "1s", "--timeout", "200ms"],
+    );
     let a = &out.results.targets[0].accounts.measured;
     assert_sums(&out.results);
     assert_eq!(a.scheduled, 20);
     assert_eq!(a.timeout, 20, "{a:?}");
 }
 
-/// Accepts connections and answers every request with bytes that are not HTTP.
-fn garbage_server() -> std::net::SocketAddr {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = l.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for s in l.incoming() {
-            let Ok(mut s) = s else { return };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = s.read(&mut buf) {
-                    if n == 0
-                        || s.write_all(b"SPLAT \x00\x01 not http at all\r\n\r\n")
-                            .is_err()
-                    {
-                        return;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
 #[test]
 fn malformed_responses_are_counted() {
-    let addr = garbage_server();
+    // Every request answered with bytes that are not HTTP.
+    let addr = scripted_server(|_| b"SPLAT \x00\x01 not http at all\r\n\r\n".to_vec(), None);
     let t = format!("bad=http://{addr}/");
     let out = execute(
         config(&[
@@ -480,15 +444,7 @@ fn a_stall_shows_in_corrected_latency_but_not_in_service_time() {
 
 #[test]
 fn two_percent_slow_requests_sit_between_p95_and_p99() {
-    let rt = server_runtime();
-    let e = echo(&rt, "us", "v1", "delay=20ms:2");
-    let t = format!("us=http://{}/", e.addr());
-    let out = execute(
-        config(&["--target", &t, "--rps", "500", "--duration", "5s"]),
-        false,
-    )
-    .unwrap();
-    rt.block_on(e.shutdown()).unwrap();
+    let out = run_against("us", "delay=20ms:2", &["--rps", "500", "--duration", "5s"]);
     assert_sums(&out.results);
     let g = &out.results.groups[&GroupKey::new("us", "us", "v1", "2xx")];
     let (p95, p99) = (
