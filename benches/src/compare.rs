@@ -36,7 +36,7 @@ use crate::peers::{self, Invocation, Load, Tool};
 use crate::procfs;
 use crate::procs::{start_echo, start_echo_with, start_nginx, which, TempDir};
 use crate::readme;
-use crate::results::{MemoryRow, Results, ServerRow, TickRun};
+use crate::results::{ClientRun, MemoryRow, Results, ServerRow, TickRun};
 use crate::runs::{mib, missing, peer_program, run_client};
 
 /// How long the idle machine's stalls are counted before the first run and after the last.
@@ -79,48 +79,8 @@ pub fn side_by_side(a: &CompareArgs) -> anyhow::Result<u8> {
     let (sc, cc) = (a.server_core, a.client_core);
     results.machine.stalls_before = machine::stalls(&[sc, cc], STALL_PROBE_SECS);
     eprintln!("compare: {}", results.machine);
-    let load = |rate: f64, duration: Duration| Load {
-        rate,
-        duration,
-        connections: a.connections,
-    };
-
     if !skip("peers") {
-        let echo = start_echo(&a.echo_bin, sc)?;
-        let mut order = vec![
-            Tool::Loadgen,
-            Tool::LoadgenExact,
-            Tool::Floor,
-            Tool::K6,
-            Tool::Oha,
-            Tool::Autocannon,
-            Tool::Hey,
-        ];
-        order.retain(|t| !skip(t.name()));
-        for &rate in &a.rates {
-            for round in 1..=a.rounds {
-                for &tool in &order {
-                    let Some(prog) = peer_program(tool, &a.loadgen_bin) else {
-                        if round == 1 {
-                            results.peers.push(missing(tool, Some(rate), a.duration));
-                        }
-                        continue;
-                    };
-                    let inv = peers::fixed_rate(
-                        tool,
-                        &prog,
-                        &echo.url(),
-                        load(rate, a.duration),
-                        &work.0,
-                    );
-                    let mut row =
-                        run_client(tool, &inv, cc, &echo, Some(rate), a.duration, &work.0);
-                    row.round = round;
-                    results.peers.push(row);
-                }
-            }
-        }
-        drop(echo);
+        results.peers = peer_rounds(a, &work.0, &skip)?;
     }
 
     if !skip("ticks") && !a.tick_sweep.is_empty() {
@@ -128,42 +88,7 @@ pub fn side_by_side(a: &CompareArgs) -> anyhow::Result<u8> {
     }
 
     if !skip("max") {
-        let nginx = start_nginx(sc)?;
-        match peer_program(Tool::Wrk, &a.loadgen_bin) {
-            None => results.max.push(missing(Tool::Wrk, None, a.duration)),
-            Some(wrk) => {
-                let inv = Invocation {
-                    program: wrk.clone(),
-                    args: peers::wrk_args(&nginx.url(), load(0.0, a.duration)),
-                    report_file: None,
-                    files: Vec::new(),
-                    env: Vec::new(),
-                };
-                for round in 1..=a.rounds {
-                    let mut first =
-                        run_client(Tool::Wrk, &inv, cc, &nginx, None, a.duration, &work.0);
-                    first.round = round;
-                    // loadgen is open loop: ask for more than wrk managed, so the ceiling is
-                    // its own.
-                    let ask = (first.achieved_rps * 1.25).max(1000.0);
-                    results.max.push(first);
-                    let mut lg = peers::fixed_rate(
-                        Tool::Loadgen,
-                        &a.loadgen_bin,
-                        &nginx.url(),
-                        load(ask, a.duration),
-                        &work.0,
-                    );
-                    lg.args.extend(["--max-lag".to_string(), "10s".into()]);
-                    let mut row =
-                        run_client(Tool::Loadgen, &lg, cc, &nginx, None, a.duration, &work.0);
-                    row.mode = "open loop at 1.25x the round's wrk rate, --threads 1".into();
-                    row.round = round;
-                    results.max.push(row);
-                }
-            }
-        }
-        drop(nginx);
+        results.max = max_rate(a, &work.0)?;
     }
 
     if !skip("servers") {
@@ -171,28 +96,7 @@ pub fn side_by_side(a: &CompareArgs) -> anyhow::Result<u8> {
     }
 
     if !skip("memory") && !a.memory_long.is_zero() {
-        let echo = start_echo(&a.echo_bin, sc)?;
-        let rate = a.rates.first().copied().unwrap_or(5000.0);
-        for d in [a.memory_long / 10, a.memory_long] {
-            let inv = peers::fixed_rate(
-                Tool::Loadgen,
-                &a.loadgen_bin,
-                &echo.url(),
-                load(rate, d),
-                &work.0,
-            );
-            let row = run_client(Tool::Loadgen, &inv, cc, &echo, Some(rate), d, &work.0);
-            if let Some(e) = &row.error {
-                bail!("memory run of {d:?} failed: {e}");
-            }
-            results.memory.push(MemoryRow {
-                duration_secs: d.as_secs_f64(),
-                rate,
-                responses: row.responses,
-                peak_rss_mib: row.peak_rss_mib,
-            });
-        }
-        drop(echo);
+        results.memory = memory(a, &work.0)?;
     }
 
     results.machine.stalls_after = machine::stalls(&[sc, cc], STALL_PROBE_SECS);
@@ -207,6 +111,125 @@ pub fn side_by_side(a: &CompareArgs) -> anyhow::Result<u8> {
         eprintln!("compare: results written into {}", a.readme.display());
     }
     Ok(0)
+}
+
+/// A fixed-rate load with the run's connections.
+fn load(a: &CompareArgs, rate: f64, duration: Duration) -> Load {
+    Load {
+        rate,
+        duration,
+        connections: a.connections,
+    }
+}
+
+/// loadgen, the floor and the peers at each rate, `--rounds` alternating rounds.
+fn peer_rounds(
+    a: &CompareArgs,
+    work: &Path,
+    skip: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<ClientRun>> {
+    let (sc, cc) = (a.server_core, a.client_core);
+    let mut out = Vec::new();
+    let echo = start_echo(&a.echo_bin, sc)?;
+    let mut order = vec![
+        Tool::Loadgen,
+        Tool::LoadgenExact,
+        Tool::Floor,
+        Tool::K6,
+        Tool::Oha,
+        Tool::Autocannon,
+        Tool::Hey,
+    ];
+    order.retain(|t| !skip(t.name()));
+    for &rate in &a.rates {
+        for round in 1..=a.rounds {
+            for &tool in &order {
+                let Some(prog) = peer_program(tool, &a.loadgen_bin) else {
+                    if round == 1 {
+                        out.push(missing(tool, Some(rate), a.duration));
+                    }
+                    continue;
+                };
+                let inv =
+                    peers::fixed_rate(tool, &prog, &echo.url(), load(a, rate, a.duration), work);
+                let mut row = run_client(tool, &inv, cc, &echo, Some(rate), a.duration, work);
+                row.round = round;
+                out.push(row);
+            }
+        }
+    }
+    drop(echo);
+    Ok(out)
+}
+
+/// Per round, `wrk -t1` against nginx and then loadgen open loop at 1.25x its rate.
+fn max_rate(a: &CompareArgs, work: &Path) -> anyhow::Result<Vec<ClientRun>> {
+    let (sc, cc) = (a.server_core, a.client_core);
+    let mut out = Vec::new();
+    let nginx = start_nginx(sc)?;
+    match peer_program(Tool::Wrk, &a.loadgen_bin) {
+        None => out.push(missing(Tool::Wrk, None, a.duration)),
+        Some(wrk) => {
+            let inv = Invocation {
+                program: wrk.clone(),
+                args: peers::wrk_args(&nginx.url(), load(a, 0.0, a.duration)),
+                report_file: None,
+                files: Vec::new(),
+                env: Vec::new(),
+            };
+            for round in 1..=a.rounds {
+                let mut first = run_client(Tool::Wrk, &inv, cc, &nginx, None, a.duration, work);
+                first.round = round;
+                // loadgen is open loop: ask for more than wrk managed, so the ceiling is
+                // its own.
+                let ask = (first.achieved_rps * 1.25).max(1000.0);
+                out.push(first);
+                let mut lg = peers::fixed_rate(
+                    Tool::Loadgen,
+                    &a.loadgen_bin,
+                    &nginx.url(),
+                    load(a, ask, a.duration),
+                    work,
+                );
+                lg.args.extend(["--max-lag".to_string(), "10s".into()]);
+                let mut row = run_client(Tool::Loadgen, &lg, cc, &nginx, None, a.duration, work);
+                row.mode = "open loop at 1.25x the round's wrk rate, --threads 1".into();
+                row.round = round;
+                out.push(row);
+            }
+        }
+    }
+    drop(nginx);
+    Ok(out)
+}
+
+/// loadgen's peak RSS for a short and a long run at the first rate.
+fn memory(a: &CompareArgs, work: &Path) -> anyhow::Result<Vec<MemoryRow>> {
+    let (sc, cc) = (a.server_core, a.client_core);
+    let mut out = Vec::new();
+    let echo = start_echo(&a.echo_bin, sc)?;
+    let rate = a.rates.first().copied().unwrap_or(5000.0);
+    for d in [a.memory_long / 10, a.memory_long] {
+        let inv = peers::fixed_rate(
+            Tool::Loadgen,
+            &a.loadgen_bin,
+            &echo.url(),
+            load(a, rate, d),
+            work,
+        );
+        let row = run_client(Tool::Loadgen, &inv, cc, &echo, Some(rate), d, work);
+        if let Some(e) = &row.error {
+            bail!("memory run of {d:?} failed: {e}");
+        }
+        out.push(MemoryRow {
+            duration_secs: d.as_secs_f64(),
+            rate,
+            responses: row.responses,
+            peak_rss_mib: row.peak_rss_mib,
+        });
+    }
+    drop(echo);
+    Ok(out)
 }
 
 /// loadgen at `--tick-rate` with every `--tick-sweep` tick, alternated within each round,

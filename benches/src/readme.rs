@@ -43,199 +43,218 @@ pub fn render(r: &Results) -> String {
         r.command, r.connections
     );
 
-    if !r.peers.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n#### loadgen vs peers at fixed rates (server: `echo-svc --workers 1`)\n\n\
-             {} alternating rounds; each cell is the median over the rounds with [min-max]. CPU is \
-             the client's user + system time over its whole run (`wait4`), divided by the \
-             responses it got; \"x k6\" and \"x oha\" are ratios taken within each round. \
-             loadgen and oha report coordinated-omission-corrected latency; k6, autocannon and \
-             hey report service time. Pacing lag is loadgen's own (send minus intended time). \
-             Wake-ups are the client's voluntary context switches (`wait4`) per response: on \
-             this kind of virtual machine each costs tens of microseconds of CPU, which is \
-             why the CPU column follows it.\n",
-            r.rounds
-        );
-        let mut t = table(&[
-            "rate",
-            "tool",
-            "mode",
-            "runs",
-            "achieved rps",
-            "CPU µs/req",
-            "CPU x k6",
-            "CPU x oha",
-            "wake-ups/req",
-            "p50 ms",
-            "p99 ms",
-            "pacing lag p99 ms",
-            "peak RSS MiB",
-            "errors",
-            "dropped",
-        ]);
-        for rate in rates(&r.peers) {
-            for first in tools(&r.peers, Some(rate)) {
-                let rs = runs(&r.peers, &first.tool, Some(rate));
-                if rs.is_empty() {
-                    let why = first.error.clone().unwrap_or_else(|| "no responses".into());
-                    t.add_row(vec![
-                        format!("{rate:.0}"),
-                        first.tool.clone(),
-                        first.mode.clone(),
-                        "0".into(),
-                        format!("failed: {}", why.chars().take(80).collect::<String>()),
-                    ]);
-                    continue;
-                }
-                let col = |f: fn(&ClientRun) -> Option<f64>, prec: usize| {
-                    stat(&rs.iter().filter_map(|x| f(x)).collect::<Vec<_>>(), prec)
-                };
-                let failed = runs_failed(&r.peers, &first.tool, Some(rate));
+    peers_section(&mut out, r);
+    max_rate_section(&mut out, r);
+    servers_section(&mut out, r);
+    crate::ticks::render(&mut out, &r.ticks);
+    memory_section(&mut out, r);
+    let _ = writeln!(out, "\n#### Targets\n");
+    for line in targets(r) {
+        let _ = writeln!(out, "- {line}");
+    }
+    out
+}
+
+/// loadgen against its peers at fixed rates, per rate and tool.
+fn peers_section(out: &mut String, r: &Results) {
+    if r.peers.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n#### loadgen vs peers at fixed rates (server: `echo-svc --workers 1`)\n\n\
+         {} alternating rounds; each cell is the median over the rounds with [min-max]. CPU is \
+         the client's user + system time over its whole run (`wait4`), divided by the \
+         responses it got; \"x k6\" and \"x oha\" are ratios taken within each round. \
+         loadgen and oha report coordinated-omission-corrected latency; k6, autocannon and \
+         hey report service time. Pacing lag is loadgen's own (send minus intended time). \
+         Wake-ups are the client's voluntary context switches (`wait4`) per response: on \
+         this kind of virtual machine each costs tens of microseconds of CPU, which is \
+         why the CPU column follows it.\n",
+        r.rounds
+    );
+    let mut t = table(&[
+        "rate",
+        "tool",
+        "mode",
+        "runs",
+        "achieved rps",
+        "CPU µs/req",
+        "CPU x k6",
+        "CPU x oha",
+        "wake-ups/req",
+        "p50 ms",
+        "p99 ms",
+        "pacing lag p99 ms",
+        "peak RSS MiB",
+        "errors",
+        "dropped",
+    ]);
+    for rate in rates(&r.peers) {
+        for first in tools(&r.peers, Some(rate)) {
+            let rs = runs(&r.peers, &first.tool, Some(rate));
+            if rs.is_empty() {
+                let why = first.error.clone().unwrap_or_else(|| "no responses".into());
                 t.add_row(vec![
                     format!("{rate:.0}"),
                     first.tool.clone(),
                     first.mode.clone(),
-                    if failed > 0 {
-                        format!("{} (+{failed} failed)", rs.len())
-                    } else {
-                        rs.len().to_string()
-                    },
-                    col(rps, 0),
-                    col(cpu, 1),
-                    stat(
-                        &round_ratios(&r.peers, &first.tool, "k6", Some(rate), cpu),
-                        2,
-                    ),
-                    stat(
-                        &round_ratios(&r.peers, &first.tool, "oha", Some(rate), cpu),
-                        2,
-                    ),
-                    col(|x| Some(x.wakeups_per_req), 2),
-                    col(|x| x.p50_ms, 3),
-                    col(|x| x.p99_ms, 3),
-                    col(|x| x.pacing_p99_ms, 3),
-                    col(|x| Some(x.peak_rss_mib), 1),
-                    rs.iter().map(|x| x.errors).sum::<u64>().to_string(),
-                    rs.iter().map(|x| x.dropped).sum::<u64>().to_string(),
-                ]);
-            }
-        }
-        let _ = writeln!(out, "{t}");
-    }
-
-    if !r.max.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n#### Maximum rate on one client thread (server: nginx, one process, `return 200`)\n\n\
-             Per round `wrk -t1`, then loadgen open loop at 1.25x that round's wrk rate; \"x wrk\" \
-             is taken within each round.\n"
-        );
-        let mut t = table(&[
-            "tool",
-            "mode",
-            "runs",
-            "achieved rps",
-            "x wrk",
-            "client CPU %",
-            "CPU µs/req",
-            "server CPU %",
-            "p99 ms",
-        ]);
-        for first in tools(&r.max, None) {
-            let rs = runs(&r.max, &first.tool, None);
-            if rs.is_empty() {
-                t.add_row(vec![
-                    first.tool.clone(),
-                    first.mode.clone(),
                     "0".into(),
-                    format!("failed: {}", first.error.clone().unwrap_or_default()),
+                    format!("failed: {}", why.chars().take(80).collect::<String>()),
                 ]);
                 continue;
             }
             let col = |f: fn(&ClientRun) -> Option<f64>, prec: usize| {
                 stat(&rs.iter().filter_map(|x| f(x)).collect::<Vec<_>>(), prec)
             };
+            let failed = runs_failed(&r.peers, &first.tool, Some(rate));
+            t.add_row(vec![
+                format!("{rate:.0}"),
+                first.tool.clone(),
+                first.mode.clone(),
+                if failed > 0 {
+                    format!("{} (+{failed} failed)", rs.len())
+                } else {
+                    rs.len().to_string()
+                },
+                col(rps, 0),
+                col(cpu, 1),
+                stat(
+                    &round_ratios(&r.peers, &first.tool, "k6", Some(rate), cpu),
+                    2,
+                ),
+                stat(
+                    &round_ratios(&r.peers, &first.tool, "oha", Some(rate), cpu),
+                    2,
+                ),
+                col(|x| Some(x.wakeups_per_req), 2),
+                col(|x| x.p50_ms, 3),
+                col(|x| x.p99_ms, 3),
+                col(|x| x.pacing_p99_ms, 3),
+                col(|x| Some(x.peak_rss_mib), 1),
+                rs.iter().map(|x| x.errors).sum::<u64>().to_string(),
+                rs.iter().map(|x| x.dropped).sum::<u64>().to_string(),
+            ]);
+        }
+    }
+    let _ = writeln!(out, "{t}");
+}
+
+/// The maximum rate on one client thread against `wrk -t1`.
+fn max_rate_section(out: &mut String, r: &Results) {
+    if r.max.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n#### Maximum rate on one client thread (server: nginx, one process, `return 200`)\n\n\
+         Per round `wrk -t1`, then loadgen open loop at 1.25x that round's wrk rate; \"x wrk\" \
+         is taken within each round.\n"
+    );
+    let mut t = table(&[
+        "tool",
+        "mode",
+        "runs",
+        "achieved rps",
+        "x wrk",
+        "client CPU %",
+        "CPU µs/req",
+        "server CPU %",
+        "p99 ms",
+    ]);
+    for first in tools(&r.max, None) {
+        let rs = runs(&r.max, &first.tool, None);
+        if rs.is_empty() {
             t.add_row(vec![
                 first.tool.clone(),
                 first.mode.clone(),
-                rs.len().to_string(),
-                col(rps, 0),
-                stat(&round_ratios(&r.max, &first.tool, "wrk", None, rps), 2),
-                col(|x| Some(x.cpu_util * 100.0), 0),
-                col(cpu, 2),
-                col(|x| Some(x.server_cpu_util * 100.0), 0),
-                col(|x| x.p99_ms, 3),
+                "0".into(),
+                format!("failed: {}", first.error.clone().unwrap_or_default()),
             ]);
+            continue;
         }
-        let _ = writeln!(out, "{t}");
-    }
-
-    if !r.servers.is_empty() {
-        let rate = r.servers.first().map_or(0.0, |s| s.fixed_rate);
-        let _ = writeln!(
-            out,
-            "\n#### echo-svc (`--workers 1`) vs nginx (one process, `return 200`)\n\n\
-             `wrk -t1` closed loop, {} alternating rounds each; requests per core is wrk's rate \
-             over the server's CPU (from `/proc/<pid>/stat`) as a fraction of one core, and \
-             \"x nginx\" is taken within each round (median [min-max]). p50/p99 at {rate:.0} rps \
-             open loop (loadgen, corrected).\n",
-            r.rounds
-        );
-        let nginx = r.servers.iter().find(|s| s.server == "nginx");
-        let mut t = table(&[
-            "server",
-            "wrk rps",
-            "server CPU",
-            "rps per core",
-            "x nginx",
-            &format!("p50 @ {rate:.0}/s"),
-            &format!("p99 @ {rate:.0}/s"),
-            "idle RSS",
-            "peak RSS",
+        let col = |f: fn(&ClientRun) -> Option<f64>, prec: usize| {
+            stat(&rs.iter().filter_map(|x| f(x)).collect::<Vec<_>>(), prec)
+        };
+        t.add_row(vec![
+            first.tool.clone(),
+            first.mode.clone(),
+            rs.len().to_string(),
+            col(rps, 0),
+            stat(&round_ratios(&r.max, &first.tool, "wrk", None, rps), 2),
+            col(|x| Some(x.cpu_util * 100.0), 0),
+            col(cpu, 2),
+            col(|x| Some(x.server_cpu_util * 100.0), 0),
+            col(|x| x.p99_ms, 3),
         ]);
-        for s in &r.servers {
-            t.add_row(vec![
-                s.server.clone(),
-                format!("{:.0}", s.wrk_rps),
-                format!("{:.0}%", s.server_cpu_util * 100.0),
-                format!("{:.0}", s.rps_per_core),
-                nginx.map_or("-".into(), |n| stat(&server_ratios(s, n), 2)),
-                ms(s.fixed_p50_ms),
-                ms(s.fixed_p99_ms),
-                format!("{:.1} MiB", s.idle_rss_mib),
-                format!("{:.1} MiB", s.peak_rss_mib),
-            ]);
-        }
-        let _ = writeln!(out, "{t}");
     }
+    let _ = writeln!(out, "{t}");
+}
 
-    crate::ticks::render(&mut out, &r.ticks);
-
-    if !r.memory.is_empty() {
-        let _ = writeln!(
-            out,
-            "\n#### loadgen memory over time (peak RSS from `wait4`)\n"
-        );
-        let base = r.memory.first().map(|m| m.peak_rss_mib);
-        let mut t = table(&["duration", "rate", "responses", "peak RSS", "x shortest"]);
-        for m in &r.memory {
-            t.add_row(vec![
-                format!("{:.0} s", m.duration_secs),
-                format!("{:.0}", m.rate),
-                m.responses.to_string(),
-                format!("{:.1} MiB", m.peak_rss_mib),
-                base.map_or("-".into(), |b| ratio(m.peak_rss_mib / b)),
-            ]);
-        }
-        let _ = writeln!(out, "{t}");
+/// echo-svc against nginx: requests per core, latency at a fixed rate, memory.
+fn servers_section(out: &mut String, r: &Results) {
+    if r.servers.is_empty() {
+        return;
     }
-
-    let _ = writeln!(out, "\n#### Targets\n");
-    for line in targets(r) {
-        let _ = writeln!(out, "- {line}");
+    let rate = r.servers.first().map_or(0.0, |s| s.fixed_rate);
+    let _ = writeln!(
+        out,
+        "\n#### echo-svc (`--workers 1`) vs nginx (one process, `return 200`)\n\n\
+         `wrk -t1` closed loop, {} alternating rounds each; requests per core is wrk's rate \
+         over the server's CPU (from `/proc/<pid>/stat`) as a fraction of one core, and \
+         \"x nginx\" is taken within each round (median [min-max]). p50/p99 at {rate:.0} rps \
+         open loop (loadgen, corrected).\n",
+        r.rounds
+    );
+    let nginx = r.servers.iter().find(|s| s.server == "nginx");
+    let mut t = table(&[
+        "server",
+        "wrk rps",
+        "server CPU",
+        "rps per core",
+        "x nginx",
+        &format!("p50 @ {rate:.0}/s"),
+        &format!("p99 @ {rate:.0}/s"),
+        "idle RSS",
+        "peak RSS",
+    ]);
+    for s in &r.servers {
+        t.add_row(vec![
+            s.server.clone(),
+            format!("{:.0}", s.wrk_rps),
+            format!("{:.0}%", s.server_cpu_util * 100.0),
+            format!("{:.0}", s.rps_per_core),
+            nginx.map_or("-".into(), |n| stat(&server_ratios(s, n), 2)),
+            ms(s.fixed_p50_ms),
+            ms(s.fixed_p99_ms),
+            format!("{:.1} MiB", s.idle_rss_mib),
+            format!("{:.1} MiB", s.peak_rss_mib),
+        ]);
     }
-    out
+    let _ = writeln!(out, "{t}");
+}
+
+/// loadgen's peak RSS over runs of growing length.
+fn memory_section(out: &mut String, r: &Results) {
+    if r.memory.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n#### loadgen memory over time (peak RSS from `wait4`)\n"
+    );
+    let base = r.memory.first().map(|m| m.peak_rss_mib);
+    let mut t = table(&["duration", "rate", "responses", "peak RSS", "x shortest"]);
+    for m in &r.memory {
+        t.add_row(vec![
+            format!("{:.0} s", m.duration_secs),
+            format!("{:.0}", m.rate),
+            m.responses.to_string(),
+            format!("{:.1} MiB", m.peak_rss_mib),
+            base.map_or("-".into(), |b| ratio(m.peak_rss_mib / b)),
+        ]);
+    }
+    let _ = writeln!(out, "{t}");
 }
 
 /// Replaces the text between [`BEGIN`] and [`END`] in `path` (appending a results section
