@@ -9,7 +9,7 @@
 #              with Draft 4 against deploy/schemas/; a kind with no schema fails;
 #              plus cross-document checks (image tags, grace periods, ports,
 #              Jobs, Argo CD project/paths, Istio values)
-#   selftest   deliberately broken fixtures (scripts/deploy/fixtures/) must be
+#   selftest   deliberately broken fixtures (scripts/check/fixtures/) must be
 #              rejected by the schema step, checkov and hadolint
 #   checkov    security scan of the rendered deployable manifests, the
 #              Dockerfile and the workflow; skips only via deploy/.checkov.yaml
@@ -67,14 +67,14 @@ step() { # name, command...
 }
 
 # --- render + schemas + consistency -------------------------------------------------
-render() { python3 scripts/deploy/validate_manifests.py --out "$rendered"; }
+render() { python3 scripts/check/validate_manifests.py --out "$rendered"; }
 
 # --- the validators must be able to fail ------------------------------------------------
 selftest() {
   local ok=0 f expect log
-  for f in scripts/deploy/fixtures/invalid/*.yaml; do
+  for f in scripts/check/fixtures/invalid/*.yaml; do
     expect=$(sed -n 's/^# expect: //p' "$f")
-    if log=$(python3 scripts/deploy/validate_manifests.py --files "$f" 2>&1); then
+    if log=$(python3 scripts/check/validate_manifests.py --files "$f" 2>&1); then
       echo "  FAIL $f was accepted"; ok=1
     elif ! grep -qF -- "$expect" <<<"$log"; then
       echo "  FAIL $f was rejected, but not with '$expect':"; sed 's/^/       /' <<<"$log"; ok=1
@@ -83,18 +83,18 @@ selftest() {
     fi
   done
   if wanted checkov; then
-    if checkov -d scripts/deploy/fixtures/insecure --framework kubernetes \
+    if checkov -d scripts/check/fixtures/insecure --framework kubernetes \
         --config-file deploy/.checkov.yaml >/dev/null 2>&1; then
-      echo "  FAIL checkov accepted scripts/deploy/fixtures/insecure/pod.yaml"; ok=1
+      echo "  FAIL checkov accepted scripts/check/fixtures/insecure/pod.yaml"; ok=1
     else
-      echo "  ok   checkov rejects scripts/deploy/fixtures/insecure/pod.yaml"
+      echo "  ok   checkov rejects scripts/check/fixtures/insecure/pod.yaml"
     fi
   fi
   if wanted hadolint; then
-    if hadolint scripts/deploy/fixtures/insecure/Dockerfile >/dev/null 2>&1; then
-      echo "  FAIL hadolint accepted scripts/deploy/fixtures/insecure/Dockerfile"; ok=1
+    if hadolint scripts/check/fixtures/insecure/Dockerfile >/dev/null 2>&1; then
+      echo "  FAIL hadolint accepted scripts/check/fixtures/insecure/Dockerfile"; ok=1
     else
-      echo "  ok   hadolint rejects scripts/deploy/fixtures/insecure/Dockerfile"
+      echo "  ok   hadolint rejects scripts/check/fixtures/insecure/Dockerfile"
     fi
   fi
   return $ok
@@ -122,12 +122,12 @@ checkov_scan() {
 
 lint_dockerfile() { hadolint Dockerfile && echo "  ok   hadolint Dockerfile"; }
 
-check_taskfile() { scripts/deploy/check-taskfile.sh; }
+check_taskfile() { scripts/check/check-taskfile.sh; }
 
 check_binaries() {
   [ -d "$rendered" ] || { echo "  FAIL nothing rendered (the render step must run first)"; return 1; }
-  python3 scripts/deploy/check_binaries.py --rendered "$rendered" --self-test &&
-    python3 scripts/deploy/check_binaries.py --rendered "$rendered"
+  python3 scripts/check/check_binaries.py --rendered "$rendered" --self-test &&
+    python3 scripts/check/check_binaries.py --rendered "$rendered"
 }
 
 # The render step feeds checkov and binaries, so it runs whenever they do.

@@ -192,7 +192,9 @@ fn cpu_checks(cfg: &GateConfig, steps: &[Step]) -> Vec<Check> {
     ]
 }
 
-fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow::Result<Step> {
+/// loadgen's command line for one step: every instance a target, the step's SLOs (overall
+/// and per region and version), one thread, the configured pool.
+fn step_args(cfg: &GateConfig, fleet: &Fleet, rate: f64) -> Vec<String> {
     let p99_ms = cfg.p99.as_secs_f64() * 1e3;
     let mut args: Vec<String> = vec!["loadgen".into()];
     for (region, version, addr) in &fleet.instances {
@@ -229,6 +231,11 @@ fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow
         "5s".into(),
         "--no-progress".into(),
     ]);
+    args
+}
+
+fn run_step(cfg: &GateConfig, fleet: &Fleet, rate: f64, repeat: usize) -> anyhow::Result<Step> {
+    let args = step_args(cfg, fleet, rate);
     let cli =
         loadgen::configured::cli::Cli::try_parse_from(&args).context("building loadgen's flags")?;
     let run_cfg = loadgen::configured::config::RunConfig::from_args(&cli.run)?;

@@ -202,12 +202,7 @@ fn time_axes(html: &str) -> Vec<Vec<String>> {
 fn a_lab_report_opens_on_what_happened_with_one_time_axis() {
     let dir = std::env::temp_dir().join(format!("loadgen-html-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let scenario = dir.join("brownout.yaml");
-    std::fs::write(
-        &scenario,
-        "name: brownout\nabout: eu's v2 pods fail for a second.\nduration: 3s\nsteps:\n  - { at: 1s, do: fault, pods: eu-v2, on: true }\n  - { at: 2s, do: fault, pods: eu-v2, on: false }\n",
-    )
-    .unwrap();
+    let scenario = common::brownout_scenario(&dir);
     let html = dir.join("lab.html");
     let o = Command::new(env!("CARGO_BIN_EXE_loadgen"))
         .args(["lab", "--no-progress", "--rps", "300", "--warmup", "1s"])

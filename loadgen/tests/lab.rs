@@ -4,6 +4,8 @@
 //! bounds are loose where the machine's speed could move a figure.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use clap::Parser as _;
 use loadgen::cmd::lab::{run_scenario, LabOutcome};
 use loadgen::configured::cli::{Cli, Command};
@@ -253,12 +255,7 @@ fn chaos_latency_raises_eu_p99_for_the_window_only() {
 fn a_scenario_file_describes_a_new_scenario() {
     let dir = std::env::temp_dir().join(format!("loadgen-lab-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("brownout.yaml");
-    std::fs::write(
-        &path,
-        "name: brownout\nabout: eu's v2 pods fail for a second.\nduration: 3s\nsteps:\n  - { at: 1s, do: fault, pods: eu-v2, on: true }\n  - { at: 2s, do: fault, pods: eu-v2, on: false }\n",
-    )
-    .unwrap();
+    let path = common::brownout_scenario(&dir);
     let html = dir.join("lab.html");
     let o = lab(&[
         "--scenario-file",

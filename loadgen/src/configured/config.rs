@@ -108,6 +108,50 @@ fn request_from_args(args: &RunArgs) -> Result<RequestSpec, UsageError> {
     Ok(spec)
 }
 
+/// The run's stages: `--stages`, or one stage of `--rps` for `--duration`; the whole run,
+/// warm-up included, within [`MAX_RUN`] and every rate within [`MAX_RPS`].
+fn stages_from_args(args: &RunArgs) -> Result<Vec<Stage>, UsageError> {
+    let stages = match &args.stages {
+        Some(s) => parse_stages(s)?,
+        None => {
+            let rps = args.rps.unwrap_or(DEFAULT_RPS);
+            if !(rps.is_finite() && rps > 0.0 && rps <= MAX_RPS) {
+                return Err(UsageError::new(format!(
+                    "--rps {rps}: must be a number > 0 and at most {MAX_RPS}"
+                )));
+            }
+            let duration = args.duration.unwrap_or(DEFAULT_DURATION);
+            if duration.is_zero() {
+                return Err(UsageError::new("--duration must be > 0"));
+            }
+            vec![Stage {
+                duration,
+                from: rps,
+                to: rps,
+            }]
+        }
+    };
+    let ms = Duration::from_millis(1);
+    // Checked: a duration near u64::MAX seconds must be an error, not an overflow.
+    let total = stages
+        .iter()
+        .try_fold(args.warmup, |acc, s| acc.checked_add(s.duration))
+        .unwrap_or(Duration::MAX);
+    within(
+        "run length (--duration or --stages, plus --warmup)",
+        total,
+        ms,
+        MAX_RUN,
+    )?;
+    if let Some(s) = stages.iter().find(|s| s.from.max(s.to) > MAX_RPS) {
+        return Err(UsageError::new(format!(
+            "--stages: rate {} is above the maximum of {MAX_RPS} requests per second",
+            s.from.max(s.to)
+        )));
+    }
+    Ok(stages)
+}
+
 impl RunConfig {
     /// Checks the flags and resolves targets (reading the process environment for
     /// `LOADGEN_TARGET_<NAME>`).
@@ -124,44 +168,8 @@ impl RunConfig {
             &defaults,
             &|k| std::env::var(k).ok(),
         )?;
-        let stages = match &args.stages {
-            Some(s) => parse_stages(s)?,
-            None => {
-                let rps = args.rps.unwrap_or(DEFAULT_RPS);
-                if !(rps.is_finite() && rps > 0.0 && rps <= MAX_RPS) {
-                    return Err(UsageError::new(format!(
-                        "--rps {rps}: must be a number > 0 and at most {MAX_RPS}"
-                    )));
-                }
-                let duration = args.duration.unwrap_or(DEFAULT_DURATION);
-                if duration.is_zero() {
-                    return Err(UsageError::new("--duration must be > 0"));
-                }
-                vec![Stage {
-                    duration,
-                    from: rps,
-                    to: rps,
-                }]
-            }
-        };
         let ms = Duration::from_millis(1);
-        // Checked: a duration near u64::MAX seconds must be an error, not an overflow.
-        let total = stages
-            .iter()
-            .try_fold(args.warmup, |acc, s| acc.checked_add(s.duration))
-            .unwrap_or(Duration::MAX);
-        within(
-            "run length (--duration or --stages, plus --warmup)",
-            total,
-            ms,
-            MAX_RUN,
-        )?;
-        if let Some(s) = stages.iter().find(|s| s.from.max(s.to) > MAX_RPS) {
-            return Err(UsageError::new(format!(
-                "--stages: rate {} is above the maximum of {MAX_RPS} requests per second",
-                s.from.max(s.to)
-            )));
-        }
+        let stages = stages_from_args(args)?;
         within("--timeout", args.timeout, ms, Duration::from_secs(3600))?;
         within(
             "--max-lag",

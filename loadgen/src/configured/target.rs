@@ -234,6 +234,10 @@ fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
 }
 
+/// A target as asked for: its name (empty: named by its authority), its URL when given,
+/// and its weight when given.
+type Wanted = (String, Option<String>, Option<f64>);
+
 /// Resolves target specs into targets. `env` looks up environment variables (a
 /// parameter so tests need not touch the process environment).
 pub fn resolve(
@@ -243,42 +247,7 @@ pub fn resolve(
     defaults: &RequestSpec,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<Target>, UsageError> {
-    let mut wanted: Vec<(String, Option<String>, Option<f64>)> = Vec::new();
-    for raw in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
-        let (spec, weight) = split_weight(raw)?;
-        if spec.starts_with("http://") || spec.starts_with("https://") {
-            wanted.push((String::new(), Some(spec.to_string()), weight));
-        } else if let Some((name, url)) = spec.split_once('=') {
-            wanted.push((
-                name.trim().to_string(),
-                Some(url.trim().to_string()),
-                weight,
-            ));
-        } else {
-            wanted.push((spec.to_string(), None, weight));
-        }
-    }
-    if wanted.is_empty() {
-        match file {
-            Some(f) if !f.is_empty() => {
-                wanted = f
-                    .iter()
-                    .map(|(k, t)| (k.clone(), Some(t.url.clone()), t.weight))
-                    .collect();
-            }
-            _ => {
-                return Err(UsageError::new(
-                    "no targets: give --target NAME[=URL] (or LOADGEN_TARGETS) or a --targets-file",
-                ))
-            }
-        }
-    }
-    if wanted.len() > MAX_TARGETS {
-        return Err(UsageError::new(format!(
-            "{} targets given; at most {MAX_TARGETS} (each gets its own connection pool)",
-            wanted.len()
-        )));
-    }
+    let wanted = wanted(specs, file)?;
     let mut out: Vec<Target> = Vec::with_capacity(wanted.len());
     let mut seen = std::collections::HashSet::new();
     for (name, url, weight) in wanted {
@@ -286,60 +255,9 @@ pub fn resolve(
         let over = file.and_then(|f| f.get(&name)).map(|t| &t.request);
         let (url, file_weight) = match url {
             Some(u) => (u, None),
-            None => {
-                if !valid_name(&name) {
-                    return Err(UsageError::new(format!(
-                        "target {name:?}: a name may hold letters, digits, '-', '_' and '.'"
-                    )));
-                }
-                if let Some(t) = file.and_then(|f| f.get(&name)) {
-                    (t.url.clone(), t.weight)
-                } else {
-                    let key = format!(
-                        "LOADGEN_TARGET_{}",
-                        name.to_ascii_uppercase().replace(['-', '.'], "_")
-                    );
-                    match env(&key) {
-                        Some(u) if !u.trim().is_empty() => (u.trim().to_string(), None),
-                        _ => (format!("http://echo.{name}.mesh.local/"), None),
-                    }
-                }
-            }
+            None => url_of(&name, file, env)?,
         };
-        let uri: Uri = url
-            .parse()
-            .map_err(|e| UsageError::new(format!("target {name:?}: bad URL {url:?}: {e}")))?;
-        let https = match uri.scheme_str() {
-            Some("http") => false,
-            Some("https") => true,
-            Some(other) => {
-                return Err(UsageError::new(format!(
-                    "target {name:?}: URL {url:?}: only http:// and https:// are supported, not {other}://"
-                )))
-            }
-            None => {
-                return Err(UsageError::new(format!(
-                    "target {name:?}: URL {url:?} needs a scheme, e.g. http://host:port/"
-                )))
-            }
-        };
-        let authority = uri
-            .authority()
-            .cloned()
-            .ok_or_else(|| UsageError::new(format!("target {name:?}: URL {url:?} has no host")))?;
-        check_authority(&name, &url, &authority)?;
-        let tls = if https {
-            let host = authority
-                .host()
-                .trim_start_matches('[')
-                .trim_end_matches(']');
-            Some(
-                crate::configured::tls::server_name(host)
-                    .map_err(|e| UsageError::new(format!("target {name:?}: URL {url:?}: {e}")))?,
-            )
-        } else {
-            None
-        };
+        let (uri, authority, tls) = parse_url(&name, &url)?;
         let name = if name.is_empty() {
             authority.to_string()
         } else {
@@ -391,6 +309,124 @@ pub fn resolve(
         ));
     }
     Ok(out)
+}
+
+/// The targets the specs ask for (`NAME`, `NAME=URL`, `URL`, each with an optional
+/// weight), or the targets file's when no spec is given; at most [`MAX_TARGETS`].
+fn wanted(specs: &[String], file: Option<&FileTargets>) -> Result<Vec<Wanted>, UsageError> {
+    let mut wanted: Vec<Wanted> = Vec::new();
+    for raw in specs.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+        let (spec, weight) = split_weight(raw)?;
+        if spec.starts_with("http://") || spec.starts_with("https://") {
+            wanted.push((String::new(), Some(spec.to_string()), weight));
+        } else if let Some((name, url)) = spec.split_once('=') {
+            wanted.push((
+                name.trim().to_string(),
+                Some(url.trim().to_string()),
+                weight,
+            ));
+        } else {
+            wanted.push((spec.to_string(), None, weight));
+        }
+    }
+    if wanted.is_empty() {
+        match file {
+            Some(f) if !f.is_empty() => {
+                wanted = f
+                    .iter()
+                    .map(|(k, t)| (k.clone(), Some(t.url.clone()), t.weight))
+                    .collect();
+            }
+            _ => {
+                return Err(UsageError::new(
+                    "no targets: give --target NAME[=URL] (or LOADGEN_TARGETS) or a --targets-file",
+                ))
+            }
+        }
+    }
+    if wanted.len() > MAX_TARGETS {
+        return Err(UsageError::new(format!(
+            "{} targets given; at most {MAX_TARGETS} (each gets its own connection pool)",
+            wanted.len()
+        )));
+    }
+    Ok(wanted)
+}
+
+/// The URL of a target given by name only: the targets file's, else
+/// `LOADGEN_TARGET_<NAME>`, else the course's `http://echo.<name>.mesh.local/`; and the
+/// file's weight.
+fn url_of(
+    name: &str,
+    file: Option<&FileTargets>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(String, Option<f64>), UsageError> {
+    if !valid_name(name) {
+        return Err(UsageError::new(format!(
+            "target {name:?}: a name may hold letters, digits, '-', '_' and '.'"
+        )));
+    }
+    if let Some(t) = file.and_then(|f| f.get(name)) {
+        return Ok((t.url.clone(), t.weight));
+    }
+    let key = format!(
+        "LOADGEN_TARGET_{}",
+        name.to_ascii_uppercase().replace(['-', '.'], "_")
+    );
+    Ok(match env(&key) {
+        Some(u) if !u.trim().is_empty() => (u.trim().to_string(), None),
+        _ => (format!("http://echo.{name}.mesh.local/"), None),
+    })
+}
+
+/// A target's URL checked: `http://` or `https://` with a host (and a port 1-65535), and
+/// for `https://` the name its certificate must carry.
+fn parse_url(
+    name: &str,
+    url: &str,
+) -> Result<
+    (
+        Uri,
+        Authority,
+        Option<rustls::pki_types::ServerName<'static>>,
+    ),
+    UsageError,
+> {
+    let uri: Uri = url
+        .parse()
+        .map_err(|e| UsageError::new(format!("target {name:?}: bad URL {url:?}: {e}")))?;
+    let https = match uri.scheme_str() {
+        Some("http") => false,
+        Some("https") => true,
+        Some(other) => {
+            return Err(UsageError::new(format!(
+            "target {name:?}: URL {url:?}: only http:// and https:// are supported, not {other}://"
+        )))
+        }
+        None => {
+            return Err(UsageError::new(format!(
+                "target {name:?}: URL {url:?} needs a scheme, e.g. http://host:port/"
+            )))
+        }
+    };
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| UsageError::new(format!("target {name:?}: URL {url:?} has no host")))?;
+    check_authority(name, url, &authority)?;
+    let tls = if https {
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        Some(
+            crate::configured::tls::server_name(host)
+                .map_err(|e| UsageError::new(format!("target {name:?}: URL {url:?}: {e}")))?,
+        )
+    } else {
+        None
+    };
+    Ok((uri, authority, tls))
 }
 
 /// Most targets in one run.

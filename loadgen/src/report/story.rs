@@ -74,9 +74,14 @@ fn share(m: &BTreeMap<String, u64>, key: &str) -> f64 {
     }
 }
 
-/// Cuts the measured window `[0, measured_secs)` at every event inside it.
-pub fn build(tl: &Timeline, events: &[Event], targets: &[String], measured_secs: f64) -> Story {
-    let dt = tl.interval_secs.max(1e-3);
+/// Where the measured window is cut: its start and every event inside it, events closer
+/// together than one interval `dt` sharing a cut (a phase between them could hold no data).
+fn cuts(
+    tl: &Timeline,
+    events: &[Event],
+    measured_secs: f64,
+    dt: f64,
+) -> Vec<(f64, Option<String>)> {
     let mut cuts: Vec<(f64, Option<String>)> = vec![(0.0, None)];
     for e in events {
         // An event of the warm-up (a step at t=0 lands a few ms early) opens the run.
@@ -98,7 +103,13 @@ pub fn build(tl: &Timeline, events: &[Event], targets: &[String], measured_secs:
             _ => merged.push((t, what)),
         }
     }
-    let cuts = merged;
+    merged
+}
+
+/// Cuts the measured window `[0, measured_secs)` at every event inside it.
+pub fn build(tl: &Timeline, events: &[Event], targets: &[String], measured_secs: f64) -> Story {
+    let dt = tl.interval_secs.max(1e-3);
+    let cuts = cuts(tl, events, measured_secs, dt);
     // An interval belongs to the phase it ends in: what an event causes shows from the
     // interval it happened in, and what came before an event is never blamed on it.
     let phase_of = |start: f64| {
@@ -160,18 +171,7 @@ pub fn build(tl: &Timeline, events: &[Event], targets: &[String], measured_secs:
             note_error(&mut acc[phase_of(at)][ti], at, *failed);
         }
     }
-    // Who served most, interval by interval; a change is noted where it first shows.
-    let mut current: Vec<Option<String>> = vec![None; targets.len()];
-    for ((ti, idx), by) in &per_interval {
-        let Some((top, _)) = by.iter().max_by_key(|(_, n)| **n) else {
-            continue;
-        };
-        if current[*ti].as_deref() != Some(top.as_str()) {
-            let at = *idx as f64 * dt;
-            acc[phase_of(at)][*ti].served_by.push((at, top.clone()));
-            current[*ti] = Some(top.clone());
-        }
-    }
+    note_servers(&per_interval, &mut acc, &phase_of, dt, targets.len());
     let phases = cuts
         .iter()
         .enumerate()
@@ -196,6 +196,28 @@ pub fn build(tl: &Timeline, events: &[Event], targets: &[String], measured_secs:
     Story {
         interval_secs: dt,
         phases,
+    }
+}
+
+/// Who served most, interval by interval: a change is noted in the phase where it first
+/// shows.
+fn note_servers(
+    per_interval: &BTreeMap<(usize, u64), BTreeMap<String, u64>>,
+    acc: &mut [Vec<TargetPhase>],
+    phase_of: &dyn Fn(f64) -> usize,
+    dt: f64,
+    targets: usize,
+) {
+    let mut current: Vec<Option<String>> = vec![None; targets];
+    for ((ti, idx), by) in per_interval {
+        let Some((top, _)) = by.iter().max_by_key(|(_, n)| **n) else {
+            continue;
+        };
+        if current[*ti].as_deref() != Some(top.as_str()) {
+            let at = *idx as f64 * dt;
+            acc[phase_of(at)][*ti].served_by.push((at, top.clone()));
+            current[*ti] = Some(top.clone());
+        }
     }
 }
 

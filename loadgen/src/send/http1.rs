@@ -96,6 +96,16 @@ pub enum ExchangeError {
     Tls(String),
 }
 
+/// A reset on a kept-alive connection before any byte of the answer is the server having
+/// closed it while idle: [`ExchangeError::Stale`], so the request is retried on a new one.
+fn stale_or(reused: bool, f: Failure, got_bytes: bool) -> ExchangeError {
+    if reused && !got_bytes && matches!(f, Failure::Reset) {
+        ExchangeError::Stale
+    } else {
+        ExchangeError::Failed(f)
+    }
+}
+
 /// An I/O error of an exchange: TLS's own errors apart, with their message.
 fn io_error(e: &io::Error) -> ExchangeError {
     match e.get_ref().filter(|inner| inner.is::<rustls::Error>()) {
@@ -136,13 +146,6 @@ impl Conn {
         version_header: &HeaderName,
     ) -> Result<(Answer, bool), ExchangeError> {
         let reused = self.used;
-        let stale_or = |f: Failure, got_bytes: bool| {
-            if reused && !got_bytes && matches!(f, Failure::Reset) {
-                ExchangeError::Stale
-            } else {
-                ExchangeError::Failed(f)
-            }
-        };
         self.buf.clear();
         self.received = 0;
         if reused {
@@ -160,92 +163,27 @@ impl Conn {
         };
         if let Err(e) = written {
             return Err(match io_error(&e) {
-                ExchangeError::Failed(f) => stale_or(f, false),
+                ExchangeError::Failed(f) => stale_or(reused, f, false),
                 other => other,
             });
         }
-
-        // Read until a final (non-1xx) response head is complete.
-        let head = loop {
-            match parse_head(&self.buf, region_header, version_header) {
-                Ok(Some(h)) if (100..200).contains(&h.status) => {
-                    if h.status == 101 {
-                        // We never ask to switch protocols.
-                        return Err(ExchangeError::Failed(Failure::Malformed));
-                    }
-                    // Interim response (e.g. 100 Continue): drop it, look at what follows.
-                    self.buf.drain(..h.len);
-                }
-                Ok(Some(h)) => break h,
-                Ok(None) => {
-                    if self.buf.len() > MAX_HEAD_BYTES {
-                        return Err(ExchangeError::Failed(Failure::Malformed));
-                    }
-                    let had = !self.buf.is_empty();
-                    let got = self.read_more().await.map_err(|e| match io_error(&e) {
-                        ExchangeError::Failed(f) => stale_or(f, had),
-                        other => other,
-                    })?;
-                    if got == 0 {
-                        return Err(stale_or(Failure::Reset, had));
-                    }
-                }
-                Err(()) => return Err(ExchangeError::Failed(Failure::Malformed)),
-            }
-        };
+        let head = self
+            .read_head(reused, region_header, version_header)
+            .await?;
         let Head {
             status,
             region,
             version,
             len: head_len,
             body,
-            mut keep,
+            keep,
         } = head;
         let body = if !answer_has_body || status == 204 || status == 304 {
             BodyLen::None
         } else {
             body
         };
-        let failed = |e: io::Error| io_error(&e);
-        match body {
-            BodyLen::None => keep &= self.buf.len() == head_len,
-            BodyLen::Length(n) => {
-                let have = (self.buf.len() - head_len) as u64;
-                if have > n {
-                    // Bytes beyond the message: the framing is not what it claims.
-                    keep = false;
-                } else {
-                    let mut left = n - have;
-                    while left > 0 {
-                        self.buf.clear();
-                        let got = self.read_more().await.map_err(failed)? as u64;
-                        if got == 0 {
-                            return Err(ExchangeError::Failed(Failure::Reset));
-                        }
-                        if got > left {
-                            keep = false;
-                            left = 0;
-                        } else {
-                            left -= got;
-                        }
-                    }
-                }
-            }
-            BodyLen::Chunked => {
-                self.buf.drain(..head_len);
-                let clean = self.skip_chunked().await?;
-                keep &= clean;
-            }
-            BodyLen::UntilClose => {
-                keep = false;
-                loop {
-                    self.buf.clear();
-                    if self.read_more().await.map_err(failed)? == 0 {
-                        break;
-                    }
-                }
-            }
-        }
+        let keep = keep & self.read_body(body, head_len).await?;
         self.used = true;
         Ok((
             Answer {
@@ -258,6 +196,86 @@ impl Conn {
             },
             keep,
         ))
+    }
+
+    /// Reads until a final (non-1xx) response head is complete, and parses it.
+    #[inline]
+    async fn read_head(
+        &mut self,
+        reused: bool,
+        region_header: &HeaderName,
+        version_header: &HeaderName,
+    ) -> Result<Head, ExchangeError> {
+        loop {
+            match parse_head(&self.buf, region_header, version_header) {
+                Ok(Some(h)) if (100..200).contains(&h.status) => {
+                    if h.status == 101 {
+                        // We never ask to switch protocols.
+                        return Err(ExchangeError::Failed(Failure::Malformed));
+                    }
+                    // Interim response (e.g. 100 Continue): drop it, look at what follows.
+                    self.buf.drain(..h.len);
+                }
+                Ok(Some(h)) => return Ok(h),
+                Ok(None) => {
+                    if self.buf.len() > MAX_HEAD_BYTES {
+                        return Err(ExchangeError::Failed(Failure::Malformed));
+                    }
+                    let had = !self.buf.is_empty();
+                    let got = self.read_more().await.map_err(|e| match io_error(&e) {
+                        ExchangeError::Failed(f) => stale_or(reused, f, had),
+                        other => other,
+                    })?;
+                    if got == 0 {
+                        return Err(stale_or(reused, Failure::Reset, had));
+                    }
+                }
+                Err(()) => return Err(ExchangeError::Failed(Failure::Malformed)),
+            }
+        }
+    }
+
+    /// Reads (and drops) the body that follows a head of `head_len` bytes; `Ok(false)`
+    /// when the connection cannot carry another request after it.
+    #[inline]
+    async fn read_body(&mut self, body: BodyLen, head_len: usize) -> Result<bool, ExchangeError> {
+        let failed = |e: io::Error| io_error(&e);
+        match body {
+            BodyLen::None => Ok(self.buf.len() == head_len),
+            BodyLen::Length(n) => {
+                let have = (self.buf.len() - head_len) as u64;
+                if have > n {
+                    // Bytes beyond the message: the framing is not what it claims.
+                    return Ok(false);
+                }
+                let mut left = n - have;
+                while left > 0 {
+                    self.buf.clear();
+                    let got = self.read_more().await.map_err(failed)? as u64;
+                    if got == 0 {
+                        return Err(ExchangeError::Failed(Failure::Reset));
+                    }
+                    if got > left {
+                        return Ok(false);
+                    }
+                    left -= got;
+                }
+                Ok(true)
+            }
+            BodyLen::Chunked => {
+                self.buf.drain(..head_len);
+                self.skip_chunked().await
+            }
+            BodyLen::UntilClose => {
+                loop {
+                    self.buf.clear();
+                    if self.read_more().await.map_err(failed)? == 0 {
+                        break;
+                    }
+                }
+                Ok(false)
+            }
+        }
     }
 
     /// Appends what the socket has to the buffer; 0 means the peer closed.

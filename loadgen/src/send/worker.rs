@@ -124,40 +124,88 @@ fn build(setup: &Setup) -> Rc<Worker> {
     })
 }
 
-/// Hands every request to the engine when it is due; `Ok(true)` when a stop ended it.
-async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<bool> {
-    let Setup {
-        cfg,
-        w,
-        plans,
-        start_ns,
-        live,
-        ..
-    } = setup;
-    let (w, start_ns, n) = (*w, *start_ns, cfg.threads);
-    let mut stop = setup.stop.clone();
-    let timer = PreciseTimer::new().context("cannot create a timerfd")?;
-    let mut streams: Vec<(usize, std::iter::Peekable<Arrivals>)> = plans
+/// What the dispatcher does now and then between requests: re-read the wall clock's
+/// offset, review the arrival stamps, and with `--tick auto` choose the tick.
+struct Chores {
+    next_offset: u64,
+    next_review: u64,
+    next_choice: u64,
+    every_ns: u64,
+    tick_auto: bool,
+}
+
+impl Chores {
+    fn new(start_ns: u64, tick_auto: bool) -> Chores {
+        let every_ns = AUTO_EVERY.as_nanos() as u64;
+        Chores {
+            next_offset: 0,
+            next_review: start_ns + every_ns,
+            next_choice: start_ns + every_ns,
+            every_ns,
+            tick_auto,
+        }
+    }
+
+    /// Does whatever is due at `now` (one clock reading per pass serves all of them).
+    #[inline]
+    fn tend(&mut self, wk: &Worker, now: u64, tick_ns: &mut u64) {
+        if now >= self.next_offset {
+            refresh_realtime_offset(now);
+            self.next_offset = now + OFFSET_EVERY_NS;
+        }
+        if now >= self.next_review {
+            self.next_review += self.every_ns;
+            wk.arrival.review(self.every_ns);
+        }
+        if self.tick_auto && now >= self.next_choice {
+            // Between two requests, after every request due up to the last boundary went
+            // out: the ticks nest, so the next request's intended time stays at or after
+            // its due time whatever the new tick.
+            self.next_choice += self.every_ns;
+            if let Some(p) = wk.pace.borrow_mut().as_mut() {
+                *tick_ns = p.choose(*tick_ns);
+            }
+        }
+    }
+}
+
+/// This worker's arrivals per target, each with its own seed; a shard runs its slice of
+/// the global workers, so shards interleave exactly.
+fn arrival_streams(setup: &Setup) -> Vec<(usize, std::iter::Peekable<Arrivals>)> {
+    let cfg = &setup.cfg;
+    let (gw, gn) = cfg.shard.worker(setup.w, cfg.threads);
+    setup
+        .plans
         .iter()
         .enumerate()
         .map(|(i, p)| {
             let seed = cfg.seed.wrapping_add(i as u64 * 7919);
-            // A shard runs its slice of the global workers, so shards interleave exactly.
-            let (gw, gn) = cfg.shard.worker(w, n);
             (
                 i,
                 Arrivals::new(p.clone(), cfg.arrival, gw, gn, seed).peekable(),
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Hands every request to the engine when it is due; `Ok(true)` when a stop ended it.
+async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<bool> {
+    let Setup {
+        cfg,
+        w,
+        start_ns,
+        live,
+        ..
+    } = setup;
+    let (w, start_ns) = (*w, *start_ns);
+    let mut stop = setup.stop.clone();
+    let timer = PreciseTimer::new().context("cannot create a timerfd")?;
+    let mut streams = arrival_streams(setup);
     let max_lag_ns = cfg.max_lag.as_nanos() as u64;
     let mut tick_ns = cfg.tick.as_nanos() as u64;
-    let auto_every_ns = AUTO_EVERY.as_nanos() as u64;
-    let mut next_choice = start_ns + auto_every_ns;
-    let mut next_review = start_ns + auto_every_ns;
+    let mut chores = Chores::new(start_ns, cfg.tick_auto);
     // When the held sleep the last pass ended began (0: the last pass held none).
     let mut slept_ns = 0u64;
-    let mut next_offset = 0u64;
     let mut batch = 0usize;
     let mut spins = 0u64;
     let mut next_publish = start_ns + PUBLISH_EVERY_NS;
@@ -167,27 +215,11 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
     while !interrupted {
         // One clock reading per pass serves the tick's choice and the due-time check.
         let now = now_ns();
-        if now >= next_offset {
-            refresh_realtime_offset(now);
-            next_offset = now + OFFSET_EVERY_NS;
-        }
         if slept_ns != 0 {
             wk.arrival.woke(slept_ns, now);
             slept_ns = 0;
         }
-        if now >= next_review {
-            next_review += auto_every_ns;
-            wk.arrival.review(auto_every_ns);
-        }
-        if cfg.tick_auto && now >= next_choice {
-            // Between two requests, after every request due up to the last boundary went
-            // out: the ticks nest, so the next request's intended time stays at or after
-            // its due time whatever the new tick.
-            next_choice += auto_every_ns;
-            if let Some(p) = wk.pace.borrow_mut().as_mut() {
-                tick_ns = p.choose(tick_ns);
-            }
-        }
+        chores.tend(wk, now, &mut tick_ns);
         // The earliest next request across this worker's targets.
         let Some((si, due)) = streams
             .iter_mut()

@@ -230,3 +230,14 @@ pub fn output_within(mut cmd: std::process::Command, limit: Duration) -> std::pr
         stderr: err.join().unwrap(),
     }
 }
+
+/// Writes a scenario file in `dir`: eu's v2 pods answer 500 from t=1s to t=2s of a 3 s run.
+pub fn brownout_scenario(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("brownout.yaml");
+    std::fs::write(
+        &path,
+        "name: brownout\nabout: eu's v2 pods fail for a second.\nduration: 3s\nsteps:\n  - { at: 1s, do: fault, pods: eu-v2, on: true }\n  - { at: 2s, do: fault, pods: eu-v2, on: false }\n",
+    )
+    .unwrap();
+    path
+}

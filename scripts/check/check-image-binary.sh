@@ -15,8 +15,8 @@
 # loadgen (from the same root) must run a small bounded load against it, and
 # echo-svc must exit 0 on SIGTERM.
 #
-#   scripts/deploy/check-image-binary.sh        # release, as the Dockerfile
-#   IMAGE_CHECK_PROFILE=dev scripts/deploy/check-image-binary.sh   # quicker
+#   scripts/check/check-image-binary.sh        # release, as the Dockerfile
+#   IMAGE_CHECK_PROFILE=dev scripts/check/check-image-binary.sh   # quicker
 #
 # Needs root (chroot), the x86_64-unknown-linux-musl Rust target, curl.
 # Exit status: 0 all checks passed, 1 otherwise.

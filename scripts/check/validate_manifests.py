@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 SCHEMAS = DEPLOY / "schemas"
 K8S_VERSION = os.environ.get("K8S_VERSION", "1.32.0")
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "deploy"))
 import course_config  # noqa: E402  (deploy/config.env and what follows from it)
 
 

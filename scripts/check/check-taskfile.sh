@@ -59,7 +59,7 @@ done
 names=$(task --list-all --json | python3 -c 'import json,sys; print("\n".join(t["name"] for t in json.load(sys.stdin)["tasks"]))')
 count=0
 # The stubs must be able to catch a leaky dry run.
-PATH="$stubs:$PATH" task --taskfile scripts/deploy/fixtures/insecure/Taskfile.yml --dry leaky >/dev/null 2>&1 || true
+PATH="$stubs:$PATH" task --taskfile scripts/check/fixtures/insecure/Taskfile.yml --dry leaky >/dev/null 2>&1 || true
 if [ -s "$stubs/calls" ]; then
   echo "  ok   self-test: a dry run that calls kubectl is caught ($(head -1 "$stubs/calls"))"
   : > "$stubs/calls"
@@ -127,7 +127,7 @@ fi
 # Comments may say why istioctl is not used; no command may use it.
 if hits=$(grep -rnE '^[^#]*\bistioctl\b' Taskfile.yml scripts deploy .github \
             --include='*.yml' --include='*.yaml' --include='*.sh' --include='*.py' \
-            | grep -v 'scripts/deploy/check-taskfile.sh'); then
+            | grep -v 'scripts/check/check-taskfile.sh'); then
   problem "istioctl is used:"; sed 's/^/       /' <<<"$hits"
 else
   echo "  ok   no task, script, manifest or workflow calls istioctl"
