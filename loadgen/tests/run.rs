@@ -670,14 +670,9 @@ fn the_default_tick_is_auto_and_stays_at_half_a_millisecond_near_by() {
     std::fs::remove_file(&json).ok();
     assert!(out.results.tick_auto);
     assert_eq!(out.results.tick_ns, 500_000);
-    assert_eq!(
-        out.results.targets[0]
-            .accounts
-            .ticks
-            .iter()
-            .collect::<Vec<_>>(),
-        vec![(500_000, 400)]
-    );
+    let ticks =
+        |r: &loadgen::results::Results| r.targets[0].accounts.ticks.iter().collect::<Vec<_>>();
+    assert_eq!(ticks(&out.results), vec![(500_000, 400)]);
     assert_eq!(v["tick_us"], 500.0);
     assert_eq!(v["tick_auto"], true);
     assert_eq!(v["settings"]["tick_secs"], 0.0005);
@@ -685,14 +680,7 @@ fn the_default_tick_is_auto_and_stays_at_half_a_millisecond_near_by() {
     assert_eq!(v["targets"][0]["ticks"][0]["requests"], 400);
     assert!(saved.results.tick_auto);
     assert_eq!(saved.results.tick_ns, 500_000);
-    assert_eq!(
-        saved.results.targets[0]
-            .accounts
-            .ticks
-            .iter()
-            .collect::<Vec<_>>(),
-        vec![(500_000, 400)]
-    );
+    assert_eq!(ticks(&saved.results), vec![(500_000, 400)]);
     assert_eq!(out.results.targets[0].accounts.measured.scheduled, 400);
 }
 

@@ -30,7 +30,7 @@ import yaml
 
 from conftest import ROOT, free_port, loadgen_bin, start_echo, wait_http
 
-sys.path.insert(0, str(ROOT / "scripts" / "deploy"))
+sys.path.insert(0, str(ROOT / "scripts" / "check"))
 import check_binaries  # noqa: E402  (promql_refs: the same list the binaries check reads)
 
 SOURCES = ["deploy/overlays/us", "deploy/overlays/eu", "deploy/rollouts"]

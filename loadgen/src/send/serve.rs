@@ -186,14 +186,7 @@ async fn exchange(
         // inline it doubles every request's task (1864 bytes instead of 936).
         None => conn.insert(open(wk, ti, t, connecting).await?),
     };
-    let mut outcome = c
-        .exchange(
-            &t.request,
-            t.answer_has_body,
-            &wk.region_header,
-            &wk.version_header,
-        )
-        .await;
+    let mut outcome = send_on(c, wk, t).await;
     if matches!(outcome, Err(ExchangeError::Unasked)) {
         wk.rec.borrow_mut().unasked(ti);
     }
@@ -201,14 +194,7 @@ async fn exchange(
         // The server closed this idle keep-alive connection meanwhile (or spoke out of
         // turn on it): replace it, don't blame the request.
         let c = conn.insert(open(wk, ti, t, connecting).await?);
-        outcome = c
-            .exchange(
-                &t.request,
-                t.answer_has_body,
-                &wk.region_header,
-                &wk.version_header,
-            )
-            .await;
+        outcome = send_on(c, wk, t).await;
     }
     match outcome {
         Ok((answer, keep)) => {
@@ -236,6 +222,22 @@ async fn exchange(
 }
 
 /// Starts a background lookup of target `ti`'s name if one is due (see `dns`).
+/// The target's request on `c`, its answer read with the run's region and version headers.
+#[inline]
+async fn send_on(
+    c: &mut Conn,
+    wk: &Worker,
+    t: &TargetCtx,
+) -> Result<(Answer, bool), ExchangeError> {
+    c.exchange(
+        &t.request,
+        t.answer_has_body,
+        &wk.region_header,
+        &wk.version_header,
+    )
+    .await
+}
+
 fn refresh_if_due(wk: &Rc<Worker>, ti: usize) {
     let Some((host, port)) = wk.targets[ti]
         .dns
