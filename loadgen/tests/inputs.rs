@@ -155,7 +155,7 @@ fn body_files_are_read_once_and_bounded_together() {
         ));
     }
     std::fs::write(dir.join("shared.toml"), &text).unwrap();
-    let targets = loadgen::configured::target::load_file(&dir.join("shared.toml")).unwrap();
+    let targets = loadgen::configured::targets_file::load_file(&dir.join("shared.toml")).unwrap();
     let bodies: Vec<_> = targets
         .values()
         .map(|t| t.request.body.clone().unwrap())
@@ -175,7 +175,7 @@ fn body_files_are_read_once_and_bounded_together() {
         ));
     }
     std::fs::write(dir.join("many.toml"), &text).unwrap();
-    let err = loadgen::configured::target::load_file(&dir.join("many.toml")).unwrap_err();
+    let err = loadgen::configured::targets_file::load_file(&dir.join("many.toml")).unwrap_err();
     assert!(err.to_string().contains("together exceed 64 MiB"), "{err}");
     std::fs::remove_dir_all(dir).ok();
 }

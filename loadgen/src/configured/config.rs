@@ -157,7 +157,7 @@ impl RunConfig {
     /// `LOADGEN_TARGET_<NAME>`).
     pub fn from_args(args: &RunArgs) -> Result<RunConfig, UsageError> {
         let file = match &args.targets_file {
-            Some(p) => Some(target::load_file(p)?),
+            Some(p) => Some(crate::configured::targets_file::load_file(p)?),
             None => None,
         };
         let defaults = request_from_args(args)?;

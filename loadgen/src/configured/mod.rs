@@ -1,5 +1,5 @@
 //! The first stage: what the user asked for, checked. The flags ([`cli`]) become a
-//! [`config::RunConfig`] whose named targets ([`target`]) each carry what they are sent
+//! [`config::RunConfig`] whose named targets ([`target`], or a [`targets_file`]) each carry what they are sent
 //! ([`request`]) and, for `https://`, the trusted roots ([`tls`]). Everything after this
 //! stage reads the checked configuration, never the flags.
 
@@ -7,4 +7,8 @@ pub mod cli;
 pub mod config;
 pub mod request;
 pub mod target;
+pub mod targets_file;
 pub mod tls;
+
+/// Most targets in one run (each gets its own connection pool and histograms).
+pub const MAX_TARGETS: usize = 1024;

@@ -46,6 +46,7 @@
 //! accounting bucket.
 
 mod arrival;
+mod chores;
 pub(crate) mod clock;
 mod dns;
 mod head;

@@ -13,9 +13,8 @@ use http::header::{HeaderValue, HOST};
 use tokio::sync::Notify;
 
 use super::arrival::ArrivalWatch;
-use super::clock::{
-    now_ns, refresh_realtime_offset, sleep_blocking_until, PreciseTimer, OFFSET_EVERY_NS,
-};
+use super::chores::Chores;
+use super::clock::{now_ns, sleep_blocking_until, PreciseTimer};
 use super::dns::Dns;
 use super::http1::encode_request;
 use super::state::{Job, TargetCtx, TargetState, Worker};
@@ -27,7 +26,7 @@ use super::{
 use crate::live::Live;
 use crate::record::Recorder;
 use crate::results::Failure;
-use crate::schedule::tick::{AutoTick, AUTO_EVERY};
+use crate::schedule::tick::AutoTick;
 use crate::schedule::{Arrivals, Due};
 
 /// One worker thread's whole run, in three phases: [`build`] its targets and recorder,
@@ -122,51 +121,6 @@ fn build(setup: &Setup) -> Rc<Worker> {
         pace: RefCell::new(cfg.tick_auto.then(|| AutoTick::new(cfg.targets.len()))),
         arrival: ArrivalWatch::default(),
     })
-}
-
-/// What the dispatcher does now and then between requests: re-read the wall clock's
-/// offset, review the arrival stamps, and with `--tick auto` choose the tick.
-struct Chores {
-    next_offset: u64,
-    next_review: u64,
-    next_choice: u64,
-    every_ns: u64,
-    tick_auto: bool,
-}
-
-impl Chores {
-    fn new(start_ns: u64, tick_auto: bool) -> Chores {
-        let every_ns = AUTO_EVERY.as_nanos() as u64;
-        Chores {
-            next_offset: 0,
-            next_review: start_ns + every_ns,
-            next_choice: start_ns + every_ns,
-            every_ns,
-            tick_auto,
-        }
-    }
-
-    /// Does whatever is due at `now` (one clock reading per pass serves all of them).
-    #[inline]
-    fn tend(&mut self, wk: &Worker, now: u64, tick_ns: &mut u64) {
-        if now >= self.next_offset {
-            refresh_realtime_offset(now);
-            self.next_offset = now + OFFSET_EVERY_NS;
-        }
-        if now >= self.next_review {
-            self.next_review += self.every_ns;
-            wk.arrival.review(self.every_ns);
-        }
-        if self.tick_auto && now >= self.next_choice {
-            // Between two requests, after every request due up to the last boundary went
-            // out: the ticks nest, so the next request's intended time stays at or after
-            // its due time whatever the new tick.
-            self.next_choice += self.every_ns;
-            if let Some(p) = wk.pace.borrow_mut().as_mut() {
-                *tick_ns = p.choose(*tick_ns);
-            }
-        }
-    }
 }
 
 /// This worker's arrivals per target, each with its own seed; a shard runs its slice of

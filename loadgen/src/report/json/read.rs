@@ -267,16 +267,14 @@ fn check_shape(raw: &RawReport, path: &Path) -> Result<(), LoadError> {
             bounds: raw.histogram,
         });
     }
-    if raw.groups.len() > MAX_REPORT_GROUPS
-        || raw.targets.len() > crate::configured::target::MAX_TARGETS
-    {
+    if raw.groups.len() > MAX_REPORT_GROUPS || raw.targets.len() > crate::configured::MAX_TARGETS {
         return Err(LoadError::Invalid {
             path,
             why: format!(
                 "{} groups and {} targets; at most {MAX_REPORT_GROUPS} and {}",
                 raw.groups.len(),
                 raw.targets.len(),
-                crate::configured::target::MAX_TARGETS
+                crate::configured::MAX_TARGETS
             ),
         });
     }
@@ -310,8 +308,7 @@ fn check_counts(raw: &RawReport, path: &Path) -> Result<(), LoadError> {
         && (0.0..=crate::configured::config::MAX_RUN.as_secs_f64()).contains(&raw.measured_secs);
     for t in &raw.targets {
         let rate_ok = t.requested_rps.is_finite()
-            && (0.0..=crate::configured::config::MAX_RPS
-                * crate::configured::target::MAX_TARGETS as f64)
+            && (0.0..=crate::configured::config::MAX_RPS * crate::configured::MAX_TARGETS as f64)
                 .contains(&t.requested_rps);
         if !window_ok
             || !rate_ok

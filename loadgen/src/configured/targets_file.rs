@@ -1,0 +1,153 @@
+//! A targets file (`--targets-file`, TOML or YAML): named targets with a URL, a weight and
+//! what their request changes from the flags, body files read once each and bounded
+//! together.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use crate::configured::request::{self, RequestOverride};
+use crate::configured::MAX_TARGETS;
+use crate::error::UsageError;
+
+/// One entry of a targets file: a URL, or a table with a URL and a weight.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileEntry {
+    Url(String),
+    Full {
+        url: String,
+        weight: Option<f64>,
+        method: Option<String>,
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        content_type: Option<String>,
+        body: Option<String>,
+        body_file: Option<std::path::PathBuf>,
+    },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum FileShape {
+    Wrapped {
+        targets: BTreeMap<String, FileEntry>,
+    },
+    Flat(BTreeMap<String, FileEntry>),
+}
+
+/// One target of a targets file.
+#[derive(Debug, Clone)]
+pub struct FileTarget {
+    pub url: String,
+    pub weight: Option<f64>,
+    /// What this target's request changes from the flags'.
+    pub request: RequestOverride,
+}
+
+/// Targets loaded from a file, by name.
+pub type FileTargets = BTreeMap<String, FileTarget>;
+
+/// Reads a TOML or YAML targets file (chosen by extension; otherwise TOML, then YAML).
+pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
+    let text = crate::error::read_input(path, "targets file")?;
+    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+    let shape: FileShape = match ext {
+        "yaml" | "yml" => serde_norway::from_str(&text).map_err(|e| e.to_string()),
+        "toml" => toml::from_str(&text).map_err(|e| e.to_string()),
+        _ => toml::from_str(&text)
+            .or_else(|_| serde_norway::from_str(&text))
+            .map_err(|e: serde_norway::Error| e.to_string()),
+    }
+    .map_err(|e| UsageError::new(format!("targets file {}: {e}", path.display())))?;
+    let map = match shape {
+        FileShape::Wrapped { targets } => targets,
+        FileShape::Flat(m) => m,
+    };
+    // Counted before anything else is read: each entry may name a body file.
+    if map.len() > MAX_TARGETS {
+        return Err(UsageError::new(format!(
+            "targets file {}: {} targets; at most {MAX_TARGETS}",
+            path.display(),
+            map.len()
+        )));
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    // Each body file is read once, however many targets name it, and all of them
+    // together are bounded.
+    let mut bodies = BodyFiles::default();
+    map.into_iter()
+        .map(|(k, v)| {
+            let t = match v {
+                FileEntry::Url(url) => FileTarget {
+                    url,
+                    weight: None,
+                    request: RequestOverride::default(),
+                },
+                FileEntry::Full {
+                    url,
+                    weight,
+                    method,
+                    headers,
+                    content_type,
+                    body,
+                    body_file,
+                } => {
+                    let what = format!("targets file {}: target {k:?}", path.display());
+                    let mut over = RequestOverride {
+                        method: method
+                            .map(|m| request::parse_method(&format!("{what}: method"), &m))
+                            .transpose()?,
+                        ..Default::default()
+                    };
+                    for (n, v) in &headers {
+                        let (n, v) = request::header(&format!("{what}: header"), n, v)?;
+                        over.headers.append(n, v);
+                    }
+                    request::set_content_type(&mut over.headers, &what, content_type.as_deref())?;
+                    // A relative body file is found beside the targets file.
+                    over.body = match body_file.map(|p| base.join(p)) {
+                        Some(file) if body.is_none() => Some(bodies.read(&what, &file)?),
+                        file => request::body(&what, body.as_deref(), file.as_deref())?,
+                    };
+                    FileTarget {
+                        url,
+                        weight,
+                        request: over,
+                    }
+                }
+            };
+            Ok((k, t))
+        })
+        .collect()
+}
+
+/// Most bytes of body files one targets file may name, all files together.
+pub const MAX_BODY_FILES_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The body files a targets file names, each read once and shared.
+#[derive(Debug, Default)]
+struct BodyFiles {
+    read: BTreeMap<std::path::PathBuf, std::sync::Arc<[u8]>>,
+    bytes: u64,
+}
+
+impl BodyFiles {
+    fn read(&mut self, what: &str, file: &Path) -> Result<std::sync::Arc<[u8]>, UsageError> {
+        if let Some(b) = self.read.get(file) {
+            return Ok(b.clone());
+        }
+        let body: std::sync::Arc<[u8]> =
+            std::sync::Arc::from(crate::error::read_input_bytes(file, "body file")?);
+        self.bytes += body.len() as u64;
+        if self.bytes > MAX_BODY_FILES_BYTES {
+            return Err(UsageError::new(format!(
+                "{what}: the body files together exceed {} MiB",
+                MAX_BODY_FILES_BYTES >> 20
+            )));
+        }
+        self.read.insert(file.to_owned(), body.clone());
+        Ok(body)
+    }
+}
