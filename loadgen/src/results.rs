@@ -367,6 +367,22 @@ impl TargetResult {
     }
 }
 
+/// What `--out` wrote: one row per measured scheduled request, or fewer when the disk
+/// could not keep up (`lost`) or a write failed (`error`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct RowStats {
+    pub path: String,
+    pub format: String,
+    pub written: u64,
+    /// Rows made but not in the file.
+    pub lost: u64,
+    pub error: Option<String>,
+    /// CPU the writer thread spent formatting and writing (its cost apart from the hot
+    /// path's buffer push).
+    #[serde(default)]
+    pub writer_cpu_secs: f64,
+}
+
 /// Everything a finished (or interrupted) run measured, merged across workers.
 #[derive(Debug, Clone)]
 pub struct Results {
@@ -386,6 +402,8 @@ pub struct Results {
     /// How the generator waited and timed answers (`send::clock::timing_source`); empty
     /// when not known (reports from before it was written, or built from other tools').
     pub timing: String,
+    /// The per-request output, when `--out` asked for one.
+    pub rows: Option<RowStats>,
 }
 
 impl Results {
@@ -400,6 +418,7 @@ impl Results {
             tick_ns: 0,
             tick_auto: false,
             timing: String::new(),
+            rows: None,
         }
     }
 

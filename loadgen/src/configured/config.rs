@@ -65,6 +65,8 @@ pub struct RunConfig {
     pub threads: usize,
     pub slos: Vec<Slo>,
     pub json: Option<PathBuf>,
+    /// `--out`: one row per measured request.
+    pub out: Option<crate::record::rows::OutSpec>,
     /// TLS client settings, when a target is `https://` (or `--cacert`/`--insecure` was
     /// given, so a bad file is an error whatever the targets).
     pub tls: Option<crate::configured::tls::Tls>,
@@ -221,6 +223,14 @@ impl RunConfig {
                 .min(args.connections.unwrap_or(args.max_connections).max(1)),
             slos,
             json: args.json.clone(),
+            out: match &args.out {
+                Some(o) => {
+                    crate::record::rows::check_path(&o.path)
+                        .map_err(|e| UsageError::new(format!("--out: {e}")))?;
+                    Some(o.clone())
+                }
+                None => None,
+            },
             tls: if targets.iter().any(|t| t.tls.is_some())
                 || args.cacert.is_some()
                 || args.insecure

@@ -24,6 +24,9 @@ use crate::timeline::Timeline;
 use std::collections::BTreeMap;
 
 mod connections;
+pub mod rows;
+
+use rows::{Outcome, Row, RowOut, NO_GROUP};
 
 #[derive(Debug)]
 struct LiveGroup {
@@ -79,6 +82,8 @@ pub struct Recorder {
     /// Distinct (region, version) pairs seen per target, and the cap on them.
     pairs: Vec<Vec<Pair>>,
     max_groups: usize,
+    /// `--out`: one row per measured request.
+    pub rows: Option<RowOut>,
 }
 
 fn label(v: Option<&[u8]>) -> &[u8] {
@@ -113,6 +118,7 @@ impl Recorder {
             lag_max: BTreeMap::new(),
             pairs: vec![Vec::new(); targets],
             max_groups: DEFAULT_MAX_GROUPS,
+            rows: None,
         }
     }
 
@@ -193,30 +199,59 @@ impl Recorder {
         }
     }
 
-    /// A request ended without a response; `at_ns` is when (for a drop: when it was
-    /// due), placing it on the timeline.
+    /// A request due at `due_ns` ended without a response; `at_ns` is when (for a drop:
+    /// when it was due), placing it on the timeline.
     #[inline]
-    pub fn failure(&mut self, target: usize, warmup: bool, f: Failure, at_ns: u64) {
+    pub fn failure(&mut self, target: usize, warmup: bool, f: Failure, due_ns: u64, at_ns: u64) {
         self.acct(target, warmup).add_failure(f);
-        if let Some(idx) = self.interval_of(at_ns).filter(|_| !warmup) {
+        if warmup {
+            return;
+        }
+        if let Some(idx) = self.interval_of(at_ns) {
             let dropped = matches!(f, Failure::DroppedCap | Failure::DroppedBehind);
             self.unanswered.entry((idx, target)).or_default()[usize::from(dropped)] += 1;
+        }
+        if let Some(out) = &mut self.rows {
+            out.push(Row {
+                due_ns,
+                sent_ns: 0,
+                end_ns: at_ns,
+                bytes: 0,
+                target: target as u32,
+                group: NO_GROUP,
+                status: 0,
+                outcome: Outcome::Failed(f),
+            });
         }
     }
 
     /// A request's `--timeout` (from its due time) passed while it waited for a
     /// connection: it was never sent.
-    pub fn expired_waiting(&mut self, target: usize, warmup: bool, at_ns: u64) {
-        self.failure(target, warmup, Failure::Timeout, at_ns);
+    pub fn expired_waiting(&mut self, target: usize, warmup: bool, due_ns: u64, at_ns: u64) {
+        self.failure(target, warmup, Failure::Timeout, due_ns, at_ns);
         if !warmup {
             let p = &mut self.targets[target].pool;
             p.expired_waiting = p.expired_waiting.saturating_add(1);
         }
     }
 
-    /// `n` requests were cancelled at shutdown.
+    /// `n` requests were cancelled at shutdown (their rows carry no times).
     pub fn cancelled(&mut self, target: usize, warmup: bool, n: u64) {
         self.acct(target, warmup).cancelled += n;
+        if let Some(out) = self.rows.as_mut().filter(|_| !warmup) {
+            for _ in 0..n {
+                out.push(Row {
+                    due_ns: 0,
+                    sent_ns: 0,
+                    end_ns: 0,
+                    bytes: 0,
+                    target: target as u32,
+                    group: NO_GROUP,
+                    status: 0,
+                    outcome: Outcome::Failed(Failure::Cancelled),
+                });
+            }
+        }
     }
 
     /// How a response's arrival stamp was judged (see `send::arrival`).
@@ -283,9 +318,28 @@ impl Recorder {
                         Histogram::new(1).unwrap_or_else(|_| new_histogram())
                     },
                 });
+                if let Some(out) = &mut self.rows {
+                    out.group(self.groups.len() - 1, region, version);
+                }
                 self.groups.len() - 1
             }
         };
+        if let Some(out) = &mut self.rows {
+            out.push(Row {
+                due_ns,
+                sent_ns,
+                end_ns: done_ns,
+                bytes: received_bytes,
+                target: target as u32,
+                group: idx as u32,
+                status,
+                outcome: if status < 400 {
+                    Outcome::Ok
+                } else {
+                    Outcome::HttpError
+                },
+            });
+        }
         if done_ns >= self.cur_end_ns {
             self.roll(done_ns);
         }
@@ -391,9 +445,9 @@ mod tests {
     fn unanswered_requests_and_pacing_lag_land_in_their_intervals() {
         let mut r = Recorder::new(1);
         r.keep_timeline(1_000, 1_000_000_000);
-        r.failure(0, false, Failure::Refused, 1_000 + 1_500_000_000);
-        r.failure(0, false, Failure::DroppedCap, 1_000 + 2_200_000_000);
-        r.failure(0, true, Failure::Timeout, 1_000 + 2_200_000_000);
+        r.failure(0, false, Failure::Refused, 0, 1_000 + 1_500_000_000);
+        r.failure(0, false, Failure::DroppedCap, 0, 1_000 + 2_200_000_000);
+        r.failure(0, true, Failure::Timeout, 0, 1_000 + 2_200_000_000);
         r.pacing_lag(5_000_000, 1_000 + 500_000_000);
         r.pacing_lag(2_000_000, 1_000 + 600_000_000);
         let tl = r.into_recorded(&["us".into()]).timeline;
@@ -427,7 +481,7 @@ mod tests {
             );
         }
         r.scheduled(1, false);
-        r.failure(1, false, Failure::Refused, 0);
+        r.failure(1, false, Failure::Refused, 0, 0);
         r.scheduled(1, true);
         r.response(
             1,

@@ -90,6 +90,7 @@ pub fn render_styled(r: &Results, judgement: &Judgement, style: &Style) -> Strin
     limit_lines(&mut out, &judgement.limits);
     super::timing::lines(&mut out, r, &judgement.ticks);
     pacing_line(&mut out, r);
+    rows_line(&mut out, r);
     verdict_lines(&mut out, &judgement.verdicts);
     out
 }
@@ -309,6 +310,37 @@ fn limit_lines(out: &mut String, limits: &[Limit]) {
         }
         let _ = writeln!(out, "  fix: {}", l.advice);
     }
+}
+
+/// What `--out` wrote, and loudly what its file lacks.
+fn rows_line(out: &mut String, r: &Results) {
+    let Some(o) = &r.rows else {
+        return;
+    };
+    let total = o.written + o.lost;
+    let _ = if o.lost == 0 && o.error.is_none() {
+        writeln!(
+            out,
+            "per-request output: {} rows ({}) in {}; the writer's CPU {:.0} ms ({:.2} µs a row)",
+            o.written,
+            o.format,
+            o.path,
+            o.writer_cpu_secs * 1e3,
+            o.writer_cpu_secs * 1e6 / o.written.max(1) as f64
+        )
+    } else {
+        writeln!(
+            out,
+            "WARNING per-request output: {} of {total} rows are not in {}{}; the measurements \
+             above are whole (rows are never waited for, so a slow disk cannot slow the run)",
+            o.lost,
+            o.path,
+            o.error.as_deref().map_or_else(
+                || ": the disk could not keep up".to_string(),
+                |e| format!(": {e}")
+            )
+        )
+    };
 }
 
 /// The generator's own pacing lag.

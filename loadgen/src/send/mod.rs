@@ -98,6 +98,8 @@ pub struct EngineOutput {
     pub start_ns: u64,
     pub stop_ns: u64,
     pub interrupted: bool,
+    /// What `--out` wrote.
+    pub rows: Option<crate::results::RowStats>,
 }
 
 /// Runs the schedule against the targets. `addrs[i]` are the addresses `cfg.targets[i]`
@@ -122,6 +124,18 @@ pub fn drive(
     // A common start a little ahead lets every worker set up before the first request.
     let start_ns = now_ns() + 20_000_000;
     let stopped_at = Arc::new(AtomicU64::new(0));
+    let writer = match &cfg.out {
+        Some(spec) => {
+            let warmup_ns = cfg.warmup.as_nanos() as u64;
+            let names = cfg.targets.iter().map(|t| t.name.clone()).collect();
+            Some(crate::record::rows::start(
+                spec,
+                names,
+                start_ns + warmup_ns,
+            )?)
+        }
+        None => None,
+    };
     let mut handles = Vec::with_capacity(threads);
     for w in 0..threads {
         let setup = Setup {
@@ -134,6 +148,7 @@ pub fn drive(
             live: live.clone(),
             stopped_at: stopped_at.clone(),
             fd_limited,
+            rows: std::cell::Cell::new(writer.as_ref().map(|wr| wr.for_worker(w))),
         };
         let h = std::thread::Builder::new()
             .name(format!("loadgen-worker-{w}"))
@@ -158,6 +173,13 @@ pub fn drive(
             Err(_) => anyhow::bail!("a worker thread panicked"),
         }
     }
+    let mut produced = 0;
+    for r in &mut recorders {
+        if let Some(out) = r.rows.take() {
+            produced += out.finish().0;
+        }
+    }
+    let rows = writer.map(|wr| wr.finish(produced));
     let stopped = stopped_at.load(Ordering::Relaxed);
     let interrupted = stopped != 0;
     let stop_ns = if interrupted { stopped } else { now_ns() };
@@ -166,6 +188,7 @@ pub fn drive(
         start_ns,
         stop_ns,
         interrupted,
+        rows,
     })
 }
 
@@ -180,6 +203,8 @@ pub(super) struct Setup {
     stopped_at: Arc<AtomicU64>,
     /// The pools' cap was lowered to fit the open-files limit.
     fd_limited: bool,
+    /// This worker's side of `--out`, taken by its recorder.
+    rows: std::cell::Cell<Option<crate::record::rows::RowOut>>,
 }
 
 /// Connections per target the open-file limit leaves room for, after raising the soft
@@ -283,6 +308,7 @@ impl EngineOutput {
                 tick_ns,
                 tick_auto: cfg.tick_auto,
                 timing: clock::timing_source().to_string(),
+                rows: out.rows,
             },
             timeline,
         )

@@ -66,7 +66,9 @@ async fn serve_one(
     wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
     let deadline_ns = job.due_ns.saturating_add(wk.timeout.as_nanos() as u64);
     if now >= deadline_ns {
-        wk.rec.borrow_mut().expired_waiting(ti, job.warmup, now);
+        wk.rec
+            .borrow_mut()
+            .expired_waiting(ti, job.warmup, job.due_ns, now);
         return now;
     }
     let (epoch, epoch_ns) = wk.epoch;
@@ -107,7 +109,7 @@ async fn serve_one(
         }
         Ok(Err(f)) => {
             *conn = None;
-            rec.failure(ti, job.warmup, f, done);
+            rec.failure(ti, job.warmup, f, job.due_ns, done);
         }
         Err(_) => {
             *conn = None;
@@ -116,7 +118,7 @@ async fn serve_one(
             } else {
                 Failure::Timeout
             };
-            rec.failure(ti, job.warmup, f, done);
+            rec.failure(ti, job.warmup, f, job.due_ns, done);
         }
     }
     now

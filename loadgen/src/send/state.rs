@@ -91,7 +91,7 @@ impl Worker {
             self.outstanding.set(self.outstanding.get() - queued.len());
             for j in &queued {
                 if j.due_ns.saturating_add(timeout_ns) <= now_ns {
-                    rec.expired_waiting(ti, j.warmup, now_ns);
+                    rec.expired_waiting(ti, j.warmup, j.due_ns, now_ns);
                 } else {
                     rec.cancelled(ti, j.warmup, 1);
                 }

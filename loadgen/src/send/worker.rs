@@ -108,6 +108,7 @@ fn build(setup: &Setup) -> Rc<Worker> {
             if cfg.keep_timeline || cfg.exports.html.is_some() || cfg.exports.hdr_log.is_some() {
                 r.keep_timeline(start_ns + warmup_ns, cfg.interval.as_nanos() as u64);
             }
+            r.rows = setup.rows.take();
             r
         }),
         timeout: cfg.timeout,
@@ -357,7 +358,7 @@ fn dispatch(
         let mut rec = wk.rec.borrow_mut();
         rec.scheduled(ti, due.warmup);
         if lag > max_lag_ns {
-            rec.failure(ti, due.warmup, Failure::DroppedBehind, due_ns);
+            rec.failure(ti, due.warmup, Failure::DroppedBehind, due_ns, due_ns);
             return;
         }
         if !due.warmup {
@@ -378,7 +379,7 @@ fn dispatch(
         let at_cap = st.conns >= t.max_conns;
         drop(st);
         let mut rec = wk.rec.borrow_mut();
-        rec.failure(ti, due.warmup, Failure::DroppedCap, due_ns);
+        rec.failure(ti, due.warmup, Failure::DroppedCap, due_ns, due_ns);
         if at_cap {
             rec.at_cap(ti, due.warmup, true);
         }

@@ -236,6 +236,12 @@ pub struct RunArgs {
     #[arg(long, env = "LOADGEN_JSON")]
     pub json: Option<PathBuf>,
 
+    /// Write one row per measured request: `csv=FILE` or `jsonl=FILE` (due, sent and end
+    /// times, latency, target, region, version, status, bytes, outcome). Rows the disk
+    /// could not take in time are counted and reported, never waited for.
+    #[arg(long, env = "LOADGEN_OUT", value_name = "FORMAT=FILE", value_parser = crate::record::rows::OutSpec::parse)]
+    pub out: Option<crate::record::rows::OutSpec>,
+
     /// Request path (default: the target URL's path, else `/`).
     #[arg(long, env = "LOADGEN_PATH")]
     pub path: Option<String>,

@@ -156,6 +156,9 @@ struct RawReport {
     /// Absent in reports from before the timing source was written.
     #[serde(default)]
     timing: String,
+    /// Absent unless the run wrote `--out`.
+    #[serde(default)]
+    per_request_output: Option<crate::results::RowStats>,
     #[serde(default)]
     slos: Vec<RawVerdict>,
 }
@@ -244,6 +247,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             tick_ns: (raw.tick_us * 1000.0).round() as u64,
             tick_auto: raw.tick_auto,
             timing: raw.timing,
+            rows: raw.per_request_output,
         },
         settings: raw.settings,
         slos: raw.slos.into_iter().map(|v| v.slo).collect(),

@@ -133,6 +133,9 @@ struct JsonReport<'a> {
     tick_auto: bool,
     /// How loadgen waited for due times and timed answers on the machine that ran it.
     timing: &'a str,
+    /// `--out`: the file, its rows and any it lacks (absent without `--out`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    per_request_output: Option<&'a crate::results::RowStats>,
     /// Some target was limited by loadgen rather than the service: the run's outcome
     /// says so apart from the SLOs (gate on it with the SLO `generator_limited==0`).
     generator_limited: bool,
@@ -219,6 +222,7 @@ pub fn to_json_with(
         tick_us: r.tick_ns as f64 / 1000.0,
         tick_auto: r.tick_auto,
         timing: &r.timing,
+        per_request_output: r.rows.as_ref(),
         generator_limited: judgement.generator_limited(None),
         limits: &judgement.limits,
         tick_check: &judgement.ticks,
