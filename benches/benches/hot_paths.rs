@@ -129,6 +129,7 @@ fn record(c: &mut Criterion) {
                     sent_bytes: 40,
                     received_bytes: 160,
                     lead: false,
+                    check_failed: false,
                 },
             );
         })
@@ -160,6 +161,7 @@ fn record(c: &mut Criterion) {
                     sent_bytes: 40,
                     received_bytes: 160,
                     lead: false,
+                    check_failed: false,
                 },
             );
         })
@@ -222,6 +224,7 @@ fn results_with_groups() -> Results {
                 sent_bytes: 40,
                 received_bytes: 160,
                 lead: false,
+                check_failed: false,
             },
         );
     }

@@ -61,6 +61,9 @@ pub struct Accounting {
     pub ok: u64,
     /// Responses with status 400 and above, by status.
     pub http_errors: BTreeMap<u16, u64>,
+    /// Responses below 400 that failed a `--check` (absent from older reports).
+    #[serde(default)]
+    pub check: u64,
     pub timeout: u64,
     /// Connects or TLS handshakes that did not complete within `--timeout` (absent from
     /// older reports).
@@ -105,7 +108,7 @@ impl Accounting {
     }
     /// Requests that were sent and came to an end (answered or failed).
     pub fn completed(&self) -> u64 {
-        self.ok + self.failed()
+        self.ok + self.check + self.failed()
     }
     /// Sum of all end buckets; equals `scheduled` when nothing was lost.
     pub fn bucket_sum(&self) -> u64 {
@@ -118,6 +121,7 @@ impl Accounting {
         let mut sum = 0u64;
         for n in self.http_errors.values().copied().chain([
             self.ok,
+            self.check,
             self.timeout,
             self.connect_timeout,
             self.refused,
@@ -156,6 +160,7 @@ impl Accounting {
     pub fn merge(&mut self, o: &Accounting) {
         self.scheduled = self.scheduled.saturating_add(o.scheduled);
         self.ok = self.ok.saturating_add(o.ok);
+        self.check = self.check.saturating_add(o.check);
         for (s, n) in &o.http_errors {
             let e = self.http_errors.entry(*s).or_default();
             *e = e.saturating_add(*n);

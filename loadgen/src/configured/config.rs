@@ -154,6 +154,36 @@ fn stages_from_args(args: &RunArgs) -> Result<Vec<Stage>, UsageError> {
     Ok(stages)
 }
 
+/// Parses `--check` and gives each target its checks; a scope must name a target.
+fn attach_checks(args: &RunArgs, targets: &mut [Target]) -> Result<(), UsageError> {
+    use crate::configured::checks::{self, Checks, MAX_BODY_BYTES};
+    if !(1..=MAX_BODY_BYTES).contains(&args.check_body_bytes) {
+        return Err(UsageError::new(format!(
+            "--check-body-bytes {}: between 1 and {MAX_BODY_BYTES}",
+            args.check_body_bytes
+        )));
+    }
+    let all = args
+        .checks
+        .iter()
+        .map(|c| checks::parse(c))
+        .collect::<Result<Vec<_>, _>>()?;
+    for s in &all {
+        if let Some(t) = &s.target {
+            if !targets.iter().any(|x| &x.name == t) {
+                return Err(UsageError::new(format!(
+                    "--check {:?}: no target is named {t:?}",
+                    s.text
+                )));
+            }
+        }
+    }
+    for t in targets.iter_mut() {
+        t.checks = Checks::for_target(&all, &t.name, args.check_body_bytes);
+    }
+    Ok(())
+}
+
 impl RunConfig {
     /// Checks the flags and resolves targets (reading the process environment for
     /// `LOADGEN_TARGET_<NAME>`).
@@ -172,6 +202,8 @@ impl RunConfig {
         )?;
         let ms = Duration::from_millis(1);
         let stages = stages_from_args(args)?;
+        let mut targets = targets;
+        attach_checks(args, &mut targets)?;
         within("--timeout", args.timeout, ms, Duration::from_secs(3600))?;
         within(
             "--max-lag",

@@ -3,6 +3,7 @@
 //! ([`request`]) and, for `https://`, the trusted roots ([`tls`]). Everything after this
 //! stage reads the checked configuration, never the flags.
 
+pub mod checks;
 pub mod cli;
 pub mod config;
 pub mod request;

@@ -31,6 +31,8 @@ pub struct Target {
     pub request: RequestSpec,
     /// `https://`: connections are TLS, checked against this server name.
     pub tls: Option<rustls::pki_types::ServerName<'static>>,
+    /// What its answers must say (`--check`), if anything.
+    pub checks: Option<std::sync::Arc<crate::configured::checks::Checks>>,
 }
 
 impl Target {
@@ -158,6 +160,7 @@ pub fn resolve(
                 None => defaults.clone(),
             },
             tls,
+            checks: None,
         });
     }
     let total: f64 = out.iter().map(|t| t.weight).sum();

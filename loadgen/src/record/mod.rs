@@ -57,6 +57,8 @@ pub struct Answered<'a> {
     pub received_bytes: u64,
     /// The first request of its tick to this target (see `TargetResult::lead`).
     pub lead: bool,
+    /// It failed a `--check`.
+    pub check_failed: bool,
 }
 
 /// One worker's recording state.
@@ -275,12 +277,17 @@ impl Recorder {
             sent_bytes,
             received_bytes,
             lead,
+            check_failed,
         } = *a;
         let acct = self.acct(target, warmup);
-        if status < 400 {
-            acct.ok += 1;
-        } else {
+        // An HTTP error stays one whatever its checks said; an answer below 400 that
+        // failed one has its own bucket.
+        if status >= 400 {
             *acct.http_errors.entry(status).or_default() += 1;
+        } else if check_failed {
+            acct.check += 1;
+        } else {
+            acct.ok += 1;
         }
         if warmup {
             return;
@@ -333,10 +340,12 @@ impl Recorder {
                 target: target as u32,
                 group: idx as u32,
                 status,
-                outcome: if status < 400 {
-                    Outcome::Ok
-                } else {
+                outcome: if status >= 400 {
                     Outcome::HttpError
+                } else if check_failed {
+                    Outcome::Check
+                } else {
+                    Outcome::Ok
                 },
             });
         }
@@ -477,6 +486,7 @@ mod tests {
                     sent_bytes: 40,
                     received_bytes: 100,
                     lead: i < 3,
+                    check_failed: false,
                 },
             );
         }
@@ -496,6 +506,7 @@ mod tests {
                 sent_bytes: 40,
                 received_bytes: 100,
                 lead: true,
+                check_failed: false,
             },
         );
         let Recorded {

@@ -80,6 +80,8 @@ pub enum Outcome {
     Ok,
     /// Answered 400 or above.
     HttpError,
+    /// Answered below 400 but failed a `--check`.
+    Check,
     /// No answer (or not sent), with the accounting bucket it counts in.
     Failed(Failure),
 }
@@ -90,6 +92,7 @@ impl Outcome {
         match self {
             Outcome::Ok => "ok",
             Outcome::HttpError => "http_error",
+            Outcome::Check => "check",
             Outcome::Failed(f) => match f {
                 Failure::Timeout => "timeout",
                 Failure::ConnectTimeout => "connect_timeout",

@@ -36,14 +36,19 @@ pub(crate) fn write(out: &mut String, r: &Results, wide: bool, width: u16) {
             }
         );
     }
+    // A `check` column only when some answer failed a `--check`.
+    let checks = r
+        .targets
+        .iter()
+        .any(|t| t.accounts.measured.check + t.accounts.warmup.check > 0);
     let mut acc = Table::new();
     if !wide {
         acc.set_content_arrangement(ContentArrangement::Dynamic);
         acc.set_width(width);
     }
     acc.load_preset(UTF8_FULL_CONDENSED);
-    if wide {
-        acc.set_header(vec![
+    let mut header: Vec<&str> = if wide {
+        vec![
             "target",
             "phase",
             "scheduled",
@@ -60,13 +65,17 @@ pub(crate) fn write(out: &mut String, r: &Results, wide: bool, width: u16) {
             "dropped",
             "cancelled",
             "sum",
-        ]);
+        ]
     } else {
-        acc.set_header(vec![
+        vec![
             "target", "phase", "sched", "ok", "http err", "timeout", "net err", "dropped",
             "cancel", "sum",
-        ]);
+        ]
+    };
+    if checks {
+        header.insert(5, "check");
     }
+    acc.set_header(header);
     for t in &r.targets {
         for (phase, a) in [
             ("measured", &t.accounts.measured),
@@ -75,7 +84,11 @@ pub(crate) fn write(out: &mut String, r: &Results, wide: bool, width: u16) {
             if phase == "warm-up" && a.scheduled == 0 {
                 continue;
             }
-            acc.add_row(row(&t.name, phase, a, wide));
+            let mut cells = row(&t.name, phase, a, wide);
+            if checks {
+                cells.insert(5, a.check.to_string());
+            }
+            acc.add_row(cells);
         }
     }
     if !clean || wide {

@@ -88,6 +88,7 @@ fn threshold_home(slo: &Slo) -> (String, String) {
         | Metric::DroppedPerSec
         | Metric::GeneratorLimited => "dropped_iterations",
         Metric::Rps | Metric::Requests => "http_reqs",
+        Metric::Checks => "checks",
     };
     // k6 syntax keeps its own expression; the short form is shown as written.
     let expr = match slo.text.split_once(": ") {

@@ -5,6 +5,8 @@ use std::mem::MaybeUninit;
 
 use http::header::HeaderName;
 
+use crate::configured::checks::Checks;
+
 /// Most response headers parsed (RFC 9112 sets no limit; 128 is generous for any real
 /// server and bounds the parse).
 const MAX_HEADERS: usize = 128;
@@ -28,6 +30,8 @@ pub(super) struct Head {
     pub(super) len: usize,
     pub(super) body: BodyLen,
     pub(super) keep: bool,
+    /// The status and header checks (`--check`) passed (true without any).
+    pub(super) passes: bool,
 }
 
 /// Parses a response head at the start of `buf`: `Ok(None)` if incomplete, `Err` if
@@ -36,6 +40,7 @@ pub(super) fn parse_head(
     buf: &[u8],
     region_header: &HeaderName,
     version_header: &HeaderName,
+    checks: Option<&Checks>,
 ) -> Result<Option<Head>, ()> {
     // Uninitialised slots: zeroing 128 headers (4 KiB) on every parse was the largest
     // single cost in user space at the maximum rate.
@@ -115,6 +120,15 @@ pub(super) fn parse_head(
     } else {
         BodyLen::UntilClose
     };
+    let passes = checks.map_or(true, |c| {
+        c.status_passes(status)
+            && c.headers_pass(|n| {
+                resp.headers
+                    .iter()
+                    .find(|h| h.name.eq_ignore_ascii_case(n.as_str()))
+                    .map(|h| h.value)
+            })
+    });
     Ok(Some(Head {
         status,
         region,
@@ -122,6 +136,7 @@ pub(super) fn parse_head(
         len,
         body,
         keep,
+        passes,
     }))
 }
 
@@ -140,7 +155,7 @@ mod head_props {
         /// Any bytes: incomplete, malformed or a head, never a panic.
         #[test]
         fn any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let _ = parse_head(&bytes, &REGION, &VERSION);
+            let _ = parse_head(&bytes, &REGION, &VERSION, None);
         }
 
         /// A well-formed head parses to what it says; a status outside 100-599 or a
@@ -150,7 +165,7 @@ mod head_props {
                                     region in "[a-z]{1,8}") {
             let cl = if plus { format!("+{len}") } else { len.to_string() };
             let text = format!("HTTP/1.1 {status:03} X\r\nx-echo-region: {region}\r\ncontent-length: {cl}\r\n\r\n");
-            match parse_head(text.as_bytes(), &REGION, &VERSION) {
+            match parse_head(text.as_bytes(), &REGION, &VERSION, None) {
                 Ok(Some(h)) => {
                     prop_assert!((100..600).contains(&status) && !plus);
                     prop_assert_eq!(h.status, status);
@@ -173,7 +188,7 @@ mod head_props {
             let (a, b) = (format!("content-length: {len}"), "transfer-encoding: chunked".to_string());
             let (x, y) = if first_te { (b, a) } else { (a, b) };
             let text = format!("HTTP/1.1 200 OK\r\n{x}\r\n{y}\r\n\r\n");
-            prop_assert!(parse_head(text.as_bytes(), &REGION, &VERSION).is_err());
+            prop_assert!(parse_head(text.as_bytes(), &REGION, &VERSION, None).is_err());
         }
     }
 }

@@ -31,6 +31,7 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 use super::head::{parse_head, BodyLen, Head, Label};
 use super::stream::{io_failure, Idle, Stream};
+use crate::configured::checks::Checks;
 use crate::configured::request::RequestSpec;
 use crate::results::Failure;
 
@@ -77,6 +78,8 @@ pub struct Answer {
     pub arrived_ns: u64,
     /// Bytes read for this answer (head and body).
     pub received: u64,
+    /// The answer failed a `--check`.
+    pub check_failed: bool,
 }
 
 /// Why an exchange failed.
@@ -94,6 +97,15 @@ pub enum ExchangeError {
     /// TLS failed after the handshake (an alert, bytes that are not TLS): counted as `tls`,
     /// with what rustls said for the report's line.
     Tls(String),
+}
+
+/// Appends to `prefix` what of `bytes` fits within `capture` bytes in all.
+#[inline]
+fn keep_prefix(prefix: &mut Vec<u8>, capture: usize, bytes: &[u8]) {
+    let room = capture.saturating_sub(prefix.len());
+    if room > 0 {
+        prefix.extend_from_slice(&bytes[..bytes.len().min(room)]);
+    }
 }
 
 /// A reset on a kept-alive connection before any byte of the answer is the server having
@@ -123,6 +135,8 @@ pub struct Conn {
     used: bool,
     /// Bytes read during the current exchange.
     received: u64,
+    /// The body's first bytes, kept for the body checks (empty without any).
+    prefix: Vec<u8>,
 }
 
 impl Conn {
@@ -133,6 +147,7 @@ impl Conn {
             buf: Vec::with_capacity(READ_CHUNK),
             used: false,
             received: 0,
+            prefix: Vec::new(),
         }
     }
 
@@ -144,6 +159,7 @@ impl Conn {
         answer_has_body: bool,
         region_header: &HeaderName,
         version_header: &HeaderName,
+        checks: Option<&Checks>,
     ) -> Result<(Answer, bool), ExchangeError> {
         let reused = self.used;
         self.buf.clear();
@@ -168,7 +184,7 @@ impl Conn {
             });
         }
         let head = self
-            .read_head(reused, region_header, version_header)
+            .read_head(reused, region_header, version_header, checks)
             .await?;
         let Head {
             status,
@@ -177,13 +193,20 @@ impl Conn {
             len: head_len,
             body,
             keep,
+            passes,
         } = head;
         let body = if !answer_has_body || status == 204 || status == 304 {
             BodyLen::None
         } else {
             body
         };
-        let keep = keep & self.read_body(body, head_len).await?;
+        // The body checks read a prefix; without them the body is only skipped.
+        let capture = checks
+            .filter(|c| !c.body.is_empty())
+            .map_or(0, |c| c.body_bytes);
+        self.prefix.clear();
+        let keep = keep & self.read_body(body, head_len, capture).await?;
+        let body_passes = capture == 0 || checks.map_or(true, |c| c.body_passes(&self.prefix));
         self.used = true;
         Ok((
             Answer {
@@ -193,6 +216,7 @@ impl Conn {
                 sent_ns,
                 arrived_ns: self.stream.arrived_ns(),
                 received: self.received,
+                check_failed: !(passes && body_passes),
             },
             keep,
         ))
@@ -205,9 +229,10 @@ impl Conn {
         reused: bool,
         region_header: &HeaderName,
         version_header: &HeaderName,
+        checks: Option<&Checks>,
     ) -> Result<Head, ExchangeError> {
         loop {
-            match parse_head(&self.buf, region_header, version_header) {
+            match parse_head(&self.buf, region_header, version_header, checks) {
                 Ok(Some(h)) if (100..200).contains(&h.status) => {
                     if h.status == 101 {
                         // We never ask to switch protocols.
@@ -236,9 +261,15 @@ impl Conn {
     }
 
     /// Reads (and drops) the body that follows a head of `head_len` bytes; `Ok(false)`
-    /// when the connection cannot carry another request after it.
+    /// when the connection cannot carry another request after it. The first `capture`
+    /// bytes of the body are kept in `prefix` (for the body checks).
     #[inline]
-    async fn read_body(&mut self, body: BodyLen, head_len: usize) -> Result<bool, ExchangeError> {
+    async fn read_body(
+        &mut self,
+        body: BodyLen,
+        head_len: usize,
+        capture: usize,
+    ) -> Result<bool, ExchangeError> {
         let failed = |e: io::Error| io_error(&e);
         match body {
             BodyLen::None => Ok(self.buf.len() == head_len),
@@ -248,6 +279,7 @@ impl Conn {
                     // Bytes beyond the message: the framing is not what it claims.
                     return Ok(false);
                 }
+                keep_prefix(&mut self.prefix, capture, &self.buf[head_len..]);
                 let mut left = n - have;
                 while left > 0 {
                     self.buf.clear();
@@ -258,20 +290,23 @@ impl Conn {
                     if got > left {
                         return Ok(false);
                     }
+                    keep_prefix(&mut self.prefix, capture, &self.buf);
                     left -= got;
                 }
                 Ok(true)
             }
             BodyLen::Chunked => {
                 self.buf.drain(..head_len);
-                self.skip_chunked().await
+                self.skip_chunked(capture).await
             }
             BodyLen::UntilClose => {
+                keep_prefix(&mut self.prefix, capture, &self.buf[head_len..]);
                 loop {
                     self.buf.clear();
                     if self.read_more().await.map_err(failed)? == 0 {
                         break;
                     }
+                    keep_prefix(&mut self.prefix, capture, &self.buf);
                 }
                 Ok(false)
             }
@@ -290,7 +325,7 @@ impl Conn {
 
     /// Reads a chunked body whose first bytes are in the buffer. `Ok(true)` when it ended
     /// exactly at the message boundary.
-    async fn skip_chunked(&mut self) -> Result<bool, ExchangeError> {
+    async fn skip_chunked(&mut self, capture: usize) -> Result<bool, ExchangeError> {
         let failed = |e: io::Error| io_error(&e);
         let mut pos = 0usize;
         loop {
@@ -336,6 +371,9 @@ impl Conn {
             };
             loop {
                 let have = (self.buf.len() - pos) as u64;
+                // The chunk's data, not its CRLF, is the body the checks read.
+                let data = have.min(left.saturating_sub(2)) as usize;
+                keep_prefix(&mut self.prefix, capture, &self.buf[pos..pos + data]);
                 if have >= left {
                     pos += left as usize;
                     break;
@@ -428,16 +466,25 @@ mod tests {
         ])
         .await;
         let mut c = plain(addr).await;
-        let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
+        let (a, keep) = c
+            .exchange(&req(), true, &REGION, &VERSION, None)
+            .await
+            .unwrap();
         assert_eq!(a.status, 200);
         assert_eq!(a.region.as_deref(), Some(&b"eu"[..]));
         assert_eq!(a.version.as_deref(), Some(&b"v2"[..]));
         assert!(keep);
-        let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
+        let (a, keep) = c
+            .exchange(&req(), true, &REGION, &VERSION, None)
+            .await
+            .unwrap();
         assert_eq!(a.status, 503);
         assert_eq!(a.region, None);
         assert!(keep);
-        let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
+        let (a, keep) = c
+            .exchange(&req(), true, &REGION, &VERSION, None)
+            .await
+            .unwrap();
         assert_eq!(a.status, 204);
         assert!(!keep, "connection: close must end reuse");
     }
@@ -474,7 +521,10 @@ mod tests {
         .await;
         let mut c = plain(addr).await;
         for _ in 0..2 {
-            let (a, keep) = c.exchange(&req(), false, &REGION, &VERSION).await.unwrap();
+            let (a, keep) = c
+                .exchange(&req(), false, &REGION, &VERSION, None)
+                .await
+                .unwrap();
             assert_eq!(a.status, 200);
             assert!(keep, "the next answer starts right after the head");
         }
@@ -489,7 +539,10 @@ mod tests {
         let addr = scripted(vec![reply.clone(), reply]).await;
         let mut c = plain(addr).await;
         for _ in 0..2 {
-            let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
+            let (a, keep) = c
+                .exchange(&req(), true, &REGION, &VERSION, None)
+                .await
+                .unwrap();
             assert_eq!(a.status, 200);
             assert!(keep);
             assert!(c.buf.capacity() <= 4 * READ_CHUNK, "{}", c.buf.capacity());
@@ -501,7 +554,7 @@ mod tests {
         let addr = scripted(vec![b"SSH-2.0-nope\r\n\r\n".to_vec()]).await;
         let mut c = plain(addr).await;
         assert_eq!(
-            c.exchange(&req(), true, &REGION, &VERSION)
+            c.exchange(&req(), true, &REGION, &VERSION, None)
                 .await
                 .unwrap_err(),
             ExchangeError::Failed(Failure::Malformed)
@@ -514,7 +567,7 @@ mod tests {
         .await;
         let mut c = plain(addr).await;
         assert_eq!(
-            c.exchange(&req(), true, &REGION, &VERSION)
+            c.exchange(&req(), true, &REGION, &VERSION, None)
                 .await
                 .unwrap_err(),
             ExchangeError::Failed(Failure::Reset)
@@ -528,10 +581,12 @@ mod tests {
         ])
         .await;
         let mut c = plain(addr).await;
-        c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
+        c.exchange(&req(), true, &REGION, &VERSION, None)
+            .await
+            .unwrap();
         // The scripted server has no more replies and closes.
         assert_eq!(
-            c.exchange(&req(), true, &REGION, &VERSION)
+            c.exchange(&req(), true, &REGION, &VERSION, None)
                 .await
                 .unwrap_err(),
             ExchangeError::Stale
@@ -542,7 +597,10 @@ mod tests {
     async fn body_until_close_is_read_and_ends_reuse() {
         let addr = scripted(vec![b"HTTP/1.0 200 OK\r\n\r\nall of it".to_vec()]).await;
         let mut c = plain(addr).await;
-        let (a, keep) = c.exchange(&req(), true, &REGION, &VERSION).await.unwrap();
+        let (a, keep) = c
+            .exchange(&req(), true, &REGION, &VERSION, None)
+            .await
+            .unwrap();
         assert_eq!(a.status, 200);
         assert!(!keep);
     }

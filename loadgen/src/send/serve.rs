@@ -103,6 +103,7 @@ async fn serve_one(
                     done_ns: done,
                     sent_bytes: t.request.len() as u64,
                     received_bytes: resp.received,
+                    check_failed: resp.check_failed,
                     lead: job.lead,
                 },
             );
@@ -236,6 +237,7 @@ async fn send_on(
         t.answer_has_body,
         &wk.region_header,
         &wk.version_header,
+        t.checks.as_deref(),
     )
     .await
 }

@@ -50,6 +50,8 @@ pub(super) struct TargetCtx {
     pub(super) request: Vec<u8>,
     /// False for `HEAD`, whose answers carry no body.
     pub(super) answer_has_body: bool,
+    /// What its answers must say (`--check`).
+    pub(super) checks: Option<std::sync::Arc<crate::configured::checks::Checks>>,
     pub(super) max_conns: usize,
     pub(super) max_in_flight: usize,
     pub(super) state: RefCell<TargetState>,

@@ -89,6 +89,7 @@ fn build(setup: &Setup) -> Rc<Worker> {
                 },
                 request: encode_request(&t.request, &t.path, &headers),
                 answer_has_body: t.request.answer_has_body(),
+                checks: t.checks.clone(),
                 max_conns: share(cfg.connections, n, w),
                 max_in_flight: share(cfg.max_in_flight, n, w),
                 state: RefCell::new(TargetState::default()),

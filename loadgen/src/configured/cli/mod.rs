@@ -236,6 +236,17 @@ pub struct RunArgs {
     #[arg(long, env = "LOADGEN_JSON")]
     pub json: Option<PathBuf>,
 
+    /// What an answer must say (repeatable; `{target:NAME}` first keeps it to one target):
+    /// `status in 200,204,300-399`, `header NAME == TEXT`, `header NAME ~ REGEX`,
+    /// `body contains TEXT`, `body ~ REGEX`. An answer below 400 that fails one counts in
+    /// the `check` bucket; gate with the SLO `checks>=99%`.
+    #[arg(long = "check", value_name = "CHECK")]
+    pub checks: Vec<String>,
+
+    /// Bytes of each answer's body the body checks read (a prefix).
+    #[arg(long, env = "LOADGEN_CHECK_BODY_BYTES", default_value_t = crate::configured::checks::DEFAULT_BODY_BYTES)]
+    pub check_body_bytes: usize,
+
     /// Write one row per measured request: `csv=FILE` or `jsonl=FILE` (due, sent and end
     /// times, latency, target, region, version, status, bytes, outcome). Rows the disk
     /// could not take in time are counted and reported, never waited for.

@@ -64,6 +64,8 @@ pub enum Metric {
     Requests,
     /// Targets in scope that loadgen itself limited (`crate::limits`).
     GeneratorLimited,
+    /// Share of the answers below 400 that passed every `--check`, 0-1.
+    Checks,
 }
 
 impl Metric {
@@ -132,7 +134,7 @@ pub struct Verdict {
 fn fmt_value(metric: Metric, v: f64) -> String {
     match metric {
         m if m.is_latency() => fmt_us(v),
-        Metric::ErrorRate | Metric::DroppedRate => format!("{:.3}%", v * 100.0),
+        Metric::ErrorRate | Metric::DroppedRate | Metric::Checks => format!("{:.3}%", v * 100.0),
         Metric::Rps | Metric::DroppedPerSec => format!("{v:.1}/s"),
         _ => format!("{v:.0}"),
     }
@@ -222,6 +224,16 @@ fn measure(slo: &Slo, r: &Results, limits: &[Limit]) -> Result<f64, String> {
                     total as f64 / r.measured_secs
                 }
             })
+        }
+        Metric::Checks => {
+            if s.is_group_scoped() {
+                return Err("checks are counted per target; scope by target".into());
+            }
+            let (passed, checked) = (sum(&|a| a.ok), sum(&|a| a.ok + a.check));
+            if checked == 0 {
+                return Err("no answers below 400 in scope".into());
+            }
+            Ok(passed as f64 / checked as f64)
         }
         Metric::GeneratorLimited => {
             if s.is_group_scoped() {

@@ -155,12 +155,13 @@ pub fn parse(text: &str) -> Result<Vec<Slo>, UsageError> {
         "rps" => Metric::Rps,
         "requests" => Metric::Requests,
         "generator_limited" => Metric::GeneratorLimited,
+        "checks" => Metric::Checks,
         n if n.starts_with('p') => Metric::Percentile(percentile(text, &n[1..])?),
         "" => return Err(err(text, "missing metric name")),
         n => {
             return Err(err(
                 text,
-                format!("unknown metric {n:?} (pNN, max, min, mean, error_rate, errors, dropped, dropped_rate, rps, requests, generator_limited, or a k6 threshold)"),
+                format!("unknown metric {n:?} (pNN, max, min, mean, error_rate, errors, dropped, dropped_rate, rps, requests, generator_limited, checks, or a k6 threshold)"),
             ))
         }
     };
@@ -180,7 +181,7 @@ fn threshold_for(text: &str, metric: Metric, value: &str) -> Result<f64, UsageEr
     }
     match metric {
         m if m.is_latency() => latency_us(text, value),
-        Metric::ErrorRate | Metric::DroppedRate => fraction(text, value),
+        Metric::ErrorRate | Metric::DroppedRate | Metric::Checks => fraction(text, value),
         _ => {
             let v = number(text, value)?;
             if v < 0.0 {
@@ -219,23 +220,24 @@ fn parse_k6(
                 Metric::Percentile(percentile(text, &a[2..a.len() - 1])?)
             }
             ("http_req_failed", "rate") => Metric::ErrorRate,
+            ("checks", "rate") => Metric::Checks,
             ("http_reqs", "count") => Metric::Requests,
             ("http_reqs", "rate") => Metric::Rps,
             ("dropped_iterations", "count") => Metric::Dropped,
             ("dropped_iterations", "rate") => Metric::DroppedPerSec,
-            ("http_req_duration" | "http_req_failed" | "http_reqs" | "dropped_iterations", a) => {
+            ("http_req_duration" | "http_req_failed" | "http_reqs" | "dropped_iterations" | "checks", a) => {
                 return Err(err(text, format!("aggregation {a:?} is not supported for {name}")))
             }
             (n, _) => {
                 return Err(err(
                     text,
-                    format!("k6 metric {n:?} is not supported (http_req_duration, http_req_failed, http_reqs, dropped_iterations)"),
+                    format!("k6 metric {n:?} is not supported (http_req_duration, http_req_failed, http_reqs, dropped_iterations, checks)"),
                 ))
             }
         };
         // k6 durations are bare milliseconds; rates are fractions.
         let threshold = match metric {
-            Metric::ErrorRate => fraction(text, value)?,
+            Metric::ErrorRate | Metric::Checks => fraction(text, value)?,
             m if m.is_latency() => number(text, value)? * 1e3,
             _ => number(text, value)?,
         };

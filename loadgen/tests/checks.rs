@@ -1,0 +1,201 @@
+//! `--check` over real sockets: answers that arrive but say the wrong thing land in the
+//! `check` bucket with their latency recorded, the sums hold, and `checks>=99%` (or k6's
+//! `checks: rate>0.99`) gates on them; bodies are read for checks only up to
+//! `--check-body-bytes`, across chunks.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use loadgen::results::GroupKey;
+use loadgen::{EXIT_OK, EXIT_SLO_FAILED, EXIT_USAGE};
+
+#[test]
+fn a_wrong_body_fails_its_check_and_its_latency_still_counts() {
+    let rt = server_runtime();
+    let (us, eu) = (echo(&rt, "us", "v1", ""), echo(&rt, "eu", "v1", ""));
+    let targets = [
+        format!("us=http://{}/", us.addr()),
+        format!("eu=http://{}/", eu.addr()),
+    ];
+    // echo-svc's body is `region=<r> version=<v> pod=<p>`: eu's answers fail this check.
+    let cfg = config(&[
+        "--target",
+        &targets[0],
+        "--target",
+        &targets[1],
+        "--rps",
+        "200",
+        "--duration",
+        "1s",
+        "--check",
+        "body contains region=us",
+        "--check",
+        "status in 200-299",
+        "--check",
+        "header x-echo-version == v1",
+        "--slo",
+        "checks>=99%",
+        "--slo",
+        "checks{target:us}>=99%",
+        "--slo",
+        "checks: rate>0.99",
+    ]);
+    let out = loadgen::execute(cfg, false).unwrap();
+    rt.block_on(us.shutdown()).unwrap();
+    rt.block_on(eu.shutdown()).unwrap();
+    assert_sums(&out.results);
+    let acct = |i: usize| &out.results.targets[i].accounts.measured;
+    assert_eq!((acct(0).ok, acct(0).check), (acct(0).scheduled, 0));
+    assert_eq!((acct(1).ok, acct(1).check), (0, acct(1).scheduled));
+    assert_eq!(
+        acct(1).failed(),
+        0,
+        "a failed check is not a transport or HTTP error"
+    );
+    // Their latency is still recorded, in eu's group.
+    let eu_group = &out.results.groups[&GroupKey::new("eu", "eu", "v1", "2xx")];
+    assert_eq!(eu_group.corrected.len(), acct(1).check);
+    let verdict = |s: &str| out.judgement.verdicts.iter().find(|v| v.slo == s).unwrap();
+    assert!(!verdict("checks>=99%").pass);
+    assert!(verdict("checks{target:us}>=99%").pass);
+    assert!(!verdict("checks: rate>0.99").pass);
+    assert_eq!(out.judgement.exit_code, EXIT_SLO_FAILED);
+    let text = loadgen::report::text::render(&out.results, &out.judgement);
+    // The accounting table has a `check` column, and eu's row carries its count.
+    let header = text
+        .lines()
+        .find(|l| l.contains("sched") && l.contains("┆"))
+        .unwrap_or_else(|| panic!("no accounting table: {text}"));
+    assert!(header.contains("check"), "{header}");
+}
+
+#[test]
+fn status_and_header_checks_decide_on_the_head() {
+    let out = run_against(
+        "us",
+        "",
+        &[
+            "--rps",
+            "100",
+            "--duration",
+            "1s",
+            "--check",
+            "status==201",
+            "--check",
+            "header x-echo-region ~ ^u",
+            "--slo",
+            "checks>=99%",
+        ],
+    );
+    let a = &out.results.targets[0].accounts.measured;
+    assert_eq!(a.check, a.scheduled, "200 is not 201: {a:?}");
+    assert_eq!(out.judgement.exit_code, EXIT_SLO_FAILED);
+    let out = run_against(
+        "us",
+        "",
+        &[
+            "--rps",
+            "100",
+            "--duration",
+            "1s",
+            "--check",
+            "status in 200,204",
+            "--check",
+            "header x-echo-region ~ ^u",
+            "--slo",
+            "checks>=99%",
+        ],
+    );
+    let a = &out.results.targets[0].accounts.measured;
+    assert_eq!((a.ok, a.check), (a.scheduled, 0));
+    assert_eq!(out.judgement.exit_code, EXIT_OK);
+}
+
+#[test]
+fn a_chunked_body_is_read_for_checks_across_chunks_and_only_up_to_the_bound() {
+    // Chunks `abc` and `def`: the body is `abcdef`.
+    let addr = scripted_server(
+        |_| {
+            b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n3\r\ndef\r\n0\r\n\r\n"
+                .to_vec()
+        },
+        None,
+    );
+    let target = format!("s=http://{addr}/");
+    let run = |checks: &[&str]| {
+        let mut words = vec![
+            "--target",
+            target.as_str(),
+            "--rps",
+            "50",
+            "--duration",
+            "1s",
+        ];
+        for c in checks {
+            words.extend(["--check", c]);
+        }
+        let out = loadgen::execute(config(&words), false).unwrap();
+        assert_sums(&out.results);
+        out.results.targets[0].accounts.measured.clone()
+    };
+    let a = run(&["body contains cde"]);
+    assert_eq!((a.ok, a.check), (a.scheduled, 0), "across chunks: {a:?}");
+    let a = run(&["body ~ ^abcdef$"]);
+    assert_eq!((a.ok, a.check), (a.scheduled, 0), "the whole body: {a:?}");
+    // Four bytes read for checks: `abcd` holds `bcd` but not `cde`.
+    let a = run(&["body contains bcd", "body contains cde"]);
+    assert_eq!(a.ok, a.scheduled);
+    let bounded = {
+        let mut words = vec![
+            "--target",
+            target.as_str(),
+            "--rps",
+            "50",
+            "--duration",
+            "1s",
+        ];
+        words.extend(["--check-body-bytes", "4", "--check", "body contains cde"]);
+        loadgen::execute(config(&words), false).unwrap()
+    };
+    let a = &bounded.results.targets[0].accounts.measured;
+    assert_eq!((a.ok, a.check), (0, a.scheduled), "{a:?}");
+}
+
+#[test]
+fn bad_checks_are_usage_errors() {
+    for (check, says) in [
+        ("body ~ (", "bad pattern"),
+        (
+            "{target:nowhere} status==200",
+            "no target is named \"nowhere\"",
+        ),
+        ("status in 700", "not a status"),
+        ("latency<5ms", "expected `status in"),
+    ] {
+        let o = loadgen_bin()
+            .args([
+                "--target",
+                "us=http://127.0.0.1:1/",
+                "--duration",
+                "1s",
+                "--check",
+                check,
+            ])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(i32::from(EXIT_USAGE)),
+            "{check}: {err}"
+        );
+        assert!(err.contains(says), "{check}: {err}");
+    }
+    let o = loadgen_bin()
+        .args(["--target", "us=http://127.0.0.1:1/", "--duration", "1s"])
+        .args(["--check-body-bytes", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(i32::from(EXIT_USAGE)));
+}
