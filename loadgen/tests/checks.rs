@@ -18,6 +18,10 @@ fn a_wrong_body_fails_its_check_and_its_latency_still_counts() {
         format!("us=http://{}/", us.addr()),
         format!("eu=http://{}/", eu.addr()),
     ];
+    let summary = std::env::temp_dir()
+        .join(format!("loadgen-checks-{}.json", std::process::id()))
+        .display()
+        .to_string();
     // echo-svc's body is `region=<r> version=<v> pod=<p>`: eu's answers fail this check.
     let cfg = config(&[
         "--target",
@@ -40,6 +44,8 @@ fn a_wrong_body_fails_its_check_and_its_latency_still_counts() {
         "checks{target:us}>=99%",
         "--slo",
         "checks: rate>0.99",
+        "--summary-export",
+        &summary,
     ]);
     let out = loadgen::execute(cfg, false).unwrap();
     rt.block_on(us.shutdown()).unwrap();
@@ -61,6 +67,14 @@ fn a_wrong_body_fails_its_check_and_its_latency_still_counts() {
     assert!(verdict("checks{target:us}>=99%").pass);
     assert!(!verdict("checks: rate>0.99").pass);
     assert_eq!(out.judgement.exit_code, EXIT_SLO_FAILED);
+    // The k6 summary carries k6's `checks` metric and the failed threshold.
+    let k6: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&summary).unwrap()).unwrap();
+    std::fs::remove_file(&summary).ok();
+    let checks = &k6["metrics"]["checks"];
+    assert_eq!(checks["fails"], acct(1).check, "{checks}");
+    assert_eq!(checks["passes"], acct(0).ok, "{checks}");
+    assert_eq!(checks["thresholds"]["rate>0.99"], true, "{checks}");
     let text = loadgen::report::text::render(&out.results, &out.judgement);
     // The accounting table has a `check` column, and eu's row carries its count.
     let header = text

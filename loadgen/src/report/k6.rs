@@ -159,6 +159,25 @@ pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
         "dropped_iterations".into(),
         json!({"count": dropped, "rate": rate(dropped)}),
     );
+    // k6's `checks` rate: the answers below 400 that passed every `--check`.
+    let (passed, checked) = r.targets.iter().fold((0, 0), |(p, c), t| {
+        let a = &t.accounts.measured;
+        (p + a.ok, c + a.ok + a.check)
+    });
+    // Shown when checks were judged: some failed, or an SLO asks about them.
+    let judged = r.targets.iter().any(|t| t.accounts.measured.check > 0)
+        || slos.iter().any(|s| s.metric == Metric::Checks);
+    if judged {
+        let value = if checked > 0 {
+            passed as f64 / checked as f64
+        } else {
+            0.0
+        };
+        metrics.insert(
+            "checks".into(),
+            json!({"value": value, "rate": value, "passes": passed, "fails": checked - passed}),
+        );
+    }
     metrics.insert(
         "iterations".into(),
         json!({"count": completed, "rate": rate(completed)}),
@@ -253,5 +272,6 @@ mod tests {
         assert!((94.0..=96.0).contains(&p95), "{p95}");
         assert_eq!(m["http_reqs"]["count"], 1000);
         assert_eq!(m["http_req_failed"]["passes"], 0);
+        assert!(m.get("checks").is_none(), "no checks were judged");
     }
 }
