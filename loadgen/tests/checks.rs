@@ -22,6 +22,7 @@ fn a_wrong_body_fails_its_check_and_its_latency_still_counts() {
         .join(format!("loadgen-checks-{}.json", std::process::id()))
         .display()
         .to_string();
+    let html = summary.replace(".json", ".html");
     // echo-svc's body is `region=<r> version=<v> pod=<p>`: eu's answers fail this check.
     let cfg = config(&[
         "--target",
@@ -46,6 +47,8 @@ fn a_wrong_body_fails_its_check_and_its_latency_still_counts() {
         "checks: rate>0.99",
         "--summary-export",
         &summary,
+        "--html",
+        &html,
     ]);
     let out = loadgen::execute(cfg, false).unwrap();
     rt.block_on(us.shutdown()).unwrap();
@@ -75,6 +78,12 @@ fn a_wrong_body_fails_its_check_and_its_latency_still_counts() {
     assert_eq!(checks["fails"], acct(1).check, "{checks}");
     assert_eq!(checks["passes"], acct(0).ok, "{checks}");
     assert_eq!(checks["thresholds"]["rate>0.99"], true, "{checks}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    std::fs::remove_file(&html).ok();
+    assert!(
+        page.contains(&format!("failed a check {}", acct(1).check)),
+        "the HTML's accounting line names the checks"
+    );
     let text = loadgen::report::text::render(&out.results, &out.judgement);
     // The accounting table has a `check` column, and eu's row carries its count.
     let header = text

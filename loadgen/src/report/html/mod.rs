@@ -203,9 +203,14 @@ fn latency_table(o: &mut String, r: &Results, rows: &BTreeMap<Row, (GroupHist, u
     o.push_str("</table>\n");
     for t in &r.targets {
         let a = &t.accounts.measured;
+        let checks = if a.check > 0 {
+            format!(", failed a check {}", a.check)
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             o,
-            "<p>{}: scheduled {}, ok {}, failed {}, dropped {}, cancelled {}</p>",
+            "<p>{}: scheduled {}, ok {}{checks}, failed {}, dropped {}, cancelled {}</p>",
             esc(&t.name),
             a.scheduled,
             a.ok,
