@@ -88,6 +88,10 @@ impl Accounting {
     pub fn http_error_total(&self) -> u64 {
         self.http_errors.values().sum()
     }
+    /// Requests that got an answer, whatever it said (ok, failed a check, or an HTTP error).
+    pub fn answered(&self) -> u64 {
+        self.ok + self.check + self.http_error_total()
+    }
     pub fn transport_total(&self) -> u64 {
         self.refused + self.reset + self.malformed + self.tls + self.dns + self.other_transport
     }

@@ -91,6 +91,8 @@ fn a_wrong_body_fails_its_check_and_its_latency_still_counts() {
         .find(|l| l.contains("sched") && l.contains("┆"))
         .unwrap_or_else(|| panic!("no accounting table: {text}"));
     assert!(header.contains("check"), "{header}");
+    // Answers that failed a check were answered: no "only N rps answered" for eu.
+    assert!(!text.contains("answered: 0 of"), "{text}");
 }
 
 #[test]

@@ -107,6 +107,11 @@ impl Collector for RunCollector {
                 Accounting::failed,
             ),
             (
+                "loadgen_check_failures",
+                "Answers below 400 that failed a --check.",
+                |a: &Accounting| a.check,
+            ),
+            (
                 "loadgen_dropped",
                 "Requests dropped because of the in-flight cap or a generator that fell behind.",
                 Accounting::dropped,

@@ -215,7 +215,7 @@ fn target_lines(out: &mut String, r: &Results) {
             );
         }
         // Sent on time is not answered: say so when most requests got no answer at all.
-        let answered = a.ok + a.http_error_total();
+        let answered = a.answered();
         if a.scheduled > 0 && answered * 2 < a.scheduled - a.dropped() {
             let _ = writeln!(
                 out,
