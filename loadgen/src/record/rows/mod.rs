@@ -8,7 +8,8 @@
 //! (that would stall the schedule and put the disk's delays into the very latencies being
 //! recorded): the batch is counted as lost, and the report says how many rows the file
 //! lacks. Rows name their served region and version by the recorder's group index; a new
-//! group's names are sent once, waiting for room (groups are few and bounded).
+//! group's names go through the queue once, just before the first batch that can refer to
+//! them, and hold that batch back (counted lost) while the queue is full.
 //!
 //! Hand-rolled rather than through a logging or CSV crate: the format is ten plain columns
 //! and the hot side must stay a `Vec::push`.
@@ -151,6 +152,8 @@ pub struct RowOut {
     tx: SyncSender<Msg>,
     produced: u64,
     lost: u64,
+    /// New groups' names not yet through the queue; they go before the next batch.
+    names: Vec<Msg>,
 }
 
 impl std::fmt::Debug for Msg {
@@ -173,6 +176,11 @@ impl RowOut {
     fn hand_over(&mut self) {
         let rows = std::mem::replace(&mut self.buf, Vec::with_capacity(ROWS_PER_BATCH));
         let n = rows.len() as u64;
+        // A batch goes only after the names its rows refer to; neither waits for room.
+        if !self.send_names() {
+            self.lost += n;
+            return;
+        }
         let msg = Msg::Rows {
             worker: self.worker,
             rows,
@@ -183,9 +191,25 @@ impl RowOut {
         }
     }
 
-    /// Names a new group once (waiting for room: groups are few).
+    /// Sends the pending group names while the queue has room; whether all went.
+    fn send_names(&mut self) -> bool {
+        while !self.names.is_empty() {
+            let msg = self.names.remove(0);
+            match self.tx.try_send(msg) {
+                Ok(()) => {}
+                Err(TrySendError::Full(m)) => {
+                    self.names.insert(0, m);
+                    return false;
+                }
+                Err(TrySendError::Disconnected(_)) => return false,
+            }
+        }
+        true
+    }
+
+    /// Names a new group once; the name goes before the next batch.
     pub fn group(&mut self, index: usize, region: &[u8], version: &[u8]) {
-        let _ = self.tx.send(Msg::Group {
+        self.names.push(Msg::Group {
             worker: self.worker,
             index: index as u32,
             region: String::from_utf8_lossy(region).into_owned(),
@@ -196,6 +220,9 @@ impl RowOut {
     /// At the end of the run: hands over the rest (waiting for room: the schedule is
     /// over) and returns (rows produced, rows lost on the way).
     pub fn finish(mut self) -> (u64, u64) {
+        for msg in std::mem::take(&mut self.names) {
+            let _ = self.tx.send(msg);
+        }
         if !self.buf.is_empty() {
             let rows = std::mem::take(&mut self.buf);
             let n = rows.len() as u64;
@@ -255,6 +282,7 @@ impl Writer {
             tx: self.tx.clone(),
             produced: 0,
             lost: 0,
+            names: Vec::new(),
         }
     }
 
@@ -342,6 +370,7 @@ mod tests {
             tx,
             produced: 0,
             lost: 0,
+            names: Vec::new(),
         };
         let row = Row {
             due_ns: 1,
@@ -363,5 +392,49 @@ mod tests {
         let (produced, lost) = out.finish();
         assert_eq!(produced, 3 * ROWS_PER_BATCH as u64 + 1);
         assert_eq!(lost, 2 * ROWS_PER_BATCH as u64 + 1);
+    }
+
+    #[test]
+    fn a_new_group_never_waits_and_its_name_goes_before_its_rows() {
+        let (tx, rx) = sync_channel::<Msg>(2);
+        let mut out = RowOut {
+            worker: 0,
+            buf: Vec::new(),
+            tx,
+            produced: 0,
+            lost: 0,
+            names: Vec::new(),
+        };
+        let row = Row {
+            due_ns: 1,
+            sent_ns: 2,
+            end_ns: 3,
+            bytes: 4,
+            target: 0,
+            group: 0,
+            status: 200,
+            outcome: Outcome::Ok,
+        };
+        let batch = |out: &mut RowOut| {
+            for _ in 0..ROWS_PER_BATCH {
+                out.push(row);
+            }
+        };
+        batch(&mut out);
+        batch(&mut out);
+        // The queue is full: a new group's name waits in the worker, not the worker on it,
+        // and the batch behind the name is lost.
+        out.group(0, b"eu", b"v2");
+        batch(&mut out);
+        assert_eq!(out.lost, ROWS_PER_BATCH as u64);
+        assert!(matches!(rx.try_recv(), Ok(Msg::Rows { .. })));
+        assert!(matches!(rx.try_recv(), Ok(Msg::Rows { .. })));
+        // Room again: the name goes first, then the rows that refer to it.
+        batch(&mut out);
+        assert!(matches!(rx.try_recv(), Ok(Msg::Group { ref region, .. }) if region == "eu"));
+        assert!(
+            matches!(rx.try_recv(), Ok(Msg::Rows { ref rows, .. }) if rows.len() == ROWS_PER_BATCH)
+        );
+        assert_eq!(out.lost, ROWS_PER_BATCH as u64);
     }
 }
