@@ -341,6 +341,30 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
 
+    fn row_out(tx: SyncSender<Msg>) -> RowOut {
+        RowOut {
+            worker: 0,
+            buf: Vec::new(),
+            tx,
+            produced: 0,
+            lost: 0,
+            names: Vec::new(),
+        }
+    }
+
+    fn row(group: u32) -> Row {
+        Row {
+            due_ns: 1,
+            sent_ns: 2,
+            end_ns: 3,
+            bytes: 4,
+            target: 0,
+            group,
+            status: 200,
+            outcome: Outcome::Ok,
+        }
+    }
+
     #[test]
     fn specs_parse_and_bad_ones_say_why() {
         assert_eq!(
@@ -364,24 +388,8 @@ mod tests {
     #[test]
     fn a_full_queue_loses_batches_and_counts_them() {
         let (tx, rx) = sync_channel::<Msg>(1);
-        let mut out = RowOut {
-            worker: 0,
-            buf: Vec::new(),
-            tx,
-            produced: 0,
-            lost: 0,
-            names: Vec::new(),
-        };
-        let row = Row {
-            due_ns: 1,
-            sent_ns: 2,
-            end_ns: 3,
-            bytes: 4,
-            target: 0,
-            group: NO_GROUP,
-            status: 200,
-            outcome: Outcome::Ok,
-        };
+        let mut out = row_out(tx);
+        let row = row(NO_GROUP);
         // Nobody reads: the first batch fits the queue, the next two are lost.
         for _ in 0..3 * ROWS_PER_BATCH {
             out.push(row);
@@ -397,24 +405,8 @@ mod tests {
     #[test]
     fn a_new_group_never_waits_and_its_name_goes_before_its_rows() {
         let (tx, rx) = sync_channel::<Msg>(2);
-        let mut out = RowOut {
-            worker: 0,
-            buf: Vec::new(),
-            tx,
-            produced: 0,
-            lost: 0,
-            names: Vec::new(),
-        };
-        let row = Row {
-            due_ns: 1,
-            sent_ns: 2,
-            end_ns: 3,
-            bytes: 4,
-            target: 0,
-            group: 0,
-            status: 200,
-            outcome: Outcome::Ok,
-        };
+        let mut out = row_out(tx);
+        let row = row(0);
         let batch = |out: &mut RowOut| {
             for _ in 0..ROWS_PER_BATCH {
                 out.push(row);
