@@ -27,7 +27,7 @@ declare -A apt_pkgs=(
   [openssl]=openssl        # the mesh's root and intermediate CAs (task istio:certs) and their test
 )
 if [ "$profile" = bench ]; then
-  apt_pkgs+=([wrk]=wrk [hey]=hey [hyperfine]=hyperfine [perf]=linux-perf [taskset]=util-linux [tcpdump]=tcpdump)
+  apt_pkgs+=([wrk]=wrk [h2load]=nghttp2-client [hey]=hey [hyperfine]=hyperfine [perf]=linux-perf [taskset]=util-linux [tcpdump]=tcpdump)
 fi
 missing=()
 for bin in "${!apt_pkgs[@]}"; do

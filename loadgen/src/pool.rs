@@ -58,6 +58,54 @@ pub struct PoolStats {
     /// response (HTTP framing included, TLS records not): k6's `data_sent`/`data_received`.
     pub bytes_sent: u64,
     pub bytes_received: u64,
+    /// What its HTTP/2 connections went through (all zero when it spoke HTTP/1.1).
+    pub h2: H2Stats,
+}
+
+/// What one target's HTTP/2 connections went through. Measured and warm-up alike: a
+/// server's GOAWAY or a lowered stream limit is news whenever it happens.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct H2Stats {
+    /// Connections that spoke HTTP/2 (of `opened`; the rest spoke HTTP/1.1).
+    pub conns: u64,
+    /// Connections the server ended (a GOAWAY, or a close) while the pool held them.
+    pub server_closed: u64,
+    /// Requests the server refused unprocessed (above a GOAWAY's last stream id, or a
+    /// REFUSED_STREAM reset): sent once more on another connection (RFC 9113 8.7); a
+    /// second refusal counts as `reset`.
+    pub refused: u64,
+    /// Streams the server reset after taking them (RST_STREAM other than
+    /// REFUSED_STREAM): counted as `reset`.
+    pub resets: u64,
+    /// Times a connection's stream limit fell below the streams it carried (a server
+    /// lowering SETTINGS_MAX_CONCURRENT_STREAMS mid-connection).
+    pub limit_lowered: u64,
+    /// The least stream limit in use on a connection (the server's, or `--max-streams`);
+    /// 0 when no HTTP/2 connection opened.
+    pub least_limit: u64,
+    /// Most streams in flight on one connection at once.
+    pub peak_streams: u64,
+    /// Request bodies that waited for the server's flow-control window.
+    pub flow_stalls: u64,
+}
+
+impl H2Stats {
+    fn merge(&mut self, o: &H2Stats) {
+        let add = |a: &mut u64, b: u64| *a = a.saturating_add(b);
+        add(&mut self.conns, o.conns);
+        add(&mut self.server_closed, o.server_closed);
+        add(&mut self.refused, o.refused);
+        add(&mut self.resets, o.resets);
+        add(&mut self.limit_lowered, o.limit_lowered);
+        add(&mut self.flow_stalls, o.flow_stalls);
+        self.least_limit = match (self.least_limit, o.least_limit) {
+            (0, b) => b,
+            (a, 0) => a,
+            (a, b) => a.min(b),
+        };
+        self.peak_streams = self.peak_streams.max(o.peak_streams);
+    }
 }
 
 impl Default for PoolStats {
@@ -81,6 +129,7 @@ impl Default for PoolStats {
             tls_error: None,
             bytes_sent: 0,
             bytes_received: 0,
+            h2: H2Stats::default(),
         }
     }
 }
@@ -107,8 +156,21 @@ impl PoolStats {
         add(&mut self.resumed, o.resumed);
         add(&mut self.bytes_sent, o.bytes_sent);
         add(&mut self.bytes_received, o.bytes_received);
+        self.h2.merge(&o.h2);
         if o.tls_error.is_some() {
             self.tls_error.clone_from(&o.tls_error);
         }
+    }
+}
+
+/// The protocol a target spoke, from its connections' counts: `h2` over TLS, `h2c` over
+/// plain TCP, `http/1.1`, or both when its connections chose differently (a pool behind
+/// servers that disagree).
+pub fn protocol(p: &PoolStats, tls: bool) -> &'static str {
+    match (p.h2.conns, tls) {
+        (0, _) => "http/1.1",
+        (n, true) if n >= p.opened => "h2",
+        (n, false) if n >= p.opened => "h2c",
+        _ => "h2 and http/1.1",
     }
 }

@@ -35,13 +35,22 @@ fn make_ca(dir: &std::path::Path, name: &str) -> Ca {
     Ca { cert, key, pem }
 }
 
-/// A server certificate for `names` (DNS names or IP addresses), signed by `ca`;
-/// `expired` dates it in the past.
+/// A server certificate for `names` (DNS names or IP addresses), signed by `ca`, as
+/// rustls takes it; `expired` dates it in the past.
 fn leaf(
     ca: &Ca,
     names: &[&str],
     expired: bool,
 ) -> (CertificateDer<'static>, PrivateKeyDer<'static>) {
+    let (cert, key) = leaf_cert(ca, names, expired);
+    (
+        cert.der().clone(),
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
+    )
+}
+
+/// A server certificate and its key, signed by `ca`.
+fn leaf_cert(ca: &Ca, names: &[&str], expired: bool) -> (rcgen::Certificate, KeyPair) {
     let key = KeyPair::generate().unwrap();
     let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
     p.subject_alt_names = names
@@ -56,13 +65,10 @@ fn leaf(
         p.not_after = rcgen::date_time_ymd(2021, 1, 1);
     }
     let cert = p.signed_by(&key, &ca.cert, &ca.key).unwrap();
-    (
-        cert.der().clone(),
-        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der())),
-    )
+    (cert, key)
 }
 
-/// Terminates TLS on a loopback port and relays each connection to `upstream`.
+/// The rustls side of a TLS server with one certificate.
 fn server_config(
     cert: CertificateDer<'static>,
     key: PrivateKeyDer<'static>,
@@ -79,10 +85,22 @@ fn server_config(
 fn tls_front(
     rt: &tokio::runtime::Runtime,
     upstream: SocketAddr,
+    leaf: (CertificateDer<'static>, PrivateKeyDer<'static>),
+) -> SocketAddr {
+    tls_front_alpn(rt, upstream, leaf, &["http/1.1"])
+}
+
+/// A TLS front that offers the protocols in `alpn` (echo-svc behind it speaks HTTP/1.1
+/// and, from the first bytes, h2c: the front relays bytes, so h2 passes through).
+/// Terminates TLS on a loopback port and relays each connection to `upstream`.
+fn tls_front_alpn(
+    rt: &tokio::runtime::Runtime,
+    upstream: SocketAddr,
     (cert, key): (CertificateDer<'static>, PrivateKeyDer<'static>),
+    alpn: &[&str],
 ) -> SocketAddr {
     let mut cfg = server_config(cert, key);
-    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    cfg.alpn_protocols = alpn.iter().map(|p| p.as_bytes().to_vec()).collect();
     tls_server(rt, cfg, move |mut tls| async move {
         let Ok(mut up) = tokio::net::TcpStream::connect(upstream).await else {
             return;
@@ -369,4 +387,141 @@ fn a_bad_cacert_file_is_a_usage_error() {
         assert_eq!(code, 2, "{stderr}");
         assert!(stderr.contains(says), "{stderr}");
     }
+}
+
+/// The protocol a target spoke, as the JSON report says it.
+fn protocol(v: &serde_json::Value, name: &str) -> String {
+    target(v, name)["protocol"]
+        .as_str()
+        .unwrap_or("")
+        .to_string()
+}
+
+#[test]
+fn https_speaks_what_the_server_chose_by_alpn_and_http_forces_either() {
+    let rt = server_runtime();
+    let dir = tempfile_dir::Dir::new();
+    let ca = make_ca(dir.path(), "loadgen test CA");
+    let e = echo(&rt, "us", "v1", "");
+    let names = ["127.0.0.1"];
+    let both = tls_front_alpn(&rt, e.addr(), leaf(&ca, &names, false), &["h2", "http/1.1"]);
+    let h1_only = tls_front(&rt, e.addr(), leaf(&ca, &names, false));
+    let cacert = ca.pem.display().to_string();
+    let run_on = |front: SocketAddr, extra: &[&str]| {
+        let mut args = vec![
+            "--target".to_string(),
+            format!("us=https://127.0.0.1:{}/", front.port()),
+            "--cacert".into(),
+            cacert.clone(),
+        ];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        run(&args)
+    };
+    for (front, extra, spoke) in [
+        (both, &[][..], "h2"),
+        (both, &["--http", "1.1"][..], "http/1.1"),
+        (both, &["--http2"][..], "h2"),
+        (h1_only, &[][..], "http/1.1"),
+    ] {
+        let (code, stdout, _, v, _d) = run_on(front, extra);
+        assert_eq!(code, 0, "{extra:?}: {stdout}");
+        assert_eq!(protocol(&v, "us"), spoke, "{extra:?}: {stdout}");
+        let t = target(&v, "us");
+        assert_eq!(
+            t["accounting"]["ok"], t["accounting"]["scheduled"],
+            "{extra:?}"
+        );
+        assert!(
+            stdout.contains(&format!("connections for us ({spoke})")),
+            "{stdout}"
+        );
+        // echo-svc's region header came back through the front, whichever the protocol.
+        assert!(v["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|g| g["region"] == "us"));
+        assert_eq!(
+            v["settings"]["http"],
+            if extra == ["--http2"] {
+                "2"
+            } else if extra.is_empty() {
+                "auto"
+            } else {
+                "1.1"
+            }
+        );
+    }
+    // Only h2 asked, a server that speaks only HTTP/1.1: every request fails in TLS, and
+    // the report says why.
+    let (code, stdout, _, v, _d) = run_on(h1_only, &["--http", "2", "--slo", "error_rate<0.5"]);
+    assert_eq!(code, 99, "{stdout}");
+    let a = &target(&v, "us")["accounting"];
+    assert_eq!(a["tls"], a["scheduled"], "{a}");
+    // rustls refuses the handshake (no common protocol); the line names the flag.
+    assert!(stdout.contains("protocols --http offers"), "{stdout}");
+    rt.block_on(e.shutdown()).unwrap();
+}
+
+#[test]
+fn nginx_with_http2_over_tls_is_spoken_to_in_h2() {
+    let Some(nginx) = ["/usr/sbin/nginx", "/usr/bin/nginx"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    else {
+        panic!("nginx is not installed: scripts/install-tools.sh test installs it");
+    };
+    let dir = tempfile_dir::Dir::new();
+    let ca = make_ca(dir.path(), "loadgen test CA");
+    let (cert, key) = leaf_cert(&ca, &["localhost"], false);
+    let d = dir.path();
+    std::fs::write(d.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(d.join("key.pem"), key.serialize_pem()).unwrap();
+    let port = common::closed_port().port();
+    let conf = format!(
+        "daemon off;\nmaster_process off;\npid {d}/nginx.pid;\nerror_log {d}/error.log warn;\n\
+         events {{ worker_connections 1024; }}\n\
+         http {{\n  access_log off;\n  client_body_temp_path {d}/body;\n  proxy_temp_path {d}/proxy;\n\
+           fastcgi_temp_path {d}/fastcgi;\n  uwsgi_temp_path {d}/uwsgi;\n  scgi_temp_path {d}/scgi;\n\
+           server {{\n    listen 127.0.0.1:{port} ssl http2;\n\
+             ssl_certificate {d}/cert.pem;\n    ssl_certificate_key {d}/key.pem;\n\
+             location / {{ add_header x-echo-region nginx; return 200 \"ok\\n\"; }}\n  }}\n}}\n",
+        d = d.display()
+    );
+    std::fs::write(d.join("nginx.conf"), conf).unwrap();
+    let mut child = std::process::Command::new(nginx)
+        .args(["-p", &d.display().to_string(), "-c"])
+        .arg(d.join("nginx.conf"))
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let up = common::wait_for(Duration::from_secs(10), || {
+        std::net::TcpStream::connect(addr).is_ok()
+    });
+    let result = up.then(|| {
+        run(&[
+            "--target".into(),
+            format!("nginx=https://localhost:{port}/"),
+            "--cacert".into(),
+            ca.pem.display().to_string(),
+        ])
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let (code, stdout, _, v, _d) = result.expect("nginx did not listen");
+    assert_eq!(code, 0, "{stdout}");
+    assert_eq!(protocol(&v, "nginx"), "h2", "{stdout}");
+    let t = target(&v, "nginx");
+    assert_eq!(t["accounting"]["ok"], t["accounting"]["scheduled"]);
+    assert_eq!(
+        t["connections"]["h2"]["least_limit"], 100,
+        "nginx's http2_max_concurrent_streams is 128, capped at 100"
+    );
+    assert!(v["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|g| g["region"] == "nginx"));
 }

@@ -70,6 +70,10 @@ pub struct RunConfig {
     /// TLS client settings, when a target is `https://` (or `--cacert`/`--insecure` was
     /// given, so a bad file is an error whatever the targets).
     pub tls: Option<crate::configured::tls::Tls>,
+    /// `--http` (`--http2` folded in).
+    pub http: crate::configured::protocol::HttpVersion,
+    /// HTTP/2 streams per connection at most (`--max-streams`, resolved).
+    pub max_streams: u32,
     /// Re-resolve names this often (on new connections); zero: once.
     pub resolve_every: Duration,
     pub region_header: HeaderName,
@@ -89,6 +93,15 @@ pub struct RunConfig {
     pub events: crate::events::EventLog,
     /// Keep the per-interval data even when no report file plots it (the lab's story).
     pub keep_timeline: bool,
+}
+
+/// `--http`, or `2` for `--http2`.
+fn http_version(args: &RunArgs) -> crate::configured::protocol::HttpVersion {
+    if args.http2 {
+        crate::configured::protocol::HttpVersion::Http2
+    } else {
+        args.http
+    }
 }
 
 /// The request every target gets unless its targets-file entry says otherwise.
@@ -270,10 +283,13 @@ impl RunConfig {
                 Some(crate::configured::tls::build(
                     args.cacert.as_deref(),
                     args.insecure,
+                    http_version(args),
                 )?)
             } else {
                 None
             },
+            http: http_version(args),
+            max_streams: crate::configured::protocol::max_streams(args.max_streams)?,
             resolve_every: within(
                 "--resolve-every",
                 args.resolve_every,
@@ -321,6 +337,10 @@ struct JsonSettings {
     /// `--tick auto`: `tick_secs` is where it started, each target's `ticks` what it chose.
     tick_auto: bool,
     resolve_every_secs: f64,
+    /// `--http`: `auto`, `1.1` or `2`.
+    http: &'static str,
+    /// HTTP/2 streams per connection at most.
+    max_streams: u32,
     /// Present when TLS was set up: `insecure` true means certificates were not checked.
     #[serde(skip_serializing_if = "Option::is_none")]
     tls: Option<JsonTls>,
@@ -365,6 +385,8 @@ impl RunConfig {
             tick_secs: cfg.tick.as_secs_f64(),
             tick_auto: cfg.tick_auto,
             resolve_every_secs: cfg.resolve_every.as_secs_f64(),
+            http: cfg.http.as_str(),
+            max_streams: cfg.max_streams,
             tls: cfg.tls.as_ref().map(|t| JsonTls {
                 insecure: t.insecure,
                 cacert: t.cacert.as_ref().map(|p| p.display().to_string()),

@@ -2,7 +2,7 @@
 //! certificates are checked at all.
 //!
 //! rustls with the ring provider (a pure-Rust-and-asm build, no system OpenSSL), ALPN
-//! `http/1.1` because the lean client speaks nothing else, SNI from the URL's host. The
+//! as `--http` says (`h2` and `http/1.1` by default), SNI from the URL's host. The
 //! trusted roots are Mozilla's set bundled with the binary (`webpki-roots`), so a run in
 //! a distroless Job image needs no CA bundle; `--cacert FILE` trusts the PEM
 //! certificates in FILE instead (a mesh's own root, a test CA). `--insecure` skips the
@@ -26,8 +26,11 @@ use crate::error::UsageError;
 /// The TLS side of a run's configuration.
 #[derive(Clone)]
 pub struct Tls {
-    /// What every TLS connection of the run is opened with.
+    /// What a connection that may speak HTTP/2 is opened with (ALPN as `--http` says).
     pub client: Arc<ClientConfig>,
+    /// What an HTTP/1.1 connection is opened with once a target's server chose
+    /// `http/1.1`: ALPN offers nothing else, so the HTTP/1.1 path never meets h2.
+    pub client_h1: Arc<ClientConfig>,
     /// Certificates are not checked (`--insecure`).
     pub insecure: bool,
     /// Roots trusted instead of the bundled set (`--cacert`).
@@ -50,8 +53,12 @@ pub fn server_name(host: &str) -> Result<ServerName<'static>, UsageError> {
         .map_err(|_| UsageError::new(format!("{host:?} is not a valid TLS server name")))
 }
 
-/// Builds the client side from `--cacert` and `--insecure`.
-pub fn build(cacert: Option<&Path>, insecure: bool) -> Result<Tls, UsageError> {
+/// Builds the client side from `--cacert`, `--insecure` and `--http`.
+pub fn build(
+    cacert: Option<&Path>,
+    insecure: bool,
+    http: crate::configured::protocol::HttpVersion,
+) -> Result<Tls, UsageError> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
@@ -75,9 +82,12 @@ pub fn build(cacert: Option<&Path>, insecure: bool) -> Result<Tls, UsageError> {
         }
         builder.with_root_certificates(roots).with_no_client_auth()
     };
-    client.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let mut client_h1 = client.clone();
+    client_h1.alpn_protocols = crate::configured::protocol::HttpVersion::Http1.alpn();
+    client.alpn_protocols = http.alpn();
     Ok(Tls {
         client: Arc::new(client),
+        client_h1: Arc::new(client_h1),
         insecure,
         cacert: cacert.map(Path::to_path_buf),
     })

@@ -86,4 +86,10 @@ impl Recorder {
             }
         }
     }
+
+    /// What an HTTP/2 connection went through ([`crate::pool::H2Stats`]).
+    #[inline]
+    pub fn h2(&mut self, target: usize) -> &mut crate::pool::H2Stats {
+        &mut self.targets[target].pool.h2
+    }
 }

@@ -238,8 +238,9 @@ fn target_lines(out: &mut String, r: &Results) {
         if pool.cap > 0 {
             let _ = writeln!(
                 out,
-                "  connections for {}: opened {}, peak {} of {} allowed; wait for a free one p99 {}",
+                "  connections for {} ({}): opened {}, peak {} of {} allowed; wait for a free one p99 {}",
                 t.name,
+                crate::pool::protocol(pool, t.url.starts_with("https:")),
                 pool.opened,
                 pool.peak,
                 pool.cap,
@@ -249,6 +250,9 @@ fn target_lines(out: &mut String, r: &Results) {
                     fmt_us(pool.wait.value_at_quantile(0.99) as f64)
                 }
             );
+        }
+        if pool.h2.conns > 0 {
+            h2_line(out, &t.name, &pool.h2);
         }
         if pool.handshakes > 0 || pool.tls_error.is_some() {
             let _ = writeln!(
@@ -288,6 +292,31 @@ fn target_lines(out: &mut String, r: &Results) {
             );
         }
     }
+}
+
+/// What a target's HTTP/2 connections went through: their streams, and what the
+/// server did to them, each said only when it happened.
+fn h2_line(out: &mut String, name: &str, h: &crate::pool::H2Stats) {
+    let mut parts = vec![format!(
+        "up to {} streams at once on a connection (limit {})",
+        h.peak_streams, h.least_limit
+    )];
+    let said = [
+        (h.server_closed, "connections the server ended"),
+        (h.refused, "requests refused unprocessed (sent once more)"),
+        (h.resets, "streams the server reset"),
+        (h.limit_lowered, "times the server lowered its stream limit"),
+        (
+            h.flow_stalls,
+            "request bodies that waited for its flow-control window",
+        ),
+    ];
+    for (n, what) in said {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
+        }
+    }
+    let _ = writeln!(out, "  HTTP/2 for {name}: {}", parts.join("; "));
 }
 
 /// What limited the run, when it was not the service's answers (the judge decides).

@@ -51,6 +51,7 @@ pub(crate) mod clock;
 mod dns;
 mod head;
 pub(crate) mod http1;
+mod http2;
 mod serve;
 mod state;
 mod stream;

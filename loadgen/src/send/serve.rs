@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::clock::now_ns;
 use super::http1::{Answer, Conn, ExchangeError};
 use super::state::{Job, TargetCtx, Worker};
-use super::stream::{Handshake, Stream};
+use super::stream::{Dial, Handshake, Stream};
 use crate::record::Answered;
 use crate::results::Failure;
 
@@ -25,14 +25,8 @@ pub(super) async fn serve(
     let t = &wk.targets[ti];
     loop {
         now = serve_one(&wk, ti, t, &mut conn, &job, now).await;
+        wk.finished(t, &job);
         let mut st = t.state.borrow_mut();
-        st.in_flight -= 1;
-        st.in_flight_warmup -= usize::from(job.warmup);
-        let left = wk.outstanding.get() - 1;
-        wk.outstanding.set(left);
-        if left == 0 {
-            wk.idle.notify_one();
-        }
         match st.queue.pop_front() {
             Some(next) => job = next,
             None => {
@@ -58,6 +52,93 @@ async fn serve_one(
     job: &Job,
     now: u64,
 ) -> u64 {
+    let Some(deadline) = deadline_of(wk, ti, job, now) else {
+        return now;
+    };
+    let connecting = Cell::new(false);
+    let attempt = tokio::time::timeout_at(deadline, exchange(wk, ti, t, conn, &connecting)).await;
+    let now = now_ns();
+    let done = match &attempt {
+        Ok(Ok(a)) => answer_end(a, now),
+        _ => now,
+    };
+    match attempt {
+        Ok(Ok(resp)) => record_answer(wk, ti, job, &resp, t.request.len() as u64, done),
+        Ok(Err(f)) => {
+            *conn = None;
+            wk.rec
+                .borrow_mut()
+                .failure(ti, job.warmup, f, job.due_ns, done);
+        }
+        Err(_) => {
+            *conn = None;
+            let f = if connecting.get() {
+                Failure::ConnectTimeout
+            } else {
+                Failure::Timeout
+            };
+            wk.rec
+                .borrow_mut()
+                .failure(ti, job.warmup, f, job.due_ns, done);
+        }
+    }
+    now
+}
+
+/// When an answer ended: its arrival, which the kernel stamped (the dispatcher may have
+/// slept past it to save a wake-up, see `worker`), unless the stamp is missing or from
+/// before the send; `now` otherwise.
+pub(super) fn answer_end(resp: &Answer, now: u64) -> u64 {
+    if resp.arrived_ns >= resp.sent_ns && resp.arrived_ns != 0 {
+        resp.arrived_ns.min(now)
+    } else {
+        now
+    }
+}
+
+/// Records an answer of `sent_bytes`' request to target `ti`, which ended at `done`.
+pub(super) fn record_answer(
+    wk: &Worker,
+    ti: usize,
+    job: &Job,
+    resp: &Answer,
+    sent_bytes: u64,
+    done: u64,
+) {
+    if let Some(pace) = wk.pace.borrow_mut().as_mut() {
+        pace.observe(ti, done.saturating_sub(resp.sent_ns) / 1000);
+    }
+    let mut rec = wk.rec.borrow_mut();
+    // A stamp before the send is no receipt time either.
+    let stamp = Some(resp.arrived_ns).filter(|&a| a >= resp.sent_ns);
+    rec.stamp(ti, wk.arrival.judge(resp.sent_ns, stamp.unwrap_or(0)));
+    rec.response(
+        ti,
+        job.warmup,
+        &Answered {
+            status: resp.status,
+            region: resp.region.as_deref(),
+            version: resp.version.as_deref(),
+            due_ns: job.due_ns,
+            sent_ns: resp.sent_ns,
+            done_ns: done,
+            sent_bytes,
+            received_bytes: resp.received,
+            check_failed: resp.check_failed,
+            lead: job.lead,
+        },
+    );
+}
+
+/// Where a request starts on a connection at `now`: its wait for one is recorded, and
+/// its deadline returned, unless its `--timeout` (from its due time) has passed: then
+/// it is not sent, and counted so.
+pub(super) fn deadline_of(
+    wk: &Worker,
+    ti: usize,
+    job: &Job,
+    now: u64,
+) -> Option<tokio::time::Instant> {
     let wait = if job.queued_ns == 0 {
         0
     } else {
@@ -69,64 +150,20 @@ async fn serve_one(
         wk.rec
             .borrow_mut()
             .expired_waiting(ti, job.warmup, job.due_ns, now);
-        return now;
+        return None;
     }
     let (epoch, epoch_ns) = wk.epoch;
-    let deadline = epoch + Duration::from_nanos(deadline_ns.saturating_sub(epoch_ns));
-    let connecting = Cell::new(false);
-    let attempt = tokio::time::timeout_at(deadline, exchange(wk, ti, t, conn, &connecting)).await;
-    let now = now_ns();
-    // An answer is timed by its arrival, which the kernel stamped: the dispatcher may
-    // have slept past it to save a wake-up (see `worker`).
-    let done = match &attempt {
-        Ok(Ok(a)) if a.arrived_ns >= a.sent_ns && a.arrived_ns != 0 => a.arrived_ns.min(now),
-        _ => now,
-    };
-    let mut rec = wk.rec.borrow_mut();
-    match attempt {
-        Ok(Ok(resp)) => {
-            if let Some(pace) = wk.pace.borrow_mut().as_mut() {
-                pace.observe(ti, done.saturating_sub(resp.sent_ns) / 1000);
-            }
-            // A stamp before the send is no receipt time either.
-            let stamp = Some(resp.arrived_ns).filter(|&a| a >= resp.sent_ns);
-            rec.stamp(ti, wk.arrival.judge(resp.sent_ns, stamp.unwrap_or(0)));
-            rec.response(
-                ti,
-                job.warmup,
-                &Answered {
-                    status: resp.status,
-                    region: resp.region.as_deref(),
-                    version: resp.version.as_deref(),
-                    due_ns: job.due_ns,
-                    sent_ns: resp.sent_ns,
-                    done_ns: done,
-                    sent_bytes: t.request.len() as u64,
-                    received_bytes: resp.received,
-                    check_failed: resp.check_failed,
-                    lead: job.lead,
-                },
-            );
-        }
-        Ok(Err(f)) => {
-            *conn = None;
-            rec.failure(ti, job.warmup, f, job.due_ns, done);
-        }
-        Err(_) => {
-            *conn = None;
-            let f = if connecting.get() {
-                Failure::ConnectTimeout
-            } else {
-                Failure::Timeout
-            };
-            rec.failure(ti, job.warmup, f, job.due_ns, done);
-        }
-    }
-    now
+    Some(epoch + Duration::from_nanos(deadline_ns.saturating_sub(epoch_ns)))
 }
 
-/// Opens a connection, counting it as under way meanwhile (the pacing in `dispatch`).
-async fn connect(wk: &Rc<Worker>, ti: usize, t: &TargetCtx) -> Result<Conn, Failure> {
+/// Opens a connection by `dial`, counting it as under way meanwhile (the pacing in
+/// `dispatch`).
+pub(super) async fn connect(
+    wk: &Rc<Worker>,
+    ti: usize,
+    t: &TargetCtx,
+    dial: &Dial,
+) -> Result<Stream, Failure> {
     t.state.borrow_mut().opening += 1;
     // Decrements on every way out, including a timeout dropping this future.
     struct Opening<'a>(&'a TargetCtx);
@@ -138,14 +175,14 @@ async fn connect(wk: &Rc<Worker>, ti: usize, t: &TargetCtx) -> Result<Conn, Fail
     let _opening = Opening(t);
     refresh_if_due(wk, ti);
     let addr = t.dns.borrow_mut().pick(wk.index).ok_or(Failure::Dns)?;
-    match Stream::open(addr, &t.dial).await {
+    match Stream::open(addr, dial).await {
         Ok((stream, handshake)) => {
             let mut rec = wk.rec.borrow_mut();
             rec.conn_opened(ti);
             if handshake != Handshake::None {
                 rec.tls_handshake(ti, handshake == Handshake::Resumed);
             }
-            Ok(Conn::new(stream))
+            Ok(stream)
         }
         Err(e) => {
             let mut rec = wk.rec.borrow_mut();
@@ -169,7 +206,7 @@ async fn open(
     connecting: &Cell<bool>,
 ) -> Result<Conn, Failure> {
     connecting.set(true);
-    let c = Box::pin(connect(wk, ti, t)).await?;
+    let c = Conn::new(Box::pin(connect(wk, ti, t, &t.dial)).await?);
     connecting.set(false);
     Ok(c)
 }
@@ -224,7 +261,6 @@ async fn exchange(
     }
 }
 
-/// Starts a background lookup of target `ti`'s name if one is due (see `dns`).
 /// The target's request on `c`, its answer read with the run's region and version headers.
 #[inline]
 async fn send_on(
@@ -242,6 +278,7 @@ async fn send_on(
     .await
 }
 
+/// Starts a background lookup of target `ti`'s name if one is due (see `dns`).
 fn refresh_if_due(wk: &Rc<Worker>, ti: usize) {
     let Some((host, port)) = wk.targets[ti]
         .dns

@@ -24,6 +24,21 @@ pub(super) struct Job {
     pub(super) queued_ns: u64,
     /// The first of its tick to its target (only with a `--tick`).
     pub(super) lead: bool,
+    /// An HTTP/2 server refused it unprocessed once already (it is sent once more only).
+    pub(super) retried: bool,
+}
+
+/// What a target's connections turned out to speak (see `http2`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) enum Spoke {
+    /// No connection has said yet: new ones go through the HTTP/2 opener, which takes
+    /// what the server chooses.
+    #[default]
+    Unknown,
+    /// The server chose HTTP/1.1: new connections are HTTP/1.1's.
+    Http1,
+    /// HTTP/2.
+    H2,
 }
 
 #[derive(Default)]
@@ -36,6 +51,9 @@ pub(super) struct TargetState {
     /// Of those, connects under way.
     pub(super) opening: usize,
     pub(super) idle: Vec<Conn>,
+    /// Open HTTP/2 connections, each carrying up to its limit of streams.
+    pub(super) h2: Vec<std::rc::Rc<super::http2::H2Conn>>,
+    pub(super) spoke: Spoke,
     pub(super) queue: VecDeque<Job>,
     /// Intended time of the latest request handed over, to tell each tick's first.
     pub(super) last_intended_ns: u64,
@@ -44,8 +62,15 @@ pub(super) struct TargetState {
 pub(super) struct TargetCtx {
     /// Where new connections go.
     pub(super) dns: RefCell<Dns>,
-    /// How they are opened (TLS or not).
+    /// How HTTP/1.1 connections are opened (TLS or not).
     pub(super) dial: Dial,
+    /// How connections that may speak HTTP/2 are opened (ALPN as `--http` says).
+    pub(super) dial_h2: Dial,
+    /// Whether and how it speaks HTTP/2.
+    pub(super) h2_mode: crate::configured::protocol::H2Mode,
+    /// Its request as HTTP/2 sends it, and at most this many at once per connection.
+    pub(super) h2_request: super::http2::exchange::H2Request,
+    pub(super) max_streams: u32,
     /// The request, serialised once.
     pub(super) request: Vec<u8>,
     /// False for `HEAD`, whose answers carry no body.
@@ -79,7 +104,33 @@ pub(super) struct Worker {
     pub(super) idle: Notify,
 }
 
+impl TargetCtx {
+    /// Whether a new request goes the HTTP/2 way: the target may speak it and its
+    /// server has not chosen HTTP/1.1.
+    pub(super) fn via_h2(&self) -> bool {
+        use crate::configured::protocol::H2Mode;
+        match self.h2_mode {
+            H2Mode::Never => false,
+            H2Mode::PriorKnowledge | H2Mode::AlpnOnly => true,
+            H2Mode::Alpn => self.state.borrow().spoke != Spoke::Http1,
+        }
+    }
+}
+
 impl Worker {
+    /// A request of target `t` is done (answered, failed or not sent): it leaves the
+    /// in-flight counts, and the drain at the end is woken when nothing is left.
+    pub(super) fn finished(&self, t: &TargetCtx, job: &Job) {
+        let mut st = t.state.borrow_mut();
+        st.in_flight -= 1;
+        st.in_flight_warmup -= usize::from(job.warmup);
+        let left = self.outstanding.get() - 1;
+        self.outstanding.set(left);
+        if left == 0 {
+            self.idle.notify_one();
+        }
+    }
+
     /// Takes every queued request out (they never reached a connection): at `now_ns`,
     /// those whose `--timeout` has passed since they were due timed out, the rest are
     /// cancelled, each in its own phase's bucket.

@@ -280,7 +280,7 @@ impl Stream {
             .await
             .map_err(|e| DialError {
                 failure: Failure::Tls,
-                tls: Some(e.to_string()),
+                tls: Some(alpn_hint(e.to_string())),
                 fd_exhausted: false,
             })?;
         let kind = match tls.get_ref().1.handshake_kind() {
@@ -288,6 +288,14 @@ impl Stream {
             _ => Handshake::Full,
         };
         Ok((Stream::Tls(Box::new(tls)), kind))
+    }
+
+    /// Whether the server chose HTTP/2 by ALPN.
+    pub fn alpn_h2(&self) -> bool {
+        match self {
+            Stream::Plain(_) => false,
+            Stream::Tls(s) => s.get_ref().1.alpn_protocol() == Some(b"h2".as_slice()),
+        }
     }
 
     /// When the data of the latest read arrived (monotonic ns), or 0 if not stamped.
@@ -325,6 +333,15 @@ impl Stream {
                 }
             }
         }
+    }
+}
+
+/// A handshake refused for want of a common ALPN protocol says which flag decides it.
+fn alpn_hint(msg: String) -> String {
+    if msg.contains("NoApplicationProtocol") {
+        format!("{msg} (the server speaks none of the protocols --http offers)")
+    } else {
+        msg
     }
 }
 

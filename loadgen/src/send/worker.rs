@@ -17,6 +17,7 @@ use super::chores::Chores;
 use super::clock::{now_ns, sleep_blocking_until, PreciseTimer};
 use super::dns::Dns;
 use super::http1::encode_request;
+use super::http2::exchange::H2Request;
 use super::state::{Job, TargetCtx, TargetState, Worker};
 use super::stream::Dial;
 use super::{
@@ -78,15 +79,19 @@ fn build(setup: &Setup) -> Rc<Worker> {
                 }
             }
             let (host, port) = t.host_port();
+            let dial = |h1: bool| Dial {
+                tls: t.tls.clone().zip(cfg.tls.as_ref()).map(|(name, tls)| {
+                    let client = if h1 { &tls.client_h1 } else { &tls.client };
+                    (client.clone(), name)
+                }),
+            };
             TargetCtx {
                 dns: RefCell::new(Dns::new(host, port, addr.clone(), start_ns)),
-                dial: Dial {
-                    tls: t
-                        .tls
-                        .clone()
-                        .zip(cfg.tls.as_ref())
-                        .map(|(name, tls)| (tls.client.clone(), name)),
-                },
+                dial: dial(true),
+                dial_h2: dial(false),
+                h2_mode: cfg.http.mode(t.tls.is_some()),
+                h2_request: h2_request(t),
+                max_streams: cfg.max_streams,
                 request: encode_request(&t.request, &t.path, &headers),
                 answer_has_body: t.request.answer_has_body(),
                 checks: t.checks.clone(),
@@ -123,6 +128,23 @@ fn build(setup: &Setup) -> Rc<Worker> {
         pace: RefCell::new(cfg.tick_auto.then(|| AutoTick::new(cfg.targets.len()))),
         arrival: ArrivalWatch::default(),
     })
+}
+
+/// Target `t`'s request as HTTP/2 sends it: the URI absolute (`:scheme`, `:authority`).
+fn h2_request(t: &crate::configured::target::Target) -> H2Request {
+    let scheme = if t.tls.is_some() { "https" } else { "http" };
+    let uri = http::Uri::builder()
+        .scheme(scheme)
+        .authority(t.authority.clone())
+        .path_and_query(t.path.clone())
+        .build()
+        .unwrap_or_else(|_| t.url.clone());
+    H2Request::new(
+        t.request.method.clone(),
+        uri,
+        t.request.headers.clone(),
+        t.request.body.as_deref(),
+    )
 }
 
 /// This worker's arrivals per target, each with its own seed; a shard runs its slice of
@@ -291,6 +313,7 @@ async fn wind_down(wk: &Rc<Worker>, setup: &Setup, interrupted: bool) -> Recorde
         st.in_flight = 0;
         st.in_flight_warmup = 0;
         st.idle.clear();
+        st.h2.clear();
     }
     rec
 }
@@ -374,7 +397,9 @@ fn dispatch(
         warmup: due.warmup,
         queued_ns: 0,
         lead,
+        retried: false,
     };
+    let via_h2 = t.via_h2();
     let mut st = t.state.borrow_mut();
     if st.in_flight >= t.max_in_flight {
         let at_cap = st.conns >= t.max_conns;
@@ -389,7 +414,10 @@ fn dispatch(
     st.in_flight += 1;
     st.in_flight_warmup += usize::from(due.warmup);
     wk.outstanding.set(wk.outstanding.get() + 1);
-    if let Some(conn) = st.idle.pop() {
+    if via_h2 {
+        drop(st);
+        super::http2::place(wk, ti, job, now);
+    } else if let Some(conn) = st.idle.pop() {
         tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, Some(conn), job, now));
     } else if st.conns < t.max_conns
         && st.opening < crate::pool::MIN_OPENING.max(st.conns - st.opening)

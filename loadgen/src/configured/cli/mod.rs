@@ -261,6 +261,22 @@ pub struct RunArgs {
     #[arg(long = "header")]
     pub headers: Vec<String>,
 
+    /// HTTP version: `auto` lets an `https://` server choose `h2` or `http/1.1` by ALPN
+    /// (`http://` speaks HTTP/1.1); `1.1` never speaks HTTP/2; `2` speaks only HTTP/2, by
+    /// ALPN over TLS and with prior knowledge (h2c) over plain TCP.
+    #[arg(long, env = "LOADGEN_HTTP", value_enum, default_value = "auto")]
+    pub http: crate::configured::protocol::HttpVersion,
+
+    /// Short for `--http 2`.
+    #[arg(long, conflicts_with = "http")]
+    pub http2: bool,
+
+    /// HTTP/2: requests in flight per connection at most; 0 takes the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS, up to 100. A new connection opens only when every
+    /// stream of the open ones is busy.
+    #[arg(long, env = "LOADGEN_MAX_STREAMS", default_value_t = 0)]
+    pub max_streams: u32,
+
     /// For `https://` targets: trust the PEM certificates in FILE instead of the bundled
     /// Mozilla roots (a mesh's root CA, a test CA).
     #[arg(long, env = "LOADGEN_CACERT", value_name = "FILE")]

@@ -118,6 +118,9 @@ struct RawPool {
     bytes_sent: u64,
     #[serde(default)]
     bytes_received: u64,
+    // Nor from before HTTP/2.
+    #[serde(default)]
+    h2: crate::pool::H2Stats,
 }
 
 #[derive(Debug, Deserialize)]
@@ -383,6 +386,7 @@ fn target(t: RawTarget, dec: &Budget<'_>) -> Result<TargetResult, LoadError> {
             tls_error: p.tls_error,
             bytes_sent: p.bytes_sent,
             bytes_received: p.bytes_received,
+            h2: p.h2,
         },
         None => PoolStats::default(),
     };

@@ -59,6 +59,8 @@ struct JsonTarget<'a> {
     groups_folded: u64,
     accounting: &'a Accounting,
     warmup: &'a Accounting,
+    /// What its connections spoke: `http/1.1`, `h2`, `h2c`, or `h2 and http/1.1`.
+    protocol: &'static str,
     connections: JsonPool<'a>,
     /// Corrected latency of each tick's first request (empty in exact mode): the
     /// reference of `tick_check`.
@@ -102,6 +104,8 @@ struct JsonPool<'a> {
     /// Bytes of the measured requests that got an answer, and of those answers.
     bytes_sent: u64,
     bytes_received: u64,
+    /// What its HTTP/2 connections went through.
+    h2: &'a crate::pool::H2Stats,
 }
 
 #[derive(Debug, Serialize)]
@@ -192,7 +196,9 @@ pub fn to_json_with(
                     tls_error: t.accounts.pool.tls_error.as_deref(),
                     bytes_sent: t.accounts.pool.bytes_sent,
                     bytes_received: t.accounts.pool.bytes_received,
+                    h2: &t.accounts.pool.h2,
                 },
+                protocol: crate::pool::protocol(&t.accounts.pool, t.url.starts_with("https:")),
                 first_of_tick: summary(&t.accounts.lead),
                 ticks: t
                     .accounts

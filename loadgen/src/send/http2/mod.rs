@@ -1,0 +1,401 @@
+//! HTTP/2: many requests at once on each connection, with the `h2` crate (the HTTP/2 of
+//! hyper, used here without hyper's client: that one adds a dispatch task and a channel
+//! per connection, and a pool the engine already has).
+//!
+//! A target's HTTP/2 pool follows the same rule as its HTTP/1.1 pool, with streams for
+//! connections: a request due goes to an open connection with a free stream, opens a new
+//! connection only when every stream of the open ones is busy (paced and capped as
+//! HTTP/1.1's connects are), and waits in the target's queue otherwise, so a queue
+//! still means the generator limited the run. A connection carries at most the
+//! server's SETTINGS_MAX_CONCURRENT_STREAMS, capped by `--max-streams`, re-read before
+//! each new stream: a server that lowers it is counted. A stream that ends takes the
+//! next queued request on its connection.
+//!
+//! Every request still lands in exactly one bucket:
+//!
+//! - one the server did not process (above a graceful GOAWAY's last stream id, or a
+//!   REFUSED_STREAM reset) is sent once more, on another connection, and counted as
+//!   `refused`; refused twice, it is a `reset`. Its connection takes no new streams.
+//! - a stream the server reset after taking it is a `reset` (and counted as such);
+//! - a timeout drops the stream, which sends RST_STREAM(CANCEL): the connection stays.
+//!
+//! An `https://` target whose server has not yet said which protocol it speaks sends
+//! its first requests through this module's opener, which offers `h2` by ALPN and hands
+//! a connection that got `http/1.1` to the HTTP/1.1 path (`serve`); after that the
+//! target's new connections are HTTP/1.1's.
+
+pub(super) mod exchange;
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+
+use super::clock::now_ns;
+use super::http1::{Conn, MAX_HEAD_BYTES};
+use super::serve::{answer_end, connect, deadline_of, record_answer};
+use super::state::{Job, Spoke, TargetCtx, Worker};
+use super::stream::Stream;
+use crate::configured::protocol::H2Mode;
+use crate::results::Failure;
+use exchange::StreamError;
+
+/// One open HTTP/2 connection of a target's pool.
+pub(super) struct H2Conn {
+    send: h2::client::SendRequest<Bytes>,
+    /// Streams in flight on it.
+    active: Cell<u32>,
+    /// Its stream limit as last read (the server's, capped by `cap`).
+    limit: Cell<u32>,
+    /// `--max-streams`.
+    cap: u32,
+    /// It takes no new streams: its connection ended, or the server refused a stream.
+    closed: Cell<bool>,
+    /// When the data of its latest read arrived (kernel stamp, monotonic ns; 0 unstamped).
+    arrived: Rc<Cell<u64>>,
+}
+
+impl H2Conn {
+    /// Whether it can take one more stream now. A limit lower than the streams it
+    /// carries is a server lowering it, and counted.
+    fn has_room(&self, wk: &Worker, ti: usize) -> bool {
+        if self.closed.get() {
+            return false;
+        }
+        let server = u32::try_from(self.send.current_max_send_streams()).unwrap_or(u32::MAX);
+        let limit = server.min(self.cap);
+        if limit != self.limit.get() {
+            let mut rec = wk.rec.borrow_mut();
+            let h = rec.h2(ti);
+            h.limit_lowered += u64::from(limit < self.limit.get() && self.active.get() > limit);
+            h.least_limit = least(h.least_limit, limit);
+            self.limit.set(limit);
+        }
+        self.active.get() < limit
+    }
+
+    /// One more stream on it.
+    fn take(&self, wk: &Worker, ti: usize) {
+        let n = self.active.get() + 1;
+        self.active.set(n);
+        let mut rec = wk.rec.borrow_mut();
+        let h = rec.h2(ti);
+        h.peak_streams = h.peak_streams.max(u64::from(n));
+    }
+}
+
+/// The lesser limit, 0 standing for none seen yet.
+fn least(known: u64, limit: u32) -> u64 {
+    match known {
+        0 => u64::from(limit),
+        k => k.min(u64::from(limit)),
+    }
+}
+
+/// Hands `job` (already counted in flight) to a connection of target `ti` with a free
+/// stream, opens a new connection when every stream is busy, or queues it.
+pub(super) fn place(wk: &Rc<Worker>, ti: usize, mut job: Job, now: u64) {
+    let t = &wk.targets[ti];
+    let mut st = t.state.borrow_mut();
+    if let Some(c) = st.h2.iter().find(|c| c.has_room(wk, ti)).cloned() {
+        drop(st);
+        c.take(wk, ti);
+        tokio::task::spawn_local(streams(wk.clone(), ti, c, job, now));
+    } else if st.conns < t.max_conns
+        && st.opening < crate::pool::MIN_OPENING.max(st.conns - st.opening)
+    {
+        st.conns += 1;
+        let slots = st.conns;
+        drop(st);
+        wk.rec.borrow_mut().pool_slots(ti, slots);
+        tokio::task::spawn_local(open_and_serve(wk.clone(), ti, job, now));
+    } else {
+        let at_cap = st.conns >= t.max_conns;
+        job.queued_ns = now;
+        st.queue.push_back(job);
+        drop(st);
+        if at_cap {
+            wk.rec.borrow_mut().at_cap(ti, job.warmup, false);
+        }
+    }
+}
+
+/// Opens a connection for `job` (within its timeout) and serves it there, then what
+/// queued meanwhile. A connect that fails takes the next queued request to try again,
+/// as an HTTP/1.1 slot does.
+async fn open_and_serve(wk: Rc<Worker>, ti: usize, mut job: Job, mut now: u64) {
+    let t = &wk.targets[ti];
+    loop {
+        let failure = match deadline_of(&wk, ti, &job, now) {
+            None => None,
+            Some(deadline) => {
+                match tokio::time::timeout_at(deadline, Box::pin(open(&wk, ti))).await {
+                    Ok(Ok(Opened::H2(c))) => return adopt(wk, ti, c, job).await,
+                    Ok(Ok(Opened::H1(conn))) => {
+                        t.state.borrow_mut().spoke = Spoke::Http1;
+                        // Its wait was recorded: from here it is an HTTP/1.1 request that
+                        // found a connection at once.
+                        job.queued_ns = 0;
+                        return super::serve::serve(wk.clone(), ti, Some(conn), job, now_ns())
+                            .await;
+                    }
+                    Ok(Err(f)) => Some(f),
+                    Err(_) => Some(Failure::ConnectTimeout),
+                }
+            }
+        };
+        if let Some(f) = failure {
+            wk.rec
+                .borrow_mut()
+                .failure(ti, job.warmup, f, job.due_ns, now_ns());
+        }
+        wk.finished(t, &job);
+        let next = t.state.borrow_mut().queue.pop_front();
+        match next {
+            Some(j) => (job, now) = (j, now_ns()),
+            None => {
+                t.state.borrow_mut().conns -= 1;
+                return;
+            }
+        }
+    }
+}
+
+/// A new connection joins the pool: it serves `job`, and as many queued requests as it
+/// has streams for.
+async fn adopt(wk: Rc<Worker>, ti: usize, c: Rc<H2Conn>, job: Job) {
+    let t = &wk.targets[ti];
+    {
+        let mut st = t.state.borrow_mut();
+        st.spoke = Spoke::H2;
+        st.h2.push(c.clone());
+    }
+    {
+        let mut rec = wk.rec.borrow_mut();
+        let h = rec.h2(ti);
+        h.conns += 1;
+        h.least_limit = least(h.least_limit, c.limit.get());
+    }
+    c.take(&wk, ti);
+    let now = now_ns();
+    while c.has_room(&wk, ti) {
+        let Some(next) = t.state.borrow_mut().queue.pop_front() else {
+            break;
+        };
+        c.take(&wk, ti);
+        tokio::task::spawn_local(streams(wk.clone(), ti, c.clone(), next, now));
+    }
+    streams(wk, ti, c, job, now).await;
+}
+
+/// What a new connection turned out to speak.
+enum Opened {
+    H1(Conn),
+    H2(Rc<H2Conn>),
+}
+
+/// Connects, and speaks HTTP/2 if the server chose it by ALPN (or, for h2c, always).
+async fn open(wk: &Rc<Worker>, ti: usize) -> Result<Opened, Failure> {
+    let t = &wk.targets[ti];
+    let stream = connect(wk, ti, t, &t.dial_h2).await?;
+    let h2 = t.h2_mode == H2Mode::PriorKnowledge || stream.alpn_h2();
+    if !h2 {
+        if t.h2_mode == H2Mode::AlpnOnly {
+            let why = "the server did not choose h2 by ALPN (--http 2 offers nothing else)";
+            wk.rec.borrow_mut().tls_error(ti, why.into());
+            return Err(Failure::Tls);
+        }
+        return Ok(Opened::H1(Conn::new(stream)));
+    }
+    let arrived = Rc::new(Cell::new(0));
+    let io = Stamped {
+        inner: stream,
+        arrived: arrived.clone(),
+    };
+    let (send, conn) = h2::client::Builder::new()
+        .enable_push(false)
+        .initial_max_send_streams(t.max_streams as usize)
+        .max_header_list_size(MAX_HEAD_BYTES as u32)
+        .handshake::<_, Bytes>(io)
+        .await
+        .map_err(|e| match exchange::sort(&e) {
+            StreamError::Failed(f) => f,
+            StreamError::Tls(msg) => {
+                wk.rec.borrow_mut().tls_error(ti, msg);
+                Failure::Tls
+            }
+            StreamError::Refused | StreamError::Reset => Failure::Reset,
+        })?;
+    let c = Rc::new(H2Conn {
+        send,
+        active: Cell::new(0),
+        limit: Cell::new(t.max_streams),
+        cap: t.max_streams,
+        closed: Cell::new(false),
+        arrived,
+    });
+    tokio::task::spawn_local(drive(wk.clone(), ti, c.clone(), conn));
+    Ok(Opened::H2(c))
+}
+
+/// Drives a connection's frames until it ends; a connection the server ended while the
+/// pool held it gives its slot back, and a queued request opens its replacement.
+async fn drive(
+    wk: Rc<Worker>,
+    ti: usize,
+    c: Rc<H2Conn>,
+    conn: h2::client::Connection<Stamped, Bytes>,
+) {
+    let _ = conn.await;
+    c.closed.set(true);
+    let t = &wk.targets[ti];
+    let held = {
+        let mut st = t.state.borrow_mut();
+        let before = st.h2.len();
+        st.h2.retain(|x| !Rc::ptr_eq(x, &c));
+        let held = st.h2.len() < before;
+        st.conns -= usize::from(held);
+        held
+    };
+    if held {
+        wk.rec.borrow_mut().h2(ti).server_closed += 1;
+        reopen_for_queue(&wk, ti, t);
+    }
+}
+
+/// Opens a connection for the first queued request if the pool has a slot free (a
+/// connection ended, and nothing else would take the queue up).
+fn reopen_for_queue(wk: &Rc<Worker>, ti: usize, t: &TargetCtx) {
+    let mut st = t.state.borrow_mut();
+    if st.conns >= t.max_conns {
+        return;
+    }
+    let Some(job) = st.queue.pop_front() else {
+        return;
+    };
+    st.conns += 1;
+    let slots = st.conns;
+    drop(st);
+    wk.rec.borrow_mut().pool_slots(ti, slots);
+    tokio::task::spawn_local(open_and_serve(wk.clone(), ti, job, now_ns()));
+}
+
+/// Serves `job` on a stream of `c`, then queued requests while `c` has room.
+async fn streams(wk: Rc<Worker>, ti: usize, c: Rc<H2Conn>, mut job: Job, mut now: u64) {
+    let t = &wk.targets[ti];
+    loop {
+        let refused;
+        (now, refused) = serve_stream(&wk, ti, t, &c, &job, now).await;
+        c.active.set(c.active.get() - 1);
+        if refused {
+            // Not processed: it goes once more, elsewhere (still in flight).
+            c.closed.set(true);
+            job.retried = true;
+            job.queued_ns = 0;
+            place(&wk, ti, job, now);
+        } else {
+            wk.finished(t, &job);
+        }
+        if !c.has_room(&wk, ti) {
+            if c.closed.get() {
+                reopen_for_queue(&wk, ti, t);
+            }
+            return;
+        }
+        let Some(next) = t.state.borrow_mut().queue.pop_front() else {
+            return;
+        };
+        c.take(&wk, ti);
+        job = next;
+    }
+}
+
+/// One request on a stream of `c`, from its hand-over (`now`) to its bucket; returns the
+/// clock reading at its end, and whether the server refused it unprocessed for the
+/// first time (then it is not counted yet: it goes once more).
+async fn serve_stream(
+    wk: &Rc<Worker>,
+    ti: usize,
+    t: &TargetCtx,
+    c: &H2Conn,
+    job: &Job,
+    now: u64,
+) -> (u64, bool) {
+    let Some(deadline) = deadline_of(wk, ti, job, now) else {
+        return (now, false);
+    };
+    let checks = t.checks.as_deref();
+    let attempt = tokio::time::timeout_at(deadline, exchange::exchange(c, wk, ti, checks)).await;
+    let now = now_ns();
+    let failure = match attempt {
+        Ok(Ok(a)) => {
+            record_answer(wk, ti, job, &a, t.h2_request.size, answer_end(&a, now));
+            return (now, false);
+        }
+        Ok(Err(StreamError::Refused)) => {
+            wk.rec.borrow_mut().h2(ti).refused += 1;
+            if !job.retried {
+                return (now, true);
+            }
+            Failure::Reset
+        }
+        Ok(Err(StreamError::Reset)) => {
+            wk.rec.borrow_mut().h2(ti).resets += 1;
+            Failure::Reset
+        }
+        Ok(Err(StreamError::Failed(f))) => f,
+        Ok(Err(StreamError::Tls(msg))) => {
+            let msg = format!("after the handshake: {msg}");
+            wk.rec.borrow_mut().tls_error(ti, msg);
+            Failure::Tls
+        }
+        Err(_) => Failure::Timeout,
+    };
+    wk.rec
+        .borrow_mut()
+        .failure(ti, job.warmup, failure, job.due_ns, now);
+    (now, false)
+}
+
+/// A connection's stream for `h2`, keeping the kernel's arrival stamp of the latest read
+/// where the streams' tasks can see it (the connection's task does the reading).
+pub(super) struct Stamped {
+    inner: Stream,
+    arrived: Rc<Cell<u64>>,
+}
+
+impl AsyncRead for Stamped {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let me = self.get_mut();
+        let r = Pin::new(&mut me.inner).poll_read(cx, buf);
+        if r.is_ready() {
+            me.arrived.set(me.inner.arrived_ns());
+        }
+        r
+    }
+}
+
+impl AsyncWrite for Stamped {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
