@@ -52,7 +52,7 @@ pub(super) struct TargetState {
     pub(super) opening: usize,
     pub(super) idle: Vec<Conn>,
     /// Open HTTP/2 connections, each carrying up to its limit of streams.
-    pub(super) h2: Vec<std::rc::Rc<super::http2::H2Conn>>,
+    pub(super) h2: Vec<std::rc::Rc<super::http2::conn::H2Conn>>,
     pub(super) spoke: Spoke,
     pub(super) queue: VecDeque<Job>,
     /// Intended time of the latest request handed over, to tell each tick's first.
@@ -69,7 +69,7 @@ pub(super) struct TargetCtx {
     /// Whether and how it speaks HTTP/2.
     pub(super) h2_mode: crate::configured::protocol::H2Mode,
     /// Its request as HTTP/2 sends it, and at most this many at once per connection.
-    pub(super) h2_request: super::http2::exchange::H2Request,
+    pub(super) h2_request: super::http2::conn::H2Request,
     pub(super) max_streams: u32,
     /// The request, serialised once.
     pub(super) request: Vec<u8>,

@@ -17,7 +17,7 @@ use super::chores::Chores;
 use super::clock::{now_ns, sleep_blocking_until, PreciseTimer};
 use super::dns::Dns;
 use super::http1::encode_request;
-use super::http2::exchange::H2Request;
+use super::http2::conn::H2Request;
 use super::state::{Job, TargetCtx, TargetState, Worker};
 use super::stream::Dial;
 use super::{

@@ -7,10 +7,9 @@ use std::task::Poll;
 
 use bytes::Bytes;
 use h2::Reason;
-use http::header::{HeaderMap, HeaderName};
-use http::{Method, Request, Uri};
+use http::header::HeaderName;
 
-use super::H2Conn;
+use super::conn::H2Conn;
 use crate::configured::checks::Checks;
 use crate::results::Failure;
 use crate::send::clock::now_ns;
@@ -18,63 +17,6 @@ use crate::send::head::Label;
 use crate::send::http1::Answer;
 use crate::send::state::Worker;
 use crate::send::stream::io_failure;
-
-/// A target's request as HTTP/2 sends it: built once, copied per request (`http`'s
-/// request type is not `Clone`).
-#[derive(Debug, Clone)]
-pub(in crate::send) struct H2Request {
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-    /// The head's size as HPACK counts it (RFC 7541 4.1: name, value and 32 per field)
-    /// plus the body: what `bytes_sent` counts per request (frames' own bytes left out).
-    pub(in crate::send) size: u64,
-}
-
-/// Headers HTTP/2 forbids (RFC 9113 8.2.2); `Host` becomes the `:authority` of the URI.
-const CONNECTION_HEADERS: [&str; 6] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-];
-
-impl H2Request {
-    pub(in crate::send) fn new(
-        method: Method,
-        uri: Uri,
-        mut headers: HeaderMap,
-        body: Option<&[u8]>,
-    ) -> H2Request {
-        for name in CONNECTION_HEADERS {
-            headers.remove(name);
-        }
-        let body = Bytes::copy_from_slice(body.unwrap_or(&[]));
-        let pseudo = method.as_str().len() + uri.to_string().len() + 32 * 4;
-        let head: usize = headers
-            .iter()
-            .map(|(n, v)| n.as_str().len() + v.len() + 32)
-            .sum();
-        H2Request {
-            size: (pseudo + head + body.len()) as u64,
-            method,
-            uri,
-            headers,
-            body,
-        }
-    }
-
-    fn build(&self) -> Request<()> {
-        let mut r = Request::new(());
-        *r.method_mut() = self.method.clone();
-        *r.uri_mut() = self.uri.clone();
-        *r.headers_mut() = self.headers.clone();
-        r
-    }
-}
 
 /// Why a stream failed.
 #[derive(Debug, PartialEq, Eq)]

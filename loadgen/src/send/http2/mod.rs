@@ -24,85 +24,36 @@
 //! a connection that got `http/1.1` to the HTTP/1.1 path (`serve`); after that the
 //! target's new connections are HTTP/1.1's.
 
+pub(super) mod conn;
 pub(super) mod exchange;
 
 use std::cell::Cell;
-use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 use super::clock::now_ns;
 use super::http1::{Conn, MAX_HEAD_BYTES};
 use super::serve::{answer_end, connect, deadline_of, record_answer};
 use super::state::{Job, Spoke, TargetCtx, Worker};
-use super::stream::Stream;
 use crate::configured::protocol::H2Mode;
 use crate::results::Failure;
+use conn::{least, H2Conn, Stamped};
 use exchange::StreamError;
-
-/// One open HTTP/2 connection of a target's pool.
-pub(super) struct H2Conn {
-    send: h2::client::SendRequest<Bytes>,
-    /// Streams in flight on it.
-    active: Cell<u32>,
-    /// Its stream limit as last read (the server's, capped by `cap`).
-    limit: Cell<u32>,
-    /// `--max-streams`.
-    cap: u32,
-    /// It takes no new streams: its connection ended, or the server refused a stream.
-    closed: Cell<bool>,
-    /// When the data of its latest read arrived (kernel stamp, monotonic ns; 0 unstamped).
-    arrived: Rc<Cell<u64>>,
-}
-
-impl H2Conn {
-    /// Whether it can take one more stream now. A limit lower than the streams it
-    /// carries is a server lowering it, and counted.
-    fn has_room(&self, wk: &Worker, ti: usize) -> bool {
-        if self.closed.get() {
-            return false;
-        }
-        let server = u32::try_from(self.send.current_max_send_streams()).unwrap_or(u32::MAX);
-        let limit = server.min(self.cap);
-        if limit != self.limit.get() {
-            let mut rec = wk.rec.borrow_mut();
-            let h = rec.h2(ti);
-            h.limit_lowered += u64::from(limit < self.limit.get() && self.active.get() > limit);
-            h.least_limit = least(h.least_limit, limit);
-            self.limit.set(limit);
-        }
-        self.active.get() < limit
-    }
-
-    /// One more stream on it.
-    fn take(&self, wk: &Worker, ti: usize) {
-        let n = self.active.get() + 1;
-        self.active.set(n);
-        let mut rec = wk.rec.borrow_mut();
-        let h = rec.h2(ti);
-        h.peak_streams = h.peak_streams.max(u64::from(n));
-    }
-}
-
-/// The lesser limit, 0 standing for none seen yet.
-fn least(known: u64, limit: u32) -> u64 {
-    match known {
-        0 => u64::from(limit),
-        k => k.min(u64::from(limit)),
-    }
-}
 
 /// Hands `job` (already counted in flight) to a connection of target `ti` with a free
 /// stream, opens a new connection when every stream is busy, or queues it.
 pub(super) fn place(wk: &Rc<Worker>, ti: usize, mut job: Job, now: u64) {
     let t = &wk.targets[ti];
     let mut st = t.state.borrow_mut();
-    if let Some(c) = st.h2.iter().find(|c| c.has_room(wk, ti)).cloned() {
+    if let Some(c) = st
+        .h2
+        .iter()
+        .find(|c| c.has_room(wk.rec.borrow_mut().h2(ti)))
+        .cloned()
+    {
         drop(st);
-        c.take(wk, ti);
+        c.take(wk.rec.borrow_mut().h2(ti));
         tokio::task::spawn_local(streams(wk.clone(), ti, c, job, now));
     } else if st.conns < t.max_conns
         && st.opening < crate::pool::MIN_OPENING.max(st.conns - st.opening)
@@ -179,13 +130,13 @@ async fn adopt(wk: Rc<Worker>, ti: usize, c: Rc<H2Conn>, job: Job) {
         h.conns += 1;
         h.least_limit = least(h.least_limit, c.limit.get());
     }
-    c.take(&wk, ti);
+    c.take(wk.rec.borrow_mut().h2(ti));
     let now = now_ns();
-    while c.has_room(&wk, ti) {
+    while c.has_room(wk.rec.borrow_mut().h2(ti)) {
         let Some(next) = t.state.borrow_mut().queue.pop_front() else {
             break;
         };
-        c.take(&wk, ti);
+        c.take(wk.rec.borrow_mut().h2(ti));
         tokio::task::spawn_local(streams(wk.clone(), ti, c.clone(), next, now));
     }
     streams(wk, ti, c, job, now).await;
@@ -299,7 +250,7 @@ async fn streams(wk: Rc<Worker>, ti: usize, c: Rc<H2Conn>, mut job: Job, mut now
         } else {
             wk.finished(t, &job);
         }
-        if !c.has_room(&wk, ti) {
+        if !c.has_room(wk.rec.borrow_mut().h2(ti)) {
             if c.closed.get() {
                 reopen_for_queue(&wk, ti, t);
             }
@@ -308,7 +259,7 @@ async fn streams(wk: Rc<Worker>, ti: usize, c: Rc<H2Conn>, mut job: Job, mut now
         let Some(next) = t.state.borrow_mut().queue.pop_front() else {
             return;
         };
-        c.take(&wk, ti);
+        c.take(wk.rec.borrow_mut().h2(ti));
         job = next;
     }
 }
@@ -358,44 +309,4 @@ async fn serve_stream(
         .borrow_mut()
         .failure(ti, job.warmup, failure, job.due_ns, now);
     (now, false)
-}
-
-/// A connection's stream for `h2`, keeping the kernel's arrival stamp of the latest read
-/// where the streams' tasks can see it (the connection's task does the reading).
-pub(super) struct Stamped {
-    inner: Stream,
-    arrived: Rc<Cell<u64>>,
-}
-
-impl AsyncRead for Stamped {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let me = self.get_mut();
-        let r = Pin::new(&mut me.inner).poll_read(cx, buf);
-        if r.is_ready() {
-            me.arrived.set(me.inner.arrived_ns());
-        }
-        r
-    }
-}
-
-impl AsyncWrite for Stamped {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, buf)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
 }
