@@ -180,8 +180,8 @@ pub struct CompareArgs {
     #[arg(long, default_value_t = 1)]
     pub client_core: usize,
 
-    /// Leave these sections out (comma-separated: peers, ticks, max, servers, memory) or these
-    /// tools (floor, k6, oha, autocannon, hey).
+    /// Leave these sections out (comma-separated: peers, h2, ticks, max, servers, memory) or
+    /// these tools (floor, k6, oha, autocannon, hey, h2load, oha-h2).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
 

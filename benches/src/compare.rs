@@ -10,6 +10,8 @@
 //!   achieved rate and the p50 and p99 the tool itself reported. Ratios are taken within a
 //!   round, so background load that changes between rounds moves both sides; the README
 //!   shows their median and spread.
+//! - **h2**: the same, over h2c, for loadgen (`--http2`), h2load and `oha --http2`, each on
+//!   one connection carrying up to 100 streams.
 //! - **ticks**: loadgen alone at one rate with each `--tick` of the sweep, alternated
 //!   within each round, against a near echo-svc and a far one (a server-side delay): what
 //!   each tick saves in CPU and wake-ups, and how far it moves p50 and p99 from exact mode.
@@ -71,6 +73,7 @@ pub fn side_by_side(a: &CompareArgs) -> anyhow::Result<u8> {
         connections: a.connections,
         rounds: a.rounds,
         peers: Vec::new(),
+        h2: Vec::new(),
         max: Vec::new(),
         servers: Vec::new(),
         memory: Vec::new(),
@@ -81,6 +84,10 @@ pub fn side_by_side(a: &CompareArgs) -> anyhow::Result<u8> {
     eprintln!("compare: {}", results.machine);
     if !skip("peers") {
         results.peers = peer_rounds(a, &work.0, &skip)?;
+    }
+
+    if !skip("h2") {
+        results.h2 = h2_rounds(a, &work.0, &skip)?;
     }
 
     if !skip("ticks") && !a.tick_sweep.is_empty() {
@@ -128,9 +135,6 @@ fn peer_rounds(
     work: &Path,
     skip: &dyn Fn(&str) -> bool,
 ) -> anyhow::Result<Vec<ClientRun>> {
-    let (sc, cc) = (a.server_core, a.client_core);
-    let mut out = Vec::new();
-    let echo = start_echo(&a.echo_bin, sc)?;
     let mut order = vec![
         Tool::Loadgen,
         Tool::LoadgenExact,
@@ -141,17 +145,45 @@ fn peer_rounds(
         Tool::Hey,
     ];
     order.retain(|t| !skip(t.name()));
+    rate_rounds(a, work, &order, a.connections)
+}
+
+/// The HTTP/2 rows: loadgen, h2load and oha over h2c against echo-svc, each on one
+/// connection with up to [`peers::H2_STREAMS`] streams.
+fn h2_rounds(
+    a: &CompareArgs,
+    work: &Path,
+    skip: &dyn Fn(&str) -> bool,
+) -> anyhow::Result<Vec<ClientRun>> {
+    let mut order = vec![Tool::LoadgenH2, Tool::H2load, Tool::OhaH2];
+    order.retain(|t| !skip(t.name()));
+    rate_rounds(a, work, &order, 1)
+}
+
+/// `tools` in turn against echo-svc at each rate, `--rounds` rounds, over `connections`.
+fn rate_rounds(
+    a: &CompareArgs,
+    work: &Path,
+    order: &[Tool],
+    connections: usize,
+) -> anyhow::Result<Vec<ClientRun>> {
+    let (sc, cc) = (a.server_core, a.client_core);
+    let mut out = Vec::new();
+    let echo = start_echo(&a.echo_bin, sc)?;
     for &rate in &a.rates {
         for round in 1..=a.rounds {
-            for &tool in &order {
+            for &tool in order {
                 let Some(prog) = peer_program(tool, &a.loadgen_bin) else {
                     if round == 1 {
                         out.push(missing(tool, Some(rate), a.duration));
                     }
                     continue;
                 };
-                let inv =
-                    peers::fixed_rate(tool, &prog, &echo.url(), load(a, rate, a.duration), work);
+                let shape = Load {
+                    connections,
+                    ..load(a, rate, a.duration)
+                };
+                let inv = peers::fixed_rate(tool, &prog, &echo.url(), shape, work);
                 let mut row = run_client(tool, &inv, cc, &echo, Some(rate), a.duration, work);
                 row.round = round;
                 out.push(row);

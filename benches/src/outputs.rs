@@ -29,10 +29,11 @@ pub struct Reported {
 /// Reads a tool's report (stdout or its report file's contents).
 pub fn parse(tool: Tool, text: &str) -> anyhow::Result<Reported> {
     match tool {
-        Tool::Loadgen | Tool::LoadgenExact => parse_loadgen(text),
+        Tool::Loadgen | Tool::LoadgenExact | Tool::LoadgenH2 => parse_loadgen(text),
+        Tool::H2load => parse_h2load_log(text),
         Tool::Floor => parse_floor(text),
         Tool::K6 => parse_k6(text),
-        Tool::Oha => parse_oha(text),
+        Tool::Oha | Tool::OhaH2 => parse_oha(text),
         Tool::Autocannon => parse_autocannon(text),
         Tool::Hey => parse_hey(text),
         Tool::Wrk => parse_wrk(text),
@@ -145,6 +146,39 @@ pub fn parse_oha(text: &str) -> anyhow::Result<Reported> {
         dropped: 0,
         p50_ms: pct("p50"),
         p99_ms: pct("p99"),
+        pacing_p99_ms: None,
+        unheld: 0,
+    })
+}
+
+/// h2load's `--log-file`: a line per request, tab-separated: start (µs since the epoch),
+/// status (-1 when the request failed), microseconds to the end of the answer.
+pub fn parse_h2load_log(text: &str) -> anyhow::Result<Reported> {
+    let mut micros = Vec::new();
+    let mut errors = 0;
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let mut cols = line.split('\t');
+        let (Some(_), Some(status), Some(us)) = (cols.next(), cols.next(), cols.next()) else {
+            bail!("h2load log line {line:?}: expected three columns");
+        };
+        let status: i64 = status.trim().parse().context("h2load log: status")?;
+        let us: f64 = us.trim().parse().context("h2load log: duration")?;
+        if !(100..400).contains(&status) {
+            errors += 1;
+        }
+        micros.push(us);
+    }
+    micros.sort_by(f64::total_cmp);
+    let pct = |q: f64| -> Option<f64> {
+        let i = ((micros.len() as f64 * q).ceil() as usize).checked_sub(1)?;
+        micros.get(i).map(|us| us / 1e3)
+    };
+    Ok(Reported {
+        responses: micros.len() as u64,
+        errors,
+        dropped: 0,
+        p50_ms: pct(0.50),
+        p99_ms: pct(0.99),
         pacing_p99_ms: None,
         unheld: 0,
     })
@@ -337,6 +371,18 @@ Error distribution:\n  [4]\tGet \"http://127.0.0.1:1/\": dial tcp: connection re
         let r = parse_autocannon(ac).unwrap();
         assert_eq!((r.responses, r.errors), (50_000, 5));
         assert_eq!(r.p99_ms, Some(1.0));
+    }
+
+    #[test]
+    fn reads_the_h2load_log() {
+        let log = "1700000000000000\t200\t100\n1700000000000100\t200\t300\n\
+                   1700000000000200\t-1\t900\n1700000000000300\t200\t200\n";
+        let r = parse_h2load_log(log).unwrap();
+        assert_eq!(r.responses, 4);
+        assert_eq!(r.errors, 1);
+        assert_eq!(r.p50_ms, Some(0.2));
+        assert_eq!(r.p99_ms, Some(0.9));
+        assert!(parse_h2load_log("1\t200\n").is_err());
     }
 
     #[test]

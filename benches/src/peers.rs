@@ -25,6 +25,12 @@ pub enum Tool {
     Autocannon,
     Hey,
     Wrk,
+    /// loadgen over h2c (`--http2`), one connection.
+    LoadgenH2,
+    /// h2load (nghttp2) at `--rps`, one client.
+    H2load,
+    /// oha over h2c (`--http2`), one connection.
+    OhaH2,
 }
 
 impl Tool {
@@ -38,6 +44,9 @@ impl Tool {
             Tool::Autocannon => "autocannon",
             Tool::Hey => "hey",
             Tool::Wrk => "wrk",
+            Tool::LoadgenH2 => "loadgen-h2",
+            Tool::H2load => "h2load",
+            Tool::OhaH2 => "oha-h2",
         }
     }
 
@@ -52,9 +61,15 @@ impl Tool {
             Tool::Autocannon => "-R (overall rate)",
             Tool::Hey => "-q per worker × -c",
             Tool::Wrk => "closed loop, max rate",
+            Tool::LoadgenH2 => "open loop, --http2, 1 connection, up to 100 streams",
+            Tool::H2load => "--rps, -c 1 -m 100 (service time)",
+            Tool::OhaH2 => "-q, --latency-correction, --http2, -c 1 -p 100",
         }
     }
 }
+
+/// Streams per connection for the HTTP/2 rows (loadgen's default cap).
+pub const H2_STREAMS: usize = 100;
 
 /// One run of one tool: the command line and where its report goes.
 #[derive(Debug, Clone)]
@@ -96,7 +111,7 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
         env: Vec::new(),
     };
     match tool {
-        Tool::Loadgen | Tool::LoadgenExact => {
+        Tool::Loadgen | Tool::LoadgenExact | Tool::LoadgenH2 => {
             inv.args = paced("--target", url, load);
             inv.args.extend([
                 "--threads".to_string(),
@@ -107,6 +122,9 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
             ]);
             if tool == Tool::LoadgenExact {
                 inv.args.extend(["--tick".to_string(), "0s".to_string()]);
+            }
+            if tool == Tool::LoadgenH2 {
+                inv.args.push("--http2".to_string());
             }
             inv.report_file = Some(report);
         }
@@ -145,7 +163,7 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
             inv.env.push(("K6_NO_USAGE_REPORT".into(), "true".into()));
             inv.report_file = Some(report);
         }
-        Tool::Oha => {
+        Tool::Oha | Tool::OhaH2 => {
             inv.args = [
                 "-z".to_string(),
                 format!("{d}s"),
@@ -157,9 +175,31 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
                 "--no-tui".into(),
                 "--output-format".into(),
                 "json".into(),
+            ]
+            .into();
+            if tool == Tool::OhaH2 {
+                inv.args
+                    .extend(["--http2".into(), "-p".into(), H2_STREAMS.to_string()]);
+            }
+            inv.args.push(url.into());
+        }
+        Tool::H2load => {
+            // --rps is per client; one client carries the whole rate on one connection.
+            inv.args = [
+                "-c".to_string(),
+                c.to_string(),
+                "-m".into(),
+                H2_STREAMS.to_string(),
+                "--rps".into(),
+                format!("{}", (load.rate / c as f64).round() as u64),
+                "-D".into(),
+                d.to_string(),
+                "--log-file".into(),
+                report.display().to_string(),
                 url.into(),
             ]
             .into();
+            inv.report_file = Some(report);
         }
         Tool::Autocannon => {
             inv.args = [
@@ -222,6 +262,34 @@ pub fn wrk_args(url: &str, load: Load) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_h2_rows_carry_the_whole_rate_on_one_connection() {
+        let load = Load {
+            rate: 5000.0,
+            duration: Duration::from_secs(10),
+            connections: 1,
+        };
+        let work = Path::new("/tmp");
+        let h2load = fixed_rate(Tool::H2load, Path::new("h2load"), "http://x/", load, work);
+        let a = h2load.args.join(" ");
+        assert!(a.contains("-c 1 -m 100 --rps 5000 -D 10 --log-file"), "{a}");
+        assert!(h2load.report_file.is_some());
+        let oha = fixed_rate(Tool::OhaH2, Path::new("oha"), "http://x/", load, work).args;
+        assert!(
+            oha.join(" ").contains("--http2 -p 100 http://x/"),
+            "{oha:?}"
+        );
+        let lg = fixed_rate(
+            Tool::LoadgenH2,
+            Path::new("loadgen"),
+            "http://x/",
+            load,
+            work,
+        )
+        .args;
+        assert!(lg.contains(&"--http2".to_string()), "{lg:?}");
+    }
 
     #[test]
     fn the_floors_mode_names_its_tick() {

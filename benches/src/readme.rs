@@ -44,6 +44,7 @@ pub fn render(r: &Results) -> String {
     );
 
     peers_section(&mut out, r);
+    h2_section(&mut out, r);
     max_rate_section(&mut out, r);
     servers_section(&mut out, r);
     crate::ticks::render(&mut out, &r.ticks);
@@ -73,6 +74,32 @@ fn peers_section(out: &mut String, r: &Results) {
          why the CPU column follows it.\n",
         r.rounds
     );
+    let _ = writeln!(out, "{}", rate_table(&r.peers, ["k6", "oha"]));
+}
+
+/// loadgen, h2load and oha over h2c at fixed rates.
+fn h2_section(out: &mut String, r: &Results) {
+    if r.h2.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "\n#### HTTP/2 (h2c) at fixed rates (server: `echo-svc --workers 1`)\n\n\
+         {} alternating rounds, cells as above; every tool on one connection carrying up to \
+         100 streams. loadgen and oha report coordinated-omission-corrected latency; h2load \
+         (`--log-file`) reports service time.\n",
+        r.rounds
+    );
+    let _ = writeln!(out, "{}", rate_table(&r.h2, ["h2load", "oha-h2"]));
+}
+
+/// A row per rate and tool: medians over the rounds with their spread, CPU ratios to the
+/// two tools named in `against`, taken within each round.
+fn rate_table(all: &[ClientRun], against: [&str; 2]) -> comfy_table::Table {
+    let (x0, x1) = (
+        format!("CPU x {}", against[0]),
+        format!("CPU x {}", against[1]),
+    );
     let mut t = table(&[
         "rate",
         "tool",
@@ -80,8 +107,8 @@ fn peers_section(out: &mut String, r: &Results) {
         "runs",
         "achieved rps",
         "CPU µs/req",
-        "CPU x k6",
-        "CPU x oha",
+        &x0,
+        &x1,
         "wake-ups/req",
         "p50 ms",
         "p99 ms",
@@ -90,9 +117,9 @@ fn peers_section(out: &mut String, r: &Results) {
         "errors",
         "dropped",
     ]);
-    for rate in rates(&r.peers) {
-        for first in tools(&r.peers, Some(rate)) {
-            let rs = runs(&r.peers, &first.tool, Some(rate));
+    for rate in rates(all) {
+        for first in tools(all, Some(rate)) {
+            let rs = runs(all, &first.tool, Some(rate));
             if rs.is_empty() {
                 let why = first.error.clone().unwrap_or_else(|| "no responses".into());
                 t.add_row(vec![
@@ -107,7 +134,8 @@ fn peers_section(out: &mut String, r: &Results) {
             let col = |f: fn(&ClientRun) -> Option<f64>, prec: usize| {
                 stat(&rs.iter().filter_map(|x| f(x)).collect::<Vec<_>>(), prec)
             };
-            let failed = runs_failed(&r.peers, &first.tool, Some(rate));
+            let failed = runs_failed(all, &first.tool, Some(rate));
+            let vs = |other: &str| stat(&round_ratios(all, &first.tool, other, Some(rate), cpu), 2);
             t.add_row(vec![
                 format!("{rate:.0}"),
                 first.tool.clone(),
@@ -119,14 +147,8 @@ fn peers_section(out: &mut String, r: &Results) {
                 },
                 col(rps, 0),
                 col(cpu, 1),
-                stat(
-                    &round_ratios(&r.peers, &first.tool, "k6", Some(rate), cpu),
-                    2,
-                ),
-                stat(
-                    &round_ratios(&r.peers, &first.tool, "oha", Some(rate), cpu),
-                    2,
-                ),
+                vs(against[0]),
+                vs(against[1]),
                 col(|x| Some(x.wakeups_per_req), 2),
                 col(|x| x.p50_ms, 3),
                 col(|x| x.p99_ms, 3),
@@ -137,7 +159,7 @@ fn peers_section(out: &mut String, r: &Results) {
             ]);
         }
     }
-    let _ = writeln!(out, "{t}");
+    t
 }
 
 /// The maximum rate on one client thread against `wrk -t1`.

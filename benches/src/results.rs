@@ -86,6 +86,8 @@ pub struct Results {
     /// Rounds of each alternation.
     pub rounds: usize,
     pub peers: Vec<ClientRun>,
+    /// The HTTP/2 rows (loadgen, h2load, oha over h2c).
+    pub h2: Vec<ClientRun>,
     pub max: Vec<ClientRun>,
     pub servers: Vec<ServerRow>,
     pub memory: Vec<MemoryRow>,

@@ -55,6 +55,11 @@ fn client_inner(
     for (p, text) in &inv.files {
         fs::write(p, text).with_context(|| format!("cannot write {}", p.display()))?;
     }
+    // A report left by the last round would be read as this one's (h2load appends to its
+    // log file).
+    if let Some(p) = &inv.report_file {
+        let _ = fs::remove_file(p);
+    }
     let out_path = work.join(format!("{}.stdout", tool.name()));
     let err_path = work.join(format!("{}.stderr", tool.name()));
     let stdout = fs::File::create(&out_path).context("cannot create the stdout file")?;
@@ -132,12 +137,13 @@ fn client_inner(
 
 pub fn peer_program(tool: Tool, loadgen: &Path) -> Option<PathBuf> {
     match tool {
-        Tool::Loadgen | Tool::LoadgenExact => Some(loadgen.to_path_buf()),
+        Tool::Loadgen | Tool::LoadgenExact | Tool::LoadgenH2 => Some(loadgen.to_path_buf()),
         // The floor is this binary's own `floor` subcommand.
         Tool::Floor => std::env::current_exe().ok(),
         // k6 from the project's Python virtualenv when it is not on PATH.
         Tool::K6 => which("k6").or_else(|| which(".venv/bin/k6")),
-        Tool::Oha => which("oha").or_else(|| {
+        Tool::H2load => which("h2load"),
+        Tool::Oha | Tool::OhaH2 => which("oha").or_else(|| {
             let home = std::env::var_os("HOME")?;
             let p = PathBuf::from(home).join(".cargo/bin/oha");
             p.is_file().then_some(p)

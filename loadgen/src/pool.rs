@@ -174,3 +174,46 @@ pub fn protocol(p: &PoolStats, tls: bool) -> &'static str {
         _ => "h2 and http/1.1",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_protocol_follows_the_connections_counts() {
+        let mut p = PoolStats {
+            opened: 4,
+            ..PoolStats::default()
+        };
+        assert_eq!(protocol(&p, true), "http/1.1");
+        p.h2.conns = 4;
+        assert_eq!(protocol(&p, true), "h2");
+        assert_eq!(protocol(&p, false), "h2c");
+        p.h2.conns = 1;
+        assert_eq!(protocol(&p, true), "h2 and http/1.1");
+    }
+
+    #[test]
+    fn h2_counts_add_up_and_keep_the_least_limit_and_the_highest_peak() {
+        let a = H2Stats {
+            conns: 2,
+            refused: 3,
+            least_limit: 100,
+            peak_streams: 7,
+            ..H2Stats::default()
+        };
+        let b = H2Stats {
+            conns: 1,
+            refused: 1,
+            least_limit: 1,
+            peak_streams: 3,
+            ..H2Stats::default()
+        };
+        let mut m = PoolStats::default();
+        m.h2.merge(&a);
+        assert_eq!(m.h2, a, "0 stands for no limit seen");
+        m.h2.merge(&b);
+        assert_eq!((m.h2.conns, m.h2.refused), (3, 4));
+        assert_eq!((m.h2.least_limit, m.h2.peak_streams), (1, 7));
+    }
+}

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Side-by-side comparison of loadgen and echo-svc with k6, oha, autocannon, hey, wrk and
-# nginx, on loopback, server and client each pinned to one core. Builds the release
+# Side-by-side comparison of loadgen and echo-svc with k6, oha, autocannon, hey, wrk,
+# h2load and nginx, on loopback, server and client each pinned to one core. Builds the release
 # binaries, runs `benches compare` and writes the results table into benches/README.md.
 #
 #   scripts/bench/compare.sh                     # full run, 3 rounds (about 20 minutes, 200 s memory run included)
 #   scripts/bench/compare.sh --memory-long 0s    # without the memory-over-time runs
 #   scripts/bench/compare.sh --skip k6,autocannon --no-readme
+#   scripts/bench/compare.sh --skip peers,ticks,max,servers,memory --no-readme   # HTTP/2 rows only
 #
 # Peers come from `scripts/install-tools.sh bench`; a missing one shows as "not installed".
 set -euo pipefail
