@@ -417,3 +417,37 @@ fn endless_continuation_and_a_huge_hpack_table_are_malformed_answers_with_bounde
         assert!(started.elapsed() < Duration::from_secs(20));
     }
 }
+
+#[test]
+fn answers_sharing_a_read_are_not_timed_a_tick_late() {
+    // Several streams' answers can arrive in one read, under one kernel stamp: the worker
+    // must not hold its sleeps over HTTP/2 (it did, and every answer that came during a
+    // sleep was timed at its end: p95 a whole tick). Waits up to 2 ms are held, so a 2 ms
+    // tick is where it showed.
+    let out = run_against(
+        "us",
+        "",
+        &[
+            "--http2",
+            "--tick",
+            "2ms",
+            "--rps",
+            "1000",
+            "--duration",
+            "2s",
+            "--threads",
+            "1",
+        ],
+    );
+    assert_sums(&out.results);
+    let all = out
+        .results
+        .groups
+        .values()
+        .fold(loadgen::hist::new_histogram(), |mut h, g| {
+            h.add(&g.corrected).unwrap();
+            h
+        });
+    let p95_us = all.value_at_quantile(0.95);
+    assert!(p95_us < 1_600, "p95 {p95_us} µs with a 2 ms tick");
+}

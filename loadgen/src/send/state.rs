@@ -101,6 +101,9 @@ pub(super) struct Worker {
     pub(super) pace: RefCell<Option<AutoTick>>,
     /// Whether the answers' arrival stamps are receipt times, so short waits may hold.
     pub(super) arrival: ArrivalWatch,
+    /// Short waits may hold the thread (see `worker`): not when a target may speak
+    /// HTTP/2, whose reads can carry many answers under one arrival stamp.
+    pub(super) may_hold: bool,
     pub(super) idle: Notify,
 }
 

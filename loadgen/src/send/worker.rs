@@ -24,6 +24,7 @@ use super::{
     share, Setup, DISPATCH_BATCH, DRAIN_SLACK, HOLD_BELOW_NS, PUBLISH_EVERY_NS, STOP_GRACE,
     YIELD_BELOW_NS,
 };
+use crate::configured::protocol::H2Mode;
 use crate::live::Live;
 use crate::record::Recorder;
 use crate::results::Failure;
@@ -126,6 +127,12 @@ fn build(setup: &Setup) -> Rc<Worker> {
         outstanding: Cell::new(0),
         idle: Notify::new(),
         pace: RefCell::new(cfg.tick_auto.then(|| AutoTick::new(cfg.targets.len()))),
+        // A read on an HTTP/2 connection may take in the answers of many streams, and its
+        // stamp is the last one's arrival: held sleeps would time the earlier answers late.
+        may_hold: cfg
+            .targets
+            .iter()
+            .all(|t| cfg.http.mode(t.tls.is_some()) == H2Mode::Never),
         arrival: ArrivalWatch::default(),
     })
 }
@@ -230,7 +237,7 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
                 }
                 continue;
             }
-            if due_ns - now <= HOLD_BELOW_NS && wk.arrival.holding() {
+            if due_ns - now <= HOLD_BELOW_NS && wk.may_hold && wk.arrival.holding() {
                 if !settled {
                     // First let the connection tasks write what was just handed over and
                     // read the answers that are in; then look at the clock again.
