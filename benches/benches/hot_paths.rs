@@ -130,6 +130,7 @@ fn record(c: &mut Criterion) {
                     received_bytes: 160,
                     lead: false,
                     check_failed: false,
+                    name: 0,
                 },
             );
         })
@@ -162,6 +163,7 @@ fn record(c: &mut Criterion) {
                     received_bytes: 160,
                     lead: false,
                     check_failed: false,
+                    name: 0,
                 },
             );
         })
@@ -225,6 +227,7 @@ fn results_with_groups() -> Results {
                 received_bytes: 160,
                 lead: false,
                 check_failed: false,
+                name: 0,
             },
         );
     }

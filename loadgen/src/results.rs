@@ -183,18 +183,6 @@ impl Accounting {
     }
 }
 
-/// Status class label (`2xx`, ...).
-pub fn status_class(status: u16) -> &'static str {
-    match status {
-        100..=199 => "1xx",
-        200..=299 => "2xx",
-        300..=399 => "3xx",
-        400..=499 => "4xx",
-        500..=599 => "5xx",
-        _ => "other",
-    }
-}
-
 /// Identity of a latency group.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 pub struct GroupKey {
@@ -202,6 +190,9 @@ pub struct GroupKey {
     pub region: String,
     pub version: String,
     pub class: String,
+    /// The request's name from a requests file (`""`: unnamed; absent from older reports).
+    #[serde(default)]
+    pub name: String,
 }
 
 impl GroupKey {
@@ -211,6 +202,16 @@ impl GroupKey {
             region: region.to_string(),
             version: version.to_string(),
             class: class.to_string(),
+            name: String::new(),
+        }
+    }
+
+    /// The target as tables show it: `eu`, or `eu checkout` for a named request.
+    pub fn target_label(&self) -> String {
+        if self.name.is_empty() {
+            self.target.clone()
+        } else {
+            format!("{} {}", self.target, self.name)
         }
     }
 }

@@ -57,7 +57,7 @@ fn a_csv_row_per_scheduled_request_with_the_hdr_latencies() {
     let mut lines = text.lines();
     assert_eq!(
         lines.next(),
-        Some("due_us,sent_us,end_us,latency_us,target,region,version,status,bytes,outcome")
+        Some("due_us,sent_us,end_us,latency_us,target,name,region,version,status,bytes,outcome")
     );
     let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
     let a = &out.results.targets[0].accounts.measured;
@@ -68,16 +68,17 @@ fn a_csv_row_per_scheduled_request_with_the_hdr_latencies() {
     );
     let mut outcomes = BTreeMap::new();
     for r in &rows {
-        assert_eq!(r.len(), 10, "{r:?}");
-        *outcomes.entry(r[9].to_string()).or_insert(0u64) += 1;
+        assert_eq!(r.len(), 11, "{r:?}");
+        *outcomes.entry(r[10].to_string()).or_insert(0u64) += 1;
     }
     assert_eq!(outcomes, buckets(a));
     // The 2xx answers' latencies are the 2xx group's HDR histogram, sample for sample.
     let mut ok: Vec<u64> = rows
         .iter()
-        .filter(|r| r[9] == "ok")
+        .filter(|r| r[10] == "ok")
         .map(|r| {
-            assert_eq!((r[4], r[5], r[6], r[7]), ("us", "us", "v1", "200"), "{r:?}");
+            let named = (r[4], r[5], r[6], r[7], r[8]);
+            assert_eq!(named, ("us", "", "us", "v1", "200"), "{r:?}");
             let (due, end): (i64, i64) = (r[0].parse().unwrap(), r[2].parse().unwrap());
             let sent: i64 = r[1].parse().unwrap();
             assert!(due <= sent && sent <= end, "{r:?}");

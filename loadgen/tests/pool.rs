@@ -71,7 +71,10 @@ fn a_region_50ms_away_at_2000_rps_needs_no_flags() {
         out.judgement.verdicts
     );
     let text = loadgen::report::text::render(r, &out.judgement);
-    assert!(text.contains("connections for eu: opened"), "{text}");
+    assert!(
+        text.contains("connections for eu (http/1.1): opened"),
+        "{text}"
+    );
     assert!(!text.contains("LOADGEN LIMITED"), "{text}");
 }
 

@@ -70,7 +70,7 @@ type Row = (String, String, String);
 fn by_row(r: &Results) -> BTreeMap<Row, GroupHist> {
     let mut out: BTreeMap<Row, GroupHist> = BTreeMap::new();
     for (k, g) in &r.groups {
-        out.entry((k.target.clone(), k.region.clone(), k.version.clone()))
+        out.entry((k.target_label(), k.region.clone(), k.version.clone()))
             .or_default()
             .merge(g);
     }

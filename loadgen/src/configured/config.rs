@@ -70,6 +70,8 @@ pub struct RunConfig {
     /// TLS client settings, when a target is `https://` (or `--cacert`/`--insecure` was
     /// given, so a bad file is an error whatever the targets).
     pub tls: Option<crate::configured::tls::Tls>,
+    /// `--pick`: how a target with many requests chooses the next.
+    pub pick: crate::configured::requests_file::Pick,
     /// `--http` (`--http2` folded in).
     pub http: crate::configured::protocol::HttpVersion,
     /// HTTP/2 streams per connection at most (`--max-streams`, resolved).
@@ -217,6 +219,11 @@ impl RunConfig {
         let stages = stages_from_args(args)?;
         let mut targets = targets;
         attach_checks(args, &mut targets)?;
+        let names: Vec<&str> = targets.iter().map(|t| t.name.as_str()).collect();
+        let endpoints = crate::configured::requests_file::for_targets(&args.requests, &names)?;
+        for (t, eps) in targets.iter_mut().zip(endpoints) {
+            t.endpoints = eps;
+        }
         within("--timeout", args.timeout, ms, Duration::from_secs(3600))?;
         within(
             "--max-lag",
@@ -288,6 +295,7 @@ impl RunConfig {
             } else {
                 None
             },
+            pick: args.pick,
             http: http_version(args),
             max_streams: crate::configured::protocol::max_streams(args.max_streams)?,
             resolve_every: within(

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod protocol;
 pub mod request;
+pub mod requests_file;
 pub mod target;
 pub mod targets_file;
 pub mod tls;

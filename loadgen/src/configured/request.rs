@@ -6,6 +6,7 @@
 //! request is still serialised once per target, body included, and written with one
 //! `write` per exchange: a body costs no copy on the hot path.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -151,6 +152,37 @@ pub fn set_content_type(
         headers.insert(n, v);
     }
     Ok(())
+}
+
+/// Most bytes of body files one targets or requests file may name, all files together.
+pub const MAX_BODY_FILES_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The body files a targets or requests file names, each read once and shared.
+#[derive(Debug, Default)]
+pub struct BodyFiles {
+    read: BTreeMap<std::path::PathBuf, std::sync::Arc<[u8]>>,
+    bytes: u64,
+}
+
+impl BodyFiles {
+    pub fn read(&mut self, what: &str, file: &Path) -> Result<std::sync::Arc<[u8]>, UsageError> {
+        if let Some(b) = self.read.get(file) {
+            return Ok(b.clone());
+        }
+        let body: std::sync::Arc<[u8]> = std::sync::Arc::from(
+            crate::error::read_input_bytes(file, "body file")
+                .map_err(|e| UsageError::new(format!("{what}: {e}")))?,
+        );
+        self.bytes += body.len() as u64;
+        if self.bytes > MAX_BODY_FILES_BYTES {
+            return Err(UsageError::new(format!(
+                "{what}: the body files together exceed {} MiB",
+                MAX_BODY_FILES_BYTES >> 20
+            )));
+        }
+        self.read.insert(file.to_owned(), body.clone());
+        Ok(body)
+    }
 }
 
 #[cfg(test)]

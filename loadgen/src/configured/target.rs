@@ -33,6 +33,8 @@ pub struct Target {
     pub tls: Option<rustls::pki_types::ServerName<'static>>,
     /// What its answers must say (`--check`), if anything.
     pub checks: Option<std::sync::Arc<crate::configured::checks::Checks>>,
+    /// Its requests file's requests (`--requests`); empty: it is sent `path` and `request`.
+    pub endpoints: Vec<crate::configured::requests_file::Endpoint>,
 }
 
 impl Target {
@@ -160,6 +162,7 @@ pub fn resolve(
                 None => defaults.clone(),
             },
             tls,
+            endpoints: Vec::new(),
             checks: None,
         });
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::configured::request::{self, RequestOverride};
+use crate::configured::request::{self, BodyFiles, RequestOverride};
 use crate::configured::MAX_TARGETS;
 use crate::error::UsageError;
 
@@ -121,33 +121,4 @@ pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
             Ok((k, t))
         })
         .collect()
-}
-
-/// Most bytes of body files one targets file may name, all files together.
-pub const MAX_BODY_FILES_BYTES: u64 = 64 * 1024 * 1024;
-
-/// The body files a targets file names, each read once and shared.
-#[derive(Debug, Default)]
-struct BodyFiles {
-    read: BTreeMap<std::path::PathBuf, std::sync::Arc<[u8]>>,
-    bytes: u64,
-}
-
-impl BodyFiles {
-    fn read(&mut self, what: &str, file: &Path) -> Result<std::sync::Arc<[u8]>, UsageError> {
-        if let Some(b) = self.read.get(file) {
-            return Ok(b.clone());
-        }
-        let body: std::sync::Arc<[u8]> =
-            std::sync::Arc::from(crate::error::read_input_bytes(file, "body file")?);
-        self.bytes += body.len() as u64;
-        if self.bytes > MAX_BODY_FILES_BYTES {
-            return Err(UsageError::new(format!(
-                "{what}: the body files together exceed {} MiB",
-                MAX_BODY_FILES_BYTES >> 20
-            )));
-        }
-        self.read.insert(file.to_owned(), body.clone());
-        Ok(body)
-    }
 }

@@ -16,21 +16,22 @@
 use hdrhistogram::Histogram;
 
 use crate::hist::{new_histogram, record_us};
-use crate::results::{
-    status_class, Accounting, Failure, GroupHist, GroupKey, Snapshot, TargetAccounts,
-};
+use crate::results::{Accounting, GroupHist, GroupKey, Snapshot, TargetAccounts};
 use crate::results::{DEFAULT_MAX_GROUPS, MAX_LABEL_BYTES, OTHER, UNKNOWN};
 use crate::timeline::Timeline;
 use std::collections::BTreeMap;
 
 mod connections;
+mod failures;
 pub mod rows;
 
-use rows::{Outcome, Row, RowOut, NO_GROUP};
+use rows::{Outcome, Row, RowOut};
 
 #[derive(Debug)]
 struct LiveGroup {
     target: usize,
+    /// The request's name index (see `Recorder::request_names`).
+    name: u16,
     region: Box<[u8]>,
     version: Box<[u8]>,
     class: &'static str,
@@ -59,6 +60,8 @@ pub struct Answered<'a> {
     pub lead: bool,
     /// It failed a `--check`.
     pub check_failed: bool,
+    /// Its request's name index among its target's (0: unnamed).
+    pub name: u16,
 }
 
 /// One worker's recording state.
@@ -86,6 +89,20 @@ pub struct Recorder {
     max_groups: usize,
     /// `--out`: one row per measured request.
     pub rows: Option<RowOut>,
+    /// Per target, its requests' names by index (`""`, unnamed, at 0); empty: none.
+    request_names: Vec<Vec<String>>,
+}
+
+/// Status class label (`2xx`, ...).
+fn status_class(status: u16) -> &'static str {
+    match status {
+        100..=199 => "1xx",
+        200..=299 => "2xx",
+        300..=399 => "3xx",
+        400..=499 => "4xx",
+        500..=599 => "5xx",
+        _ => "other",
+    }
 }
 
 fn label(v: Option<&[u8]>) -> &[u8] {
@@ -119,8 +136,16 @@ impl Recorder {
             unanswered: BTreeMap::new(),
             lag_max: BTreeMap::new(),
             pairs: vec![Vec::new(); targets],
+            request_names: vec![Vec::new(); targets],
             max_groups: DEFAULT_MAX_GROUPS,
             rows: None,
+        }
+    }
+
+    /// Names target `target`'s requests (a requests file's), by the index answers carry.
+    pub fn request_names(&mut self, target: usize, names: Vec<String>) {
+        if let Some(slot) = self.request_names.get_mut(target) {
+            *slot = names;
         }
     }
 
@@ -201,61 +226,6 @@ impl Recorder {
         }
     }
 
-    /// A request due at `due_ns` ended without a response; `at_ns` is when (for a drop:
-    /// when it was due), placing it on the timeline.
-    #[inline]
-    pub fn failure(&mut self, target: usize, warmup: bool, f: Failure, due_ns: u64, at_ns: u64) {
-        self.acct(target, warmup).add_failure(f);
-        if warmup {
-            return;
-        }
-        if let Some(idx) = self.interval_of(at_ns) {
-            let dropped = matches!(f, Failure::DroppedCap | Failure::DroppedBehind);
-            self.unanswered.entry((idx, target)).or_default()[usize::from(dropped)] += 1;
-        }
-        if let Some(out) = &mut self.rows {
-            out.push(Row {
-                due_ns,
-                sent_ns: 0,
-                end_ns: at_ns,
-                bytes: 0,
-                target: target as u32,
-                group: NO_GROUP,
-                status: 0,
-                outcome: Outcome::Failed(f),
-            });
-        }
-    }
-
-    /// A request's `--timeout` (from its due time) passed while it waited for a
-    /// connection: it was never sent.
-    pub fn expired_waiting(&mut self, target: usize, warmup: bool, due_ns: u64, at_ns: u64) {
-        self.failure(target, warmup, Failure::Timeout, due_ns, at_ns);
-        if !warmup {
-            let p = &mut self.targets[target].pool;
-            p.expired_waiting = p.expired_waiting.saturating_add(1);
-        }
-    }
-
-    /// `n` requests were cancelled at shutdown (their rows carry no times).
-    pub fn cancelled(&mut self, target: usize, warmup: bool, n: u64) {
-        self.acct(target, warmup).cancelled += n;
-        if let Some(out) = self.rows.as_mut().filter(|_| !warmup) {
-            for _ in 0..n {
-                out.push(Row {
-                    due_ns: 0,
-                    sent_ns: 0,
-                    end_ns: 0,
-                    bytes: 0,
-                    target: target as u32,
-                    group: NO_GROUP,
-                    status: 0,
-                    outcome: Outcome::Failed(Failure::Cancelled),
-                });
-            }
-        }
-    }
-
     /// How a response's arrival stamp was judged (see `send::arrival`).
     #[inline]
     pub fn stamp(&mut self, target: usize, s: crate::stamps::Stamp) {
@@ -278,6 +248,7 @@ impl Recorder {
             received_bytes,
             lead,
             check_failed,
+            name,
         } = *a;
         let acct = self.acct(target, warmup);
         // An HTTP error stays one whatever its checks said; an answer below 400 that
@@ -309,12 +280,17 @@ impl Recorder {
             }
         }
         let idx = match self.groups.iter().position(|g| {
-            g.target == target && g.class == class && *g.region == *region && *g.version == *version
+            g.target == target
+                && g.name == name
+                && g.class == class
+                && *g.region == *region
+                && *g.version == *version
         }) {
             Some(i) => i,
             None => {
                 self.groups.push(LiveGroup {
                     target,
+                    name,
                     region: region.into(),
                     version: version.into(),
                     class,
@@ -339,6 +315,7 @@ impl Recorder {
                 bytes: received_bytes,
                 target: target as u32,
                 group: idx as u32,
+                name,
                 status,
                 outcome: if status >= 400 {
                     Outcome::HttpError
@@ -408,11 +385,17 @@ impl Recorder {
         if self.interval_ns > 0 {
             self.roll(self.cur_end_ns);
         }
+        let request_names = &self.request_names;
         let key_of = |g: &LiveGroup| GroupKey {
             target: names.get(g.target).cloned().unwrap_or_default(),
             region: String::from_utf8_lossy(&g.region).into_owned(),
             version: String::from_utf8_lossy(&g.version).into_owned(),
             class: g.class.to_string(),
+            name: request_names
+                .get(g.target)
+                .and_then(|n| n.get(usize::from(g.name)))
+                .cloned()
+                .unwrap_or_default(),
         };
         let mut timeline = Timeline {
             interval_secs: self.interval_ns as f64 / 1e9,
@@ -449,14 +432,15 @@ impl Recorder {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+    use crate::results::Failure;
 
     #[test]
     fn unanswered_requests_and_pacing_lag_land_in_their_intervals() {
         let mut r = Recorder::new(1);
         r.keep_timeline(1_000, 1_000_000_000);
-        r.failure(0, false, Failure::Refused, 0, 1_000 + 1_500_000_000);
-        r.failure(0, false, Failure::DroppedCap, 0, 1_000 + 2_200_000_000);
-        r.failure(0, true, Failure::Timeout, 0, 1_000 + 2_200_000_000);
+        r.failure(0, false, 0, Failure::Refused, 0, 1_000 + 1_500_000_000);
+        r.failure(0, false, 0, Failure::DroppedCap, 0, 1_000 + 2_200_000_000);
+        r.failure(0, true, 0, Failure::Timeout, 0, 1_000 + 2_200_000_000);
         r.pacing_lag(5_000_000, 1_000 + 500_000_000);
         r.pacing_lag(2_000_000, 1_000 + 600_000_000);
         let tl = r.into_recorded(&["us".into()]).timeline;
@@ -487,11 +471,12 @@ mod tests {
                     received_bytes: 100,
                     lead: i < 3,
                     check_failed: false,
+                    name: 0,
                 },
             );
         }
         r.scheduled(1, false);
-        r.failure(1, false, Failure::Refused, 0, 0);
+        r.failure(1, false, 0, Failure::Refused, 0, 0);
         r.scheduled(1, true);
         r.response(
             1,
@@ -507,6 +492,7 @@ mod tests {
                 received_bytes: 100,
                 lead: true,
                 check_failed: false,
+                name: 0,
             },
         );
         let Recorded {

@@ -17,7 +17,12 @@ use hdrhistogram::serialization::V2DeflateSerializer;
 use crate::timeline::Timeline;
 
 fn tag_text(k: &crate::results::GroupKey) -> String {
-    format!("{}/{}/{}/{}", k.target, k.region, k.version, k.class)
+    let name = if k.name.is_empty() {
+        String::new()
+    } else {
+        format!("/{}", k.name)
+    };
+    format!("{}{name}/{}/{}/{}", k.target, k.region, k.version, k.class)
         .chars()
         .map(|c| {
             if matches!(c, ',' | ' ' | '\r' | '\n') {

@@ -38,6 +38,9 @@ fn scope_key(name: &str, s: &Scope) -> String {
     if let Some(v) = &s.version {
         tags.push(format!("version:{v}"));
     }
+    if let Some(n) = &s.name {
+        tags.push(format!("name:{n}"));
+    }
     if tags.is_empty() {
         name.to_string()
     } else {
@@ -46,11 +49,7 @@ fn scope_key(name: &str, s: &Scope) -> String {
 }
 
 fn trend(r: &Results, s: &Scope) -> Value {
-    trend_where(r, |k| {
-        s.target.as_deref().map_or(true, |x| x == k.target)
-            && s.region.as_deref().map_or(true, |x| x == k.region)
-            && s.version.as_deref().map_or(true, |x| x == k.version)
-    })
+    trend_where(r, |k| s.matches_group(k))
 }
 
 fn trend_where(r: &Results, hit: impl Fn(&crate::results::GroupKey) -> bool) -> Value {
@@ -131,6 +130,11 @@ pub fn build(r: &Results, slos: &[Slo], verdicts: &[Verdict]) -> Value {
             Scope {
                 target: Some(k.target.clone()),
                 version: Some(k.version.clone()),
+                ..Scope::default()
+            },
+            Scope {
+                target: Some(k.target.clone()),
+                name: (!k.name.is_empty()).then(|| k.name.clone()),
                 ..Scope::default()
             },
         ] {

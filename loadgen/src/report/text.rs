@@ -95,7 +95,8 @@ pub fn render_styled(r: &Results, judgement: &Judgement, style: &Style) -> Strin
     out
 }
 
-/// Latency per target, served region and version (and each target's total).
+/// Latency per target (and request name, from a requests file), served region and version,
+/// and each target's total.
 fn latency_table(r: &Results, style: &Style) -> Table {
     let wide = style.wide;
     // The compact report fits `width`, wrapping inside cells if it must; --wide takes
@@ -134,12 +135,12 @@ fn latency_table(r: &Results, style: &Style) -> Table {
         }
     };
     for t in &r.targets {
-        // Merge status classes per (region, version).
-        let mut rows: BTreeMap<(&str, &str), (GroupHist, u64)> = BTreeMap::new();
+        // Merge status classes per (request name, region, version).
+        let mut rows: BTreeMap<(String, &str, &str), (GroupHist, u64)> = BTreeMap::new();
         let mut all = GroupHist::new();
         for (k, g) in r.groups.iter().filter(|(k, _)| k.target == t.name) {
             let e = rows
-                .entry((k.region.as_str(), k.version.as_str()))
+                .entry((k.target_label(), k.region.as_str(), k.version.as_str()))
                 .or_insert_with(|| (GroupHist::new(), 0));
             e.0.merge(g);
             if matches!(k.class.as_str(), "4xx" | "5xx" | "other") {
@@ -147,14 +148,15 @@ fn latency_table(r: &Results, style: &Style) -> Table {
             }
             all.merge(g);
         }
-        let mut push = |region: &str,
+        let mut push = |label: &str,
+                        region: &str,
                         version: &str,
                         g: &GroupHist,
                         requests: u64,
                         errors: u64,
                         dropped: String| {
             let mut row = vec![
-                t.name.clone(),
+                label.to_string(),
                 region.to_string(),
                 version.to_string(),
                 requests.to_string(),
@@ -172,11 +174,20 @@ fn latency_table(r: &Results, style: &Style) -> Table {
             row.push(dropped);
             table.add_row(row);
         };
-        for ((region, version), (g, errors)) in &rows {
-            push(region, version, g, g.corrected.len(), *errors, "-".into());
+        for ((label, region, version), (g, errors)) in &rows {
+            push(
+                label,
+                region,
+                version,
+                g,
+                g.corrected.len(),
+                *errors,
+                "-".into(),
+            );
         }
         let a = &t.accounts.measured;
         push(
+            &t.name,
             "(all)",
             "(all)",
             &all,

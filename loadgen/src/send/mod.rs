@@ -52,9 +52,11 @@ mod dns;
 mod head;
 pub(crate) mod http1;
 mod http2;
+mod pick;
 mod serve;
 mod state;
 mod stream;
+mod targets;
 mod worker;
 
 use std::net::SocketAddr;
@@ -129,9 +131,15 @@ pub fn drive(
         Some(spec) => {
             let warmup_ns = cfg.warmup.as_nanos() as u64;
             let names = cfg.targets.iter().map(|t| t.name.clone()).collect();
+            let request_names = cfg
+                .targets
+                .iter()
+                .map(|t| crate::configured::requests_file::names(&t.endpoints))
+                .collect();
             Some(crate::record::rows::start(
                 spec,
                 names,
+                request_names,
                 start_ns + warmup_ns,
             )?)
         }

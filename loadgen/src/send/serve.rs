@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::clock::now_ns;
 use super::http1::{Answer, Conn, ExchangeError};
-use super::state::{Job, TargetCtx, Worker};
+use super::state::{Job, Sendable, TargetCtx, Worker};
 use super::stream::{Dial, Handshake, Stream};
 use crate::record::Answered;
 use crate::results::Failure;
@@ -56,19 +56,21 @@ async fn serve_one(
         return now;
     };
     let connecting = Cell::new(false);
-    let attempt = tokio::time::timeout_at(deadline, exchange(wk, ti, t, conn, &connecting)).await;
+    let req = &t.requests[job.req as usize];
+    let attempt =
+        tokio::time::timeout_at(deadline, exchange(wk, ti, t, req, conn, &connecting)).await;
     let now = now_ns();
     let done = match &attempt {
         Ok(Ok(a)) => answer_end(a, now),
         _ => now,
     };
     match attempt {
-        Ok(Ok(resp)) => record_answer(wk, ti, job, &resp, t.request.len() as u64, done),
+        Ok(Ok(resp)) => record_answer(wk, ti, job, &resp, req, req.h1.len() as u64, done),
         Ok(Err(f)) => {
             *conn = None;
             wk.rec
                 .borrow_mut()
-                .failure(ti, job.warmup, f, job.due_ns, done);
+                .failure(ti, job.warmup, req.name, f, job.due_ns, done);
         }
         Err(_) => {
             *conn = None;
@@ -79,7 +81,7 @@ async fn serve_one(
             };
             wk.rec
                 .borrow_mut()
-                .failure(ti, job.warmup, f, job.due_ns, done);
+                .failure(ti, job.warmup, req.name, f, job.due_ns, done);
         }
     }
     now
@@ -96,12 +98,14 @@ pub(super) fn answer_end(resp: &Answer, now: u64) -> u64 {
     }
 }
 
-/// Records an answer of `sent_bytes`' request to target `ti`, which ended at `done`.
+/// Records the answer to `req` (`sent_bytes` of it on the wire) of target `ti`, which
+/// ended at `done`.
 pub(super) fn record_answer(
     wk: &Worker,
     ti: usize,
     job: &Job,
     resp: &Answer,
+    req: &Sendable,
     sent_bytes: u64,
     done: u64,
 ) {
@@ -126,6 +130,7 @@ pub(super) fn record_answer(
             received_bytes: resp.received,
             check_failed: resp.check_failed,
             lead: job.lead,
+            name: req.name,
         },
     );
 }
@@ -147,9 +152,10 @@ pub(super) fn deadline_of(
     wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
     let deadline_ns = job.due_ns.saturating_add(wk.timeout.as_nanos() as u64);
     if now >= deadline_ns {
+        let name = wk.targets[ti].requests[job.req as usize].name;
         wk.rec
             .borrow_mut()
-            .expired_waiting(ti, job.warmup, job.due_ns, now);
+            .expired_waiting(ti, job.warmup, name, job.due_ns, now);
         return None;
     }
     let (epoch, epoch_ns) = wk.epoch;
@@ -217,6 +223,7 @@ async fn exchange(
     wk: &Rc<Worker>,
     ti: usize,
     t: &TargetCtx,
+    req: &Sendable,
     conn: &mut Option<Conn>,
     connecting: &Cell<bool>,
 ) -> Result<Answer, Failure> {
@@ -226,7 +233,7 @@ async fn exchange(
         // inline it doubles every request's task (1864 bytes instead of 936).
         None => conn.insert(open(wk, ti, t, connecting).await?),
     };
-    let mut outcome = send_on(c, wk, t).await;
+    let mut outcome = send_on(c, wk, t, req).await;
     if matches!(outcome, Err(ExchangeError::Unasked)) {
         wk.rec.borrow_mut().unasked(ti);
     }
@@ -234,7 +241,7 @@ async fn exchange(
         // The server closed this idle keep-alive connection meanwhile (or spoke out of
         // turn on it): replace it, don't blame the request.
         let c = conn.insert(open(wk, ti, t, connecting).await?);
-        outcome = send_on(c, wk, t).await;
+        outcome = send_on(c, wk, t, req).await;
     }
     match outcome {
         Ok((answer, keep)) => {
@@ -261,16 +268,17 @@ async fn exchange(
     }
 }
 
-/// The target's request on `c`, its answer read with the run's region and version headers.
+/// One of the target's requests on `c`, its answer read with the run's region and version headers.
 #[inline]
 async fn send_on(
     c: &mut Conn,
     wk: &Worker,
     t: &TargetCtx,
+    req: &Sendable,
 ) -> Result<(Answer, bool), ExchangeError> {
     c.exchange(
-        &t.request,
-        t.answer_has_body,
+        &req.h1,
+        req.answer_has_body,
         &wk.region_header,
         &wk.version_header,
         t.checks.as_deref(),

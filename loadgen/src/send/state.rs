@@ -26,6 +26,20 @@ pub(super) struct Job {
     pub(super) lead: bool,
     /// An HTTP/2 server refused it unprocessed once already (it is sent once more only).
     pub(super) retried: bool,
+    /// Which of its target's requests it is.
+    pub(super) req: u32,
+}
+
+/// One of a target's requests, ready to send either way.
+pub(super) struct Sendable {
+    /// Serialised once for HTTP/1.1.
+    pub(super) h1: Vec<u8>,
+    /// As HTTP/2 sends it.
+    pub(super) h2: super::http2::conn::H2Request,
+    /// False for `HEAD`, whose answers carry no body.
+    pub(super) answer_has_body: bool,
+    /// Its name's index among the target's names (0: unnamed).
+    pub(super) name: u16,
 }
 
 /// What a target's connections turned out to speak (see `http2`).
@@ -68,13 +82,11 @@ pub(super) struct TargetCtx {
     pub(super) dial_h2: Dial,
     /// Whether and how it speaks HTTP/2.
     pub(super) h2_mode: crate::configured::protocol::H2Mode,
-    /// Its request as HTTP/2 sends it, and at most this many at once per connection.
-    pub(super) h2_request: super::http2::conn::H2Request,
+    /// HTTP/2 streams per connection at most.
     pub(super) max_streams: u32,
-    /// The request, serialised once.
-    pub(super) request: Vec<u8>,
-    /// False for `HEAD`, whose answers carry no body.
-    pub(super) answer_has_body: bool,
+    /// Its requests (one unless a requests file gave more), and which goes next.
+    pub(super) requests: Vec<Sendable>,
+    pub(super) pick: RefCell<super::pick::Picker>,
     /// What its answers must say (`--check`).
     pub(super) checks: Option<std::sync::Arc<crate::configured::checks::Checks>>,
     pub(super) max_conns: usize,
@@ -147,7 +159,8 @@ impl Worker {
             self.outstanding.set(self.outstanding.get() - queued.len());
             for j in &queued {
                 if j.due_ns.saturating_add(timeout_ns) <= now_ns {
-                    rec.expired_waiting(ti, j.warmup, j.due_ns, now_ns);
+                    let name = t.requests[j.req as usize].name;
+                    rec.expired_waiting(ti, j.warmup, name, j.due_ns, now_ns);
                 } else {
                     rec.cancelled(ti, j.warmup, 1);
                 }

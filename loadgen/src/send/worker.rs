@@ -3,39 +3,28 @@
 //! here is shared with another thread (single-threaded runtime, `Rc`/`RefCell`), so the
 //! hot path takes no locks.
 
-use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use anyhow::Context as _;
-use http::header::{HeaderValue, HOST};
-use tokio::sync::Notify;
 
-use super::arrival::ArrivalWatch;
 use super::chores::Chores;
 use super::clock::{now_ns, sleep_blocking_until, PreciseTimer};
-use super::dns::Dns;
-use super::http1::encode_request;
-use super::http2::conn::H2Request;
-use super::state::{Job, TargetCtx, TargetState, Worker};
-use super::stream::Dial;
+use super::state::{Job, Worker};
 use super::{
-    share, Setup, DISPATCH_BATCH, DRAIN_SLACK, HOLD_BELOW_NS, PUBLISH_EVERY_NS, STOP_GRACE,
-    YIELD_BELOW_NS,
+    Setup, DISPATCH_BATCH, DRAIN_SLACK, HOLD_BELOW_NS, PUBLISH_EVERY_NS, STOP_GRACE, YIELD_BELOW_NS,
 };
-use crate::configured::protocol::H2Mode;
 use crate::live::Live;
 use crate::record::Recorder;
 use crate::results::Failure;
-use crate::schedule::tick::AutoTick;
 use crate::schedule::{Arrivals, Due};
 
 /// One worker thread's whole run, in three phases: [`build`] its targets and recorder,
 /// [`dispatch_on_schedule`] until the schedule ends or a stop arrives, then [`wind_down`]:
 /// let what is in flight finish (or cancel it) so every request lands in one bucket.
 pub(super) async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
-    let wk = build(&setup);
+    let wk = super::targets::build(&setup);
     // Keeps tokio's timer wheel holding a deadline earlier than any request timeout:
     // registering a timeout earlier than the wheel's next wake-up makes tokio wake its
     // reactor through an eventfd write, which would otherwise cost a syscall per request.
@@ -54,104 +43,6 @@ pub(super) async fn worker(setup: Setup) -> anyhow::Result<Recorder> {
         publish_from(&rec, l, setup.w);
     }
     Ok(rec)
-}
-
-/// The worker's targets (each request serialised once) and its recorder.
-fn build(setup: &Setup) -> Rc<Worker> {
-    let Setup {
-        cfg,
-        w,
-        addrs,
-        plans,
-        start_ns,
-        ..
-    } = setup;
-    let (w, start_ns) = (*w, *start_ns);
-    let n = cfg.threads;
-    let targets = cfg
-        .targets
-        .iter()
-        .zip(addrs.iter())
-        .map(|(t, addr)| {
-            let mut headers = t.request.headers.clone();
-            if !headers.contains_key(HOST) {
-                if let Ok(v) = HeaderValue::from_str(t.authority.as_str()) {
-                    headers.insert(HOST, v);
-                }
-            }
-            let (host, port) = t.host_port();
-            let dial = |h1: bool| Dial {
-                tls: t.tls.clone().zip(cfg.tls.as_ref()).map(|(name, tls)| {
-                    let client = if h1 { &tls.client_h1 } else { &tls.client };
-                    (client.clone(), name)
-                }),
-            };
-            TargetCtx {
-                dns: RefCell::new(Dns::new(host, port, addr.clone(), start_ns)),
-                dial: dial(true),
-                dial_h2: dial(false),
-                h2_mode: cfg.http.mode(t.tls.is_some()),
-                h2_request: h2_request(t),
-                max_streams: cfg.max_streams,
-                request: encode_request(&t.request, &t.path, &headers),
-                answer_has_body: t.request.answer_has_body(),
-                checks: t.checks.clone(),
-                max_conns: share(cfg.connections, n, w),
-                max_in_flight: share(cfg.max_in_flight, n, w),
-                state: RefCell::new(TargetState::default()),
-            }
-        })
-        .collect();
-    Rc::new(Worker {
-        targets,
-        rec: RefCell::new({
-            let mut r = Recorder::new(cfg.targets.len());
-            for i in 0..cfg.targets.len() {
-                r.pool_cap(i, share(cfg.connections, n, w), setup.fd_limited);
-            }
-            r.max_groups(cfg.max_groups);
-            let warmup_ns = (plans.first().map_or(0.0, |p| p.warmup_secs()) * 1e9) as u64;
-            // Only when a report needs it: it costs a second HDR record per response.
-            if cfg.keep_timeline || cfg.exports.html.is_some() || cfg.exports.hdr_log.is_some() {
-                r.keep_timeline(start_ns + warmup_ns, cfg.interval.as_nanos() as u64);
-            }
-            r.rows = setup.rows.take();
-            r
-        }),
-        timeout: cfg.timeout,
-        resolve_every: cfg.resolve_every,
-        index: w,
-        region_header: cfg.region_header.clone(),
-        version_header: cfg.version_header.clone(),
-        epoch: (tokio::time::Instant::now(), now_ns()),
-        outstanding: Cell::new(0),
-        idle: Notify::new(),
-        pace: RefCell::new(cfg.tick_auto.then(|| AutoTick::new(cfg.targets.len()))),
-        // A read on an HTTP/2 connection may take in the answers of many streams, and its
-        // stamp is the last one's arrival: held sleeps would time the earlier answers late.
-        may_hold: cfg
-            .targets
-            .iter()
-            .all(|t| cfg.http.mode(t.tls.is_some()) == H2Mode::Never),
-        arrival: ArrivalWatch::default(),
-    })
-}
-
-/// Target `t`'s request as HTTP/2 sends it: the URI absolute (`:scheme`, `:authority`).
-fn h2_request(t: &crate::configured::target::Target) -> H2Request {
-    let scheme = if t.tls.is_some() { "https" } else { "http" };
-    let uri = http::Uri::builder()
-        .scheme(scheme)
-        .authority(t.authority.clone())
-        .path_and_query(t.path.clone())
-        .build()
-        .unwrap_or_else(|_| t.url.clone());
-    H2Request::new(
-        t.request.method.clone(),
-        uri,
-        t.request.headers.clone(),
-        t.request.body.as_deref(),
-    )
 }
 
 /// This worker's arrivals per target, each with its own seed; a shard runs its slice of
@@ -385,11 +276,13 @@ fn dispatch(
         first
     };
     let lag = now - due_ns;
+    let req = t.pick.borrow_mut().next();
+    let name = t.requests[req as usize].name;
     {
         let mut rec = wk.rec.borrow_mut();
         rec.scheduled(ti, due.warmup);
         if lag > max_lag_ns {
-            rec.failure(ti, due.warmup, Failure::DroppedBehind, due_ns, due_ns);
+            rec.failure(ti, due.warmup, name, Failure::DroppedBehind, due_ns, due_ns);
             return;
         }
         if !due.warmup {
@@ -405,6 +298,7 @@ fn dispatch(
         queued_ns: 0,
         lead,
         retried: false,
+        req,
     };
     let via_h2 = t.via_h2();
     let mut st = t.state.borrow_mut();
@@ -412,7 +306,7 @@ fn dispatch(
         let at_cap = st.conns >= t.max_conns;
         drop(st);
         let mut rec = wk.rec.borrow_mut();
-        rec.failure(ti, due.warmup, Failure::DroppedCap, due_ns, due_ns);
+        rec.failure(ti, due.warmup, name, Failure::DroppedCap, due_ns, due_ns);
         if at_cap {
             rec.at_cap(ti, due.warmup, true);
         }

@@ -243,6 +243,18 @@ pub struct RunArgs {
     #[arg(long = "check", value_name = "CHECK")]
     pub checks: Vec<String>,
 
+    /// Many requests per target from a file: `FILE` for every target, `NAME=FILE` for one
+    /// (repeatable). YAML, TOML or JSON (`requests:` with `path`, and optionally `name`,
+    /// `method`, `headers`, `body`/`body_file`, `weight`), or vegeta's plain targets format.
+    /// Named requests get latency groups of their own and SLO scopes (`{name:checkout}`).
+    #[arg(long = "requests", value_name = "[TARGET=]FILE")]
+    pub requests: Vec<String>,
+
+    /// Which request of a requests file goes next: `turn` (round-robin), `random`, or
+    /// `weight` (random, by each request's weight).
+    #[arg(long, env = "LOADGEN_PICK", value_enum, default_value = "turn")]
+    pub pick: crate::configured::requests_file::Pick,
+
     /// Bytes of each answer's body the body checks read (a prefix).
     #[arg(long, env = "LOADGEN_CHECK_BODY_BYTES", default_value_t = crate::configured::checks::DEFAULT_BODY_BYTES)]
     pub check_body_bytes: usize,

@@ -1,6 +1,7 @@
 //! SLO gates: parsing and evaluation.
 //!
 //! Two syntaxes, each optionally scoped to a group with `{target:eu,region:us,version:v2}`
+//! (and `name:checkout` for a request of a requests file)
 //! (`=` works in place of `:`):
 //!
 //! - short form `METRIC[{scope}] OP VALUE`: `p99<300ms`, `p95<=0.25s`, `p99.9<1s`,
@@ -36,14 +37,23 @@ pub struct Scope {
     pub target: Option<String>,
     pub region: Option<String>,
     pub version: Option<String>,
+    /// A request's name from a requests file.
+    pub name: Option<String>,
 }
 
 impl Scope {
     fn is_group_scoped(&self) -> bool {
-        self.region.is_some() || self.version.is_some()
+        self.region.is_some() || self.version.is_some() || self.name.is_some()
     }
     fn matches_target(&self, name: &str) -> bool {
         self.target.as_deref().map_or(true, |t| t == name)
+    }
+    /// Whether a latency group is in scope.
+    pub fn matches_group(&self, k: &crate::results::GroupKey) -> bool {
+        self.matches_target(&k.target)
+            && self.region.as_deref().map_or(true, |x| x == k.region)
+            && self.version.as_deref().map_or(true, |x| x == k.version)
+            && self.name.as_deref().map_or(true, |x| x == k.name)
     }
 }
 
@@ -161,11 +171,7 @@ fn measure(slo: &Slo, r: &Results, limits: &[Limit]) -> Result<f64, String> {
     let groups: Vec<_> = r
         .groups
         .iter()
-        .filter(|(k, _)| {
-            s.matches_target(&k.target)
-                && s.region.as_deref().map_or(true, |x| x == k.region)
-                && s.version.as_deref().map_or(true, |x| x == k.version)
-        })
+        .filter(|(k, _)| s.matches_group(k))
         .collect();
     let targets: Vec<_> = r
         .targets
@@ -227,7 +233,7 @@ fn measure(slo: &Slo, r: &Results, limits: &[Limit]) -> Result<f64, String> {
         }
         Metric::Checks => {
             if s.is_group_scoped() {
-                return Err("checks are counted per target; scope by target".into());
+                return Err("checks are counted per target; scope by target only".into());
             }
             let (passed, checked) = (sum(&|a| a.ok), sum(&|a| a.ok + a.check));
             if checked == 0 {
@@ -237,7 +243,7 @@ fn measure(slo: &Slo, r: &Results, limits: &[Limit]) -> Result<f64, String> {
         }
         Metric::GeneratorLimited => {
             if s.is_group_scoped() {
-                return Err("the generator limits a target, not a served region or version; scope by target".into());
+                return Err("the generator limits a target, not a served region, version or request; scope by target".into());
             }
             Ok(targets
                 .iter()
@@ -251,7 +257,8 @@ fn measure(slo: &Slo, r: &Results, limits: &[Limit]) -> Result<f64, String> {
         Metric::Dropped | Metric::DroppedRate | Metric::DroppedPerSec => {
             if s.is_group_scoped() {
                 return Err(
-                    "dropped requests have no served region or version; scope by target".into(),
+                    "dropped requests have no served region or version; scope by target only"
+                        .into(),
                 );
             }
             let scheduled = sum(&|a| a.scheduled);
@@ -315,9 +322,12 @@ mod tests {
             Scope {
                 target: Some("eu".into()),
                 region: None,
-                version: Some("v2".into())
+                version: Some("v2".into()),
+                name: None,
             }
         );
+        let s = one("p95{target:eu,name:checkout}<200ms");
+        assert_eq!(s.scope.name.as_deref(), Some("checkout"));
     }
 
     #[test]

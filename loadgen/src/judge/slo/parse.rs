@@ -44,10 +44,11 @@ fn split_scope<'a>(text: &str, s: &'a str) -> Result<(&'a str, Scope, &'a str), 
             "target" | "cluster" => &mut scope.target,
             "region" => &mut scope.region,
             "version" => &mut scope.version,
+            "name" => &mut scope.name,
             other => {
                 return Err(err(
                     text,
-                    format!("unknown scope key {other:?} (use target, region, version)"),
+                    format!("unknown scope key {other:?} (use target, region, version, name)"),
                 ))
             }
         };

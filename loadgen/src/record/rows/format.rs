@@ -13,11 +13,16 @@ pub(super) fn write_all(
     format: Format,
     rx: &Receiver<Msg>,
     targets: &[String],
+    request_names: &[Vec<String>],
     origin_ns: u64,
 ) -> (u64, Option<String>) {
     // Names are escaped once for the format, when they first appear; a row only adds numbers.
     let mut names: HashMap<(usize, u32), (String, String)> = HashMap::new();
     let targets: Vec<String> = targets.iter().map(|t| escape(format, t)).collect();
+    let request_names: Vec<Vec<String>> = request_names
+        .iter()
+        .map(|ns| ns.iter().map(|n| escape(format, n)).collect())
+        .collect();
     let none = escape(format, "");
     let mut written = 0u64;
     let mut error = None;
@@ -51,6 +56,10 @@ pub(super) fn write_all(
                 for r in &rows {
                     line.clear();
                     let target = targets.get(r.target as usize).unwrap_or(&none);
+                    let name = request_names
+                        .get(r.target as usize)
+                        .and_then(|ns| ns.get(usize::from(r.name)))
+                        .unwrap_or(&none);
                     let (region, version) = names
                         .get(&(worker, r.group))
                         .map_or((none.as_str(), none.as_str()), |(a, b)| {
@@ -59,6 +68,7 @@ pub(super) fn write_all(
                     let fields = Fields {
                         row: r,
                         target,
+                        name,
                         region,
                         version,
                         origin_ns,
@@ -81,12 +91,14 @@ pub(super) fn write_all(
 
 /// The columns, in order.
 pub(super) const CSV_HEADER: &str =
-    "due_us,sent_us,end_us,latency_us,target,region,version,status,bytes,outcome\n";
+    "due_us,sent_us,end_us,latency_us,target,name,region,version,status,bytes,outcome\n";
 
 /// One row with its names, ready to format.
 struct Fields<'a> {
     row: &'a Row,
     target: &'a str,
+    /// The request's name from a requests file (empty when unnamed).
+    name: &'a str,
     region: &'a str,
     version: &'a str,
     origin_ns: u64,
@@ -117,7 +129,11 @@ impl Fields<'_> {
         num(out, self.at(r.sent_ns));
         num(out, self.at(r.end_ns));
         num(out, self.latency().map(|x| x as i64));
-        let _ = write!(out, "{},{},{},", self.target, self.region, self.version);
+        let _ = write!(
+            out,
+            "{},{},{},{},",
+            self.target, self.name, self.region, self.version
+        );
         num(out, (r.status != 0).then_some(i64::from(r.status)));
         let _ = writeln!(out, "{},{}", r.bytes, r.outcome.name());
     }
@@ -138,8 +154,8 @@ impl Fields<'_> {
         num(out, "latency_us", self.latency().map(|x| x as i64));
         let _ = write!(
             out,
-            "\"target\":{},\"region\":{},\"version\":{},",
-            self.target, self.region, self.version
+            "\"target\":{},\"name\":{},\"region\":{},\"version\":{},",
+            self.target, self.name, self.region, self.version
         );
         num(
             out,

@@ -127,6 +127,8 @@ pub struct Row {
     pub target: u32,
     /// The recorder's group index (served region and version), or [`NO_GROUP`].
     pub group: u32,
+    /// The request's name index among its target's (0: unnamed).
+    pub name: u16,
     pub status: u16,
     pub outcome: Outcome,
 }
@@ -248,7 +250,12 @@ pub struct Writer {
 
 /// Creates the file (an error here stops the run before any request) and starts the
 /// writer. Times in rows count from `origin_ns`, the start of the measured window.
-pub fn start(spec: &OutSpec, targets: Vec<String>, origin_ns: u64) -> anyhow::Result<Writer> {
+pub fn start(
+    spec: &OutSpec,
+    targets: Vec<String>,
+    request_names: Vec<Vec<String>>,
+    origin_ns: u64,
+) -> anyhow::Result<Writer> {
     let file = std::fs::File::create(&spec.path).with_context(|| {
         format!(
             "cannot create the per-request output {}",
@@ -262,7 +269,8 @@ pub fn start(spec: &OutSpec, targets: Vec<String>, origin_ns: u64) -> anyhow::Re
         .name("loadgen-rows".into())
         .spawn(move || {
             let mut file = file;
-            let (written, error) = write_all(&mut file, format, &rx, &targets, origin_ns);
+            let (written, error) =
+                write_all(&mut file, format, &rx, &targets, &request_names, origin_ns);
             let _ = done_tx.send((written, error, thread_cpu_secs()));
         })
         .context("cannot start the per-request output's writer")?;
@@ -360,6 +368,7 @@ mod tests {
             bytes: 4,
             target: 0,
             group,
+            name: 0,
             status: 200,
             outcome: Outcome::Ok,
         }

@@ -168,7 +168,7 @@ fn rows(r: &Results) -> BTreeMap<Row, (GroupHist, u64)> {
     let mut rows: BTreeMap<Row, (GroupHist, u64)> = BTreeMap::new();
     for (k, g) in &r.groups {
         let e = rows
-            .entry((k.target.clone(), k.region.clone(), k.version.clone()))
+            .entry((k.target_label(), k.region.clone(), k.version.clone()))
             .or_insert_with(|| (GroupHist::new(), 0));
         e.0.merge(g);
         if matches!(k.class.as_str(), "4xx" | "5xx" | "other") {

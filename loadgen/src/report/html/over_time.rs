@@ -131,10 +131,10 @@ impl<'a> OverTime<'a> {
             let title = "pacing lag: the generator's own delay, largest per interval";
             self.figure(o, title, &[("max lag".into(), lag)], "ms");
         }
-        type Row<'k> = (&'k str, &'k str, &'k str);
+        type Row<'k> = (String, &'k str, &'k str);
         let mut per: BTreeMap<Row<'_>, BTreeMap<u64, Vec<&[u8]>>> = BTreeMap::new();
         for ((idx, k), parts) in &tl.slices {
-            per.entry((&k.target, &k.region, &k.version))
+            per.entry((k.target_label(), &k.region, &k.version))
                 .or_default()
                 .entry(*idx)
                 .or_default()

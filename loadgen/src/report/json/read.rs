@@ -129,6 +129,9 @@ struct RawGroup {
     region: String,
     version: String,
     status_class: String,
+    // Reports from before requests files have no names.
+    #[serde(default)]
+    name: String,
     corrected: RawHist,
     service: RawHist,
 }
@@ -222,6 +225,7 @@ pub fn parse(path: &Path, text: &str) -> Result<SavedRun, LoadError> {
             region: g.region,
             version: g.version,
             class: g.status_class,
+            name: g.name,
         };
         let name = format!(
             "{}/{}/{}/{}",

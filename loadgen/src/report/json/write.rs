@@ -114,6 +114,9 @@ struct JsonGroup<'a> {
     region: &'a str,
     version: &'a str,
     status_class: &'a str,
+    /// The request's name from a requests file (absent when unnamed).
+    #[serde(skip_serializing_if = "str::is_empty")]
+    name: &'a str,
     corrected: Summary,
     service: Summary,
 }
@@ -220,6 +223,7 @@ pub fn to_json_with(
                 region: &k.region,
                 version: &k.version,
                 status_class: &k.class,
+                name: &k.name,
                 corrected: summary(&g.corrected),
                 service: summary(&g.service),
             })

@@ -15,7 +15,7 @@ use crate::results::Failure;
 use crate::send::clock::now_ns;
 use crate::send::head::Label;
 use crate::send::http1::Answer;
-use crate::send::state::Worker;
+use crate::send::state::{Sendable, Worker};
 use crate::send::stream::io_failure;
 
 /// Why a stream failed.
@@ -59,22 +59,22 @@ pub(super) fn sort(e: &h2::Error) -> StreamError {
     StreamError::Failed(Failure::OtherTransport)
 }
 
-/// Sends the target's request on a new stream of `c` and reads the whole answer.
+/// Sends `req` on a new stream of `c` and reads the whole answer.
 pub(in crate::send) async fn exchange(
     c: &H2Conn,
     wk: &Worker,
     ti: usize,
+    req: &Sendable,
     checks: Option<&Checks>,
 ) -> Result<Answer, StreamError> {
-    let t = &wk.targets[ti];
     // An error before the request left (the connection going away, out of stream ids)
     // means the server never saw it.
     let refused = |_| StreamError::Refused;
     let mut send = c.send.clone().ready().await.map_err(refused)?;
     let sent_ns = now_ns();
-    let body = t.h2_request.body.clone();
+    let body = req.h2.body.clone();
     let (answer, mut tx) = send
-        .send_request(t.h2_request.build(), body.is_empty())
+        .send_request(req.h2.build(), body.is_empty())
         .map_err(refused)?;
     if !body.is_empty() {
         // Counted when it happens: a stall that ends in a timeout never returns here.

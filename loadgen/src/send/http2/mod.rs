@@ -99,9 +99,10 @@ async fn open_and_serve(wk: Rc<Worker>, ti: usize, mut job: Job, mut now: u64) {
             }
         };
         if let Some(f) = failure {
+            let name = t.requests[job.req as usize].name;
             wk.rec
                 .borrow_mut()
-                .failure(ti, job.warmup, f, job.due_ns, now_ns());
+                .failure(ti, job.warmup, name, f, job.due_ns, now_ns());
         }
         wk.finished(t, &job);
         let next = t.state.borrow_mut().queue.pop_front();
@@ -279,11 +280,13 @@ async fn serve_stream(
         return (now, false);
     };
     let checks = t.checks.as_deref();
-    let attempt = tokio::time::timeout_at(deadline, exchange::exchange(c, wk, ti, checks)).await;
+    let req = &t.requests[job.req as usize];
+    let attempt =
+        tokio::time::timeout_at(deadline, exchange::exchange(c, wk, ti, req, checks)).await;
     let now = now_ns();
     let failure = match attempt {
         Ok(Ok(a)) => {
-            record_answer(wk, ti, job, &a, t.h2_request.size, answer_end(&a, now));
+            record_answer(wk, ti, job, &a, req, req.h2.size, answer_end(&a, now));
             return (now, false);
         }
         Ok(Err(StreamError::Refused)) => {
@@ -307,6 +310,6 @@ async fn serve_stream(
     };
     wk.rec
         .borrow_mut()
-        .failure(ti, job.warmup, failure, job.due_ns, now);
+        .failure(ti, job.warmup, req.name, failure, job.due_ns, now);
     (now, false)
 }
