@@ -72,8 +72,8 @@ pub struct H2Stats {
     /// Connections the server ended (a GOAWAY, or a close) while the pool held them.
     pub server_closed: u64,
     /// Requests the server refused unprocessed (above a GOAWAY's last stream id, or a
-    /// REFUSED_STREAM reset): sent once more on another connection (RFC 9113 8.7); a
-    /// second refusal counts as `reset`.
+    /// REFUSED_STREAM reset): sent once more (RFC 9113 8.7); a second refusal counts as
+    /// `reset`.
     pub refused: u64,
     /// Streams the server reset after taking them (RST_STREAM other than
     /// REFUSED_STREAM): counted as `reset`.

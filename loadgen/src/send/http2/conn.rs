@@ -48,6 +48,14 @@ impl H2Conn {
         self.active.get() < limit
     }
 
+    /// The server said it takes no more streams: none go to it, and the server ending
+    /// it is counted once.
+    pub(super) fn going_away(&self, h: &mut H2Stats) {
+        if !self.closed.replace(true) {
+            h.server_closed += 1;
+        }
+    }
+
     /// One more stream on it.
     pub(super) fn take(&self, h: &mut H2Stats) {
         let n = self.active.get() + 1;

@@ -21,9 +21,10 @@ use crate::send::stream::io_failure;
 /// Why a stream failed.
 #[derive(Debug, PartialEq, Eq)]
 pub(in crate::send) enum StreamError {
-    /// The server did not process it (above a graceful GOAWAY's last stream id, a
-    /// REFUSED_STREAM reset, or the connection refused a new stream): safe to send again.
-    Refused,
+    /// The server did not process it: safe to send again. `going_away`: its connection
+    /// takes no more streams (a graceful GOAWAY, or it refused to open one), as opposed
+    /// to one REFUSED_STREAM reset.
+    Refused { going_away: bool },
     /// The server reset the stream after taking it.
     Reset,
     /// A failure of the connection, counted in its bucket.
@@ -35,10 +36,10 @@ pub(in crate::send) enum StreamError {
 /// Sorts an `h2` error: the server's refusals and resets apart, I/O by its kind, and a
 /// server breaking the protocol (bad frames, HPACK, header floods) as malformed.
 pub(super) fn sort(e: &h2::Error) -> StreamError {
-    let refused = (e.is_go_away() && e.reason() == Some(Reason::NO_ERROR))
-        || (e.is_reset() && e.reason() == Some(Reason::REFUSED_STREAM));
-    if e.is_remote() && refused {
-        return StreamError::Refused;
+    let going_away = e.is_go_away() && e.reason() == Some(Reason::NO_ERROR);
+    let refused = e.is_reset() && e.reason() == Some(Reason::REFUSED_STREAM);
+    if e.is_remote() && (going_away || refused) {
+        return StreamError::Refused { going_away };
     }
     if e.is_remote() && e.is_reset() {
         return StreamError::Reset;
@@ -69,7 +70,7 @@ pub(in crate::send) async fn exchange(
 ) -> Result<Answer, StreamError> {
     // An error before the request left (the connection going away, out of stream ids)
     // means the server never saw it.
-    let refused = |_| StreamError::Refused;
+    let refused = |_| StreamError::Refused { going_away: true };
     let mut send = c.send.clone().ready().await.map_err(refused)?;
     let sent_ns = now_ns();
     let body = req.h2.body.clone();

@@ -14,8 +14,9 @@
 //! Every request still lands in exactly one bucket:
 //!
 //! - one the server did not process (above a graceful GOAWAY's last stream id, or a
-//!   REFUSED_STREAM reset) is sent once more, on another connection, and counted as
-//!   `refused`; refused twice, it is a `reset`. Its connection takes no new streams.
+//!   REFUSED_STREAM reset) is sent once more and counted as `refused`; refused twice, it
+//!   is a `reset`. After a GOAWAY its connection takes no new streams, and leaves the
+//!   pool when its last stream ends.
 //! - a stream the server reset after taking it is a `reset` (and counted as such);
 //! - a timeout drops the stream, which sends RST_STREAM(CANCEL): the connection stays.
 //!
@@ -179,7 +180,7 @@ async fn open(wk: &Rc<Worker>, ti: usize) -> Result<Opened, Failure> {
                 wk.rec.borrow_mut().tls_error(ti, msg);
                 Failure::Tls
             }
-            StreamError::Refused | StreamError::Reset => Failure::Reset,
+            StreamError::Refused { .. } | StreamError::Reset => Failure::Reset,
         })?;
     let c = Rc::new(H2Conn {
         send,
@@ -193,28 +194,40 @@ async fn open(wk: &Rc<Worker>, ti: usize) -> Result<Opened, Failure> {
     Ok(Opened::H2(c))
 }
 
-/// Drives a connection's frames until it ends; a connection the server ended while the
-/// pool held it gives its slot back, and a queued request opens its replacement.
+/// Drives a connection's frames until it ends. It holds the connection weakly: once the
+/// pool and its streams let go of a retired one, its handle drops and `h2` closes it. A
+/// connection that ends while the pool still holds it (the server closed it) gives its
+/// slot back, and a queued request opens its replacement.
 async fn drive(
     wk: Rc<Worker>,
     ti: usize,
     c: Rc<H2Conn>,
     conn: h2::client::Connection<Stamped, Bytes>,
 ) {
+    let weak = Rc::downgrade(&c);
+    drop(c);
     let _ = conn.await;
-    c.closed.set(true);
+    let Some(c) = weak.upgrade() else {
+        return;
+    };
+    c.going_away(wk.rec.borrow_mut().h2(ti));
+    retire(&wk, ti, &c);
+}
+
+/// Takes `c` out of its target's pool (if it is still there): its slot goes to the
+/// first queued request.
+fn retire(wk: &Rc<Worker>, ti: usize, c: &Rc<H2Conn>) {
     let t = &wk.targets[ti];
     let held = {
         let mut st = t.state.borrow_mut();
         let before = st.h2.len();
-        st.h2.retain(|x| !Rc::ptr_eq(x, &c));
+        st.h2.retain(|x| !Rc::ptr_eq(x, c));
         let held = st.h2.len() < before;
         st.conns -= usize::from(held);
         held
     };
     if held {
-        wk.rec.borrow_mut().h2(ti).server_closed += 1;
-        reopen_for_queue(&wk, ti, t);
+        reopen_for_queue(wk, ti, t);
     }
 }
 
@@ -235,7 +248,8 @@ fn reopen_for_queue(wk: &Rc<Worker>, ti: usize, t: &TargetCtx) {
     tokio::task::spawn_local(open_and_serve(wk.clone(), ti, job, now_ns()));
 }
 
-/// Serves `job` on a stream of `c`, then queued requests while `c` has room.
+/// Serves `job` on a stream of `c`, then queued requests while `c` has room. A
+/// connection that takes no new streams leaves the pool when its last stream ends.
 async fn streams(wk: Rc<Worker>, ti: usize, c: Rc<H2Conn>, mut job: Job, mut now: u64) {
     let t = &wk.targets[ti];
     loop {
@@ -243,8 +257,7 @@ async fn streams(wk: Rc<Worker>, ti: usize, c: Rc<H2Conn>, mut job: Job, mut now
         (now, refused) = serve_stream(&wk, ti, t, &c, &job, now).await;
         c.active.set(c.active.get() - 1);
         if refused {
-            // Not processed: it goes once more, elsewhere (still in flight).
-            c.closed.set(true);
+            // Not processed: it goes once more, elsewhere if it can (still in flight).
             job.retried = true;
             job.queued_ns = 0;
             place(&wk, ti, job, now);
@@ -252,8 +265,8 @@ async fn streams(wk: Rc<Worker>, ti: usize, c: Rc<H2Conn>, mut job: Job, mut now
             wk.finished(t, &job);
         }
         if !c.has_room(wk.rec.borrow_mut().h2(ti)) {
-            if c.closed.get() {
-                reopen_for_queue(&wk, ti, t);
+            if c.closed.get() && c.active.get() == 0 {
+                retire(&wk, ti, &c);
             }
             return;
         }
@@ -289,8 +302,12 @@ async fn serve_stream(
             record_answer(wk, ti, job, &a, req, req.h2.size, answer_end(&a, now));
             return (now, false);
         }
-        Ok(Err(StreamError::Refused)) => {
-            wk.rec.borrow_mut().h2(ti).refused += 1;
+        Ok(Err(StreamError::Refused { going_away })) => {
+            let mut rec = wk.rec.borrow_mut();
+            rec.h2(ti).refused += 1;
+            if going_away {
+                c.going_away(rec.h2(ti));
+            }
             if !job.retried {
                 return (now, true);
             }
