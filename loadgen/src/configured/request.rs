@@ -154,6 +154,46 @@ pub fn set_content_type(
     Ok(())
 }
 
+/// A request's parts as a targets or requests file gives them, before they are checked.
+#[derive(Debug, Clone, Copy)]
+pub struct FileParts<'a> {
+    pub method: Option<&'a str>,
+    pub headers: &'a BTreeMap<String, String>,
+    pub content_type: Option<&'a str>,
+    pub body: Option<&'a str>,
+    /// Relative to `base` (the file's own folder).
+    pub body_file: Option<&'a Path>,
+}
+
+impl FileParts<'_> {
+    /// The parts checked, as an override of the flags' request; body files are read
+    /// through `bodies` (once each, bounded together).
+    pub fn to_override(
+        self,
+        what: &str,
+        base: &Path,
+        bodies: &mut BodyFiles,
+    ) -> Result<RequestOverride, UsageError> {
+        let mut over = RequestOverride {
+            method: self
+                .method
+                .map(|m| parse_method(&format!("{what}: method"), m))
+                .transpose()?,
+            ..Default::default()
+        };
+        for (n, v) in self.headers {
+            let (n, v) = header(&format!("{what}: header"), n, v)?;
+            over.headers.append(n, v);
+        }
+        set_content_type(&mut over.headers, what, self.content_type)?;
+        over.body = match self.body_file.map(|p| base.join(p)) {
+            Some(file) if self.body.is_none() => Some(bodies.read(what, &file)?),
+            file => body(what, self.body, file.as_deref())?,
+        };
+        Ok(over)
+    }
+}
+
 /// Most bytes of body files one targets or requests file may name, all files together.
 pub const MAX_BODY_FILES_BYTES: u64 = 64 * 1024 * 1024;
 

@@ -173,22 +173,14 @@ fn structured(text: &str, ext: &str, what: &str, base: &Path) -> Result<Vec<Endp
         .enumerate()
         .map(|(i, r)| {
             let what = format!("{what}: request {}", i + 1);
-            let mut over = RequestOverride {
-                method: r
-                    .method
-                    .map(|m| request::parse_method(&format!("{what}: method"), &m))
-                    .transpose()?,
-                ..Default::default()
+            let parts = request::FileParts {
+                method: r.method.as_deref(),
+                headers: &r.headers,
+                content_type: r.content_type.as_deref(),
+                body: r.body.as_deref(),
+                body_file: r.body_file.as_deref(),
             };
-            for (n, v) in &r.headers {
-                let (n, v) = request::header(&format!("{what}: header"), n, v)?;
-                over.headers.append(n, v);
-            }
-            request::set_content_type(&mut over.headers, &what, r.content_type.as_deref())?;
-            over.body = match r.body_file.map(|p| base.join(p)) {
-                Some(file) if r.body.is_none() => Some(bodies.read(&what, &file)?),
-                file => request::body(&what, r.body.as_deref(), file.as_deref())?,
-            };
+            let over = parts.to_override(&what, base, &mut bodies)?;
             Ok(Endpoint {
                 name: r.name.map(|n| check_name(&what, n)).transpose()?,
                 path: parse_path(&what, &r.path)?,

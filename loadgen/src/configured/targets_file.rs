@@ -95,22 +95,14 @@ pub fn load_file(path: &Path) -> Result<FileTargets, UsageError> {
                     body_file,
                 } => {
                     let what = format!("targets file {}: target {k:?}", path.display());
-                    let mut over = RequestOverride {
-                        method: method
-                            .map(|m| request::parse_method(&format!("{what}: method"), &m))
-                            .transpose()?,
-                        ..Default::default()
+                    let parts = request::FileParts {
+                        method: method.as_deref(),
+                        headers: &headers,
+                        content_type: content_type.as_deref(),
+                        body: body.as_deref(),
+                        body_file: body_file.as_deref(),
                     };
-                    for (n, v) in &headers {
-                        let (n, v) = request::header(&format!("{what}: header"), n, v)?;
-                        over.headers.append(n, v);
-                    }
-                    request::set_content_type(&mut over.headers, &what, content_type.as_deref())?;
-                    // A relative body file is found beside the targets file.
-                    over.body = match body_file.map(|p| base.join(p)) {
-                        Some(file) if body.is_none() => Some(bodies.read(&what, &file)?),
-                        file => request::body(&what, body.as_deref(), file.as_deref())?,
-                    };
+                    let over = parts.to_override(&what, base, &mut bodies)?;
                     FileTarget {
                         url,
                         weight,

@@ -119,6 +119,20 @@ pub(super) struct Worker {
     pub(super) idle: Notify,
 }
 
+impl TargetState {
+    /// Takes a slot for a new connection if the pool may open one now (under its cap of
+    /// `max_conns`, and within the opening pace): the slots in use after, for the peak.
+    pub(super) fn open_slot(&mut self, max_conns: usize) -> Option<usize> {
+        let pace = crate::pool::MIN_OPENING.max(self.conns - self.opening);
+        if self.conns < max_conns && self.opening < pace {
+            self.conns += 1;
+            Some(self.conns)
+        } else {
+            None
+        }
+    }
+}
+
 impl TargetCtx {
     /// Whether a new request goes the HTTP/2 way: the target may speak it and its
     /// server has not chosen HTTP/1.1.
@@ -133,6 +147,21 @@ impl TargetCtx {
 }
 
 impl Worker {
+    /// Queues `job` for target `ti`'s next free connection (or stream), timed from the
+    /// hand-over clock reading `now` (no extra clock read); counted when the pool is at
+    /// its cap.
+    pub(super) fn enqueue(&self, ti: usize, mut job: Job, now: u64) {
+        let t = &self.targets[ti];
+        let mut st = t.state.borrow_mut();
+        let at_cap = st.conns >= t.max_conns;
+        job.queued_ns = now;
+        st.queue.push_back(job);
+        drop(st);
+        if at_cap {
+            self.rec.borrow_mut().at_cap(ti, job.warmup, false);
+        }
+    }
+
     /// A request of target `t` is done (answered, failed or not sent): it leaves the
     /// in-flight counts, and the drain at the end is woken when nothing is left.
     pub(super) fn finished(&self, t: &TargetCtx, job: &Job) {

@@ -292,7 +292,7 @@ fn dispatch(
             rec.pacing_lag(lag, now);
         }
     }
-    let mut job = Job {
+    let job = Job {
         due_ns,
         warmup: due.warmup,
         queued_ns: 0,
@@ -320,23 +320,13 @@ fn dispatch(
         super::http2::place(wk, ti, job, now);
     } else if let Some(conn) = st.idle.pop() {
         tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, Some(conn), job, now));
-    } else if st.conns < t.max_conns
-        && st.opening < crate::pool::MIN_OPENING.max(st.conns - st.opening)
-    {
-        st.conns += 1;
-        let slots = st.conns;
+    } else if let Some(slots) = st.open_slot(t.max_conns) {
         drop(st);
         wk.rec.borrow_mut().pool_slots(ti, slots);
         tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, None, job, now));
     } else {
-        let at_cap = st.conns >= t.max_conns;
-        // Queued work is timed on the hand-over clock reading (no extra clock read).
-        job.queued_ns = now;
-        st.queue.push_back(job);
         drop(st);
-        if at_cap {
-            wk.rec.borrow_mut().at_cap(ti, due.warmup, false);
-        }
+        wk.enqueue(ti, job, now);
     }
 }
 

@@ -44,7 +44,7 @@ use exchange::StreamError;
 
 /// Hands `job` (already counted in flight) to a connection of target `ti` with a free
 /// stream, opens a new connection when every stream is busy, or queues it.
-pub(super) fn place(wk: &Rc<Worker>, ti: usize, mut job: Job, now: u64) {
+pub(super) fn place(wk: &Rc<Worker>, ti: usize, job: Job, now: u64) {
     let t = &wk.targets[ti];
     let mut st = t.state.borrow_mut();
     if let Some(c) = st
@@ -56,22 +56,13 @@ pub(super) fn place(wk: &Rc<Worker>, ti: usize, mut job: Job, now: u64) {
         drop(st);
         c.take(wk.rec.borrow_mut().h2(ti));
         tokio::task::spawn_local(streams(wk.clone(), ti, c, job, now));
-    } else if st.conns < t.max_conns
-        && st.opening < crate::pool::MIN_OPENING.max(st.conns - st.opening)
-    {
-        st.conns += 1;
-        let slots = st.conns;
+    } else if let Some(slots) = st.open_slot(t.max_conns) {
         drop(st);
         wk.rec.borrow_mut().pool_slots(ti, slots);
         tokio::task::spawn_local(open_and_serve(wk.clone(), ti, job, now));
     } else {
-        let at_cap = st.conns >= t.max_conns;
-        job.queued_ns = now;
-        st.queue.push_back(job);
         drop(st);
-        if at_cap {
-            wk.rec.borrow_mut().at_cap(ti, job.warmup, false);
-        }
+        wk.enqueue(ti, job, now);
     }
 }
 
