@@ -180,24 +180,7 @@ fn bad_checks_are_usage_errors() {
         ("status in 700", "not a status"),
         ("latency<5ms", "expected `status in"),
     ] {
-        let o = loadgen_bin()
-            .args([
-                "--target",
-                "us=http://127.0.0.1:1/",
-                "--duration",
-                "1s",
-                "--check",
-                check,
-            ])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(
-            o.status.code(),
-            Some(i32::from(EXIT_USAGE)),
-            "{check}: {err}"
-        );
-        assert!(err.contains(says), "{check}: {err}");
+        common::assert_usage_error(&["--check", check], says);
     }
     let o = loadgen_bin()
         .args(["--target", "us=http://127.0.0.1:1/", "--duration", "1s"])

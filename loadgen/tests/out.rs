@@ -185,19 +185,6 @@ fn a_bad_out_flag_is_a_usage_error_before_any_request() {
         ("/tmp/x.csv", "expected csv=FILE"),
         ("csv=/no/such/folder/x.csv", "no such folder"),
     ] {
-        let o = loadgen_bin()
-            .args([
-                "--target",
-                "us=http://127.0.0.1:1/",
-                "--duration",
-                "1s",
-                "--out",
-                arg,
-            ])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(2), "{arg}: {err}");
-        assert!(err.contains(says), "{arg}: {err}");
+        common::assert_usage_error(&["--out", arg], says);
     }
 }

@@ -7,9 +7,8 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
-use common::{assert_sums, loadgen_bin, output_within, run_against};
+use common::{assert_sums, run_against};
 
 fn scratch(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("loadgen-requests-{}-{name}", std::process::id()));
@@ -180,13 +179,7 @@ fn bad_requests_files_are_usage_errors_that_say_where() {
         (&garbage, "line 3"),
         (&named_badly, "name \"a b\""),
     ] {
-        let mut cmd = loadgen_bin();
-        cmd.args(["--target", "http://127.0.0.1:9/", "--requests"])
-            .arg(file);
-        let out = output_within(cmd, Duration::from_secs(30));
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{}: {err}", file.display());
-        assert!(err.contains(says), "{}: {err}", file.display());
+        common::assert_usage_error(&["--requests", file.to_str().unwrap()], says);
     }
     std::fs::remove_dir_all(&dir).ok();
 }

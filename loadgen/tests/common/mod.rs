@@ -188,6 +188,18 @@ pub fn run_against(name: &str, faults: &str, words: &[&str]) -> loadgen::RunOutc
     out
 }
 
+/// Runs loadgen against a closed port with `flags` after the target, and asserts that
+/// it stops at once as a usage error (exit 2) whose message says `says`.
+pub fn assert_usage_error(flags: &[&str], says: &str) {
+    let mut cmd = loadgen_bin();
+    cmd.args(["--target", "us=http://127.0.0.1:1/", "--duration", "1s"])
+        .args(flags);
+    let out = output_within(cmd, Duration::from_secs(30));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+    assert!(err.contains(says), "{flags:?}: {err}");
+}
+
 /// Runs `cmd` to its end, killing it (and failing) past `limit`.
 pub fn output_within(mut cmd: std::process::Command, limit: Duration) -> std::process::Output {
     use std::process::Stdio;
