@@ -199,3 +199,52 @@ fn a_fixed_pool_and_a_cap_are_one_or_the_other() {
     let e = loadgen::configured::config::RunConfig::from_args(&zero.run).unwrap_err();
     assert!(e.to_string().contains("--max-connections"), "{e}");
 }
+
+/// A connection's task keeps one timer for its life and moves it only when it goes off
+/// early (`send::serve`): on connections that carried quick answers first, a 250 ms answer
+/// must still not time out at 600 ms, and a 2 s one must time out at 600 ms, not be waited for.
+#[test]
+fn timeouts_hold_on_kept_connections_whatever_came_before() {
+    let _alone = alone();
+    let dir = std::env::temp_dir().join(format!("loadgen-pool-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("mix.yaml");
+    std::fs::write(
+        &file,
+        "requests:\n  - {name: quick, path: /}\n  - {name: under, path: /?delay=250ms}\n  \
+         - {name: over, path: /?delay=2s}\n",
+    )
+    .unwrap();
+    let out = run_against(
+        "us",
+        "",
+        &[
+            "--requests",
+            file.to_str().unwrap(),
+            "--rps",
+            "20",
+            "--duration",
+            "3s",
+            "--timeout",
+            "600ms",
+        ],
+    );
+    std::fs::remove_dir_all(&dir).ok();
+    let r = &out.results;
+    assert_sums(r);
+    let a = &r.targets[0].accounts.measured;
+    assert_eq!(a.scheduled, 60, "{a:?}");
+    let mut answered: std::collections::BTreeMap<&str, u64> = Default::default();
+    for (k, g) in &r.groups {
+        *answered.entry(k.name.as_str()).or_default() += g.corrected.len();
+    }
+    // In turn, a third each: the quick and the 250 ms ones all answered...
+    assert_eq!(answered.get("quick"), Some(&20), "{answered:?} {a:?}");
+    assert_eq!(answered.get("under"), Some(&20), "{answered:?} {a:?}");
+    // ... and every 2 s one a timeout.
+    assert_eq!(answered.get("over"), None, "{answered:?}");
+    assert_eq!((a.ok, a.timeout), (40, 20), "{a:?}");
+    // The connections were kept between answers: fewer opened than requests answered.
+    let pool = &r.targets[0].accounts.pool;
+    assert!(pool.opened < 40, "{pool:?}");
+}

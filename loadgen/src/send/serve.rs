@@ -1,13 +1,18 @@
 //! The connection task: serves a request, then the queued requests of the same target,
-//! back to back on one connection slot, opening (and re-opening) its connection as needed.
+//! back to back on one connection slot, opening (and re-opening) its connection as needed;
+//! with nothing queued it waits, connection in hand, for the dispatcher to hand it the
+//! next request (`Parked`), and it ends only when its connection does.
 
 use std::cell::Cell;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::time::Duration;
 
+use tokio::time::{Instant, Sleep};
+
 use super::clock::now_ns;
 use super::http1::{Answer, Conn, ExchangeError};
-use super::state::{Job, Sendable, TargetCtx, Worker};
+use super::state::{Job, Parked, Sendable, TargetCtx, Worker};
 use super::stream::{Dial, Handshake, Stream};
 use crate::record::Answered;
 use crate::results::Failure;
@@ -23,18 +28,56 @@ pub(super) async fn serve(
     mut now: u64,
 ) {
     let t = &wk.targets[ti];
+    let parked = Rc::new(Parked::default());
+    // One timer for the task's whole life (see `within_deadline`); already due, so its
+    // first poll sets it.
+    let mut timer = pin!(tokio::time::sleep_until(Instant::now()));
     loop {
-        now = serve_one(&wk, ti, t, &mut conn, &job, now).await;
+        now = serve_one(&wk, ti, t, &mut conn, &job, now, timer.as_mut()).await;
         wk.finished(t, &job);
-        let mut st = t.state.borrow_mut();
-        match st.queue.pop_front() {
-            Some(next) => job = next,
-            None => {
-                match conn {
-                    Some(c) => st.idle.push(c),
-                    None => st.conns -= 1,
+        let queued = {
+            let mut st = t.state.borrow_mut();
+            let queued = st.queue.pop_front();
+            if queued.is_none() {
+                if conn.is_none() {
+                    st.conns -= 1;
+                    return;
                 }
-                return;
+                st.idle.push(parked.clone());
+            }
+            queued
+        };
+        (job, now) = match queued {
+            Some(next) => (next, now),
+            None => parked.next().await,
+        };
+    }
+}
+
+/// Runs `work` until `deadline` on `timer`, which moves only when it fires: each
+/// request's deadline is later than the last one's, so a timer set for an earlier
+/// request is simply moved on when it goes off, once per `--timeout` rather than once
+/// per request (moving a timer is a removal and an insertion in the runtime's wheel).
+/// `None` when the deadline passed first.
+async fn within_deadline<F: std::future::Future>(
+    mut timer: Pin<&mut Sleep>,
+    deadline: Instant,
+    work: F,
+) -> Option<F::Output> {
+    // Queued requests may come out of order by a little: a later timer is moved back.
+    if timer.deadline() > deadline {
+        timer.as_mut().reset(deadline);
+    }
+    let mut work = pin!(work);
+    loop {
+        tokio::select! {
+            biased;
+            out = &mut work => return Some(out),
+            () = timer.as_mut() => {
+                if Instant::now() >= deadline {
+                    return None;
+                }
+                timer.as_mut().reset(deadline);
             }
         }
     }
@@ -51,6 +94,7 @@ async fn serve_one(
     conn: &mut Option<Conn>,
     job: &Job,
     now: u64,
+    timer: Pin<&mut Sleep>,
 ) -> u64 {
     let Some(deadline) = deadline_of(wk, ti, job, now) else {
         return now;
@@ -58,21 +102,21 @@ async fn serve_one(
     let connecting = Cell::new(false);
     let req = &t.requests[job.req as usize];
     let attempt =
-        tokio::time::timeout_at(deadline, exchange(wk, ti, t, req, conn, &connecting)).await;
+        within_deadline(timer, deadline, exchange(wk, ti, t, req, conn, &connecting)).await;
     let now = now_ns();
     let done = match &attempt {
-        Ok(Ok(a)) => answer_end(a, now),
+        Some(Ok(a)) => answer_end(a, now),
         _ => now,
     };
     match attempt {
-        Ok(Ok(resp)) => record_answer(wk, ti, job, &resp, req, req.h1.len() as u64, done),
-        Ok(Err(f)) => {
+        Some(Ok(resp)) => record_answer(wk, ti, job, &resp, req, req.h1.len() as u64, done),
+        Some(Err(f)) => {
             *conn = None;
             wk.rec
                 .borrow_mut()
                 .failure(ti, job.warmup, req.name, f, job.due_ns, done);
         }
-        Err(_) => {
+        None => {
             *conn = None;
             let f = if connecting.get() {
                 Failure::ConnectTimeout
@@ -138,12 +182,7 @@ pub(super) fn record_answer(
 /// Where a request starts on a connection at `now`: its wait for one is recorded, and
 /// its deadline returned, unless its `--timeout` (from its due time) has passed: then
 /// it is not sent, and counted so.
-pub(super) fn deadline_of(
-    wk: &Worker,
-    ti: usize,
-    job: &Job,
-    now: u64,
-) -> Option<tokio::time::Instant> {
+pub(super) fn deadline_of(wk: &Worker, ti: usize, job: &Job, now: u64) -> Option<Instant> {
     let wait = if job.queued_ns == 0 {
         0
     } else {

@@ -4,6 +4,9 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
+use std::future::Future;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use http::header::HeaderName;
@@ -11,7 +14,6 @@ use tokio::sync::Notify;
 
 use super::arrival::ArrivalWatch;
 use super::dns::Dns;
-use super::http1::Conn;
 use super::stream::Dial;
 use crate::record::Recorder;
 use crate::schedule::tick::AutoTick;
@@ -55,6 +57,40 @@ pub(super) enum Spoke {
     H2,
 }
 
+/// Where an idle HTTP/1.1 connection's task waits for its next request. The task lives as
+/// long as its connection: handing it a request is a store and a wake-up, where a task
+/// spawned per request cost an allocation and the runtime's task bookkeeping each time
+/// (about 3% of the CPU at 5000 rps, `benches/notes/2026-12-07-profile-before-issue-30.md`).
+#[derive(Default)]
+pub(super) struct Parked {
+    next: Cell<Option<(Job, u64)>>,
+    waker: Cell<Option<Waker>>,
+}
+
+impl Parked {
+    /// Gives the waiting task `job`, handed over at the clock reading `now`.
+    pub(super) fn hand(&self, job: Job, now: u64) {
+        self.next.set(Some((job, now)));
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// The next request handed over, and the clock reading at the hand-over.
+    pub(super) fn next(&self) -> impl Future<Output = (Job, u64)> + '_ {
+        std::future::poll_fn(move |cx| match self.next.take() {
+            Some(handed) => Poll::Ready(handed),
+            None => {
+                // The same task parks here every time: keep its waker rather than clone it.
+                let keep = self.waker.take().filter(|w| w.will_wake(cx.waker()));
+                self.waker
+                    .set(Some(keep.unwrap_or_else(|| cx.waker().clone())));
+                Poll::Pending
+            }
+        })
+    }
+}
+
 #[derive(Default)]
 pub(super) struct TargetState {
     pub(super) in_flight: usize,
@@ -64,9 +100,10 @@ pub(super) struct TargetState {
     pub(super) conns: usize,
     /// Of those, connects under way.
     pub(super) opening: usize,
-    pub(super) idle: Vec<Conn>,
+    /// The tasks of idle HTTP/1.1 connections, each waiting for its next request.
+    pub(super) idle: Vec<Rc<Parked>>,
     /// Open HTTP/2 connections, each carrying up to its limit of streams.
-    pub(super) h2: Vec<std::rc::Rc<super::http2::conn::H2Conn>>,
+    pub(super) h2: Vec<Rc<super::http2::conn::H2Conn>>,
     pub(super) spoke: Spoke,
     pub(super) queue: VecDeque<Job>,
     /// Intended time of the latest request handed over, to tell each tick's first.

@@ -318,8 +318,9 @@ fn dispatch(
     if via_h2 {
         drop(st);
         super::http2::place(wk, ti, job, now);
-    } else if let Some(conn) = st.idle.pop() {
-        tokio::task::spawn_local(super::serve::serve(wk.clone(), ti, Some(conn), job, now));
+    } else if let Some(parked) = st.idle.pop() {
+        drop(st);
+        parked.hand(job, now);
     } else if let Some(slots) = st.open_slot(t.max_conns) {
         drop(st);
         wk.rec.borrow_mut().pool_slots(ti, slots);
