@@ -123,7 +123,7 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
                 // later than this. Let the connection tasks run meanwhile, then look again.
                 tokio::task::yield_now().await;
                 spins += 1;
-                if spins % 1024 == 0 && *stop.borrow() {
+                if spins % 1024 == 0 && stop_asked(&stop) {
                     interrupted = true;
                 }
                 continue;
@@ -142,7 +142,7 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
                 settled = false;
                 slept_ns = now;
                 sleep_blocking_until(due_ns);
-                if *stop.borrow() {
+                if stop_asked(&stop) {
                     interrupted = true;
                 }
                 continue;
@@ -166,13 +166,20 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
             batch = 0;
             // Behind schedule: let responses be read, and notice a stop request.
             tokio::task::yield_now().await;
-            if *stop.borrow() {
+            if stop_asked(&stop) {
                 interrupted = true;
             }
         }
     }
 
     Ok(interrupted)
+}
+
+/// Whether a stop was asked for, checked once per held sleep: an atomic load unless a
+/// value was sent (`borrow` takes the channel's lock, a cost on every tick).
+#[inline]
+fn stop_asked(stop: &tokio::sync::watch::Receiver<bool>) -> bool {
+    stop.has_changed().unwrap_or(false) && *stop.borrow()
 }
 
 /// After the schedule: at a stop, cancel what is queued and give the rest a short grace;
