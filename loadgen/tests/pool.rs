@@ -248,3 +248,43 @@ fn timeouts_hold_on_kept_connections_whatever_came_before() {
     let pool = &r.targets[0].accounts.pool;
     assert!(pool.opened < 40, "{pool:?}");
 }
+
+/// On a parked plain connection the dispatcher writes the request itself and only the
+/// answer wakes the connection's task (`send::state::Parked`). On two connections at 500
+/// rps (each request finds the other's answer still unread after the held sleep, so it
+/// goes to the parked one) every answer must be read as it comes: a missed wake-up would
+/// hold it until the task's timer (up to the 5 s timeout), with later requests queued
+/// behind it.
+#[test]
+fn kept_connections_read_every_answer_to_requests_written_ahead() {
+    let _alone = alone();
+    let out = run_against(
+        "us",
+        "",
+        &[
+            "--rps",
+            "500",
+            "--duration",
+            "2s",
+            "--connections",
+            "2",
+            "--timeout",
+            "5s",
+        ],
+    );
+    let r = &out.results;
+    assert_sums(r);
+    let a = &r.targets[0].accounts.measured;
+    assert_eq!(a.scheduled, 1000, "{a:?}");
+    assert_eq!(a.ok, a.scheduled, "{a:?}");
+    let pool = &r.targets[0].accounts.pool;
+    assert_eq!(pool.opened, 2, "{pool:?}");
+    // Generous for a loaded machine, and far below a timer's wake-up.
+    let wait_p99 = pool.wait.value_at_quantile(0.99);
+    assert!(
+        wait_p99 < 200_000,
+        "wait for the connection p99 {wait_p99} µs"
+    );
+    let p99 = corrected_p99_us(r);
+    assert!(p99 < 200_000, "corrected p99 {p99} µs");
+}

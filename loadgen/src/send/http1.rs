@@ -82,6 +82,15 @@ pub struct Answer {
     pub check_failed: bool,
 }
 
+/// A request written ahead by the dispatcher (`Conn::write_ahead`).
+#[derive(Debug, Clone, Copy)]
+pub struct Written {
+    /// When it was written (monotonic ns).
+    pub sent_ns: u64,
+    /// How many of its bytes the socket took.
+    pub bytes: usize,
+}
+
 /// Why an exchange failed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum ExchangeError {
@@ -151,11 +160,30 @@ impl Conn {
         }
     }
 
-    /// Sends `request` and reads the whole response. On `Ok`, the flag says whether the
-    /// connection may carry another request; on `Err` it must be dropped.
+    /// Writes `request` now if this kept-alive connection is plain TCP and silent (see
+    /// `Parked::hand`): when, and how much of it the socket took. `None` leaves the whole
+    /// exchange to [`Conn::exchange`].
+    pub fn write_ahead(&mut self, request: &[u8]) -> Option<Written> {
+        if !self.used || self.stream.idle_state() != Idle::Silent {
+            return None;
+        }
+        let sent_ns = crate::send::clock::now_ns();
+        let bytes = self.stream.write_now(request);
+        (bytes > 0).then_some(Written { sent_ns, bytes })
+    }
+
+    /// See [`Stream::listen`].
+    pub fn listen(&self, cx: &mut std::task::Context<'_>) -> bool {
+        self.stream.listen(cx)
+    }
+
+    /// Sends `request` (the rest of it, if `ahead` wrote its start) and reads the whole
+    /// response. On `Ok`, the flag says whether the connection may carry another request;
+    /// on `Err` it must be dropped.
     pub async fn exchange(
         &mut self,
         request: &[u8],
+        ahead: Option<Written>,
         answer_has_body: bool,
         region_header: &HeaderName,
         version_header: &HeaderName,
@@ -164,25 +192,7 @@ impl Conn {
         let reused = self.used;
         self.buf.clear();
         self.received = 0;
-        if reused {
-            match self.stream.idle_state() {
-                Idle::Silent => {}
-                Idle::Closed => return Err(ExchangeError::Stale),
-                Idle::Unasked => return Err(ExchangeError::Unasked),
-            }
-        }
-        let sent_ns = crate::send::clock::now_ns();
-        // Flush: a no-op on TCP, and what pushes TLS records out.
-        let written = match self.stream.write_all(request).await {
-            Ok(()) => self.stream.flush().await,
-            Err(e) => Err(e),
-        };
-        if let Err(e) = written {
-            return Err(match io_error(&e) {
-                ExchangeError::Failed(f) => stale_or(reused, f, false),
-                other => other,
-            });
-        }
+        let sent_ns = self.send(request, ahead).await?;
         let head = self
             .read_head(reused, region_header, version_header, checks)
             .await?;
@@ -220,6 +230,36 @@ impl Conn {
             },
             keep,
         ))
+    }
+
+    /// Writes `request`, or what `ahead` left of it; returns when it was sent.
+    async fn send(&mut self, request: &[u8], ahead: Option<Written>) -> Result<u64, ExchangeError> {
+        let reused = self.used;
+        let (sent_ns, from) = match ahead {
+            Some(w) => (w.sent_ns, w.bytes.min(request.len())),
+            None => {
+                if reused {
+                    match self.stream.idle_state() {
+                        Idle::Silent => {}
+                        Idle::Closed => return Err(ExchangeError::Stale),
+                        Idle::Unasked => return Err(ExchangeError::Unasked),
+                    }
+                }
+                (crate::send::clock::now_ns(), 0)
+            }
+        };
+        // Flush: a no-op on TCP, and what pushes TLS records out.
+        let written = match self.stream.write_all(&request[from..]).await {
+            Ok(()) => self.stream.flush().await,
+            Err(e) => Err(e),
+        };
+        if let Err(e) = written {
+            return Err(match io_error(&e) {
+                ExchangeError::Failed(f) => stale_or(reused, f, false),
+                other => other,
+            });
+        }
+        Ok(sent_ns)
     }
 
     /// Reads until a final (non-1xx) response head is complete, and parses it.
@@ -467,7 +507,7 @@ mod tests {
         .await;
         let mut c = plain(addr).await;
         let (a, keep) = c
-            .exchange(&req(), true, &REGION, &VERSION, None)
+            .exchange(&req(), None, true, &REGION, &VERSION, None)
             .await
             .unwrap();
         assert_eq!(a.status, 200);
@@ -475,14 +515,14 @@ mod tests {
         assert_eq!(a.version.as_deref(), Some(&b"v2"[..]));
         assert!(keep);
         let (a, keep) = c
-            .exchange(&req(), true, &REGION, &VERSION, None)
+            .exchange(&req(), None, true, &REGION, &VERSION, None)
             .await
             .unwrap();
         assert_eq!(a.status, 503);
         assert_eq!(a.region, None);
         assert!(keep);
         let (a, keep) = c
-            .exchange(&req(), true, &REGION, &VERSION, None)
+            .exchange(&req(), None, true, &REGION, &VERSION, None)
             .await
             .unwrap();
         assert_eq!(a.status, 204);
@@ -522,7 +562,7 @@ mod tests {
         let mut c = plain(addr).await;
         for _ in 0..2 {
             let (a, keep) = c
-                .exchange(&req(), false, &REGION, &VERSION, None)
+                .exchange(&req(), None, false, &REGION, &VERSION, None)
                 .await
                 .unwrap();
             assert_eq!(a.status, 200);
@@ -540,7 +580,7 @@ mod tests {
         let mut c = plain(addr).await;
         for _ in 0..2 {
             let (a, keep) = c
-                .exchange(&req(), true, &REGION, &VERSION, None)
+                .exchange(&req(), None, true, &REGION, &VERSION, None)
                 .await
                 .unwrap();
             assert_eq!(a.status, 200);
@@ -554,7 +594,7 @@ mod tests {
         let addr = scripted(vec![b"SSH-2.0-nope\r\n\r\n".to_vec()]).await;
         let mut c = plain(addr).await;
         assert_eq!(
-            c.exchange(&req(), true, &REGION, &VERSION, None)
+            c.exchange(&req(), None, true, &REGION, &VERSION, None)
                 .await
                 .unwrap_err(),
             ExchangeError::Failed(Failure::Malformed)
@@ -567,7 +607,7 @@ mod tests {
         .await;
         let mut c = plain(addr).await;
         assert_eq!(
-            c.exchange(&req(), true, &REGION, &VERSION, None)
+            c.exchange(&req(), None, true, &REGION, &VERSION, None)
                 .await
                 .unwrap_err(),
             ExchangeError::Failed(Failure::Reset)
@@ -581,12 +621,12 @@ mod tests {
         ])
         .await;
         let mut c = plain(addr).await;
-        c.exchange(&req(), true, &REGION, &VERSION, None)
+        c.exchange(&req(), None, true, &REGION, &VERSION, None)
             .await
             .unwrap();
         // The scripted server has no more replies and closes.
         assert_eq!(
-            c.exchange(&req(), true, &REGION, &VERSION, None)
+            c.exchange(&req(), None, true, &REGION, &VERSION, None)
                 .await
                 .unwrap_err(),
             ExchangeError::Stale
@@ -598,7 +638,7 @@ mod tests {
         let addr = scripted(vec![b"HTTP/1.0 200 OK\r\n\r\nall of it".to_vec()]).await;
         let mut c = plain(addr).await;
         let (a, keep) = c
-            .exchange(&req(), true, &REGION, &VERSION, None)
+            .exchange(&req(), None, true, &REGION, &VERSION, None)
             .await
             .unwrap();
         assert_eq!(a.status, 200);

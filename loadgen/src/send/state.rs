@@ -4,16 +4,19 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
-use std::future::Future;
+use std::future::Future as _;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
 use http::header::HeaderName;
 use tokio::sync::Notify;
+use tokio::time::Sleep;
 
 use super::arrival::ArrivalWatch;
 use super::dns::Dns;
+use super::http1::{Conn, Written};
 use super::stream::Dial;
 use crate::record::Recorder;
 use crate::schedule::tick::AutoTick;
@@ -57,37 +60,90 @@ pub(super) enum Spoke {
     H2,
 }
 
-/// Where an idle HTTP/1.1 connection's task waits for its next request. The task lives as
-/// long as its connection: handing it a request is a store and a wake-up, where a task
-/// spawned per request cost an allocation and the runtime's task bookkeeping each time
-/// (about 3% of the CPU at 5000 rps, `benches/notes/2026-12-07-profile-before-issue-30.md`).
+/// Where an idle HTTP/1.1 connection's task waits for its next request, its connection
+/// parked here meanwhile. The task lives as long as its connection: handing it a request
+/// is a store and a wake-up, where a task spawned per request cost an allocation and the
+/// runtime's task bookkeeping each time (about 3% of the CPU at 5000 rps,
+/// `benches/notes/2026-12-07-profile-before-issue-30.md`).
 #[derive(Default)]
 pub(super) struct Parked {
-    next: Cell<Option<(Job, u64)>>,
+    next: Cell<Option<Handed>>,
     waker: Cell<Option<Waker>>,
+    conn: RefCell<Option<Conn>>,
+    /// The waiting task will be woken by its connection's next readiness.
+    listening: Cell<bool>,
+    /// When the waiting task's timer goes off (monotonic ns; 0: it is not set).
+    armed_ns: Cell<u64>,
+}
+
+/// A request handed to a waiting connection task.
+#[derive(Clone, Copy)]
+pub(super) struct Handed {
+    pub(super) job: Job,
+    /// The dispatcher's clock reading at the hand-over.
+    pub(super) now: u64,
+    /// What the dispatcher already wrote of it.
+    pub(super) ahead: Option<Written>,
 }
 
 impl Parked {
-    /// Gives the waiting task `job`, handed over at the clock reading `now`.
-    pub(super) fn hand(&self, job: Job, now: u64) {
-        self.next.set(Some((job, now)));
-        if let Some(w) = self.waker.take() {
-            w.wake();
+    /// Gives the waiting task `job`, whose request is `request` and whose timeout falls
+    /// at `deadline_ns`, at the clock reading `now`. When the task listens for its
+    /// connection's readiness and its timer goes off by that deadline, the request is
+    /// written here and, when the socket took all of it, the task is not woken: the
+    /// answer wakes it (or, if none comes, the timer). That saves a wake-up and a poll of
+    /// the task per request.
+    pub(super) fn hand(&self, job: Job, now: u64, request: &[u8], deadline_ns: u64) {
+        let armed = self.armed_ns.get();
+        let ahead = if self.listening.get() && armed > now && armed <= deadline_ns {
+            self.conn
+                .borrow_mut()
+                .as_mut()
+                .and_then(|c| c.write_ahead(request))
+        } else {
+            None
+        };
+        self.next.set(Some(Handed { job, now, ahead }));
+        // Not written, or only in part: the task writes (the rest).
+        if !ahead.is_some_and(|w| w.bytes == request.len()) {
+            if let Some(w) = self.waker.take() {
+                w.wake();
+            }
         }
     }
 
-    /// The next request handed over, and the clock reading at the hand-over.
-    pub(super) fn next(&self) -> impl Future<Output = (Job, u64)> + '_ {
-        std::future::poll_fn(move |cx| match self.next.take() {
-            Some(handed) => Poll::Ready(handed),
-            None => {
-                // The same task parks here every time: keep its waker rather than clone it.
-                let keep = self.waker.take().filter(|w| w.will_wake(cx.waker()));
-                self.waker
-                    .set(Some(keep.unwrap_or_else(|| cx.waker().clone())));
-                Poll::Pending
+    /// Parks `conn` until a request is handed over, listening meanwhile for its
+    /// readiness and for `timer` (which goes off at `armed_ns`, 0 if it is not set).
+    /// Returns the connection and what was handed over.
+    pub(super) async fn wait(
+        &self,
+        conn: Conn,
+        mut timer: Pin<&mut Sleep>,
+        armed_ns: u64,
+    ) -> (Option<Conn>, Handed) {
+        *self.conn.borrow_mut() = Some(conn);
+        self.armed_ns.set(armed_ns);
+        let handed = std::future::poll_fn(|cx| {
+            if let Some(handed) = self.next.take() {
+                return Poll::Ready(handed);
             }
+            // The same task parks here every time: keep its waker rather than clone it.
+            let keep = self.waker.take().filter(|w| w.will_wake(cx.waker()));
+            self.waker
+                .set(Some(keep.unwrap_or_else(|| cx.waker().clone())));
+            // Readiness with nothing handed over (the server closed the connection or
+            // spoke out of turn) is left to the hand-over's check of the idle connection.
+            let listens = self.conn.borrow().as_ref().is_some_and(|c| c.listen(cx));
+            self.listening.set(listens);
+            if self.armed_ns.get() != 0 && timer.as_mut().poll(cx).is_ready() {
+                self.armed_ns.set(0);
+            }
+            Poll::Pending
         })
+        .await;
+        self.listening.set(false);
+        self.armed_ns.set(0);
+        (self.conn.borrow_mut().take(), handed)
     }
 }
 

@@ -306,6 +306,26 @@ impl Stream {
         }
     }
 
+    /// Registers the task polling with `cx` for this idle connection's next readiness:
+    /// true when it now waits for it (nothing arrived since its last read drained the
+    /// socket), so the answer to a request written meanwhile wakes that task. TLS
+    /// connections never take requests written ahead (`Conn::write_ahead`).
+    pub fn listen(&self, cx: &mut Context<'_>) -> bool {
+        match self {
+            Stream::Plain(s) => s.inner.poll_read_ready(cx).is_pending(),
+            Stream::Tls(_) => false,
+        }
+    }
+
+    /// Writes what the socket takes of `bytes` at once, on plain TCP only; the count
+    /// written (0 for none, an error included: the connection's task meets it again).
+    pub fn write_now(&self, bytes: &[u8]) -> usize {
+        match self {
+            Stream::Plain(s) => s.inner.try_write(bytes).unwrap_or(0),
+            Stream::Tls(_) => 0,
+        }
+    }
+
     /// What an idle keep-alive connection holds before it is reused. On plain TCP this costs
     /// a syscall only when the reactor has seen the socket become readable since its last
     /// read drained it (see `Tcp::poll_read`); otherwise it is a readiness check in memory.

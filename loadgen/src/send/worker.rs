@@ -327,7 +327,8 @@ fn dispatch(
         super::http2::place(wk, ti, job, now);
     } else if let Some(parked) = st.idle.pop() {
         drop(st);
-        parked.hand(job, now);
+        let deadline_ns = due_ns.saturating_add(wk.timeout.as_nanos() as u64);
+        parked.hand(job, now, &t.requests[req as usize].h1, deadline_ns);
     } else if let Some(slots) = st.open_slot(t.max_conns) {
         drop(st);
         wk.rec.borrow_mut().pool_slots(ti, slots);
