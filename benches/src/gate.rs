@@ -33,14 +33,14 @@ use crate::procfs;
 pub const EXIT_GATE_FAILED: u8 = 99;
 
 /// Default bounds. At 3000 rps a debug build on this 2-core VM measures (least of three
-/// repeats) 19-27 µs per request for loadgen's default mode and 18-21 µs for echo-svc, quiet
+/// repeats) 19-37 µs per request for loadgen's default mode and 18-28 µs for echo-svc, quiet
 /// or busy, and the VM of another day was half as slow again
 /// (benches/notes/2026-12-04-slo-gate-ratio.md). An absolute bound that fails a 2x regression would fail such a day
 /// too, so the 2x gate is a ratio: loadgen's CPU per request over echo-svc's, in the same
 /// process at the same moment, which a slower or busier machine moves for both. Since
-/// loadgen's connection tasks persist it reads 1.07-1.32 healthy and 2.31-2.66 with loadgen's
+/// loadgen's connection tasks persist it reads 1.07-1.32 healthy and 2.22-2.66 with loadgen's
 /// cost doubled (benches/notes/2026-12-07-slo-gate-tightened.md); 1.8 is 1.36x above the
-/// worst healthy figure and 0.78x the lowest doubled one. The absolute bounds are backstops
+/// worst healthy figure and 0.81x the lowest doubled one. The absolute bounds are backstops
 /// for what slows both sides at once, set so that the slower day's machine stays under them.
 #[derive(Debug, Clone, Copy)]
 pub struct Defaults {
