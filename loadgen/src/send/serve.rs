@@ -35,18 +35,7 @@ pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, job
     loop {
         let now = serve_one(&wk, ti, t, &mut conn, &cur, timer.as_mut()).await;
         wk.finished(t, &cur.job);
-        let queued = {
-            let mut st = t.state.borrow_mut();
-            let queued = st.queue.pop_front();
-            if queued.is_none() {
-                if conn.is_none() {
-                    st.conns -= 1;
-                    return;
-                }
-                st.idle.push(parked.clone());
-            }
-            queued
-        };
+        let queued = t.state.borrow_mut().queue.pop_front();
         if let Some(job) = queued {
             cur = Handed {
                 job,
@@ -55,7 +44,12 @@ pub(super) async fn serve(wk: Rc<Worker>, ti: usize, mut conn: Option<Conn>, job
             };
             continue;
         }
-        let Some(c) = conn.take() else { return };
+        // Nothing queued: without a connection the slot is given up, with one it waits.
+        let Some(c) = conn.take() else {
+            t.state.borrow_mut().conns -= 1;
+            return;
+        };
+        t.state.borrow_mut().idle.push(parked.clone());
         let armed_ns = set_at(&wk, timer.as_ref());
         (conn, cur) = parked.wait(c, timer.as_mut(), armed_ns).await;
     }
