@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Where loadgen's CPU above the floor goes, by kind, in alternating rounds.
+#
+# Whole-process CPU ratios against `benches floor` swing by ±10 % from round to round on
+# a shared VM, and the swing is almost all in the kernel's TCP and scheduler time, which
+# both clients pay alike. This script samples both with `perf record` (echo-svc on core
+# 0, the client on core 1, loopback only), sorts every sample into a kind (tokio, HTTP
+# parsing, histograms, loadgen's own code, libc and the vDSO, the kernel's stamped
+# reads, the rest of the kernel) and prints, per kind, samples per 1000 requests for
+# each client and the difference as a share of the floor's total: median [min-max] over
+# the rounds. Which client goes first alternates from round to round.
+#
+#   scripts/bench/excess.sh [RATE] [ROUNDS] [SECONDS]   # 5000 rps, 3 rounds, 8 s each
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rate=${1:-5000}
+rounds=${2:-3}
+secs=${3:-8}
+target=${CARGO_TARGET_DIR:-$PWD/target}
+command -v perf >/dev/null || { echo "perf is not installed (linux-perf)" >&2; exit 1; }
+cargo build --release -q --locked -p loadgen -p echo-svc -p benches
+work=$(mktemp -d)
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+taskset -c 0 "$target/release/echo-svc" --bind 127.0.0.1 --port "$port" --workers 1 \
+  --drain-delay 0s --log-level warn &
+echo_pid=$!
+trap 'kill "$echo_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 100); do
+  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+  sleep 0.05
+done
+
+sample() {  # $1: name, $2: round; the client's command follows
+  local name=$1 round=$2
+  shift 2
+  perf record -q -F 4999 -o "$work/$name.data" -- taskset -c 1 "$@" >/dev/null 2>&1
+  perf report -q -i "$work/$name.data" --no-children --sort sym --stdio -F sample,sym \
+    2>/dev/null >"$work/$name.$round.txt"
+}
+floor() {
+  sample floor "$1" "$target/release/benches" floor --url "http://127.0.0.1:$port/" \
+    --rps "$rate" --duration "${secs}s" --connections 50 --tick 500us
+}
+loadgen() {
+  sample loadgen "$1" "$target/release/loadgen" --target "http://127.0.0.1:$port/" \
+    --rps "$rate" --duration "${secs}s" --connections 50 --threads 1 --no-progress \
+    --json "$work/report.json"
+}
+for round in $(seq "$rounds"); do
+  if [ $((round % 2)) = 1 ]; then floor "$round"; loadgen "$round"; else loadgen "$round"; floor "$round"; fi
+done
+
+python3 - "$work" "$rounds" "$((rate * secs))" <<'PY'
+import statistics, sys
+
+work, rounds, requests = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+# The kernel's part of a stamped read (recvmsg and its control message) that a plain
+# read does not pay.
+STAMPED = {"____sys_recvmsg", "___sys_recvmsg", "__sys_recvmsg", "__x64_sys_recvmsg",
+           "put_cmsg", "tcp_recv_timestamp", "copy_msghdr_from_user", "import_iovec",
+           "__import_iovec", "ns_to_timespec64", "ktime_get_with_offset"}
+KINDS = ["tokio", "httparse", "hdrhistogram", "own code (and std)", "libc, vdso",
+         "kernel: stamped reads", "kernel: the rest"]
+
+def kind(line):
+    count, _, sym = line.strip().partition(" ")
+    sym = sym.strip()
+    name = sym.split("] ", 1)[-1]
+    if sym.startswith("[k]"):
+        return float(count), "kernel: stamped reads" if name in STAMPED else "kernel: the rest"
+    for k in ("tokio", "httparse", "hdrhistogram"):
+        if k + "::" in name:
+            return float(count), k
+    if "::" in name:
+        return float(count), "own code (and std)"
+    return float(count), "libc, vdso"
+
+def kinds(path):
+    out = dict.fromkeys(KINDS, 0.0)
+    for line in open(path):
+        if line.strip():
+            n, k = kind(line)
+            out[k] += n * 1000 / requests
+    return out
+
+rows = {k: [] for k in KINDS + ["total"]}
+for r in range(1, rounds + 1):
+    f, l = kinds(f"{work}/floor.{r}.txt"), kinds(f"{work}/loadgen.{r}.txt")
+    ft = sum(f.values())
+    for k in KINDS:
+        rows[k].append((f[k], l[k], (l[k] - f[k]) * 100 / ft))
+    rows["total"].append((ft, sum(l.values()), (sum(l.values()) - ft) * 100 / ft))
+
+def spread(xs, fmt):
+    return f"{fmt.format(statistics.median(xs))} [{fmt.format(min(xs))} to {fmt.format(max(xs))}]"
+
+print(f"samples (4999 Hz) per 1000 requests, {rounds} rounds; difference as % of the floor's total")
+print(f"{'kind':<24} {'floor':>8} {'loadgen':>8}  difference")
+for k, rs in rows.items():
+    f, l, d = zip(*rs)
+    print(f"{k:<24} {statistics.median(f):8.1f} {statistics.median(l):8.1f}  {spread(d, '{:+.1f}')} %")
+PY
