@@ -20,15 +20,9 @@ target=${CARGO_TARGET_DIR:-$PWD/target}
 command -v perf >/dev/null || { echo "perf is not installed (linux-perf)" >&2; exit 1; }
 cargo build --release -q --locked -p loadgen -p echo-svc -p benches
 work=$(mktemp -d)
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-taskset -c 0 "$target/release/echo-svc" --bind 127.0.0.1 --port "$port" --workers 1 \
-  --drain-delay 0s --log-level warn &
-echo_pid=$!
-trap 'kill "$echo_pid" 2>/dev/null || true; rm -rf "$work"' EXIT
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.05
-done
+. scripts/bench/echo_core0.sh
+trap 'kill "${echo_pid:-}" 2>/dev/null || true; rm -rf "$work"' EXIT
+start_echo
 
 sample() {  # $1: name, $2: round; the client's command follows
   local name=$1 round=$2

@@ -15,15 +15,9 @@ command -v perf >/dev/null || { echo "perf is not installed (linux-perf)" >&2; e
 
 cargo build --release --locked -p echo-svc -p loadgen
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-taskset -c 0 "$target/release/echo-svc" --bind 127.0.0.1 --port "$port" --workers 1 \
-  --drain-delay 0s --log-level warn &
-echo_pid=$!
-trap 'kill "$echo_pid" 2>/dev/null || true; wait "$echo_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 100); do
-  (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
-  sleep 0.05
-done
+. scripts/bench/echo_core0.sh
+trap 'kill "${echo_pid:-}" 2>/dev/null || true; wait "${echo_pid:-}" 2>/dev/null || true' EXIT
+start_echo
 
 perf record -q -g -o "$out/echo-svc.data" -p "$echo_pid" -- sleep $((secs + 1)) &
 perf_echo=$!
@@ -34,7 +28,7 @@ wait "$perf_echo"
 
 for p in loadgen echo-svc; do
   perf report -q -i "$out/$p.data" --no-children --sort dso,sym --stdio 2>/dev/null \
-    | grep -E '^ +[0-9]' | head -60 > "$out/$p-top.txt"
+    | grep -E '^ +[0-9]' | awk 'NR <= 60' > "$out/$p-top.txt"
   echo "== $p: top symbols (self time), full data in $out/$p.data" >&2
   head -25 "$out/$p-top.txt" >&2
 done
