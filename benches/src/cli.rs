@@ -60,6 +60,13 @@ pub struct FloorArgs {
     /// One wake-up per tick sends every request then due.
     #[arg(long, default_value = "500us", value_parser = humantime::parse_duration)]
     pub tick: Duration,
+
+    /// Also do the least a client that times its answers must: wake-ups on time (1 ns
+    /// timer slack), a kernel arrival stamp on every read, a clock reading per send, each answer's head parsed (status, framing,
+    /// region and version) and two latencies recorded in HDR histograms. The report then
+    /// carries `latency`. Without it, the floor times nothing.
+    #[arg(long)]
+    pub measure: bool,
 }
 
 /// Flags of `benches slo`.
@@ -181,7 +188,7 @@ pub struct CompareArgs {
     pub client_core: usize,
 
     /// Leave these sections out (comma-separated: peers, h2, ticks, max, servers, memory) or
-    /// these tools (floor, k6, oha, autocannon, hey, h2load, oha-h2).
+    /// these tools (floor, floor-timed, k6, oha, autocannon, hey, h2load, oha-h2).
     #[arg(long, value_delimiter = ',')]
     pub skip: Vec<String>,
 

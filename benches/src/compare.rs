@@ -139,6 +139,7 @@ fn peer_rounds(
         Tool::Loadgen,
         Tool::LoadgenExact,
         Tool::Floor,
+        Tool::FloorTimed,
         Tool::K6,
         Tool::Oha,
         Tool::Autocannon,

@@ -7,7 +7,9 @@
 //! - [`procfs`]: CPU time and memory of processes and threads (`/proc`, `wait4`).
 //! - [`fleet`]: an in-process echo-svc fleet (us/eu × v1/v2) on a thread of its own.
 //! - `floor` (Linux only): the least CPU per request a paced client can spend on this machine at a
-//!   tick, as a client that makes only the system calls a tick needs (`benches floor`).
+//!   tick, as a client that makes only the system calls a tick needs (`benches floor`); its
+//!   `books`, what the loop adds to them: nothing, or with `--measure` the least that honest
+//!   timing adds.
 //! - [`gate`]: the end-to-end SLO bench: loadgen against the fleet, gated on p99, errors,
 //!   dropped requests and CPU per request.
 //! - [`peers`]: how each load tool is run.

@@ -31,7 +31,7 @@ pub fn parse(tool: Tool, text: &str) -> anyhow::Result<Reported> {
     match tool {
         Tool::Loadgen | Tool::LoadgenExact | Tool::LoadgenH2 => parse_loadgen(text),
         Tool::H2load => parse_h2load_log(text),
-        Tool::Floor => parse_floor(text),
+        Tool::Floor | Tool::FloorTimed => parse_floor(text),
         Tool::K6 => parse_k6(text),
         Tool::Oha | Tool::OhaH2 => parse_oha(text),
         Tool::Autocannon => parse_autocannon(text),
@@ -87,17 +87,21 @@ pub fn parse_loadgen(text: &str) -> anyhow::Result<Reported> {
     Ok(r)
 }
 
-/// `benches floor`'s one JSON object: it times nothing, so no latency.
+/// `benches floor`'s one JSON object: no latency, unless `--measure` timed its answers.
 pub fn parse_floor(text: &str) -> anyhow::Result<Reported> {
     let v: Value = serde_json::from_str(text.trim()).context("the floor's JSON report")?;
     let get = |k: &str| {
         v[k].as_u64()
             .with_context(|| format!("no {k} in the floor's report"))
     };
+    // With `--measure` it timed its answers too (µs).
+    let ms = |k: &str| v["latency"][k].as_u64().map(|us| us as f64 / 1000.0);
     Ok(Reported {
         responses: get("responses")?,
         errors: get("errors")?,
         dropped: get("skipped")? + get("unanswered")?,
+        p50_ms: ms("p50_us"),
+        p99_ms: ms("p99_us"),
         ..Reported::default()
     })
 }
@@ -394,6 +398,12 @@ Error distribution:\n  [4]\tGet \"http://127.0.0.1:1/\": dial tcp: connection re
         assert_eq!((r.responses, r.errors, r.dropped), (97, 3, 3));
         assert_eq!((r.p50_ms, r.p99_ms), (None, None));
         assert!(parse_floor(r#"{"sent":1}"#).is_err());
+        let timed = parse_floor(
+            r#"{"tick_us":500,"sent":9,"responses":9,"errors":0,"skipped":0,"unanswered":0,
+                "latency":{"answers":9,"stamped":9,"labelled":9,"p50_us":72,"p99_us":1500,"service_p50_us":38}}"#,
+        )
+        .unwrap();
+        assert_eq!((timed.p50_ms, timed.p99_ms), (Some(0.072), Some(1.5)));
     }
 
     #[test]

@@ -20,6 +20,8 @@ pub enum Tool {
     LoadgenExact,
     /// `benches floor`: the least a client paced at loadgen's near tick can spend here.
     Floor,
+    /// `benches floor --measure`: the same loop plus the least that honest timing adds.
+    FloorTimed,
     K6,
     Oha,
     Autocannon,
@@ -39,6 +41,7 @@ impl Tool {
             Tool::Loadgen => "loadgen",
             Tool::LoadgenExact => "loadgen-exact",
             Tool::Floor => "floor",
+            Tool::FloorTimed => "floor-timed",
             Tool::K6 => "k6",
             Tool::Oha => "oha",
             Tool::Autocannon => "autocannon",
@@ -56,6 +59,9 @@ impl Tool {
             Tool::Loadgen => "open loop, default (--tick auto: 500us near by)",
             Tool::LoadgenExact => "open loop, --tick 0s (exact)",
             Tool::Floor => "reference: sleep, send, read per 500us tick; times nothing",
+            Tool::FloorTimed => {
+                "reference: the floor plus stamped reads, parsing and histograms (--measure)"
+            }
             Tool::K6 => "constant-arrival-rate",
             Tool::Oha => "-q, --latency-correction",
             Tool::Autocannon => "-R (overall rate)",
@@ -128,11 +134,14 @@ pub fn fixed_rate(tool: Tool, bin: &Path, url: &str, load: Load, work: &Path) ->
             }
             inv.report_file = Some(report);
         }
-        Tool::Floor => {
+        Tool::Floor | Tool::FloorTimed => {
             inv.args = vec!["floor".to_string()];
             inv.args.extend(paced("--url", url, load));
             inv.args
                 .extend(["--tick".into(), format!("{}us", FLOOR_TICK.as_micros())]);
+            if tool == Tool::FloorTimed {
+                inv.args.push("--measure".into());
+            }
         }
         Tool::K6 => {
             let script = work.join(format!("k6-{}.js", load.rate as u64));

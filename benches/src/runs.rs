@@ -139,7 +139,7 @@ pub fn peer_program(tool: Tool, loadgen: &Path) -> Option<PathBuf> {
     match tool {
         Tool::Loadgen | Tool::LoadgenExact | Tool::LoadgenH2 => Some(loadgen.to_path_buf()),
         // The floor is this binary's own `floor` subcommand.
-        Tool::Floor => std::env::current_exe().ok(),
+        Tool::Floor | Tool::FloorTimed => std::env::current_exe().ok(),
         // k6 from the project's Python virtualenv when it is not on PATH.
         Tool::K6 => which("k6").or_else(|| which(".venv/bin/k6")),
         Tool::H2load => which("h2load"),

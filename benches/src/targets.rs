@@ -175,6 +175,24 @@ fn with_stretch(mut line: String, v: &[f64], stretch: f64) -> String {
     line
 }
 
+/// The floor-over-loadgen ratio split in two at `rate` (reported, no target): what honest
+/// timing costs any client (the timed floor over the floor), and what loadgen's runtime
+/// and code add to it (loadgen over the timed floor). Nothing without timed-floor runs.
+fn timing_split(rows: &[ClientRun], rate: f64) -> Vec<String> {
+    let timing = round_ratios(rows, "floor-timed", "floor", Some(rate), cpu);
+    let rest = round_ratios(rows, "loadgen", "floor-timed", Some(rate), cpu);
+    if median(&timing).is_none() || median(&rest).is_none() {
+        return Vec::new();
+    }
+    vec![format!(
+        "of which, at {rate:.0} rps (reported, no target): honest timing (floor-timed over floor) {} \
+         and loadgen's runtime and code (loadgen over floor-timed) {}, over {} rounds",
+        stat(&timing, 3),
+        stat(&rest, 3),
+        rest.len()
+    )]
+}
+
 /// The issue's targets, each with its figures and whether this run met it (on the median
 /// of the per-round figures).
 pub fn targets(r: &Results) -> Vec<String> {
@@ -189,6 +207,7 @@ pub fn targets(r: &Results) -> Vec<String> {
             |m| m <= 1.1,
         );
         lines.push(with_stretch(line, &v, 1.05));
+        lines.extend(timing_split(p, rate));
         let v = round_ratios(p, "loadgen", "oha", Some(rate), cpu);
         let line = ratio_target(
             &format!("loadgen default CPU/request at {rate:.0} rps ≤ 0.6x oha"),
@@ -350,7 +369,7 @@ mod tests {
             error: None,
             ..crate::runs::missing(tool, Some(5000.0), std::time::Duration::from_secs(1))
         };
-        use crate::peers::Tool::{Floor, Loadgen, K6};
+        use crate::peers::Tool::{Floor, FloorTimed, Loadgen, K6};
         let rows = vec![
             run(Loadgen, 1, 22.0),
             run(Floor, 1, 20.0),
@@ -371,5 +390,17 @@ mod tests {
         assert!(with_stretch("x".into(), &over, 1.2).contains("stretch 1.2x met"));
         // No floor runs (skipped or failed): nothing is claimed.
         assert_eq!(floor_reach(&rows[..1], "k6", 5000.0, 0.15), "");
+        // Without timed-floor runs the split says nothing; with them, both halves.
+        assert!(timing_split(&rows, 5000.0).is_empty());
+        let mut rows = rows;
+        rows.push(run(FloorTimed, 1, 21.0));
+        rows.push(run(FloorTimed, 2, 21.6));
+        let split = timing_split(&rows, 5000.0).join("");
+        // Timing: 1.05 and 1.08 (median 1.065); loadgen over it: 1.048 and 1.111.
+        assert!(split.contains("floor) 1.065 [1.050-1.080]"), "{split}");
+        assert!(
+            split.contains("floor-timed) 1.079 [1.048-1.111]"),
+            "{split}"
+        );
     }
 }

@@ -12,6 +12,10 @@ use std::process::{Command, Output};
 use serde_json::Value;
 
 fn floor(url: &str, rps: &str, connections: &str) -> Output {
+    floor_with(url, rps, connections, &[])
+}
+
+fn floor_with(url: &str, rps: &str, connections: &str, extra: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_benches"))
         .args([
             "floor",
@@ -24,6 +28,7 @@ fn floor(url: &str, rps: &str, connections: &str) -> Output {
             "--connections",
             connections,
         ])
+        .args(extra)
         .output()
         .expect("run the benches binary")
 }
@@ -58,6 +63,30 @@ fn every_request_to_echo_svc_is_answered() {
         "{v}"
     );
     assert_eq!(n(&v, "tick_us"), 500, "{v}");
+    // The floor times nothing.
+    assert!(v.get("latency").is_none(), "{v}");
+}
+
+#[test]
+fn measured_floor_times_every_answer_by_its_arrival() {
+    let fleet = benches::fleet::Fleet::start(None).unwrap();
+    let addr = fleet.instances[0].2;
+    let v = report(&floor_with(
+        &format!("http://{addr}/"),
+        "400",
+        "8",
+        &["--measure"],
+    ));
+    fleet.stop().unwrap();
+    assert_eq!(n(&v, "responses"), 400, "{v}");
+    let l = &v["latency"];
+    // Each answer timed once, by the kernel's stamp, with echo-svc's labels read.
+    assert_eq!(n(l, "answers"), 400, "{v}");
+    assert_eq!(n(l, "stamped"), 400, "{v}");
+    assert_eq!(n(l, "labelled"), 400, "{v}");
+    // From the due time, never less than from the send; on loopback, well under a second.
+    assert!(n(l, "service_p50_us") <= n(l, "p50_us"), "{v}");
+    assert!(n(l, "p99_us") < 1_000_000, "{v}");
 }
 
 /// A loopback server that answers every request with `answer` and then, when `close`,
@@ -91,6 +120,11 @@ fn failed_answers_count_as_errors() {
     assert_eq!(n(&v, "sent"), 200, "{v}");
     assert_eq!(n(&v, "responses"), 200, "{v}");
     assert_eq!(n(&v, "errors"), 200, "{v}");
+    // Measured, a failed answer is still an answer, and timed; this server sends no labels.
+    let v = report(&floor_with(&url, "200", "4", &["--measure"]));
+    assert_eq!(n(&v, "errors"), 200, "{v}");
+    assert_eq!(n(&v["latency"], "answers"), 200, "{v}");
+    assert_eq!(n(&v["latency"], "labelled"), 0, "{v}");
 }
 
 #[test]

@@ -25,7 +25,7 @@
 //! commands that drive it (`run`, `merge`, `compare`, `lab`).
 //!
 //! Shared vocabulary, each in its own small module: [`hist`] (the latency histograms), [`results`] (what a run measured), [`timeline`] (its intervals), [`pool`] (how each target's connections coped),
-//! [`stamps`] (how the kernel's arrival stamps held up), [`events`] (what a scenario marked on the run's timeline), [`error`] (bad input, exit 2) and [`units`] (durations for people).
+//! [`stamps`] (the kernel's arrival stamps: how they are taken on Linux and how they held up), [`events`] (what a scenario marked on the run's timeline), [`error`] (bad input, exit 2) and [`units`] (durations for people).
 //!
 //! The public surface is what the binary, the tests and the benches use: [`dispatch`],
 //! [`execute`] and [`RunOutcome`], the exit codes, the configuration, the results model,

@@ -1,5 +1,6 @@
-//! How the answers' kernel arrival stamps were judged: a type shared by the stage that
-//! judges them (`send::arrival`) and those that count and tell (`record`, `report`).
+//! The answers' kernel arrival stamps: how they are taken ([`kernel`], Linux), and how
+//! they were judged, a type shared by the stage that judges them (`send::arrival`) and
+//! those that count and tell (`record`, `report`).
 
 use serde::Serialize;
 
@@ -46,5 +47,70 @@ impl StampCounts {
         self.checked += o.checked;
         self.late += o.late;
         self.unheld += o.unheld;
+    }
+}
+
+/// Taking the stamps (Linux): `SO_TIMESTAMPNS` on a socket, and reads that return the
+/// arrival time of what they read. Used by every plain connection's reads, and by the
+/// benches' timed floor, which must pay exactly what loadgen pays for them.
+#[cfg(target_os = "linux")]
+pub mod kernel {
+    use std::io;
+    use std::mem::MaybeUninit;
+    use std::os::fd::RawFd;
+
+    /// Asks the kernel to stamp each segment's arrival on socket `fd`. Failure leaves
+    /// reads unstamped, and their answers timed when read.
+    pub fn enable(fd: RawFd) {
+        let on: libc::c_int = 1;
+        // SAFETY: a socket descriptor and a c_int option value of the right size; a bad
+        // descriptor is an error return, not undefined behaviour.
+        unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                libc::SO_TIMESTAMPNS,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+    }
+
+    /// `recvmsg` into `buf`; returns the bytes read and the arrival stamp (realtime ns) of the
+    /// last segment they came from, if the kernel attached one.
+    #[inline]
+    pub fn recv_stamped(fd: RawFd, buf: &mut [MaybeUninit<u8>]) -> io::Result<(usize, u64)> {
+        // u64-aligned room for one timespec control message and then some.
+        let mut control = [0u64; 8];
+        let mut iov = libc::iovec {
+            iov_base: buf.as_mut_ptr().cast(),
+            iov_len: buf.len(),
+        };
+        // SAFETY: zeroed msghdr is a valid empty header; every pointer set below outlives the
+        // call, and the lengths are those of the buffers they point to.
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = &mut iov;
+        msg.msg_iovlen = 1;
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = std::mem::size_of_val(&control) as _;
+        // SAFETY: `msg` describes valid, writable buffers (see above).
+        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
+        if n < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let mut stamp = 0u64;
+        // SAFETY: the CMSG_* walk stays inside `control`, bounded by msg_controllen as the
+        // kernel set it; the data of an SCM_TIMESTAMPNS message is one timespec.
+        unsafe {
+            let mut c = libc::CMSG_FIRSTHDR(&msg);
+            while !c.is_null() {
+                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
+                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
+                    stamp = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
+                }
+                c = libc::CMSG_NXTHDR(&msg, c);
+            }
+        }
+        Ok((n as usize, stamp))
     }
 }

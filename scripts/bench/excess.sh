@@ -3,12 +3,14 @@
 #
 # Whole-process CPU ratios against `benches floor` swing by ±10 % from round to round on
 # a shared VM, and the swing is almost all in the kernel's TCP and scheduler time, which
-# both clients pay alike. This script samples both with `perf record` (echo-svc on core
-# 0, the client on core 1, loopback only), sorts every sample into a kind (tokio, HTTP
-# parsing, histograms, loadgen's own code, libc and the vDSO, the kernel's stamped
-# reads, the rest of the kernel) and prints, per kind, samples per 1000 requests for
-# each client and the difference as a share of the floor's total: median [min-max] over
-# the rounds. Which client goes first alternates from round to round.
+# every client pays alike. This script samples three clients with `perf record` (echo-svc
+# on core 0, the client on core 1, loopback only): the floor, the floor with `--measure`
+# (the same loop plus the least that honest timing needs) and loadgen's default. It sorts
+# every sample into a kind (tokio, HTTP parsing, histograms, own code, libc and the vDSO,
+# the kernel's stamped reads, the rest of the kernel) and prints, per kind, samples per
+# 1000 requests for each client, then what timing adds (measured floor - floor) and what
+# loadgen adds to that (loadgen - measured floor), as shares of the floor's total: median
+# [min to max] over the rounds. Which client goes first rotates from round to round.
 #
 #   scripts/bench/excess.sh [RATE] [ROUNDS] [SECONDS]   # 5000 rps, 3 rounds, 8 s each
 set -euo pipefail
@@ -35,13 +37,21 @@ floor() {
   sample floor "$1" "$target/release/benches" floor --url "http://127.0.0.1:$port/" \
     --rps "$rate" --duration "${secs}s" --connections 50 --tick 500us
 }
+measured() {
+  sample measured "$1" "$target/release/benches" floor --url "http://127.0.0.1:$port/" \
+    --rps "$rate" --duration "${secs}s" --connections 50 --tick 500us --measure
+}
 loadgen() {
   sample loadgen "$1" "$target/release/loadgen" --target "http://127.0.0.1:$port/" \
     --rps "$rate" --duration "${secs}s" --connections 50 --threads 1 --no-progress \
     --json "$work/report.json"
 }
 for round in $(seq "$rounds"); do
-  if [ $((round % 2)) = 1 ]; then floor "$round"; loadgen "$round"; else loadgen "$round"; floor "$round"; fi
+  case $((round % 3)) in
+    1) floor "$round"; measured "$round"; loadgen "$round" ;;
+    2) measured "$round"; loadgen "$round"; floor "$round" ;;
+    0) loadgen "$round"; floor "$round"; measured "$round" ;;
+  esac
 done
 
 python3 - "$work" "$rounds" "$((rate * secs))" <<'PY'
@@ -77,20 +87,25 @@ def kinds(path):
             out[k] += n * 1000 / requests
     return out
 
+CLIENTS = ["floor", "measured", "loadgen"]
 rows = {k: [] for k in KINDS + ["total"]}
 for r in range(1, rounds + 1):
-    f, l = kinds(f"{work}/floor.{r}.txt"), kinds(f"{work}/loadgen.{r}.txt")
-    ft = sum(f.values())
-    for k in KINDS:
-        rows[k].append((f[k], l[k], (l[k] - f[k]) * 100 / ft))
-    rows["total"].append((ft, sum(l.values()), (sum(l.values()) - ft) * 100 / ft))
+    got = {c: kinds(f"{work}/{c}.{r}.txt") for c in CLIENTS}
+    for c in CLIENTS:
+        got[c]["total"] = sum(got[c].values())
+    base = got["floor"]["total"]
+    for k in rows:
+        f, m, l = (got[c][k] for c in CLIENTS)
+        rows[k].append((f, m, l, (m - f) * 100 / base, (l - m) * 100 / base))
 
-def spread(xs, fmt):
-    return f"{fmt.format(statistics.median(xs))} [{fmt.format(min(xs))} to {fmt.format(max(xs))}]"
+def spread(xs):
+    return f"{statistics.median(xs):+.1f} [{min(xs):+.1f} to {max(xs):+.1f}]"
 
-print(f"samples (4999 Hz) per 1000 requests, {rounds} rounds; difference as % of the floor's total")
-print(f"{'kind':<24} {'floor':>8} {'loadgen':>8}  difference")
+print(f"samples (4999 Hz) per 1000 requests, medians of {rounds} rounds; the differences "
+      "as % of the floor's total, median [min to max]")
+print(f"{'kind':<24} {'floor':>6} {'+measure':>8} {'loadgen':>8}  {'timing adds':<24} loadgen adds")
 for k, rs in rows.items():
-    f, l, d = zip(*rs)
-    print(f"{k:<24} {statistics.median(f):8.1f} {statistics.median(l):8.1f}  {spread(d, '{:+.1f}')} %")
+    f, m, l, dm, dl = zip(*rs)
+    med = statistics.median
+    print(f"{k:<24} {med(f):6.1f} {med(m):8.1f} {med(l):8.1f}  {spread(dm):<24} {spread(dl)}")
 PY

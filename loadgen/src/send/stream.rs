@@ -103,7 +103,7 @@ impl Tcp {
     fn new(inner: TcpStream) -> Tcp {
         #[cfg(target_os = "linux")]
         if super::arrival::stamps_wanted() {
-            kernel_stamps::enable(&inner);
+            crate::stamps::kernel::enable(std::os::fd::AsRawFd::as_raw_fd(&inner));
         }
         Tcp {
             inner,
@@ -119,7 +119,7 @@ impl AsyncRead for Tcp {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        kernel_stamps::poll_read(self.get_mut(), cx, buf)
+        stamped_read::poll_read(self.get_mut(), cx, buf)
     }
 }
 
@@ -135,70 +135,17 @@ impl AsyncRead for Tcp {
     }
 }
 
-/// Linux's receive stamps: `SO_TIMESTAMPNS` on the socket, `recvmsg` to read them.
+/// Linux's reads through tokio's readiness that keep the kernel's arrival stamp
+/// (`stamps::kernel`).
 #[cfg(target_os = "linux")]
-mod kernel_stamps {
+mod stamped_read {
     use std::io;
-    use std::os::fd::{AsRawFd as _, RawFd};
+    use std::os::fd::AsRawFd as _;
     use std::task::{Context, Poll};
 
     use tokio::io::ReadBuf;
-    use tokio::net::TcpStream;
 
     use super::Tcp;
-
-    /// Asks the kernel to stamp each segment's arrival on this socket.
-    pub(super) fn enable(inner: &TcpStream) {
-        let on: libc::c_int = 1;
-        // SAFETY: a valid socket and a c_int option value of the right size. Failure
-        // leaves reads unstamped, and their answers timed when read.
-        unsafe {
-            libc::setsockopt(
-                inner.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_TIMESTAMPNS,
-                (&on as *const libc::c_int).cast(),
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            )
-        };
-    }
-
-    /// `recvmsg` into `buf`; returns the bytes read and the arrival stamp (realtime ns) of the
-    /// last segment they came from, if the kernel attached one.
-    fn recv_stamped(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<(usize, u64)> {
-        // u64-aligned room for one timespec control message and then some.
-        let mut control = [0u64; 8];
-        let mut iov = libc::iovec {
-            iov_base: buf.as_mut_ptr().cast(),
-            iov_len: buf.len(),
-        };
-        // SAFETY: zeroed msghdr is a valid empty header; every pointer set below outlives the
-        // call, and the lengths are those of the buffers they point to.
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = &mut iov;
-        msg.msg_iovlen = 1;
-        msg.msg_control = control.as_mut_ptr().cast();
-        msg.msg_controllen = std::mem::size_of_val(&control) as _;
-        // SAFETY: `msg` describes valid, writable buffers (see above).
-        let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
-        if n < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let mut stamp = 0u64;
-        // SAFETY: the CMSG_* walk stays inside `control`, bounded by msg_controllen as the
-        // kernel set it; the data of an SCM_TIMESTAMPNS message is one timespec.
-        unsafe {
-            let mut c = libc::CMSG_FIRSTHDR(&msg);
-            while !c.is_null() {
-                if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_TIMESTAMPNS {
-                    let ts: libc::timespec = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast());
-                    stamp = ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64;
-                }
-                c = libc::CMSG_NXTHDR(&msg, c);
-            }
-        }
-        Ok((n as usize, stamp))
-    }
 
     /// A read that keeps the arrival stamp of the data it returns.
     pub(super) fn poll_read(
@@ -218,7 +165,7 @@ mod kernel_stamps {
             // fresh readiness at the next poll, which that clear does not touch.
             let mut drained = None;
             let read = me.inner.try_io(tokio::io::Interest::READABLE, || {
-                let (n, stamp) = recv_stamped(fd, unfilled)?;
+                let (n, stamp) = crate::stamps::kernel::recv_stamped(fd, unfilled)?;
                 if n > 0 && n < room {
                     drained = Some((n, stamp));
                     return Err(io::ErrorKind::WouldBlock.into());

@@ -9,13 +9,14 @@
 //! needs (one sleep to the tick's deadline, one write per request due, one `epoll_wait(0)`,
 //! one read per answer in) and times nothing, records nothing and never reconnects. A client that
 //! measures latency can only cost more; loadgen's row over this one is what its own
-//! bookkeeping costs.
+//! bookkeeping costs. `--measure` (see `books`) adds to the same loop only what honest
+//! timing needs, which splits that row in two: timing, and loadgen's runtime and code.
 //!
 //! It is written on non-blocking std sockets and a bare `epoll` (`libc`), not tokio, on
 //! purpose: any runtime would add work that the floor is meant to leave out. It talks to loopback only,
 //! for a bounded time, and prints one JSON object.
 
-use std::io::{ErrorKind, Read as _, Write as _};
+use std::io::{ErrorKind, Write as _};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs as _};
 use std::os::fd::AsRawFd as _;
 use std::time::{Duration, Instant};
@@ -24,6 +25,9 @@ use anyhow::{bail, Context as _};
 use serde::Serialize;
 
 use crate::cli::FloorArgs;
+use books::{Answer, Bare, Books, Latency, Measured};
+
+mod books;
 
 /// How long answers still in flight after the last tick are waited for.
 const DRAIN: Duration = Duration::from_secs(1);
@@ -47,6 +51,9 @@ pub struct FloorReport {
     pub skipped: u64,
     /// Requests still unanswered when the drain ended.
     pub unanswered: u64,
+    /// With `--measure`: the answers' latencies.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency: Option<Latency>,
 }
 
 /// `benches floor`: runs the floor client and prints its report.
@@ -62,7 +69,11 @@ pub fn measure(a: &FloorArgs) -> anyhow::Result<u8> {
         bail!("--tick must be at least {MIN_TICK:?} (the floor always coalesces)");
     }
     let (addr, host, path) = loopback_target(&a.url)?;
-    let report = drive(addr, &host, &path, a)?;
+    let report = if a.measure {
+        drive(addr, &host, &path, a, &mut Measured::new(a.connections)?)?
+    } else {
+        drive(addr, &host, &path, a, &mut Bare)?
+    };
     // A closed pipe is an error to report, not a panic.
     writeln!(std::io::stdout(), "{}", serde_json::to_string(&report)?)
         .context("cannot write the report to stdout")?;
@@ -110,7 +121,15 @@ struct Conn {
     dead: bool,
 }
 
-fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Result<FloorReport> {
+/// The loop, with `books` doing whatever it adds to the system calls (see `books`);
+/// generic so that the floor's own (`Bare`) adds no instruction.
+fn drive<B: Books>(
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+    a: &FloorArgs,
+    books: &mut B,
+) -> anyhow::Result<FloorReport> {
     let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n").into_bytes();
     let ep = Epoll::new()?;
     let mut conns = Vec::with_capacity(a.connections);
@@ -119,6 +138,7 @@ fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Res
             .with_context(|| format!("cannot connect to {addr}"))?;
         stream.set_nodelay(true).context("TCP_NODELAY")?;
         stream.set_nonblocking(true).context("O_NONBLOCK")?;
+        books.open(&stream);
         ep.add(stream.as_raw_fd(), i as u64)?;
         conns.push(Conn {
             stream,
@@ -134,6 +154,8 @@ fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Res
         tick_us: a.tick.as_micros() as u64,
         ..FloorReport::default()
     };
+    // The books' clock is read first, so that a due time on it is never after the send.
+    books.begin();
     let start = Instant::now();
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; conns.len()];
     for k in 1..=ticks {
@@ -153,6 +175,7 @@ fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Res
                 continue;
             };
             let c = &mut conns[i];
+            books.sent(i, at);
             match c.stream.write(&request) {
                 Ok(n) if n == request.len() => {
                     c.busy = true;
@@ -166,7 +189,7 @@ fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Res
             }
         }
         let n = ep.wait(&mut events, 0)?;
-        read_ready(&mut conns, &events[..n], &mut idle, &mut rep);
+        read_ready(&mut conns, &events[..n], &mut idle, &mut rep, books);
     }
     let drain_until = Instant::now() + DRAIN;
     while conns.iter().any(|c| c.busy && !c.dead) {
@@ -175,18 +198,20 @@ fn drive(addr: SocketAddr, host: &str, path: &str, a: &FloorArgs) -> anyhow::Res
         };
         let ms = left.as_millis().clamp(1, 100) as i32;
         let n = ep.wait(&mut events, ms)?;
-        read_ready(&mut conns, &events[..n], &mut idle, &mut rep);
+        read_ready(&mut conns, &events[..n], &mut idle, &mut rep, books);
     }
     rep.unanswered = conns.iter().filter(|c| c.busy && !c.dead).count() as u64;
+    rep.latency = books.latency();
     Ok(rep)
 }
 
 /// Reads what the ready connections have; a complete answer frees its connection.
-fn read_ready(
+fn read_ready<B: Books>(
     conns: &mut [Conn],
     ready: &[libc::epoll_event],
     idle: &mut Vec<usize>,
     rep: &mut FloorReport,
+    books: &mut B,
 ) {
     let mut chunk = [0u8; 8192];
     for ev in ready {
@@ -196,7 +221,7 @@ fn read_ready(
             continue;
         }
         loop {
-            match c.stream.read(&mut chunk) {
+            match books.read(i, &mut c.stream, &mut chunk) {
                 Ok(0) => {
                     c.dead = true;
                     rep.errors += u64::from(c.busy);
@@ -220,60 +245,26 @@ fn read_ready(
         if c.dead {
             continue;
         }
-        match answer(&c.buf) {
+        if !c.busy {
+            // Bytes nobody asked for: give the connection up.
+            c.dead = !c.buf.is_empty();
+            continue;
+        }
+        match books.answer(i, &c.buf) {
             Answer::Partial if c.buf.len() <= MAX_ANSWER => {}
-            Answer::Complete { len, status } if c.busy => {
+            Answer::Complete { len, status } => {
                 c.buf.drain(..len);
                 c.busy = false;
                 rep.responses += 1;
                 rep.errors += u64::from(status >= 400);
                 idle.push(i);
             }
-            // Too large, unframed, or an answer nobody asked for: give the connection up.
+            // Too large or unframed: give the connection up.
             _ => {
                 c.dead = true;
-                rep.errors += u64::from(c.busy);
+                rep.errors += 1;
             }
         }
-    }
-}
-
-#[derive(Debug, PartialEq, Eq)]
-enum Answer {
-    Partial,
-    Complete { len: usize, status: u16 },
-    Unframed,
-}
-
-/// Frames one HTTP/1.1 answer by its `Content-Length` (all the floor's server sends).
-fn answer(buf: &[u8]) -> Answer {
-    let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Answer::Partial;
-    };
-    let Ok(head) = std::str::from_utf8(&buf[..head_end]) else {
-        return Answer::Unframed;
-    };
-    let mut lines = head.split("\r\n");
-    let status = lines
-        .next()
-        .and_then(|l| l.split(' ').nth(1))
-        .and_then(|s| s.parse::<u16>().ok());
-    let length = lines.find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("content-length")
-            .then(|| v.trim().parse::<usize>().ok())?
-    });
-    match (status, length) {
-        (Some(status), Some(body)) => {
-            let len = head_end + 4 + body;
-            if buf.len() >= len {
-                Answer::Complete { len, status }
-            } else {
-                Answer::Partial
-            }
-        }
-        _ => Answer::Unframed,
     }
 }
 
@@ -336,33 +327,7 @@ impl Drop for Epoll {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-    use super::{answer, loopback_target, Answer};
-
-    #[test]
-    fn frames_answers_by_content_length() {
-        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nx-region: us\r\n\r\nhello";
-        assert_eq!(
-            answer(ok),
-            Answer::Complete {
-                len: ok.len(),
-                status: 200
-            }
-        );
-        assert_eq!(answer(&ok[..ok.len() - 1]), Answer::Partial);
-        assert_eq!(answer(b"HTTP/1.1 200 OK\r\nconte"), Answer::Partial);
-        let err = b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\nHTTP/1.1";
-        assert_eq!(
-            answer(err),
-            Answer::Complete {
-                len: err.len() - 8,
-                status: 503
-            }
-        );
-        assert_eq!(
-            answer(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello"),
-            Answer::Unframed
-        );
-    }
+    use super::loopback_target;
 
     #[test]
     fn sends_to_loopback_only() {
