@@ -175,7 +175,7 @@ fn with_stretch(mut line: String, v: &[f64], stretch: f64) -> String {
     line
 }
 
-/// The floor-over-loadgen ratio split in two at `rate` (reported, no target): what honest
+/// loadgen's ratio to the floor split in two at `rate` (reported, no target): what honest
 /// timing costs any client (the timed floor over the floor), and what loadgen's runtime
 /// and code add to it (loadgen over the timed floor). Nothing without timed-floor runs.
 fn timing_split(rows: &[ClientRun], rate: f64) -> Vec<String> {

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Where loadgen's CPU above the floor goes, by kind, in alternating rounds.
+# Where loadgen's CPU above the floor goes, by kind, in rotating rounds.
 #
 # Whole-process CPU ratios against `benches floor` swing by ±10 % from round to round on
 # a shared VM, and the swing is almost all in the kernel's TCP and scheduler time, which

@@ -131,7 +131,7 @@ const MAX_HEADERS: usize = 32;
 /// The least a client that times its answers must do (see the module note).
 #[derive(Debug)]
 pub struct Measured {
-    /// `CLOCK_REALTIME` at the run's start: stamps are on that clock.
+    /// `CLOCK_REALTIME` at the run's start (set by `begin`): stamps are on that clock.
     start_ns: u64,
     /// Per connection: its request's due time, its send and its last read's stamp (0: none).
     due_ns: Vec<u64>,
@@ -149,7 +149,7 @@ impl Measured {
         // 1 µs to 100 s at 3 significant figures, as loadgen records.
         let hist = || Histogram::new_with_bounds(1, 100_000_000, 3);
         Ok(Measured {
-            start_ns: realtime_ns(),
+            start_ns: 0,
             due_ns: vec![0; connections],
             sent_ns: vec![0; connections],
             stamp_ns: vec![0; connections],
