@@ -27,6 +27,10 @@ pub struct StampCounts {
     pub late: u64,
     /// Answers read after their worker stopped holding its sleeps.
     pub unheld: u64,
+    /// Answers the dispatcher read itself, in the wake-up that sent the next requests
+    /// (`send::reap`); the rest were read by their connection's task.
+    #[serde(default)]
+    pub read_at_send: u64,
 }
 
 impl StampCounts {
@@ -47,6 +51,7 @@ impl StampCounts {
         self.checked += o.checked;
         self.late += o.late;
         self.unheld += o.unheld;
+        self.read_at_send += o.read_at_send;
     }
 }
 

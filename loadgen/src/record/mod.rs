@@ -234,6 +234,14 @@ impl Recorder {
         }
     }
 
+    /// A response was read by the dispatcher, not by its connection's task (`send::reap`).
+    #[inline]
+    pub fn read_at_send(&mut self, target: usize) {
+        if let Some(t) = self.targets.get_mut(target) {
+            t.stamps.read_at_send += 1;
+        }
+    }
+
     /// A response arrived.
     #[inline]
     pub fn response(&mut self, target: usize, warmup: bool, a: &Answered<'_>) {

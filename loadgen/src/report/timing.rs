@@ -92,12 +92,14 @@ mod tests {
             checked: 1000,
             late: 30,
             unheld: 0,
+            read_at_send: 0,
         };
         assert_eq!(stamp_line("us", &fine), None);
         let fell_back = StampCounts {
             checked: 900,
             late: 890,
             unheld: 4000,
+            read_at_send: 0,
         };
         let line = stamp_line("us", &fell_back).unwrap_or_default();
         assert!(line.contains("890 of 900"), "{line}");
@@ -106,6 +108,7 @@ mod tests {
             checked: 100,
             late: 60,
             unheld: 0,
+            read_at_send: 0,
         };
         assert!(stamp_line("eu", &doubtful).is_some_and(|l| l.contains("up to a sleep")));
     }

@@ -34,7 +34,8 @@
 //! A connection task lives as long as its connection: it serves requests back to back
 //! while the queue holds work, then waits in the idle list with its connection parked. A
 //! request for a parked plain-TCP connection is written by the dispatcher itself, and the
-//! task wakes only for the answer (`serve`, `state::Parked`). Each request's timeout runs
+//! task wakes only for the answer (`serve`, `state::Parked`); after a held sleep the
+//! dispatcher reads a whole answer itself, and the task does not wake at all (`reap`). Each request's timeout runs
 //! from its due time and covers any wait for a connection, connecting and the whole exchange; one whose timeout passed
 //! while it waited is not sent, and a connect or TLS handshake still under way when it
 //! passes is a connect timeout (its own bucket: the target did not accept). A timed-out or
@@ -55,6 +56,7 @@ mod head;
 pub(crate) mod http1;
 mod http2;
 mod pick;
+mod reap;
 mod serve;
 mod state;
 mod stream;

@@ -108,6 +108,10 @@ async fn serve_one(
     let Handed { job, now, ahead } = *handed;
     let job = &job;
     let Some(deadline) = deadline_of(wk, ti, job, now) else {
+        // A request written ahead would leave its answer unread on the connection.
+        if ahead.is_some() {
+            *conn = None;
+        }
         return now;
     };
     let connecting = Cell::new(false);
@@ -194,12 +198,7 @@ pub(super) fn record_answer(
 /// its deadline returned, unless its `--timeout` (from its due time) has passed: then
 /// it is not sent, and counted so.
 pub(super) fn deadline_of(wk: &Worker, ti: usize, job: &Job, now: u64) -> Option<Instant> {
-    let wait = if job.queued_ns == 0 {
-        0
-    } else {
-        now.saturating_sub(job.queued_ns)
-    };
-    wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
+    record_wait(wk, ti, job, now);
     let deadline_ns = job.due_ns.saturating_add(wk.timeout.as_nanos() as u64);
     if now >= deadline_ns {
         let name = wk.targets[ti].requests[job.req as usize].name;
@@ -210,6 +209,16 @@ pub(super) fn deadline_of(wk: &Worker, ti: usize, job: &Job, now: u64) -> Option
     }
     let (epoch, epoch_ns) = wk.epoch;
     Some(epoch + Duration::from_nanos(deadline_ns.saturating_sub(epoch_ns)))
+}
+
+/// Records how long `job` waited for a connection, to its start on one at `now`.
+pub(super) fn record_wait(wk: &Worker, ti: usize, job: &Job, now: u64) {
+    let wait = if job.queued_ns == 0 {
+        0
+    } else {
+        now.saturating_sub(job.queued_ns)
+    };
+    wk.rec.borrow_mut().conn_wait(ti, job.warmup, wait);
 }
 
 /// Opens a connection by `dial`, counting it as under way meanwhile (the pacing in

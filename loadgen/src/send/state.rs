@@ -16,7 +16,7 @@ use tokio::time::Sleep;
 
 use super::arrival::ArrivalWatch;
 use super::dns::Dns;
-use super::http1::{Conn, Written};
+use super::http1::{Conn, Reaped, Written};
 use super::stream::Dial;
 use crate::record::Recorder;
 use crate::schedule::tick::AutoTick;
@@ -74,6 +74,8 @@ pub(super) struct Parked {
     listening: Cell<bool>,
     /// When the waiting task's timer goes off (monotonic ns; 0: it is not set).
     armed_ns: Cell<u64>,
+    /// It is in its target's `awaiting` list.
+    pub(super) awaited: Cell<bool>,
 }
 
 /// A request handed to a waiting connection task.
@@ -93,7 +95,9 @@ impl Parked {
     /// written here and, when the socket took all of it, the task is not woken: the
     /// answer wakes it (or, if none comes, the timer). That saves a wake-up and a poll of
     /// the task per request.
-    pub(super) fn hand(&self, job: Job, now: u64, request: &[u8], deadline_ns: u64) {
+    /// True when the request went out whole and the task sleeps on: its answer may then be
+    /// read by `reap`.
+    pub(super) fn hand(&self, job: Job, now: u64, request: &[u8], deadline_ns: u64) -> bool {
         let armed = self.armed_ns.get();
         let ahead = if self.listening.get() && armed > now && armed <= deadline_ns {
             self.conn
@@ -105,11 +109,43 @@ impl Parked {
         };
         self.next.set(Some(Handed { job, now, ahead }));
         // Not written, or only in part: the task writes (the rest).
-        if !ahead.is_some_and(|w| w.bytes == request.len()) {
-            if let Some(w) = self.waker.take() {
-                w.wake();
-            }
+        let whole = ahead.is_some_and(|w| w.bytes == request.len());
+        if !whole {
+            self.wake();
         }
+        whole
+    }
+
+    fn wake(&self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+
+    /// For `reap`: reads the answer to the request written ahead that the waiting task
+    /// has not taken yet, as far as it is here (`Conn::reap`). A whole answer is taken
+    /// from the task; anything else read is left to it, and it is woken to go on. `None`
+    /// when the task took the request already.
+    pub(super) fn reap(&self, t: &TargetCtx, wk: &Worker) -> Option<(Handed, Reaped)> {
+        let handed = self.next.get()?;
+        let ahead = handed.ahead?;
+        let got = {
+            let mut conn = self.conn.borrow_mut();
+            let req = &t.requests[handed.job.req as usize];
+            conn.as_mut()?.reap(
+                ahead,
+                req.answer_has_body,
+                &wk.region_header,
+                &wk.version_header,
+                t.checks.as_deref(),
+            )
+        };
+        match got {
+            Reaped::Nothing => {}
+            Reaped::Whole(_) => self.next.set(None),
+            Reaped::Started => self.wake(),
+        }
+        Some((handed, got))
     }
 
     /// Parks `conn` until a request is handed over, listening meanwhile for its
@@ -158,6 +194,9 @@ pub(super) struct TargetState {
     pub(super) opening: usize,
     /// The tasks of idle HTTP/1.1 connections, each waiting for its next request.
     pub(super) idle: Vec<Rc<Parked>>,
+    /// Waiting tasks handed a request written ahead whole, whose answer `reap` may read
+    /// (each once: `Parked::awaited`).
+    pub(super) awaiting: Vec<Rc<Parked>>,
     /// Open HTTP/2 connections, each carrying up to its limit of streams.
     pub(super) h2: Vec<Rc<super::http2::conn::H2Conn>>,
     pub(super) spoke: Spoke,
@@ -252,6 +291,16 @@ impl Worker {
         drop(st);
         if at_cap {
             self.rec.borrow_mut().at_cap(ti, job.warmup, false);
+        }
+    }
+
+    /// Hands `job` (handed over at the clock reading `now`) to `parked`, a waiting task of
+    /// target `t`; when its request went out whole, its answer is awaited by `reap`.
+    pub(super) fn hand_over(&self, t: &TargetCtx, parked: Rc<Parked>, job: Job, now: u64) {
+        let deadline_ns = job.due_ns.saturating_add(self.timeout.as_nanos() as u64);
+        let request = &t.requests[job.req as usize].h1;
+        if parked.hand(job, now, request, deadline_ns) && !parked.awaited.replace(true) {
+            t.state.borrow_mut().awaiting.push(parked);
         }
     }
 

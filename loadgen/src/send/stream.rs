@@ -191,6 +191,23 @@ mod stamped_read {
             }
         }
     }
+    /// See [`Stream::read_now`].
+    pub(super) fn read_now(me: &mut Tcp, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+        let fd = me.inner.as_raw_fd();
+        let have = buf.len();
+        match crate::stamps::kernel::recv_stamped(fd, buf.spare_capacity_mut()) {
+            Ok((n, stamp)) => {
+                // SAFETY: the kernel wrote `n` bytes at the start of the spare room.
+                unsafe { buf.set_len(have + n) };
+                if stamp != 0 {
+                    me.arrived_ns = crate::send::clock::stamp_to_monotonic(stamp);
+                }
+                Some(Ok(n))
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => None,
+            Err(e) => Some(Err(e)),
+        }
+    }
 }
 
 impl AsyncWrite for Tcp {
@@ -261,6 +278,22 @@ impl Stream {
         match self {
             Stream::Plain(s) => s.inner.poll_read_ready(cx).is_pending(),
             Stream::Tls(_) => false,
+        }
+    }
+
+    /// Reads what a plain socket holds now into `buf`'s spare room, with its arrival
+    /// stamp, without the reactor (see `reap`): `None` when nothing is there yet, or on
+    /// TLS, or where reads carry no stamps (not Linux). Reading before the reactor polls
+    /// leaves it nothing to report for this socket: its edge-triggered epoll skips a
+    /// socket whose data is gone, so the connection's task is not woken for it.
+    pub fn read_now(&mut self, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
+        match self {
+            #[cfg(target_os = "linux")]
+            Stream::Plain(s) => stamped_read::read_now(s, buf),
+            _ => {
+                let _ = buf;
+                None
+            }
         }
     }
 

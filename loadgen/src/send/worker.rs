@@ -94,6 +94,8 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
         if slept_ns != 0 {
             wk.arrival.woke(slept_ns, now);
             slept_ns = 0;
+            // Before the reactor looks: answers read here wake no task.
+            super::reap::reap(wk);
         }
         chores.tend(wk, now, &mut tick_ns);
         // The earliest next request across this worker's targets.
@@ -218,6 +220,7 @@ async fn wind_down(wk: &Rc<Worker>, setup: &Setup, interrupted: bool) -> Recorde
         st.in_flight = 0;
         st.in_flight_warmup = 0;
         st.idle.clear();
+        st.awaiting.clear();
         st.h2.clear();
     }
     rec
@@ -327,8 +330,7 @@ fn dispatch(
         super::http2::place(wk, ti, job, now);
     } else if let Some(parked) = st.idle.pop() {
         drop(st);
-        let deadline_ns = due_ns.saturating_add(wk.timeout.as_nanos() as u64);
-        parked.hand(job, now, &t.requests[req as usize].h1, deadline_ns);
+        wk.hand_over(t, parked, job, now);
     } else if let Some(slots) = st.open_slot(t.max_conns) {
         drop(st);
         wk.rec.borrow_mut().pool_slots(ti, slots);

@@ -35,6 +35,8 @@ use crate::configured::checks::Checks;
 use crate::configured::request::RequestSpec;
 use crate::results::Failure;
 
+mod body;
+
 /// Largest response head accepted; a longer one is a malformed response.
 pub const MAX_HEAD_BYTES: usize = 64 * 1024;
 /// Read buffer size; bodies larger than this stream through it.
@@ -108,15 +110,6 @@ pub enum ExchangeError {
     Tls(String),
 }
 
-/// Appends to `prefix` what of `bytes` fits within `capture` bytes in all.
-#[inline]
-fn keep_prefix(prefix: &mut Vec<u8>, capture: usize, bytes: &[u8]) {
-    let room = capture.saturating_sub(prefix.len());
-    if room > 0 {
-        prefix.extend_from_slice(&bytes[..bytes.len().min(room)]);
-    }
-}
-
 /// A reset on a kept-alive connection before any byte of the answer is the server having
 /// closed it while idle: [`ExchangeError::Stale`], so the request is retried on a new one.
 fn stale_or(reused: bool, f: Failure, got_bytes: bool) -> ExchangeError {
@@ -146,6 +139,24 @@ pub struct Conn {
     received: u64,
     /// The body's first bytes, kept for the body checks (empty without any).
     prefix: Vec<u8>,
+    /// What [`Conn::reap`] read is the start of the current answer: the next exchange
+    /// goes on from it instead of starting afresh.
+    resume: bool,
+    /// The error [`Conn::reap`] met (a socket error is reported once), for the exchange
+    /// that goes on from it.
+    held: Option<io::Error>,
+}
+
+/// What [`Conn::reap`] found.
+#[derive(Debug)]
+pub enum Reaped {
+    /// Nothing has arrived yet.
+    Nothing,
+    /// A whole answer, on a connection that may carry the next request.
+    Whole(Answer),
+    /// The start of an answer, or one the exchange must finish (a body to read, stream
+    /// or check, an interim head, a close, an error): the next exchange goes on from it.
+    Started,
 }
 
 impl Conn {
@@ -157,14 +168,73 @@ impl Conn {
             used: false,
             received: 0,
             prefix: Vec::new(),
+            resume: false,
+            held: None,
         }
+    }
+
+    /// Reads the answer to a request written ahead (`ahead`) if it is all here now,
+    /// without the reactor and without a task (see `reap`): a whole answer when its head
+    /// and its `Content-Length` body (or no body) came in one read that ended exactly at
+    /// its end, and the connection stays open. Anything else read is left for the
+    /// exchange to go on from.
+    pub fn reap(
+        &mut self,
+        ahead: Written,
+        answer_has_body: bool,
+        region_header: &HeaderName,
+        version_header: &HeaderName,
+        checks: Option<&Checks>,
+    ) -> Reaped {
+        self.buf.clear();
+        self.received = 0;
+        let n = match self.stream.read_now(&mut self.buf) {
+            None => return Reaped::Nothing,
+            Some(Ok(n)) => n,
+            Some(Err(e)) => {
+                self.held = Some(e);
+                self.resume = true;
+                return Reaped::Started;
+            }
+        };
+        self.received = n as u64;
+        self.resume = true;
+        // Body checks read the body through the exchange's own path.
+        if checks.is_some_and(|c| !c.body.is_empty()) {
+            return Reaped::Started;
+        }
+        let Ok(Some(head)) = parse_head(&self.buf, region_header, version_header, checks) else {
+            return Reaped::Started;
+        };
+        let body = match head.body {
+            _ if !answer_has_body || head.status == 204 || head.status == 304 => 0,
+            BodyLen::None => 0,
+            BodyLen::Length(n) => n,
+            BodyLen::Chunked | BodyLen::UntilClose => return Reaped::Started,
+        };
+        let whole = head.status >= 200 && head.keep && (self.buf.len() - head.len) as u64 == body;
+        if !whole {
+            return Reaped::Started;
+        }
+        self.resume = false;
+        self.used = true;
+        self.buf.clear();
+        Reaped::Whole(Answer {
+            status: head.status,
+            region: head.region,
+            version: head.version,
+            sent_ns: ahead.sent_ns,
+            arrived_ns: self.stream.arrived_ns(),
+            received: self.received,
+            check_failed: !head.passes,
+        })
     }
 
     /// Writes `request` now if this kept-alive connection is plain TCP and silent (see
     /// `Parked::hand`): when, and how much of it the socket took. `None` leaves the whole
     /// exchange to [`Conn::exchange`].
     pub fn write_ahead(&mut self, request: &[u8]) -> Option<Written> {
-        if !self.used || self.stream.idle_state() != Idle::Silent {
+        if !self.used || self.resume || self.stream.idle_state() != Idle::Silent {
             return None;
         }
         let sent_ns = crate::send::clock::now_ns();
@@ -190,8 +260,11 @@ impl Conn {
         checks: Option<&Checks>,
     ) -> Result<(Answer, bool), ExchangeError> {
         let reused = self.used;
-        self.buf.clear();
-        self.received = 0;
+        // Unless `reap` read the start of this answer already.
+        if !std::mem::take(&mut self.resume) {
+            self.buf.clear();
+            self.received = 0;
+        }
         let sent_ns = self.send(request, ahead).await?;
         let head = self
             .read_head(reused, region_header, version_header, checks)
@@ -300,61 +373,11 @@ impl Conn {
         }
     }
 
-    /// Reads (and drops) the body that follows a head of `head_len` bytes; `Ok(false)`
-    /// when the connection cannot carry another request after it. The first `capture`
-    /// bytes of the body are kept in `prefix` (for the body checks).
-    #[inline]
-    async fn read_body(
-        &mut self,
-        body: BodyLen,
-        head_len: usize,
-        capture: usize,
-    ) -> Result<bool, ExchangeError> {
-        let failed = |e: io::Error| io_error(&e);
-        match body {
-            BodyLen::None => Ok(self.buf.len() == head_len),
-            BodyLen::Length(n) => {
-                let have = (self.buf.len() - head_len) as u64;
-                if have > n {
-                    // Bytes beyond the message: the framing is not what it claims.
-                    return Ok(false);
-                }
-                keep_prefix(&mut self.prefix, capture, &self.buf[head_len..]);
-                let mut left = n - have;
-                while left > 0 {
-                    self.buf.clear();
-                    let got = self.read_more().await.map_err(failed)? as u64;
-                    if got == 0 {
-                        return Err(ExchangeError::Failed(Failure::Reset));
-                    }
-                    if got > left {
-                        return Ok(false);
-                    }
-                    keep_prefix(&mut self.prefix, capture, &self.buf);
-                    left -= got;
-                }
-                Ok(true)
-            }
-            BodyLen::Chunked => {
-                self.buf.drain(..head_len);
-                self.skip_chunked(capture).await
-            }
-            BodyLen::UntilClose => {
-                keep_prefix(&mut self.prefix, capture, &self.buf[head_len..]);
-                loop {
-                    self.buf.clear();
-                    if self.read_more().await.map_err(failed)? == 0 {
-                        break;
-                    }
-                    keep_prefix(&mut self.prefix, capture, &self.buf);
-                }
-                Ok(false)
-            }
-        }
-    }
-
     /// Appends what the socket has to the buffer; 0 means the peer closed.
     async fn read_more(&mut self) -> io::Result<usize> {
+        if let Some(e) = self.held.take() {
+            return Err(e);
+        }
         if self.buf.capacity() - self.buf.len() < 1024 {
             self.buf.reserve(READ_CHUNK);
         }
@@ -362,80 +385,6 @@ impl Conn {
         self.received += n as u64;
         Ok(n)
     }
-
-    /// Reads a chunked body whose first bytes are in the buffer. `Ok(true)` when it ended
-    /// exactly at the message boundary.
-    async fn skip_chunked(&mut self, capture: usize) -> Result<bool, ExchangeError> {
-        let failed = |e: io::Error| io_error(&e);
-        let mut pos = 0usize;
-        loop {
-            // Chunk-size line.
-            let (consumed, size) = loop {
-                match httparse::parse_chunk_size(&self.buf[pos..]) {
-                    Ok(httparse::Status::Complete(x)) => break x,
-                    Ok(httparse::Status::Partial) => {
-                        if self.buf.len() - pos > MAX_HEAD_BYTES {
-                            return Err(ExchangeError::Failed(Failure::Malformed));
-                        }
-                        if self.read_more().await.map_err(failed)? == 0 {
-                            return Err(ExchangeError::Failed(Failure::Reset));
-                        }
-                    }
-                    Err(_) => return Err(ExchangeError::Failed(Failure::Malformed)),
-                }
-            };
-            pos += consumed;
-            if size == 0 {
-                // Trailers (usually none), then the empty line.
-                loop {
-                    let rest = &self.buf[pos..];
-                    if let Some(end) = find_crlf(rest) {
-                        pos += end + 2;
-                        if end == 0 {
-                            return Ok(pos == self.buf.len());
-                        }
-                        continue;
-                    }
-                    if rest.len() > MAX_HEAD_BYTES {
-                        return Err(ExchangeError::Failed(Failure::Malformed));
-                    }
-                    if self.read_more().await.map_err(failed)? == 0 {
-                        return Err(ExchangeError::Failed(Failure::Reset));
-                    }
-                }
-            }
-            // Chunk data plus its CRLF, discarded as it streams through. A size that
-            // overflows with its CRLF is no real chunk.
-            let Some(mut left) = size.checked_add(2) else {
-                return Err(ExchangeError::Failed(Failure::Malformed));
-            };
-            loop {
-                let have = (self.buf.len() - pos) as u64;
-                // The chunk's data, not its CRLF, is the body the checks read.
-                let data = have.min(left.saturating_sub(2)) as usize;
-                keep_prefix(&mut self.prefix, capture, &self.buf[pos..pos + data]);
-                if have >= left {
-                    pos += left as usize;
-                    break;
-                }
-                left -= have;
-                self.buf.clear();
-                pos = 0;
-                if self.read_more().await.map_err(failed)? == 0 {
-                    return Err(ExchangeError::Failed(Failure::Reset));
-                }
-            }
-            // Keep the buffer from growing across many small chunks.
-            if pos > READ_CHUNK {
-                self.buf.drain(..pos);
-                pos = 0;
-            }
-        }
-    }
-}
-
-fn find_crlf(b: &[u8]) -> Option<usize> {
-    b.windows(2).position(|w| w == b"\r\n")
 }
 
 #[cfg(test)]
