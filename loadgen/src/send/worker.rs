@@ -66,37 +66,28 @@ fn arrival_streams(setup: &Setup) -> Vec<(usize, std::iter::Peekable<Arrivals>)>
 
 /// Hands every request to the engine when it is due; `Ok(true)` when a stop ended it.
 async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<bool> {
-    let Setup {
-        cfg,
-        w,
-        start_ns,
-        live,
-        ..
-    } = setup;
-    let (w, start_ns) = (*w, *start_ns);
-    let mut stop = setup.stop.clone();
-    let timer = PreciseTimer::new().context("cannot create a timerfd")?;
+    let (cfg, start_ns) = (&setup.cfg, setup.start_ns);
+    let mut waits = Waits {
+        wk,
+        setup,
+        stop: setup.stop.clone(),
+        timer: PreciseTimer::new().context("cannot create a timerfd")?,
+        slept_ns: 0,
+        spins: 0,
+        next_publish: start_ns + PUBLISH_EVERY_NS,
+        turn_due: false,
+    };
     let mut streams = arrival_streams(setup);
     let max_lag_ns = cfg.max_lag.as_nanos() as u64;
     let mut tick_ns = cfg.tick.as_nanos() as u64;
     let mut chores = Chores::new(start_ns, cfg.tick_auto);
-    // When the held sleep the last pass ended began (0: the last pass held none).
-    let mut slept_ns = 0u64;
     let mut batch = 0usize;
-    let mut spins = 0u64;
-    let mut next_publish = start_ns + PUBLISH_EVERY_NS;
-    let mut interrupted = *stop.borrow();
-    let mut settled = false;
+    let mut interrupted = *waits.stop.borrow();
 
     while !interrupted {
         // One clock reading per pass serves the tick's choice and the due-time check.
         let now = now_ns();
-        if slept_ns != 0 {
-            wk.arrival.woke(slept_ns, now);
-            slept_ns = 0;
-            // Before the reactor looks: answers read here wake no task.
-            super::reap::reap(wk);
-        }
+        waits.woke(now);
         chores.tend(wk, now, &mut tick_ns);
         // The earliest next request across this worker's targets.
         let Some((si, due)) = streams
@@ -114,67 +105,95 @@ async fn dispatch_on_schedule(wk: &Rc<Worker>, setup: &Setup) -> anyhow::Result<
         let due_ns = intended_at(start_ns + due.due_ns, start_ns, tick_ns);
         if due_ns > now {
             batch = 0;
-            if let Some(l) = &live {
-                if now >= next_publish {
-                    next_publish = now + PUBLISH_EVERY_NS;
-                    publish_from(&wk.rec.borrow(), l, w);
-                }
-            }
-            if due_ns - now < YIELD_BELOW_NS {
-                // Too close to be worth a sleep: a wake-up costs more CPU and arrives
-                // later than this. Let the connection tasks run meanwhile, then look again.
-                tokio::task::yield_now().await;
-                spins += 1;
-                if spins % 1024 == 0 && stop_asked(&stop) {
-                    interrupted = true;
-                }
-                continue;
-            }
-            if due_ns - now <= HOLD_BELOW_NS && wk.may_hold && wk.arrival.holding() {
-                if !settled {
-                    // First let the connection tasks write what was just handed over and
-                    // read the answers that are in; then look at the clock again.
-                    settled = true;
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                // A short wait holds the thread: answers arriving meanwhile are read
-                // (by their kernel stamps) in the wake-up that sends the next requests,
-                // one wake-up for both instead of one per answer.
-                settled = false;
-                slept_ns = now;
-                sleep_blocking_until(due_ns);
-                if stop_asked(&stop) {
-                    interrupted = true;
-                }
-                continue;
-            }
-            wk.arrival.unheld();
-            // A closed stop channel (sender gone) means no stop can come: that branch is
-            // then simply disabled.
-            tokio::select! {
-                biased;
-                Ok(()) = stop.changed() => { interrupted = true; break; }
-                r = timer.sleep_until(due_ns) => r.context("timer wait failed")?,
-            }
+            interrupted = waits.toward(due_ns, now).await?;
             continue;
         }
         let (ti, stream) = &mut streams[si];
         stream.next();
-        settled = false;
+        waits.turn_due = true;
         dispatch(wk, *ti, due, due_ns, now, max_lag_ns, tick_ns);
         batch += 1;
         if batch >= DISPATCH_BATCH {
             batch = 0;
             // Behind schedule: let responses be read, and notice a stop request.
             tokio::task::yield_now().await;
-            if stop_asked(&stop) {
-                interrupted = true;
-            }
+            interrupted = stop_asked(&waits.stop);
         }
     }
 
     Ok(interrupted)
+}
+
+/// The dispatcher's waits between requests, and what it carries from one to the next.
+struct Waits<'a> {
+    wk: &'a Rc<Worker>,
+    setup: &'a Setup,
+    stop: tokio::sync::watch::Receiver<bool>,
+    timer: PreciseTimer,
+    /// When the held sleep the last pass ended began (0: the last pass held none).
+    slept_ns: u64,
+    spins: u64,
+    next_publish: u64,
+    /// Requests were handed over since the runtime's last turn: it is owed one before
+    /// the next held sleep.
+    turn_due: bool,
+}
+
+impl Waits<'_> {
+    /// After a held sleep that ended at `now`: reads the answers that came in meanwhile,
+    /// before the reactor looks, so that they wake no task. Reading them after this
+    /// wake-up's sends would leave the sends sooner, but the answers to those sends that
+    /// come back before the reads end then cost a wasted read each, or a task's wake-up
+    /// (`benches/notes/2026-12-07-answers-read-at-send.md`).
+    fn woke(&mut self, now: u64) {
+        if self.slept_ns != 0 {
+            self.wk.arrival.woke(self.slept_ns, now);
+            self.slept_ns = 0;
+            super::reap::reap(self.wk);
+        }
+    }
+
+    /// Waits toward `due_ns` from `now` the cheapest way its distance allows: a yield, a
+    /// sleep that holds the thread, or the reactor. True when a stop was asked for.
+    async fn toward(&mut self, due_ns: u64, now: u64) -> anyhow::Result<bool> {
+        let wk = self.wk;
+        if let Some(l) = &self.setup.live {
+            if now >= self.next_publish {
+                self.next_publish = now + PUBLISH_EVERY_NS;
+                publish_from(&wk.rec.borrow(), l, self.setup.w);
+            }
+        }
+        if due_ns - now < YIELD_BELOW_NS {
+            // Too close to be worth a sleep: a wake-up costs more CPU and arrives
+            // later than this. Let the connection tasks run meanwhile, then look again.
+            tokio::task::yield_now().await;
+            self.spins += 1;
+            return Ok(self.spins % 1024 == 0 && stop_asked(&self.stop));
+        }
+        if due_ns - now <= HOLD_BELOW_NS && wk.may_hold && wk.arrival.holding() {
+            if std::mem::take(&mut self.turn_due) {
+                // First let the connection tasks write what was just handed over and
+                // read the answers that are in; then look at the clock again.
+                tokio::task::yield_now().await;
+                return Ok(false);
+            }
+            // A short wait holds the thread: answers arriving meanwhile are read (by
+            // their kernel stamps) in the wake-up that sends the next requests, one
+            // wake-up for both instead of one per answer.
+            self.slept_ns = now;
+            sleep_blocking_until(due_ns);
+            return Ok(stop_asked(&self.stop));
+        }
+        wk.arrival.unheld();
+        // A closed stop channel (sender gone) means no stop can come: that branch is
+        // then simply disabled.
+        tokio::select! {
+            biased;
+            Ok(()) = self.stop.changed() => return Ok(true),
+            r = self.timer.sleep_until(due_ns) => r.context("timer wait failed")?,
+        }
+        Ok(false)
+    }
 }
 
 /// Whether a stop was asked for, checked once per held sleep: an atomic load unless a
