@@ -7,7 +7,7 @@
 //! list, so its task is neither woken nor polled, and the reactor, finding the data gone,
 //! has nothing to report for it. This is the hot path's largest saving after the write
 //! ahead: a task wake-up and poll per answer, which tokio's general machinery makes
-//! dearer than the read itself (`benches/notes/2026-12-07-where-the-excess-goes.md`).
+//! dearer than the read itself (`benches/notes/2026-12-07-answers-read-at-send.md`).
 //!
 //! Anything but a whole answer in one read (nothing yet, part of one, a body to stream,
 //! chunks, body checks, an interim head, a close, an error) is left to the connection's

@@ -95,6 +95,7 @@ impl Parked {
     /// written here and, when the socket took all of it, the task is not woken: the
     /// answer wakes it (or, if none comes, the timer). That saves a wake-up and a poll of
     /// the task per request.
+    ///
     /// True when the request went out whole and the task sleeps on: its answer may then be
     /// read by `reap`.
     pub(super) fn hand(&self, job: Job, now: u64, request: &[u8], deadline_ns: u64) -> bool {

@@ -191,6 +191,7 @@ mod stamped_read {
             }
         }
     }
+
     /// See [`Stream::read_now`].
     pub(super) fn read_now(me: &mut Tcp, buf: &mut Vec<u8>) -> Option<io::Result<usize>> {
         let fd = me.inner.as_raw_fd();

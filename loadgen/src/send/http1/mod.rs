@@ -187,6 +187,8 @@ impl Conn {
         checks: Option<&Checks>,
     ) -> Reaped {
         self.buf.clear();
+        // Room for a whole answer: a read into no room would look like a close.
+        self.buf.reserve(READ_CHUNK);
         self.received = 0;
         let n = match self.stream.read_now(&mut self.buf) {
             None => return Reaped::Nothing,
