@@ -31,6 +31,10 @@ pub struct StampCounts {
     /// (`send::reap`); the rest were read by their connection's task.
     #[serde(default)]
     pub read_at_send: u64,
+    /// Answers stamped before their request was sent: no receipt time (the wall clock
+    /// stepped, or the clocks' offset was wrong), so timed when read.
+    #[serde(default)]
+    pub before_send: u64,
 }
 
 impl StampCounts {
@@ -52,6 +56,7 @@ impl StampCounts {
         self.late += o.late;
         self.unheld += o.unheld;
         self.read_at_send += o.read_at_send;
+        self.before_send += o.before_send;
     }
 }
 

@@ -171,3 +171,54 @@ fn assert_whole(what: &str, out: &loadgen::RunOutcome, len: u64) {
         a.pool.opened
     );
 }
+
+/// Four targets on one worker, as the SLO bench runs them: the dispatcher's pass after a
+/// held sleep reads several targets' answers before anything else, and no stamp may then
+/// come out earlier than its request's send. The clocks' offset was once read against a
+/// monotonic reading taken before those reads, which moved every stamp earlier by their
+/// time; in a debug build a quarter of the answers were stamped before their sends, and
+/// timed when read, up to three ticks late.
+#[test]
+fn no_answer_is_stamped_before_its_request_was_sent() {
+    let _alone = alone();
+    let rt = server_runtime();
+    let fleet: Vec<_> = [("us", "v1"), ("us", "v2"), ("eu", "v1"), ("eu", "v2")]
+        .into_iter()
+        .map(|(region, version)| echo(&rt, region, version, ""))
+        .collect();
+    let targets: Vec<String> = fleet
+        .iter()
+        .enumerate()
+        .map(|(i, e)| format!("t{i}=http://{}/", e.addr()))
+        .collect();
+    let mut words = vec![];
+    for t in &targets {
+        words.extend(["--target", t.as_str()]);
+    }
+    words.extend([
+        "--rps",
+        "3000",
+        "--duration",
+        "2s",
+        "--threads",
+        "1",
+        "--connections",
+        "16",
+    ]);
+    let out = loadgen::execute(config(&words), false).unwrap();
+    for e in fleet {
+        rt.block_on(e.shutdown()).unwrap();
+    }
+    let r = &out.results;
+    assert_sums(r);
+    for t in &r.targets {
+        let a = &t.accounts;
+        assert_eq!(
+            a.measured.ok, a.measured.scheduled,
+            "{}: {:?}",
+            t.name, a.measured
+        );
+        assert!(a.stamps.read_at_send > 0, "{}: {:?}", t.name, a.stamps);
+        assert_eq!(a.stamps.before_send, 0, "{}: {:?}", t.name, a.stamps);
+    }
+}

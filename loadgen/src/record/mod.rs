@@ -234,6 +234,14 @@ impl Recorder {
         }
     }
 
+    /// A response's arrival stamp came before its request was sent.
+    #[inline]
+    pub fn stamp_before_send(&mut self, target: usize) {
+        if let Some(t) = self.targets.get_mut(target) {
+            t.stamps.before_send += 1;
+        }
+    }
+
     /// A response was read by the dispatcher, not by its connection's task (`send::reap`).
     #[inline]
     pub fn read_at_send(&mut self, target: usize) {

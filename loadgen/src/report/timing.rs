@@ -32,10 +32,25 @@ pub fn lines(out: &mut String, r: &Results, ticks: &[tick::TickCheck]) {
         let _ = writeln!(out, "timing: {}", r.timing);
     }
     for t in &r.targets {
-        if let Some(line) = stamp_line(&t.name, &t.accounts.stamps) {
+        let s = &t.accounts.stamps;
+        for line in [stamp_line(&t.name, s), before_send_line(&t.name, s)]
+            .into_iter()
+            .flatten()
+        {
             let _ = writeln!(out, "{line}");
         }
     }
+}
+
+/// A warning when answers carried a stamp older than their send (nothing otherwise).
+fn before_send_line(name: &str, s: &StampCounts) -> Option<String> {
+    (s.before_send > 0).then(|| {
+        format!(
+            "WARNING arrival stamps for {name}: {} answers were stamped before their request was \
+             sent (the wall clock stepped?), so they were timed when read",
+            s.before_send
+        )
+    })
 }
 
 /// A warning when a target's answers were not stamped on receipt (nothing otherwise).
@@ -93,6 +108,7 @@ mod tests {
             late: 30,
             unheld: 0,
             read_at_send: 0,
+            before_send: 0,
         };
         assert_eq!(stamp_line("us", &fine), None);
         let fell_back = StampCounts {
@@ -100,6 +116,7 @@ mod tests {
             late: 890,
             unheld: 4000,
             read_at_send: 0,
+            before_send: 0,
         };
         let line = stamp_line("us", &fell_back).unwrap_or_default();
         assert!(line.contains("890 of 900"), "{line}");
@@ -109,7 +126,15 @@ mod tests {
             late: 60,
             unheld: 0,
             read_at_send: 0,
+            before_send: 0,
         };
         assert!(stamp_line("eu", &doubtful).is_some_and(|l| l.contains("up to a sleep")));
+        assert_eq!(before_send_line("us", &fine), None);
+        let stepped = StampCounts {
+            before_send: 7,
+            ..fine
+        };
+        let line = before_send_line("us", &stepped).unwrap_or_default();
+        assert!(line.contains("us: 7 answers were stamped before"), "{line}");
     }
 }

@@ -32,7 +32,7 @@ impl Chores {
     #[inline]
     pub(super) fn tend(&mut self, wk: &Worker, now: u64, tick_ns: &mut u64) {
         if now >= self.next_offset {
-            refresh_realtime_offset(now);
+            refresh_realtime_offset();
             self.next_offset = now + OFFSET_EVERY_NS;
         }
         if now >= self.next_review {

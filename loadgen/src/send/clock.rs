@@ -42,9 +42,28 @@ static REALTIME_AHEAD_NS: AtomicU64 = AtomicU64::new(0);
 /// the monotonic clock bound what such a stamp can claim.
 pub const OFFSET_EVERY_NS: u64 = 100_000_000;
 
-/// Re-reads the offset between the two clocks; `now` is a fresh [`now_ns`].
-pub fn refresh_realtime_offset(now: u64) {
-    REALTIME_AHEAD_NS.store(realtime_ns().saturating_sub(now), Ordering::Relaxed);
+/// Re-reads the offset between the two clocks. It reads both itself, the monotonic one
+/// between two wall-clock readings: an offset taken against an older monotonic reading
+/// moves every stamp earlier by the reading's age, which once hid a whole pass of the
+/// dispatcher's work (the answers it reads at send) and made stamps precede their sends.
+pub fn refresh_realtime_offset() {
+    REALTIME_AHEAD_NS.store(realtime_offset(), Ordering::Relaxed);
+}
+
+/// `CLOCK_REALTIME` minus `CLOCK_MONOTONIC`, from the tightest of a few bracketed
+/// readings (a preemption between two readings widens one bracket, not all of them).
+fn realtime_offset() -> u64 {
+    let mut best = (u64::MAX, 0);
+    for _ in 0..3 {
+        let before = realtime_ns();
+        let mono = now_ns();
+        let after = realtime_ns();
+        let width = after.saturating_sub(before);
+        if width < best.0 {
+            best = (width, (before + width / 2).saturating_sub(mono));
+        }
+    }
+    best.1
 }
 
 /// A kernel receive stamp (`CLOCK_REALTIME`) on `CLOCK_MONOTONIC`. With the offset a
@@ -268,7 +287,7 @@ mod tests {
             assert!((4_000_000..6_000_000).contains(&age), "{offset}: {age}");
         }
         // The dispatcher's refresh sets the offset that the public conversion uses.
-        refresh_realtime_offset(now_ns());
+        refresh_realtime_offset();
         let mono = stamp_to_monotonic(realtime_ns());
         assert!(mono.abs_diff(now_ns()) < 1_000_000, "{mono}");
     }

@@ -174,6 +174,9 @@ pub(super) fn record_answer(
     let mut rec = wk.rec.borrow_mut();
     // A stamp before the send is no receipt time either.
     let stamp = Some(resp.arrived_ns).filter(|&a| a >= resp.sent_ns);
+    if stamp.is_none() && resp.arrived_ns != 0 {
+        rec.stamp_before_send(ti);
+    }
     rec.stamp(ti, wk.arrival.judge(resp.sent_ns, stamp.unwrap_or(0)));
     rec.response(
         ti,
