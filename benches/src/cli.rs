@@ -104,7 +104,7 @@ pub struct SloArgs {
 
     /// Bound on loadgen's CPU per request over echo-svc's, the least of each at the highest
     /// rate: the 2x-regression gate, which a slower or busier machine moves for both sides.
-    /// [default: 1.6]
+    /// [default: 1.7]
     #[arg(long)]
     pub max_loadgen_over_echo: Option<f64>,
 

@@ -55,7 +55,7 @@ pub const DEFAULTS: Defaults = Defaults {
     p99: Duration::from_millis(50),
     loadgen_cpu_us: 90.0,
     echo_cpu_us: 90.0,
-    loadgen_over_echo: 1.6,
+    loadgen_over_echo: 1.7,
 };
 
 /// What to run and where the bars are.
