@@ -38,10 +38,11 @@ pub const EXIT_GATE_FAILED: u8 = 99;
 /// (benches/notes/2026-12-04-slo-gate-ratio.md). An absolute bound that fails a 2x regression would fail such a day
 /// too, so the 2x gate is a ratio: loadgen's CPU per request over echo-svc's, in the same
 /// process at the same moment, which a slower or busier machine moves for both. Since
-/// loadgen reads answers in the wake-up that sends it reads 0.95-1.18 healthy and 1.79-2.00
-/// with loadgen's cost doubled (benches/notes/2026-12-07-slo-gate-tightened.md); 1.6 is
-/// 1.36x above the worst healthy figure and 0.89x the lowest doubled one. The absolute bounds are backstops
-/// for what slows both sides at once, set so that the slower day's machine stays under them.
+/// loadgen reads answers in the wake-up that sends it reads 0.95-1.41 healthy and 1.75-2.10
+/// with loadgen's cost doubled, over two machines (benches/notes/2026-12-07-slo-gate-tightened.md);
+/// 1.7 is 1.21x above the worst healthy figure and 0.97x the lowest doubled one. The absolute
+/// bounds are backstops for what slows both sides at once, set so that the slower day's
+/// machine stays under them.
 #[derive(Debug, Clone, Copy)]
 pub struct Defaults {
     pub p99: Duration,
